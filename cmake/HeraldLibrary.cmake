@@ -1,0 +1,32 @@
+# herald_library(NAME SRCS ... DEPS ... [PUBLIC_DEPS ...])
+# Makes the static library herald_<NAME> with the alias herald::<NAME>. Project code links only
+# aliases, so the dependency graph of components reads as a DAG from common up to engine.
+function(herald_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;PUBLIC_DEPS" ${ARGN})
+  set(target herald_${ARG_NAME})
+  add_library(${target} STATIC ${ARG_SRCS})
+  add_library(herald::${ARG_NAME} ALIAS ${target})
+  target_include_directories(${target} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_DEPS})
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${ARG_NAME})
+  install(TARGETS ${target} EXPORT heraldTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endfunction()
+
+# herald_test(NAME SRCS ... DEPS ... [LABELS ...]): one GoogleTest binary per component.
+function(herald_test)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_compile_options(${ARG_NAME} PRIVATE -Wall -Wextra -Werror)
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS "${ARG_LABELS}"
+    ENVIRONMENT "HERALD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()

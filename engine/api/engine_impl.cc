@@ -1,0 +1,516 @@
+// herald::Engine: the control plane (validated CRUD over subscriptions, profiles and security
+// settings, committed to the index manager) and the data plane (router contexts that parse,
+// match and enqueue with no lock shared with the control plane and no allocation in steady state).
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "engine/common/strings.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/common/assert.h"
+#include "engine/dispatch/block_pool.h"
+#include "engine/dispatch/dispatcher.h"
+#include "engine/dispatch/notification_builder.h"
+#include "engine/dispatch/profile_queue.h"
+#include "engine/index/index_manager.h"
+#include "engine/index/matcher.h"
+#include "engine/parse/envelope_parser.h"
+#include "herald/engine.h"
+
+namespace herald {
+namespace {
+
+// Per-router counters, on their own cache lines; summed on read.
+struct alignas(64) RouterCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> rejected{0};
+  std::atomic<uint64_t> rejected_by_reason[kRejectReasonCount] = {};
+  std::atomic<uint64_t> matched{0};
+  std::atomic<uint64_t> unmatched{0};
+  std::atomic<uint64_t> enqueued{0};
+  std::atomic<uint64_t> back_pressured{0};
+};
+
+inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+  // Only the thread holding the router context writes its counters.
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+struct RouterContext {
+  explicit RouterContext(parse::ParserLimits limits) : parser(limits) {}
+  std::atomic<bool> busy{false};
+  parse::EnvelopeParser parser;
+  index::Matcher matcher;
+  std::shared_ptr<const index::IndexState> state;
+  uint64_t state_version = ~uint64_t{0};
+  RouterCounters counters;
+};
+
+struct ProfileEntry {
+  NotificationProfile profile;
+  dispatch::ProfileQueue* queue = nullptr;
+  size_t subscriptions = 0;  // how many subscriptions reference this profile
+};
+
+struct SecurityEntry {
+  SecuritySetting security;
+  size_t profiles = 0;
+};
+
+struct SubscriptionEntry {
+  Subscription subscription;
+  internal::SubRef compiled;
+};
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(EngineOptions options, std::shared_ptr<const Catalog> catalog)
+      : options_(std::move(options)),
+        catalog_(std::move(catalog)),
+        index_(catalog_, {.publish_interval = options_.publish_interval, .log = options_.log}) {
+    const int n = std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+    for (int i = 0; i < n; ++i) {
+      contexts_.push_back(std::make_unique<RouterContext>(parse::ParserLimits{
+          .max_event_bytes = options_.max_event_bytes,
+          .max_payload_depth = options_.max_payload_depth}));
+    }
+    std::random_device rd;
+    next_event_id_.store((uint64_t{rd()} << 32 | rd()) & 0x00ffffffffffffffULL);
+    if (options_.sink) {
+      dispatcher_ = std::make_unique<dispatch::Dispatcher>(options_.sink, options_.dispatch_threads);
+    }
+  }
+
+  ~EngineImpl() override {
+    if (dispatcher_) dispatcher_->Stop();
+  }
+
+  const Catalog& catalog() const override { return *catalog_; }
+
+  // --- security settings ---------------------------------------------------------------------
+  absl::Status CreateSecurity(const SecuritySetting& s) override {
+    if (auto errors = Validate(s); !errors.empty()) return ValidationError(errors);
+    absl::MutexLock lock(&mu_);
+    if (security_.contains(s.auth_id)) {
+      return absl::AlreadyExistsError(Cat("security setting ", s.auth_id, " already exists"));
+    }
+    security_[s.auth_id] = SecurityEntry{s, 0};
+    return absl::OkStatus();
+  }
+
+  absl::Status UpdateSecurity(const SecuritySetting& s) override {
+    if (auto errors = Validate(s); !errors.empty()) return ValidationError(errors);
+    absl::MutexLock lock(&mu_);
+    auto it = security_.find(s.auth_id);
+    if (it == security_.end()) return NotFound("security setting", s.auth_id);
+    it->second.security = s;
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteSecurity(std::string_view auth_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = security_.find(ToAbsl(auth_id));
+    if (it == security_.end()) return NotFound("security setting", auth_id);
+    if (it->second.profiles > 0) {
+      return absl::FailedPreconditionError(Cat(
+          "security setting ", auth_id, " is used by ", it->second.profiles, " profile(s)"));
+    }
+    security_.erase(it);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<SecuritySetting> GetSecurity(std::string_view auth_id) const override {
+    absl::MutexLock lock(&mu_);
+    auto it = security_.find(ToAbsl(auth_id));
+    if (it == security_.end()) return NotFound("security setting", auth_id);
+    return it->second.security;
+  }
+
+  // --- profiles -------------------------------------------------------------------------------
+  absl::Status CreateProfile(const NotificationProfile& p) override {
+    ValidationErrors errors = Validate(p);
+    absl::MutexLock lock(&mu_);
+    CheckSecurityExists(p, errors);
+    if (!errors.empty()) return ValidationError(errors);
+    if (profiles_.contains(p.profile_id)) {
+      return absl::AlreadyExistsError(Cat("profile ", p.profile_id, " already exists"));
+    }
+    dispatch::ProfileQueue*& queue = queues_by_id_[p.profile_id];
+    if (!queue) {
+      queues_.push_back(std::make_unique<dispatch::ProfileQueue>(
+          p.profile_id, options_.queue_max_notifications, options_.queue_max_bytes, options_.log));
+      queue = queues_.back().get();
+      queue->set_listener(dispatcher_.get());
+    }
+    if (!p.auth_id.empty()) ++security_[p.auth_id].profiles;
+    profiles_[p.profile_id] = ProfileEntry{p, queue, 0};
+    return absl::OkStatus();
+  }
+
+  absl::Status UpdateProfile(const NotificationProfile& p) override {
+    ValidationErrors errors = Validate(p);
+    absl::MutexLock lock(&mu_);
+    CheckSecurityExists(p, errors);
+    if (!errors.empty()) return ValidationError(errors);
+    auto it = profiles_.find(p.profile_id);
+    if (it == profiles_.end()) return NotFound("profile", p.profile_id);
+    if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
+    if (!p.auth_id.empty()) ++security_[p.auth_id].profiles;
+    it->second.profile = p;
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteProfile(std::string_view profile_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = profiles_.find(ToAbsl(profile_id));
+    if (it == profiles_.end()) return NotFound("profile", profile_id);
+    if (it->second.subscriptions > 0) {
+      return absl::FailedPreconditionError(Cat(
+          "profile ", profile_id, " is used by ", it->second.subscriptions, " subscription(s)"));
+    }
+    if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
+    profiles_.erase(it);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<NotificationProfile> GetProfile(std::string_view profile_id) const override {
+    absl::MutexLock lock(&mu_);
+    auto it = profiles_.find(ToAbsl(profile_id));
+    if (it == profiles_.end()) return NotFound("profile", profile_id);
+    return it->second.profile;
+  }
+
+  // --- subscriptions --------------------------------------------------------------------------
+  absl::Status CreateSubscription(const Subscription& s) override {
+    ValidationErrors errors = Validate(s, *catalog_);
+    absl::MutexLock lock(&mu_);
+    auto profile = CheckProfileExists(s, errors);
+    if (!errors.empty()) return ValidationError(errors);
+    if (subscriptions_.contains(s.subscription_id)) {
+      return absl::AlreadyExistsError(
+          Cat("subscription ", s.subscription_id, " already exists"));
+    }
+    SubscriptionEntry entry{Canonical(s), {}};
+    entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++, next_created_++,
+                                    GroupId(s.group), profile->second.queue);
+    ++profile->second.subscriptions;
+    last_commit_ = index_.Commit({}, entry.compiled);
+    subscriptions_.emplace(s.subscription_id, std::move(entry));
+    return absl::OkStatus();
+  }
+
+  absl::Status UpdateSubscription(const Subscription& s) override {
+    ValidationErrors errors = Validate(s, *catalog_);
+    absl::MutexLock lock(&mu_);
+    auto profile = CheckProfileExists(s, errors);
+    if (!errors.empty()) return ValidationError(errors);
+    auto it = subscriptions_.find(s.subscription_id);
+    if (it == subscriptions_.end()) return NotFound("subscription", s.subscription_id);
+    SubscriptionEntry& entry = it->second;
+    --profiles_[entry.subscription.profile_id].subscriptions;
+    ++profile->second.subscriptions;
+    internal::SubRef before = entry.compiled;
+    entry.subscription = Canonical(s);
+    entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++,
+                                    before->created_seq, GroupId(s.group), profile->second.queue);
+    last_commit_ = index_.Commit(std::move(before), entry.compiled);
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteSubscription(std::string_view subscription_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = subscriptions_.find(ToAbsl(subscription_id));
+    if (it == subscriptions_.end()) return NotFound("subscription", subscription_id);
+    --profiles_[it->second.subscription.profile_id].subscriptions;
+    last_commit_ = index_.Commit(std::move(it->second.compiled), {});
+    subscriptions_.erase(it);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const override {
+    absl::MutexLock lock(&mu_);
+    auto it = subscriptions_.find(ToAbsl(subscription_id));
+    if (it == subscriptions_.end()) return NotFound("subscription", subscription_id);
+    return it->second.subscription;
+  }
+
+  size_t subscription_count() const override {
+    absl::MutexLock lock(&mu_);
+    return subscriptions_.size();
+  }
+
+  void FlushIndex() override {
+    uint64_t seq;
+    {
+      absl::MutexLock lock(&mu_);
+      seq = last_commit_;
+    }
+    index_.WaitPublished(seq);
+  }
+
+  // --- data plane -----------------------------------------------------------------------------
+  IngestResult Ingest(std::string_view bytes, InputFormat format,
+                      std::vector<IngestError>* errors) override {
+    internal::PayloadBlock* block = pool_.Acquire(bytes.size());
+    if (!bytes.empty()) std::memcpy(block->data(), bytes.data(), bytes.size());
+    IngestResult result;
+    RouterContext& ctx = AcquireContext();
+    const uint64_t version = index_.published_version();
+    if (version != ctx.state_version) {
+      ctx.state = index_.Load();
+      ctx.state_version = version;
+    }
+    char* data = block->data();
+    const size_t capacity = block->capacity + kInputPadding;
+    if (format == InputFormat::kAuto) format = LooksLikeNdjson(data, bytes.size())
+                                                   ? InputFormat::kNdjson
+                                                   : InputFormat::kSingle;
+    if (format == InputFormat::kSingle) {
+      RouteOne(ctx, block, data, bytes.size(), capacity, 1, 0, result, errors);
+    } else {
+      size_t line = 0, pos = 0;
+      while (pos < bytes.size()) {
+        ++line;
+        const char* nl =
+            static_cast<const char*>(std::memchr(data + pos, '\n', bytes.size() - pos));
+        const size_t end = nl ? static_cast<size_t>(nl - data) : bytes.size();
+        size_t len = end - pos;
+        if (len > 0 && data[pos + len - 1] == '\r') --len;
+        if (!IsBlank(data + pos, len)) {
+          RouteOne(ctx, block, data + pos, len, capacity - pos, line, pos, result, errors);
+        }
+        pos = end + 1;
+      }
+    }
+    ctx.busy.store(false, std::memory_order_release);
+    internal::Unref(block);
+    return result;
+  }
+
+  absl::StatusOr<size_t> Poll(std::string_view profile_id, size_t max,
+                              std::vector<Notification>* out) override {
+    dispatch::ProfileQueue* queue;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = profiles_.find(ToAbsl(profile_id));
+      if (it == profiles_.end()) return NotFound("profile", profile_id);
+      queue = it->second.queue;
+    }
+    const size_t start = out->size();
+    out->resize(start + max);
+    const size_t n = queue->DequeueBulk(out->data() + start, max);
+    out->resize(start + n);
+    return n;
+  }
+
+  Counters counters() const override {
+    Counters c;
+    for (const auto& ctx : contexts_) {
+      const RouterCounters& r = ctx->counters;
+      c.accepted += r.accepted.load(std::memory_order_relaxed);
+      c.rejected += r.rejected.load(std::memory_order_relaxed);
+      for (int i = 0; i < kRejectReasonCount; ++i) {
+        c.rejected_by_reason[i] += r.rejected_by_reason[i].load(std::memory_order_relaxed);
+      }
+      c.matched += r.matched.load(std::memory_order_relaxed);
+      c.unmatched += r.unmatched.load(std::memory_order_relaxed);
+      c.enqueued += r.enqueued.load(std::memory_order_relaxed);
+      c.back_pressured += r.back_pressured.load(std::memory_order_relaxed);
+    }
+    return c;
+  }
+
+  std::vector<QueueStats> queue_stats() const override {
+    absl::MutexLock lock(&mu_);
+    std::vector<QueueStats> stats;
+    for (const auto& [id, entry] : profiles_) {
+      stats.push_back({id, entry.queue->depth(), entry.queue->bytes(),
+                       entry.queue->back_pressured()});
+    }
+    std::sort(stats.begin(), stats.end(),
+              [](const QueueStats& a, const QueueStats& b) { return a.profile_id < b.profile_id; });
+    return stats;
+  }
+
+ private:
+  static absl::Status NotFound(std::string_view kind, std::string_view id) {
+    return absl::NotFoundError(Cat(kind, " ", id, " not found"));
+  }
+
+  static bool IsBlank(const char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return false;
+    }
+    return true;
+  }
+
+  // More than one non-blank line means NDJSON.
+  static bool LooksLikeNdjson(const char* data, size_t len) {
+    const char* nl = static_cast<const char*>(std::memchr(data, '\n', len));
+    if (!nl) return false;
+    const size_t rest = len - static_cast<size_t>(nl + 1 - data);
+    for (size_t i = 0; i < rest; ++i) {
+      const char c = nl[1 + i];
+      if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return true;
+    }
+    return false;
+  }
+
+  RouterContext& AcquireContext() {
+    const size_t n = contexts_.size();
+    size_t i = std::hash<std::thread::id>{}(std::this_thread::get_id()) % n;
+    for (;;) {
+      for (size_t tries = 0; tries < n; ++tries, i = (i + 1) % n) {
+        RouterContext& ctx = *contexts_[i];
+        if (!ctx.busy.load(std::memory_order_relaxed) &&
+            !ctx.busy.exchange(true, std::memory_order_acquire)) {
+          return ctx;
+        }
+      }
+      std::this_thread::yield();
+    }
+  }
+
+  void Reject(RouterContext& ctx, RejectReason reason, size_t line, size_t base_offset,
+              const parse::ParseOutcome& outcome, const parse::EventView& view,
+              IngestResult& result, std::vector<IngestError>* errors) {
+    ++result.rejected;
+    Bump(ctx.counters.rejected);
+    Bump(ctx.counters.rejected_by_reason[static_cast<int>(reason)]);
+    if (errors) {
+      parse::ParseOutcome o = outcome;
+      o.ok = false;
+      o.reason = reason;
+      errors->push_back(IngestError{line, base_offset + outcome.offset, reason,
+                                    parse::EnvelopeParser::Describe(o, view)});
+    }
+  }
+
+  void RouteOne(RouterContext& ctx, internal::PayloadBlock* block, char* data, size_t len,
+                size_t capacity, size_t line, size_t base_offset, IngestResult& result,
+                std::vector<IngestError>* errors) {
+    parse::EventView view;
+    const parse::ParseOutcome outcome = ctx.parser.Parse(data, len, capacity, &view);
+    if (!outcome.ok) {
+      Reject(ctx, outcome.reason, line, base_offset, outcome, view, result, errors);
+      return;
+    }
+    const int64_t pair = catalog_->PairId(view.channel, view.event);
+    if (pair < 0) {
+      const RejectReason reason = catalog_->FindChannel(view.channel) < 0
+                                      ? RejectReason::kUnknownChannel
+                                      : RejectReason::kUnknownEvent;
+      Reject(ctx, reason, line, base_offset, outcome, view, result, errors);
+      return;
+    }
+    index::RouteKeys keys;
+    keys.pair_id = static_cast<uint32_t>(pair);
+    keys.channel = static_cast<uint16_t>(catalog_->channel_of(keys.pair_id));
+    keys.event_index = static_cast<uint16_t>(catalog_->event_of(keys.pair_id));
+    keys.app = view.application_id;
+    keys.entity = view.entity_id;
+    keys.resource = view.resource;
+    keys.user = view.user;
+    keys.Hash();
+    ++result.accepted;
+    Bump(ctx.counters.accepted);
+    const auto winners = ctx.matcher.Route(*ctx.state, keys, options_.fanout == Fanout::kAll);
+    if (winners.empty()) {
+      Bump(ctx.counters.unmatched);
+      return;
+    }
+    ++result.matched;
+    Bump(ctx.counters.matched);
+    const uint64_t generated =
+        view.event_id.empty() ? next_event_id_.fetch_add(1, std::memory_order_relaxed) : 0;
+    const std::string_view event_name = catalog_->event_info(keys.pair_id).event;
+    for (const auto* winner : winners) {
+      Notification n = NotificationBuilder::Make(block, winner, event_name, view.payload,
+                                                 view.event_id, generated);
+      if (winner->queue->TryEnqueue(std::move(n))) {
+        ++result.notifications;
+        Bump(ctx.counters.enqueued);
+      } else {
+        ++result.back_pressured;
+        Bump(ctx.counters.back_pressured);
+      }
+    }
+  }
+
+  void CheckSecurityExists(const NotificationProfile& p, ValidationErrors& errors)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!p.auth_id.empty() && !security_.contains(p.auth_id)) {
+      errors["security.authId"].push_back(
+          Cat("security setting ", p.auth_id, " does not exist"));
+    }
+  }
+
+  absl::flat_hash_map<std::string, ProfileEntry>::iterator CheckProfileExists(
+      const Subscription& s, ValidationErrors& errors) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = profiles_.find(s.profile_id);
+    if (it == profiles_.end() && !s.profile_id.empty() && IsValidId(s.profile_id)) {
+      errors["profile.profileId"].push_back(
+          Cat("profile ", s.profile_id, " does not exist"));
+    }
+    return it;
+  }
+
+  Subscription Canonical(const Subscription& s) const {
+    Subscription c = s;
+    c.channel = catalog_->channels()[catalog_->FindChannel(s.channel)].channel;
+    return c;
+  }
+
+  uint32_t GroupId(const std::string& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto [it, inserted] = groups_.try_emplace(group, static_cast<uint32_t>(groups_.size()));
+    return it->second;
+  }
+
+  const EngineOptions options_;
+  const std::shared_ptr<const Catalog> catalog_;
+  // Destruction runs bottom-up: dispatcher, queues' notifications, index, then the pool.
+  dispatch::BlockPool pool_;
+  std::vector<std::unique_ptr<RouterContext>> contexts_;
+  std::atomic<uint64_t> next_event_id_{0};
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, SecurityEntry> security_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, ProfileEntry> profiles_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, SubscriptionEntry> subscriptions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint32_t> groups_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_uid_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_created_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t last_commit_ ABSL_GUARDED_BY(mu_) = 0;
+
+  index::IndexManager index_;
+  // Queues live as long as the engine (a re-created profile id reuses its queue), so routers
+  // and dispatch threads can hold plain pointers.
+  absl::flat_hash_map<std::string, dispatch::ProfileQueue*> queues_by_id_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<dispatch::ProfileQueue>> queues_;
+  std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineOptions options) {
+  std::shared_ptr<const Catalog> catalog = options.catalog;
+  if (!catalog) {
+    if (options.catalog_path.empty()) {
+      return absl::InvalidArgumentError("EngineOptions: set catalog or catalog_path");
+    }
+    auto loaded = Catalog::Load(options.catalog_path);
+    if (!loaded.ok()) return loaded.status();
+    catalog = *std::move(loaded);
+  }
+  if (options.max_event_bytes == 0 || options.queue_max_notifications == 0 ||
+      options.queue_max_bytes == 0 || options.max_payload_depth < 1) {
+    return absl::InvalidArgumentError(
+        "EngineOptions: max_event_bytes, max_payload_depth and queue bounds must be positive");
+  }
+  return std::unique_ptr<Engine>(new EngineImpl(std::move(options), std::move(catalog)));
+}
+
+}  // namespace herald

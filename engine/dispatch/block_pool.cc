@@ -1,0 +1,85 @@
+#include "engine/dispatch/block_pool.h"
+
+#include <new>
+
+#include "herald/event.h"
+
+namespace herald::internal {
+void Unref(PayloadBlock* block) {
+  if (block->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) block->pool->Recycle(block);
+}
+}  // namespace herald::internal
+
+namespace herald::dispatch {
+namespace {
+
+constexpr uint8_t kUnpooled = 0xff;
+
+int ClassFor(size_t bytes) {
+  size_t size = BlockPool::kMinClassBytes;
+  for (int c = 0; c < BlockPool::kClasses; ++c, size <<= 1) {
+    if (bytes <= size) return c;
+  }
+  return -1;
+}
+
+internal::PayloadBlock* NewBlock(size_t capacity, uint8_t size_class, BlockPool* pool) {
+  void* mem = ::operator new(sizeof(internal::PayloadBlock) + capacity + kInputPadding);
+  auto* block = new (mem) internal::PayloadBlock();
+  block->capacity = capacity;
+  block->size_class = size_class;
+  block->pool = pool;
+  return block;
+}
+
+void DeleteBlock(internal::PayloadBlock* block) {
+  block->~PayloadBlock();
+  ::operator delete(static_cast<void*>(block));
+}
+
+}  // namespace
+
+BlockPool::BlockPool(size_t retained_bytes_per_class)
+    : retained_bytes_per_class_(retained_bytes_per_class) {}
+
+BlockPool::~BlockPool() {
+  for (auto& list : free_) {
+    absl::MutexLock lock(&list.mu);
+    for (auto* block : list.blocks) DeleteBlock(block);
+    list.blocks.clear();
+  }
+}
+
+internal::PayloadBlock* BlockPool::Acquire(size_t bytes) {
+  const int c = ClassFor(bytes);
+  if (c < 0) {
+    allocations_.fetch_add(1, std::memory_order_relaxed);
+    return NewBlock(bytes, kUnpooled, this);
+  }
+  {
+    FreeList& list = free_[c];
+    absl::MutexLock lock(&list.mu);
+    if (!list.blocks.empty()) {
+      internal::PayloadBlock* block = list.blocks.back();
+      list.blocks.pop_back();
+      block->refs.store(1, std::memory_order_relaxed);
+      return block;
+    }
+  }
+  allocations_.fetch_add(1, std::memory_order_relaxed);
+  return NewBlock(kMinClassBytes << c, static_cast<uint8_t>(c), this);
+}
+
+void BlockPool::Recycle(internal::PayloadBlock* block) {
+  if (block->size_class != kUnpooled) {
+    FreeList& list = free_[block->size_class];
+    absl::MutexLock lock(&list.mu);
+    if ((list.blocks.size() + 1) * block->capacity <= retained_bytes_per_class_) {
+      list.blocks.push_back(block);
+      return;
+    }
+  }
+  DeleteBlock(block);
+}
+
+}  // namespace herald::dispatch

@@ -1,0 +1,65 @@
+// Reference-counted, pooled input buffers. An ingest call copies its bytes once into a block; the
+// parser works in place and every notification of every event in it slices its payload from the
+// same block, so fan-out never copies payloads. Blocks return to a per-size-class free list when
+// the last notification is done, which keeps steady-state ingest free of heap allocation.
+//
+// Thread-safe. The pool must outlive every block (the Engine owns it and outlives notifications).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace herald::dispatch {
+class BlockPool;
+}
+
+namespace herald::internal {
+
+struct PayloadBlock {
+  std::atomic<uint32_t> refs{1};
+  uint8_t size_class = 0;
+  size_t capacity = 0;  // usable bytes, padding excluded
+  dispatch::BlockPool* pool = nullptr;
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+};
+
+inline void Ref(PayloadBlock* block) { block->refs.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace herald::internal
+
+namespace herald::dispatch {
+
+class BlockPool {
+ public:
+  // Size classes are powers of two from 1 KiB to 16 MiB; larger blocks are not pooled.
+  static constexpr int kClasses = 15;
+  static constexpr size_t kMinClassBytes = 1024;
+  // Bytes of idle blocks kept per class; beyond it, released blocks are freed.
+  explicit BlockPool(size_t retained_bytes_per_class = 64u << 20);
+  ~BlockPool();
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  // A block with at least `bytes` usable bytes plus the parser's padding; refs = 1.
+  internal::PayloadBlock* Acquire(size_t bytes);
+  void Recycle(internal::PayloadBlock* block);
+
+  uint64_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
+
+ private:
+  struct FreeList {
+    absl::Mutex mu;
+    std::vector<internal::PayloadBlock*> blocks ABSL_GUARDED_BY(mu);
+  };
+  const size_t retained_bytes_per_class_;
+  FreeList free_[kClasses];
+  std::atomic<uint64_t> allocations_{0};
+};
+
+}  // namespace herald::dispatch

@@ -1,0 +1,69 @@
+// One bounded queue per notification profile (subscriber), not per subscription: a moodycamel
+// queue costs ~1.5 KB, and the profile is the unit of delivery. Bounded by count and by bytes;
+// a full queue refuses the notification — the router counts it as back-pressure and reports it to
+// the caller — never drops silently. The slow-consumer signal fires once per transition.
+//
+// Any number of router threads enqueue; consumers (Poll or a dispatch thread) dequeue in bulk.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "concurrentqueue/concurrentqueue.h"
+#include "herald/sink.h"
+
+namespace herald::dispatch {
+
+class ProfileQueue;
+
+// Told when a queue goes from idle to holding work (sink mode).
+class ReadyListener {
+ public:
+  virtual ~ReadyListener() = default;
+  virtual void OnReady(ProfileQueue* queue) = 0;
+};
+
+class ProfileQueue {
+ public:
+  ProfileQueue(std::string profile_id, size_t max_count, size_t max_bytes,
+               std::function<void(std::string_view)> log = {});
+
+  const std::string& profile_id() const { return profile_id_; }
+
+  // False when the queue is full (the notification is dropped by the caller's choice, and counted).
+  bool TryEnqueue(Notification&& notification);
+  // Moves up to `max` notifications into `out`.
+  size_t DequeueBulk(Notification* out, size_t max);
+
+  void set_listener(ReadyListener* listener) { listener_ = listener; }
+  // Dispatch protocol: after draining, Unschedule() returns true when more work arrived meanwhile
+  // and the caller must keep draining.
+  bool Unschedule();
+
+  uint64_t depth() const {
+    const int64_t c = count_.load(std::memory_order_relaxed);
+    return c > 0 ? static_cast<uint64_t>(c) : 0;
+  }
+  uint64_t bytes() const {
+    const int64_t b = bytes_.load(std::memory_order_relaxed);
+    return b > 0 ? static_cast<uint64_t>(b) : 0;
+  }
+  uint64_t back_pressured() const { return back_pressured_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::string profile_id_;
+  const int64_t max_count_;
+  const int64_t max_bytes_;
+  std::function<void(std::string_view)> log_;
+  ReadyListener* listener_ = nullptr;
+  moodycamel::ConcurrentQueue<Notification> queue_;
+  alignas(64) std::atomic<int64_t> count_{0};
+  std::atomic<int64_t> bytes_{0};
+  alignas(64) std::atomic<bool> scheduled_{false};
+  std::atomic<bool> full_{false};
+  alignas(64) std::atomic<uint64_t> back_pressured_{0};
+};
+
+}  // namespace herald::dispatch

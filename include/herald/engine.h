@@ -1,0 +1,134 @@
+// herald::Engine — the embeddable router. Load a catalog, manage subscriptions, profiles and
+// security settings, ingest raw JSON events from any number of threads, and take the resulting
+// notifications either by polling a profile's queue or through a Sink.
+//
+//   auto engine = herald::Engine::Create({.catalog_path = "configs/catalog.json"}).value();
+//   engine->CreateProfile({.profile_id = "p1", .webhook = {.notify_url = "https://x/hook"}});
+//   engine->CreateSubscription({.subscription_id = "s1", .channel = "SMS",
+//                               .events = {"DELIVERY"}, .profile_id = "p1"});
+//   engine->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{}})");
+//   std::vector<herald::Notification> out;
+//   engine->Poll("p1", 100, &out);
+//
+// Thread-safety: every method may be called from any thread. Ingest never blocks on the
+// control plane: routers read immutable index snapshots, and a committed change becomes visible to
+// routing within 100 ms (at once after FlushIndex()).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "herald/catalog.h"
+#include "herald/event.h"
+#include "herald/sink.h"
+#include "herald/status.h"
+#include "herald/subscription.h"
+
+namespace herald {
+
+enum class Fanout : uint8_t {
+  kGroupWinner,  // one notification per group: the most specific match wins (the platform's rule)
+  kAll,          // every matching subscription (classic webhook fan-out)
+};
+
+enum class InputFormat : uint8_t {
+  kAuto,    // NDJSON when the input holds more than one non-blank line, else one envelope
+  kSingle,  // exactly one envelope
+  kNdjson,  // newline-delimited envelopes
+};
+
+struct EngineOptions {
+  // Either a loaded catalog or a path to load one from.
+  std::shared_ptr<const Catalog> catalog;
+  std::string catalog_path;
+
+  Fanout fanout = Fanout::kGroupWinner;
+  size_t max_event_bytes = 1 << 20;  // larger events are rejected as kOversize
+  int max_payload_depth = 64;        // deeper payloads are rejected as kTooDeep
+
+  // Per-profile queue bounds; a full queue refuses the notification and counts back-pressure.
+  size_t queue_max_notifications = 100'000;
+  size_t queue_max_bytes = 256u << 20;
+
+  // With a sink, dispatch threads drain every profile's queue into it; without, call Poll().
+  Sink* sink = nullptr;
+  int dispatch_threads = 1;
+
+  // How often pending index changes are published (the visibility bound is this plus the
+  // time to build a small overlay).
+  std::chrono::milliseconds publish_interval{5};
+
+  // Diagnostics (index rebuilds, slow-consumer transitions). The library never prints itself.
+  std::function<void(std::string_view)> log;
+};
+
+// Monotonic counters; a snapshot summed over all router threads.
+struct Counters {
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  uint64_t rejected_by_reason[kRejectReasonCount] = {};
+  uint64_t matched = 0;    // accepted events with at least one notification
+  uint64_t unmatched = 0;  // accepted events that matched no subscription
+  uint64_t enqueued = 0;   // notifications put on a profile queue
+  uint64_t back_pressured = 0;  // notifications refused by a full queue
+};
+
+struct QueueStats {
+  std::string profile_id;
+  uint64_t depth = 0;
+  uint64_t bytes = 0;
+  uint64_t back_pressured = 0;
+};
+
+class Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineOptions options);
+  virtual ~Engine() = default;
+
+  virtual const Catalog& catalog() const = 0;
+
+  // --- control plane -------------------------------------------------------------------------
+  // Create fails with AlreadyExists for a taken id; Update/Delete/Get with NotFound for a missing
+  // one; a reference to a missing profile or security setting is a validation error; deleting
+  // something still referenced is FailedPrecondition.
+  virtual absl::Status CreateSecurity(const SecuritySetting& security) = 0;
+  virtual absl::Status UpdateSecurity(const SecuritySetting& security) = 0;
+  virtual absl::Status DeleteSecurity(std::string_view auth_id) = 0;
+  virtual absl::StatusOr<SecuritySetting> GetSecurity(std::string_view auth_id) const = 0;
+
+  virtual absl::Status CreateProfile(const NotificationProfile& profile) = 0;
+  virtual absl::Status UpdateProfile(const NotificationProfile& profile) = 0;
+  virtual absl::Status DeleteProfile(std::string_view profile_id) = 0;
+  virtual absl::StatusOr<NotificationProfile> GetProfile(std::string_view profile_id) const = 0;
+
+  virtual absl::Status CreateSubscription(const Subscription& subscription) = 0;
+  virtual absl::Status UpdateSubscription(const Subscription& subscription) = 0;
+  virtual absl::Status DeleteSubscription(std::string_view subscription_id) = 0;
+  virtual absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const = 0;
+  virtual size_t subscription_count() const = 0;
+
+  // Blocks until every change committed before the call is visible to routing.
+  virtual void FlushIndex() = 0;
+
+  // --- data plane ----------------------------------------------------------------------------
+  // Ingests one envelope or NDJSON. Bad events are counted, reported in `errors` when given, and
+  // never stop the batch: the good lines of an NDJSON input are routed. The bytes are copied once
+  // into a pooled buffer that the notifications share.
+  virtual IngestResult Ingest(std::string_view bytes, InputFormat format = InputFormat::kAuto,
+                              std::vector<IngestError>* errors = nullptr) = 0;
+
+  // Moves up to `max` notifications of the profile's queue into `out` (appended).
+  // Returns how many; NotFound for an unknown profile.
+  virtual absl::StatusOr<size_t> Poll(std::string_view profile_id, size_t max,
+                                      std::vector<Notification>* out) = 0;
+
+  virtual Counters counters() const = 0;
+  virtual std::vector<QueueStats> queue_stats() const = 0;
+};
+
+}  // namespace herald

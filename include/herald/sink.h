@@ -1,0 +1,93 @@
+// What an embedder receives: notifications, by polling a profile's queue or through a Sink.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace herald {
+
+namespace internal {
+struct PayloadBlock;
+struct CompiledSubscription;
+void Unref(PayloadBlock* block);
+void Unref(const CompiledSubscription* subscription);
+std::string_view SubscriptionIdOf(const CompiledSubscription* subscription);
+std::string_view ProfileIdOf(const CompiledSubscription* subscription);
+std::string_view ChannelOf(const CompiledSubscription* subscription);
+}  // namespace internal
+
+// One event for one profile. Holds a reference to the event's payload bytes (shared, never
+// copied, by every notification of the event) and to the subscription that won the match.
+// Move-only. A Notification must not outlive the Engine that made it.
+class Notification {
+ public:
+  Notification() = default;
+  Notification(Notification&& other) noexcept { MoveFrom(other); }
+  Notification& operator=(Notification&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      MoveFrom(other);
+    }
+    return *this;
+  }
+  Notification(const Notification&) = delete;
+  Notification& operator=(const Notification&) = delete;
+  ~Notification() { Reset(); }
+
+  bool empty() const { return block_ == nullptr; }
+  // The event's payload, verbatim.
+  std::string_view payload() const;
+  // The event's eventId, or an id generated at ingest; stable for this notification's lifetime.
+  std::string_view webhook_id() const;
+  std::string_view subscription_id() const { return internal::SubscriptionIdOf(subscription_); }
+  std::string_view profile_id() const { return internal::ProfileIdOf(subscription_); }
+  std::string_view channel() const { return internal::ChannelOf(subscription_); }
+  std::string_view event() const { return event_; }
+  // Bytes this notification accounts for in its queue's byte bound.
+  uint32_t size_bytes() const { return payload_len_; }
+
+  void Reset() {
+    if (block_) internal::Unref(block_);
+    if (subscription_) internal::Unref(subscription_);
+    block_ = nullptr;
+    subscription_ = nullptr;
+  }
+
+ private:
+  friend class NotificationBuilder;
+  void MoveFrom(Notification& other) {
+    block_ = other.block_;
+    subscription_ = other.subscription_;
+    event_ = other.event_;
+    payload_offset_ = other.payload_offset_;
+    payload_len_ = other.payload_len_;
+    id_offset_ = other.id_offset_;
+    id_len_ = other.id_len_;
+    for (int i = 0; i < kGeneratedIdLen; ++i) generated_id_[i] = other.generated_id_[i];
+    other.block_ = nullptr;
+    other.subscription_ = nullptr;
+  }
+
+  static constexpr int kGeneratedIdLen = 20;  // "evt-" + 16 hex digits
+
+  internal::PayloadBlock* block_ = nullptr;
+  const internal::CompiledSubscription* subscription_ = nullptr;
+  std::string_view event_;  // points into the catalog, which the engine keeps alive
+  uint32_t payload_offset_ = 0;
+  uint32_t payload_len_ = 0;
+  uint32_t id_offset_ = 0;  // eventId inside the block, when id_len_ > 0
+  uint16_t id_len_ = 0;     // 0: generated_id_ holds the id
+  char generated_id_[kGeneratedIdLen] = {};
+};
+
+// Receives notifications from the engine's dispatch threads, in batches per profile.
+// Called from one dispatch thread at a time per profile; different profiles may be delivered
+// concurrently. The sink takes ownership of the notifications it is handed (move them out).
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void Deliver(std::string_view profile_id, std::span<Notification> batch) = 0;
+};
+
+}  // namespace herald
