@@ -3,12 +3,27 @@
 #include <new>
 
 #include "herald/event.h"
+#include "herald/sink.h"
 
 namespace herald::internal {
 void Unref(PayloadBlock* block) {
   if (block->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) block->pool->Recycle(block);
 }
 }  // namespace herald::internal
+
+namespace herald {
+
+std::string_view Notification::payload() const {
+  return block_ ? std::string_view(block_->data() + payload_offset_, payload_len_)
+                : std::string_view();
+}
+
+std::string_view Notification::webhook_id() const {
+  if (id_len_ > 0) return std::string_view(block_->data() + id_offset_, id_len_);
+  return std::string_view(generated_id_, kGeneratedIdLen);
+}
+
+}  // namespace herald
 
 namespace herald::dispatch {
 namespace {

@@ -44,14 +44,4 @@ class NotificationBuilder {
   }
 };
 
-inline std::string_view Notification::payload() const {
-  return block_ ? std::string_view(block_->data() + payload_offset_, payload_len_)
-                : std::string_view();
-}
-
-inline std::string_view Notification::webhook_id() const {
-  if (id_len_ > 0) return std::string_view(block_->data() + id_offset_, id_len_);
-  return std::string_view(generated_id_, kGeneratedIdLen);
-}
-
 }  // namespace herald
