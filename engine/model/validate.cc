@@ -1,6 +1,7 @@
 // Validation of the management-plane model against every constraint of DESIGN §2 and the
 // platform's OpenAPI document. Each function collects all problems, not just the first, so a user
 // fixes a request in one round trip.
+#include <algorithm>
 #include <array>
 
 #include "engine/common/strings.h"
@@ -172,6 +173,12 @@ ValidationErrors Validate(const Subscription& s, const Catalog& catalog) {
       }
     }
   }
+  for (const auto& [event, format] : s.event_formats) {
+    if (std::find(s.events.begin(), s.events.end(), event) == s.events.end()) {
+      Add(errors, "events", Cat("format given for \"", event, "\" which is not in events"));
+    }
+    CheckLength(errors, "events", format, 1, kMaxString);
+  }
   if (s.criteria.size() > kMaxItems) Add(errors, "criteria", "at most 255 criteria");
   for (size_t i = 0; i < s.criteria.size(); ++i) {
     const auto& c = s.criteria[i];
@@ -185,6 +192,9 @@ ValidationErrors Validate(const Subscription& s, const Catalog& catalog) {
       CheckLength(errors, field + ".applicationId", *c.application_id, 0, kMaxString);
     }
     if (c.entity_id) CheckLength(errors, field + ".entityId", *c.entity_id, 0, kMaxString);
+    if (c.calls_configuration_id) {
+      CheckLength(errors, field + ".callsConfigurationId", *c.calls_configuration_id, 1, 128);
+    }
   }
   auto check_list = [&](const char* field, const std::vector<std::string>& list) {
     if (list.size() > kMaxItems) Add(errors, field, "at most 255 items");
@@ -213,7 +223,7 @@ ValidationErrors Validate(const NotificationProfile& p) {
     Add(errors, "webhook.notifyUrl", "must be an absolute http:// or https:// URL with a host");
   }
   CheckLength(errors, "webhook.contentType", p.webhook.content_type, 0, kMaxString);
-  CheckHeaders(errors, "webhook.headers", p.webhook.headers);
+  CheckHeaders(errors, "headers", p.headers);
   if (!p.auth_id.empty()) CheckId(errors, "security.authId", p.auth_id);
   CheckRange(errors, "maxBucketSize", p.max_bucket_size, 1, 2000);
   CheckRange(errors, "windowSize", p.window_size, 20, 10000);

@@ -170,7 +170,10 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
   too_deep_ = false;
 
   ondemand::document doc;
-  if (auto e = parser_.iterate(data, len, capacity).get(doc)) return fail(ReasonFor(e), {}, e);
+  if (auto e = parser_.iterate(data, len, capacity).get(doc)) {
+    // Input that ends inside a value is wrong at its end; for the rest, the position is unknown.
+    return fail(ReasonFor(e), {}, e, e == simdjson::INCOMPLETE_ARRAY_OR_OBJECT ? len : 0);
+  }
   auto offset_now = [&]() -> size_t {
     const char* loc = nullptr;
     if (doc.current_location().get(loc) != simdjson::SUCCESS || loc < data) return len;

@@ -18,6 +18,7 @@ namespace herald {
 struct Criterion {
   std::optional<std::string> application_id;
   std::optional<std::string> entity_id;
+  std::optional<std::string> calls_configuration_id;  // stored, not matched
   bool operator==(const Criterion&) const = default;
 };
 
@@ -26,6 +27,8 @@ struct Subscription {
   std::optional<std::string> name;
   std::string channel;               // API name or alias; stored canonical
   std::vector<std::string> events;   // empty = every event of the channel
+  // Optional payload format per event ({"event","format"} items of the API), stored verbatim.
+  std::vector<std::pair<std::string, std::string>> event_formats;
   std::vector<Criterion> criteria;   // empty = any application/entity
   std::vector<std::string> resources;
   std::vector<std::string> users;
@@ -43,7 +46,6 @@ struct RetryPolicy {
 struct Webhook {
   std::string notify_url;
   std::string content_type;  // empty = application/json
-  std::vector<std::pair<std::string, std::string>> headers;
   bool operator==(const Webhook&) const = default;
 };
 
@@ -55,6 +57,7 @@ struct NotificationProfile {
 
   std::string profile_id;
   Webhook webhook;
+  std::vector<std::pair<std::string, std::string>> headers;  // added to every request
   std::string auth_id;  // empty = no security setting
   int max_bucket_size = kDefaultMaxBucketSize;     // 1..2000
   int window_size = kDefaultWindowSize;            // 20..10000 concurrent requests

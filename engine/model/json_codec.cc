@@ -1,0 +1,560 @@
+#include "engine/model/json_codec.h"
+
+#include "engine/common/strings.h"
+
+namespace herald::model {
+namespace {
+
+using simdjson::dom::array;
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+// Collects field errors while reading one object.
+class Reader {
+ public:
+  Reader(object obj, std::string prefix, ValidationErrors* errors)
+      : obj_(obj), prefix_(std::move(prefix)), errors_(errors) {}
+
+  std::string Field(std::string_view key) const { return prefix_ + std::string(key); }
+  void Error(std::string_view key, std::string message) {
+    (*errors_)[Field(key)].push_back(std::move(message));
+  }
+
+  bool Has(std::string_view key) {
+    element e;
+    return obj_[key].get(e) == simdjson::SUCCESS && !e.is_null();
+  }
+
+  std::optional<std::string> String(std::string_view key) {
+    element e;
+    if (obj_[key].get(e) != simdjson::SUCCESS || e.is_null()) return std::nullopt;
+    std::string_view v;
+    if (e.get_string().get(v) != simdjson::SUCCESS) {
+      Error(key, "must be a string");
+      return std::nullopt;
+    }
+    return std::string(v);
+  }
+
+  std::optional<int64_t> Int(std::string_view key) {
+    element e;
+    if (obj_[key].get(e) != simdjson::SUCCESS || e.is_null()) return std::nullopt;
+    int64_t v;
+    if (e.get_int64().get(v) != simdjson::SUCCESS) {
+      Error(key, "must be an integer");
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<array> Array(std::string_view key) {
+    element e;
+    if (obj_[key].get(e) != simdjson::SUCCESS || e.is_null()) return std::nullopt;
+    array a;
+    if (e.get_array().get(a) != simdjson::SUCCESS) {
+      Error(key, "must be an array");
+      return std::nullopt;
+    }
+    return a;
+  }
+
+  std::optional<object> Object(std::string_view key) {
+    element e;
+    if (obj_[key].get(e) != simdjson::SUCCESS || e.is_null()) return std::nullopt;
+    object o;
+    if (e.get_object().get(o) != simdjson::SUCCESS) {
+      Error(key, "must be an object");
+      return std::nullopt;
+    }
+    return o;
+  }
+
+  std::vector<std::string> Strings(std::string_view key) {
+    std::vector<std::string> out;
+    if (auto a = Array(key)) {
+      for (element item : *a) {
+        std::string_view v;
+        if (item.get_string().get(v) != simdjson::SUCCESS) {
+          Error(key, "must be an array of strings");
+          break;
+        }
+        out.emplace_back(v);
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::string>> StringMap(std::string_view key) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (auto o = Object(key)) {
+      for (auto [k, v] : *o) {
+        std::string_view value;
+        if (v.get_string().get(value) != simdjson::SUCCESS) {
+          Error(key, "values must be strings");
+          break;
+        }
+        out.emplace_back(std::string(k), std::string(value));
+      }
+    }
+    return out;
+  }
+
+  void Int32(std::string_view key, int* out) {
+    if (auto v = Int(key)) {
+      if (*v < INT32_MIN || *v > INT32_MAX) {
+        Error(key, "out of range");
+      } else {
+        *out = static_cast<int>(*v);
+      }
+    }
+  }
+
+ private:
+  object obj_;
+  std::string prefix_;
+  ValidationErrors* errors_;
+};
+
+absl::Status Finish(const ValidationErrors& errors) {
+  return errors.empty() ? absl::OkStatus() : ValidationError(errors);
+}
+
+bool AsObject(element json, object* obj, ValidationErrors* errors, const std::string& field) {
+  if (json.get_object().get(*obj) != simdjson::SUCCESS) {
+    (*errors)[field.empty() ? "body" : field].push_back("must be a JSON object");
+    return false;
+  }
+  return true;
+}
+
+// Only an id: a reference to an existing resource rather than an inline definition.
+bool IsReferenceOnly(object o, std::string_view id_key) {
+  for (auto [k, v] : o) {
+    if (k != id_key && !v.is_null()) return false;
+  }
+  return true;
+}
+
+void DecodeSecurityInto(object o, const std::string& prefix, SecuritySetting* s,
+                        ValidationErrors* errors) {
+  Reader r(o, prefix, errors);
+  s->auth_id = r.String("authId").value_or("");
+  if (auto type = r.String("type")) {
+    if (auto t = ParseSecurityType(*type)) {
+      s->type = *t;
+    } else {
+      r.Error("type", "must be one of BASIC, HMAC, OAUTH, CUSTOM");
+    }
+  } else {
+    r.Error("type", "must not be null");
+  }
+  auto creds = r.Object("credentials");
+  if (!creds) {
+    if (s->type != SecurityType::kCustom) r.Error("credentials", "must not be null");
+    return;
+  }
+  Reader c(*creds, prefix + "credentials.", errors);
+  s->username = c.String("username").value_or("");
+  s->password = c.String("password").value_or("");
+  s->secret_key = c.String("secretKey").value_or("");
+  if (auto alg = c.String("algorithm")) {
+    if (auto a = ParseHmacAlgorithm(*alg)) {
+      s->algorithm = *a;
+    } else {
+      c.Error("algorithm",
+              "must be one of HMAC_MD5, HMAC_SHA_1, HMAC_SHA_224, HMAC_SHA_256, HMAC_SHA_384, "
+              "HMAC_SHA_512");
+    }
+  } else if (s->type == SecurityType::kHmac) {
+    c.Error("algorithm", "must not be null");
+  }
+  s->token_url = c.String("tokenUrl").value_or("");
+  s->grant_type = c.String("grantType").value_or("");
+  s->client_id = c.String("clientId").value_or("");
+  s->client_secret = c.String("clientSecret").value_or("");
+  s->scope = c.String("scope").value_or("");
+  s->resource = c.String("resource").value_or("");
+  s->refresh_token = c.String("refreshToken").value_or("");
+  s->headers = c.StringMap("headers");
+}
+
+void DecodeProfileInto(object o, const std::string& prefix, ProfileRequest* out,
+                       ValidationErrors* errors) {
+  Reader r(o, prefix, errors);
+  NotificationProfile& p = out->profile;
+  p.profile_id = r.String("profileId").value_or("");
+  if (auto webhook = r.Object("webhook")) {
+    Reader w(*webhook, prefix + "webhook.", errors);
+    p.webhook.notify_url = w.String("notifyUrl").value_or("");
+    p.webhook.content_type = w.String("contentType").value_or("");
+  } else {
+    r.Error("webhook", "must not be null");
+  }
+  if (auto security = r.Object("security")) {
+    Reader sec(*security, prefix + "security.", errors);
+    p.auth_id = sec.String("authId").value_or("");
+    if (!IsReferenceOnly(*security, "authId")) {
+      SecuritySetting s;
+      DecodeSecurityInto(*security, prefix + "security.", &s, errors);
+      out->inline_security = std::move(s);
+    }
+  }
+  p.headers = r.StringMap("headers");
+  r.Int32("maxBucketSize", &p.max_bucket_size);
+  r.Int32("windowSize", &p.window_size);
+  r.Int32("connectTimeout", &p.connect_timeout_ms);
+  r.Int32("readTimeout", &p.read_timeout_ms);
+  if (r.Has("rateLimit")) {
+    int rate = 0;
+    r.Int32("rateLimit", &rate);
+    p.rate_limit = rate;
+  }
+  p.client_certificate_id = r.String("clientCertificateId").value_or("");
+  p.enabled_ssl_protocols = r.Strings("enabledSSLProtocols");
+  p.response_regex = r.String("responseRegex").value_or("");
+  p.response_body_regex = r.String("responseBodyRegex").value_or("");
+  if (auto retry = r.Object("retry")) {
+    Reader rr(*retry, prefix + "retry.", errors);
+    RetryPolicy policy;
+    if (auto delays = rr.Array("delaysMs")) {
+      for (element d : *delays) {
+        int64_t v;
+        if (d.get_int64().get(v) != simdjson::SUCCESS) {
+          rr.Error("delaysMs", "must be an array of integers");
+          break;
+        }
+        policy.delays_ms.push_back(v);
+      }
+    }
+    rr.Int32("maxAttempts", &policy.max_attempts);
+    p.retry = std::move(policy);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<SecuritySetting> DecodeSecurity(element json) {
+  ValidationErrors errors;
+  object o;
+  SecuritySetting s;
+  if (AsObject(json, &o, &errors, "")) DecodeSecurityInto(o, "", &s, &errors);
+  if (auto st = Finish(errors); !st.ok()) return st;
+  return s;
+}
+
+absl::StatusOr<ProfileRequest> DecodeProfile(element json) {
+  ValidationErrors errors;
+  object o;
+  ProfileRequest p;
+  if (AsObject(json, &o, &errors, "")) DecodeProfileInto(o, "", &p, &errors);
+  if (auto st = Finish(errors); !st.ok()) return st;
+  return p;
+}
+
+absl::StatusOr<SubscriptionRequest> DecodeSubscription(element json, std::string_view channel) {
+  ValidationErrors errors;
+  object o;
+  SubscriptionRequest req;
+  if (!AsObject(json, &o, &errors, "")) return Finish(errors);
+  Reader r(o, "", &errors);
+  Subscription& s = req.subscription;
+  s.subscription_id = r.String("subscriptionId").value_or("");
+  s.name = r.String("name");
+  s.channel = r.String("channel").value_or(std::string(channel));
+  if (!channel.empty() && s.channel != channel) {
+    r.Error("channel", "does not match the channel of the path");
+  }
+  if (auto events = r.Array("events")) {
+    for (element e : *events) {
+      std::string_view name;
+      object eo;
+      if (e.get_string().get(name) == simdjson::SUCCESS) {
+        s.events.emplace_back(name);
+      } else if (e.get_object().get(eo) == simdjson::SUCCESS) {
+        std::string_view format;
+        if (eo["event"].get_string().get(name) != simdjson::SUCCESS ||
+            eo["format"].get_string().get(format) != simdjson::SUCCESS) {
+          r.Error("events", "an event object needs string \"event\" and \"format\"");
+          continue;
+        }
+        s.events.emplace_back(name);
+        s.event_formats.emplace_back(std::string(name), std::string(format));
+      } else {
+        r.Error("events", "items must be event names or {\"event\",\"format\"} objects");
+      }
+    }
+  } else if (!r.Has("events")) {
+    r.Error("events", "must not be null");
+  }
+  if (auto criteria = r.Array("criteria")) {
+    size_t i = 0;
+    for (element c : *criteria) {
+      object co;
+      const std::string field = Cat("criteria[", i++, "].");
+      if (!AsObject(c, &co, &errors, field)) continue;
+      Reader cr(co, field, &errors);
+      Criterion crit;
+      crit.application_id = cr.String("applicationId");
+      crit.entity_id = cr.String("entityId");
+      crit.calls_configuration_id = cr.String("callsConfigurationId");
+      s.criteria.push_back(std::move(crit));
+    }
+  }
+  s.resources = r.Strings("resources");
+  s.users = r.Strings("users");
+  s.group = r.String("group").value_or("");
+  if (auto profile = r.Object("profile")) {
+    Reader pr(*profile, "profile.", &errors);
+    s.profile_id = pr.String("profileId").value_or("");
+    if (!IsReferenceOnly(*profile, "profileId")) {
+      ProfileRequest p;
+      DecodeProfileInto(*profile, "profile.", &p, &errors);
+      req.inline_profile = std::move(p.profile);
+      req.inline_security = std::move(p.inline_security);
+    }
+  } else {
+    r.Error("profile", "must not be null");
+  }
+  if (auto st = Finish(errors); !st.ok()) return st;
+  return req;
+}
+
+namespace {
+template <typename T, typename F>
+absl::StatusOr<T> ParseThen(std::string_view text, F&& decode) {
+  simdjson::dom::parser parser;
+  element root;
+  if (auto err = parser.parse(text.data(), text.size()).get(root)) {
+    return absl::InvalidArgumentError(Cat("malformed JSON: ", simdjson::error_message(err)));
+  }
+  return decode(root);
+}
+}  // namespace
+
+absl::StatusOr<SubscriptionRequest> DecodeSubscription(std::string_view text,
+                                                       std::string_view channel) {
+  return ParseThen<SubscriptionRequest>(
+      text, [&](element e) { return DecodeSubscription(e, channel); });
+}
+absl::StatusOr<ProfileRequest> DecodeProfile(std::string_view text) {
+  return ParseThen<ProfileRequest>(text, [](element e) { return DecodeProfile(e); });
+}
+absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text) {
+  return ParseThen<SecuritySetting>(text, [](element e) { return DecodeSecurity(e); });
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) { out_.push_back('{'); }
+  void Key(std::string_view k) {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+    AppendJsonString(out_, k);
+    out_.push_back(':');
+  }
+  void Str(std::string_view k, std::string_view v) {
+    Key(k);
+    AppendJsonString(out_, v);
+  }
+  void Int(std::string_view k, int64_t v) {
+    Key(k);
+    out_ += std::to_string(v);
+  }
+  void Strs(std::string_view k, const std::vector<std::string>& v) {
+    Key(k);
+    out_.push_back('[');
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) out_.push_back(',');
+      AppendJsonString(out_, v[i]);
+    }
+    out_.push_back(']');
+  }
+  void Map(std::string_view k, const std::vector<std::pair<std::string, std::string>>& m) {
+    Key(k);
+    out_.push_back('{');
+    for (size_t i = 0; i < m.size(); ++i) {
+      if (i) out_.push_back(',');
+      AppendJsonString(out_, m[i].first);
+      out_.push_back(':');
+      AppendJsonString(out_, m[i].second);
+    }
+    out_.push_back('}');
+  }
+  void Raw(std::string_view k, std::string_view json) {
+    Key(k);
+    out_ += json;
+  }
+  void End() { out_.push_back('}'); }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+constexpr std::string_view kMask = "********";
+
+std::string SecurityRef(std::string_view auth_id) {
+  std::string out;
+  Writer w(out);
+  if (!auth_id.empty()) w.Str("authId", auth_id);
+  w.End();
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeProfile(const NotificationProfile& p) {
+  std::string out;
+  Writer w(out);
+  w.Str("profileId", p.profile_id);
+  {
+    std::string webhook;
+    Writer ww(webhook);
+    ww.Str("notifyUrl", p.webhook.notify_url);
+    ww.Str("contentType", p.webhook.content_type.empty() ? "application/json"
+                                                         : p.webhook.content_type);
+    ww.End();
+    w.Raw("webhook", webhook);
+  }
+  w.Raw("security", SecurityRef(p.auth_id));
+  if (!p.client_certificate_id.empty()) w.Str("clientCertificateId", p.client_certificate_id);
+  w.Int("maxBucketSize", p.max_bucket_size);
+  w.Int("windowSize", p.window_size);
+  w.Int("connectTimeout", p.connect_timeout_ms);
+  w.Int("readTimeout", p.read_timeout_ms);
+  if (p.rate_limit) w.Int("rateLimit", *p.rate_limit);
+  if (!p.enabled_ssl_protocols.empty()) w.Strs("enabledSSLProtocols", p.enabled_ssl_protocols);
+  w.Map("headers", p.headers);
+  if (!p.response_regex.empty()) w.Str("responseRegex", p.response_regex);
+  if (!p.response_body_regex.empty()) w.Str("responseBodyRegex", p.response_body_regex);
+  if (p.retry) {
+    std::string retry = "{\"delaysMs\":[";
+    for (size_t i = 0; i < p.retry->delays_ms.size(); ++i) {
+      if (i) retry.push_back(',');
+      retry += std::to_string(p.retry->delays_ms[i]);
+    }
+    retry += "],\"maxAttempts\":" + std::to_string(p.retry->max_attempts) + "}";
+    w.Raw("retry", retry);
+  }
+  w.End();
+  return out;
+}
+
+std::string EncodeSecurity(const SecuritySetting& s) {
+  std::string out;
+  Writer w(out);
+  w.Str("authId", s.auth_id);
+  w.Str("type", SecurityTypeName(s.type));
+  std::string creds;
+  Writer c(creds);
+  switch (s.type) {
+    case SecurityType::kBasic:
+      c.Str("username", s.username);
+      c.Str("password", kMask);
+      break;
+    case SecurityType::kHmac:
+      c.Str("secretKey", kMask);
+      c.Str("algorithm", HmacAlgorithmName(s.algorithm));
+      break;
+    case SecurityType::kOAuth:
+      c.Str("tokenUrl", s.token_url);
+      c.Str("grantType", s.grant_type);
+      if (!s.client_id.empty()) c.Str("clientId", s.client_id);
+      if (!s.client_secret.empty()) c.Str("clientSecret", kMask);
+      if (!s.scope.empty()) c.Str("scope", s.scope);
+      if (!s.username.empty()) c.Str("username", s.username);
+      if (!s.password.empty()) c.Str("password", kMask);
+      if (!s.resource.empty()) c.Str("resource", s.resource);
+      if (!s.refresh_token.empty()) c.Str("refreshToken", kMask);
+      if (!s.headers.empty()) c.Map("headers", s.headers);
+      break;
+    case SecurityType::kCustom:
+      break;
+  }
+  c.End();
+  w.Raw("credentials", creds);
+  w.End();
+  return out;
+}
+
+std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile) {
+  std::string out;
+  Writer w(out);
+  w.Str("subscriptionId", s.subscription_id);
+  if (s.name) w.Str("name", *s.name);
+  w.Str("channel", s.channel);
+  {
+    std::string profile_json;
+    Writer pw(profile_json);
+    pw.Str("profileId", s.profile_id);
+    pw.Raw("security", SecurityRef(profile ? std::string_view(profile->auth_id) : ""));
+    pw.End();
+    w.Raw("profile", profile_json);
+  }
+  w.Key("events");
+  out.push_back('[');
+  for (size_t i = 0; i < s.events.size(); ++i) {
+    if (i) out.push_back(',');
+    std::string_view format;
+    for (const auto& [e, f] : s.event_formats) {
+      if (e == s.events[i]) format = f;
+    }
+    if (format.empty()) {
+      AppendJsonString(out, s.events[i]);
+    } else {
+      out += "{\"event\":";
+      AppendJsonString(out, s.events[i]);
+      out += ",\"format\":";
+      AppendJsonString(out, format);
+      out.push_back('}');
+    }
+  }
+  out.push_back(']');
+  w.Key("criteria");
+  out.push_back('[');
+  for (size_t i = 0; i < s.criteria.size(); ++i) {
+    if (i) out.push_back(',');
+    std::string c;
+    Writer cw(c);
+    if (s.criteria[i].application_id) cw.Str("applicationId", *s.criteria[i].application_id);
+    if (s.criteria[i].entity_id) cw.Str("entityId", *s.criteria[i].entity_id);
+    if (s.criteria[i].calls_configuration_id) {
+      cw.Str("callsConfigurationId", *s.criteria[i].calls_configuration_id);
+    }
+    cw.End();
+    out += c;
+  }
+  out.push_back(']');
+  w.Strs("resources", s.resources);
+  w.Strs("users", s.users);
+  w.Str("group", s.group);
+  w.End();
+  return out;
+}
+
+}  // namespace herald::model

@@ -1,0 +1,51 @@
+// JSON for the management plane, in the shapes of the platform's Subscriptions API (OpenAPI
+// v3.210.0): decoding requests into the model, encoding the model into responses. Decoding checks
+// shape (types, enum values) and reports problems per field, as validationErrors; ranges and
+// references are checked by Validate() and the engine. Encoding never writes a secret.
+//
+// Stateless; any thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "herald/status.h"
+#include "herald/subscription.h"
+#include "simdjson.h"
+
+namespace herald::model {
+
+// A subscription request may define its profile (and the profile its security setting) inline.
+struct SubscriptionRequest {
+  Subscription subscription;
+  std::optional<NotificationProfile> inline_profile;
+  std::optional<SecuritySetting> inline_security;
+};
+
+struct ProfileRequest {
+  NotificationProfile profile;
+  std::optional<SecuritySetting> inline_security;
+};
+
+// `channel` fills Subscription::channel when the body has none (it comes from the URL path).
+absl::StatusOr<SubscriptionRequest> DecodeSubscription(simdjson::dom::element json,
+                                                       std::string_view channel = {});
+absl::StatusOr<ProfileRequest> DecodeProfile(simdjson::dom::element json);
+absl::StatusOr<SecuritySetting> DecodeSecurity(simdjson::dom::element json);
+
+// Parses text then decodes; malformed JSON is a BAD_REQUEST-style InvalidArgument.
+absl::StatusOr<SubscriptionRequest> DecodeSubscription(std::string_view text,
+                                                       std::string_view channel = {});
+absl::StatusOr<ProfileRequest> DecodeProfile(std::string_view text);
+absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text);
+
+std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile);
+std::string EncodeProfile(const NotificationProfile& p);
+// Secrets (password, secretKey, clientSecret, refreshToken) are masked.
+std::string EncodeSecurity(const SecuritySetting& s);
+
+// Appends `s` as a JSON string literal (quotes included).
+void AppendJsonString(std::string& out, std::string_view s);
+
+}  // namespace herald::model
