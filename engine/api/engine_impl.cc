@@ -299,11 +299,17 @@ class EngineImpl final : public Engine {
       if (it == profiles_.end()) return NotFound("profile", profile_id);
       queue = it->second.queue;
     }
-    const size_t start = out->size();
-    out->resize(start + max);
-    const size_t n = queue->DequeueBulk(out->data() + start, max);
-    out->resize(start + n);
-    return n;
+    // Dequeue in chunks: sizing `out` to `max` up front would construct max empty notifications.
+    constexpr size_t kChunk = 64;
+    Notification chunk[kChunk];
+    size_t total = 0;
+    while (total < max) {
+      const size_t n = queue->DequeueBulk(chunk, std::min(kChunk, max - total));
+      if (n == 0) break;
+      for (size_t i = 0; i < n; ++i) out->push_back(std::move(chunk[i]));
+      total += n;
+    }
+    return total;
   }
 
   Counters counters() const override {
@@ -360,8 +366,11 @@ class EngineImpl final : public Engine {
   }
 
   RouterContext& AcquireContext() {
+    // Each thread starts at its own slot, so a thread keeps reusing one warm context.
+    static std::atomic<size_t> next_thread_slot{0};
+    thread_local const size_t thread_slot = next_thread_slot.fetch_add(1);
     const size_t n = contexts_.size();
-    size_t i = std::hash<std::thread::id>{}(std::this_thread::get_id()) % n;
+    size_t i = thread_slot % n;
     for (;;) {
       for (size_t tries = 0; tries < n; ++tries, i = (i + 1) % n) {
         RouterContext& ctx = *contexts_[i];

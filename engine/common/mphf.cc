@@ -6,7 +6,7 @@
 namespace herald {
 namespace {
 
-constexpr double kLoadFactor = 0.97;     // table slots per key: leaves room for quick placement
+constexpr double kLoadFactor = 0.94;     // table slots per key: leaves room for quick placement
 constexpr double kKeysPerBucket = 4.0;   // pilots cost 4 bytes per bucket, so ~1 byte per key
 constexpr uint32_t kMaxPilot = 1u << 22;  // beyond this, reseed (never seen in practice)
 constexpr int kMaxAttempts = 16;
@@ -39,11 +39,11 @@ absl::Status Mphf::Build(absl::Span<const uint64_t> keys) {
 
     // Group keys by bucket (counting sort).
     std::fill(bucket_start.begin(), bucket_start.end(), 0);
-    for (uint64_t k : keys) ++bucket_start[Bucket(k) + 1];
+    for (uint64_t k : keys) ++bucket_start[Bucket(Mix64(k ^ seed_)) + 1];
     for (uint64_t b = 0; b < num_buckets; ++b) bucket_start[b + 1] += bucket_start[b];
     {
       std::vector<uint32_t> fill(bucket_start.begin(), bucket_start.end() - 1);
-      for (uint64_t k : keys) grouped[fill[Bucket(k)]++] = k;
+      for (uint64_t k : keys) grouped[fill[Bucket(Mix64(k ^ seed_))]++] = Mix64(k ^ seed_);
     }
     uint32_t max_size = 0;
     for (uint64_t b = 0; b < num_buckets; ++b) {
@@ -51,6 +51,7 @@ absl::Status Mphf::Build(absl::Span<const uint64_t> keys) {
       auto last = grouped.begin() + bucket_start[b + 1];
       std::sort(first, last);
       if (std::adjacent_find(first, last) != last) {
+        // Mix64 is a bijection, so equal hashes mean equal keys.
         return absl::InvalidArgumentError("perfect hash: duplicate key");
       }
       max_size = std::max<uint32_t>(max_size, static_cast<uint32_t>(last - first));

@@ -38,25 +38,28 @@ std::shared_ptr<const Snapshot> Snapshot::Build(std::vector<SubRef> subscription
   HERALD_CHECK(snap->mphf_.Build(unique).ok());
 
   const size_t n = unique.size();
-  snap->fingerprints_.resize(n);
-  std::vector<uint32_t> count(n + 1, 0);
+  snap->slots_.resize(n);
   std::vector<uint32_t> slot_of(n);
   for (size_t i = 0; i < n; ++i) {
     slot_of[i] = static_cast<uint32_t>(snap->mphf_.Lookup(unique[i]));
-    snap->fingerprints_[slot_of[i]] = unique[i];
+    snap->slots_[slot_of[i]].fingerprint = unique[i];
   }
-  // Count entries per slot, walking runs of equal fingerprints.
+  // Lay candidates out in slot order: count per slot, prefix-sum, then fill.
+  std::vector<uint32_t> start(n + 1, 0);
   for (size_t i = 0, u = 0; i < keys.size(); ++u) {
     size_t j = i;
     while (j < keys.size() && keys[j].fingerprint == keys[i].fingerprint) ++j;
-    count[slot_of[u] + 1] = static_cast<uint32_t>(j - i);
+    start[slot_of[u] + 1] = static_cast<uint32_t>(j - i);
     i = j;
   }
-  for (size_t s = 0; s < n; ++s) count[s + 1] += count[s];
-  snap->offsets_ = count;
+  for (size_t s = 0; s < n; ++s) start[s + 1] += start[s];
+  for (size_t s = 0; s < n; ++s) {
+    snap->slots_[s].begin = start[s];
+    snap->slots_[s].end = start[s + 1];
+  }
   snap->entries_.resize(keys.size());
   for (size_t i = 0, u = 0; i < keys.size(); ++u) {
-    uint32_t out = snap->offsets_[slot_of[u]];
+    uint32_t out = start[slot_of[u]];
     const uint64_t fp = keys[i].fingerprint;
     while (i < keys.size() && keys[i].fingerprint == fp) snap->entries_[out++] = keys[i++].subscription;
   }
@@ -66,35 +69,31 @@ std::shared_ptr<const Snapshot> Snapshot::Build(std::vector<SubRef> subscription
 
 void Snapshot::FindMany(const uint64_t* fps, int n, Candidates* out) const {
   HERALD_ASSERT(n <= kMaxProbes);
-  if (fingerprints_.empty()) {
+  if (slots_.empty()) {
     for (int i = 0; i < n; ++i) out[i] = Candidates();
     return;
   }
-  uint64_t buckets[kMaxProbes];
+  // Three passes so the loads of all probes overlap: pilots, then slots, then candidates.
+  Mphf::Probe probes[kMaxProbes];
+  for (int i = 0; i < n; ++i) probes[i] = mphf_.Prepare(fps[i]);
+  const Slot* slots[kMaxProbes];
   for (int i = 0; i < n; ++i) {
-    buckets[i] = mphf_.Bucket(fps[i]);
-    __builtin_prefetch(mphf_.PilotAddress(buckets[i]));
-  }
-  uint64_t slots[kMaxProbes];
-  for (int i = 0; i < n; ++i) {
-    slots[i] = mphf_.Lookup(fps[i]);
-    __builtin_prefetch(&fingerprints_[slots[i]]);
-    __builtin_prefetch(&offsets_[slots[i]]);
+    slots[i] = &slots_[mphf_.Finish(probes[i])];
+    __builtin_prefetch(slots[i]);
   }
   for (int i = 0; i < n; ++i) {
-    const uint64_t s = slots[i];
-    if (fingerprints_[s] != fps[i]) {
+    const Slot& s = *slots[i];
+    if (s.fingerprint != fps[i]) {
       out[i] = Candidates();
       continue;
     }
-    out[i] = Candidates(entries_.data() + offsets_[s], offsets_[s + 1] - offsets_[s]);
+    out[i] = Candidates(entries_.data() + s.begin, s.end - s.begin);
     __builtin_prefetch(out[i].data());
   }
 }
 
 size_t Snapshot::IndexBytes() const {
-  return mphf_.MemoryBytes() + fingerprints_.capacity() * sizeof(uint64_t) +
-         offsets_.capacity() * sizeof(uint32_t) +
+  return mphf_.MemoryBytes() + slots_.capacity() * sizeof(Slot) +
          entries_.capacity() * sizeof(const CompiledSubscription*);
 }
 

@@ -48,7 +48,7 @@ class Snapshot {
 
   uint64_t version() const { return version_; }
   size_t subscription_count() const { return owned_.size(); }
-  size_t key_count() const { return fingerprints_.size(); }
+  size_t key_count() const { return slots_.size(); }
   const KindMasks& masks() const { return masks_; }
   // Bytes of the index proper (hash, fingerprints, offsets, entries), excluding the subscriptions.
   size_t IndexBytes() const;
@@ -56,8 +56,13 @@ class Snapshot {
  private:
   uint64_t version_ = 0;
   Mphf mphf_;
-  std::vector<uint64_t> fingerprints_;  // per slot
-  std::vector<uint32_t> offsets_;       // slot → first entry; size slots + 1
+  // One cache line holds a slot's fingerprint and its candidate range together.
+  struct Slot {
+    uint64_t fingerprint;
+    uint32_t begin;
+    uint32_t end;
+  };
+  std::vector<Slot> slots_;
   std::vector<const CompiledSubscription*> entries_;
   std::vector<SubRef> owned_;
   KindMasks masks_;

@@ -9,7 +9,34 @@
 namespace herald {
 namespace {
 constexpr char kPayloadUrl[] = "type.herald/validation-errors";
+
+
+// Field names and messages quote user input, so the payload escapes its separators.
+std::string Escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+  return out;
 }
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char n = s[++i];
+      out.push_back(n == 't' ? '\t' : n == 'n' ? '\n' : n);
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::Status ValidationError(const ValidationErrors& errors) {
   std::string message, payload;
@@ -17,7 +44,7 @@ absl::Status ValidationError(const ValidationErrors& errors) {
     for (const auto& m : messages) {
       if (!message.empty()) message += "; ";
       message += Cat(field, ": ", m);
-      payload += Cat(field, "\t", m, "\n");
+      payload += Cat(Escape(field), "\t", Escape(m), "\n");
     }
   }
   absl::Status status = absl::InvalidArgumentError(message);
@@ -32,7 +59,7 @@ ValidationErrors ValidationErrorsOf(const absl::Status& status) {
   for (absl::string_view line : absl::StrSplit(std::string(*payload), '\n', absl::SkipEmpty())) {
     const size_t tab = line.find('\t');
     if (tab == absl::string_view::npos) continue;
-    errors[std::string(line.substr(0, tab))].emplace_back(line.substr(tab + 1));
+    errors[Unescape(ToStd(line.substr(0, tab)))].push_back(Unescape(ToStd(line.substr(tab + 1))));
   }
   return errors;
 }

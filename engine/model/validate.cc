@@ -71,6 +71,7 @@ bool IsHttpUrl(std::string_view url) {
   std::string_view authority = rest.substr(0, end);
   if (authority.find('@') != std::string_view::npos) return false;  // no credentials in URLs
   std::string_view host = authority, port;
+  bool has_port = false;
   if (!authority.empty() && authority[0] == '[') {
     const size_t close = authority.find(']');
     if (close == std::string_view::npos) return false;
@@ -79,16 +80,18 @@ bool IsHttpUrl(std::string_view url) {
     if (!after.empty()) {
       if (after[0] != ':') return false;
       port = after.substr(1);
+      has_port = true;
     }
   } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
+    has_port = true;
   }
-  if (host.empty()) return false;
+  if (host.empty() || host == "[]") return false;
   for (char c : host) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
   }
-  if (authority.find(':') != std::string_view::npos || !port.empty()) {
+  if (has_port) {
     int p = 0;
     if (!absl::SimpleAtoi(ToAbsl(port), &p) || p < 1 || p > 65535) return false;
   }

@@ -2,6 +2,7 @@
 #include "engine/parse/envelope_parser.h"
 
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "engine/common/assert.h"
@@ -65,6 +66,35 @@ bool IsVisibleAscii(std::string_view s) {
   return true;
 }
 
+std::string_view TrimRight(std::string_view raw) {
+  while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' ||
+                          raw.back() == '\r')) {
+    raw.remove_suffix(1);
+  }
+  return raw;
+}
+
+// The contents of a string token without escapes, straight from the input (stage 1 has already
+// validated its UTF-8 and control characters); nullopt when it holds escapes to decode.
+std::optional<std::string_view> PlainString(std::string_view raw) {
+  if (raw.size() < 2 || raw[0] != '"') return std::nullopt;
+  const char* begin = raw.data() + 1;
+  const char* quote = static_cast<const char*>(std::memchr(begin, '"', raw.size() - 1));
+  if (!quote || std::memchr(begin, '\\', static_cast<size_t>(quote - begin))) return std::nullopt;
+  return std::string_view(begin, static_cast<size_t>(quote - begin));
+}
+
+// A key without escapes is valid as stage 1 left it; one with escapes is decoded to check them.
+simdjson::error_code CheckKey(ondemand::field& field, std::string_view* key) {
+  const char* begin = field.key().raw();
+  const char* quote = std::strchr(begin, '"');  // stage 1 guarantees the closing quote
+  if (quote && !std::memchr(begin, '\\', static_cast<size_t>(quote - begin))) {
+    *key = std::string_view(begin, static_cast<size_t>(quote - begin));
+    return simdjson::SUCCESS;
+  }
+  return field.unescaped_key().get(*key);
+}
+
 }  // namespace
 
 bool IsJsonNumber(std::string_view s) {
@@ -92,65 +122,58 @@ bool IsJsonNumber(std::string_view s) {
 }
 
 EnvelopeParser::EnvelopeParser(ParserLimits limits)
-    : limits_(limits), parser_(limits.max_event_bytes) {}
+    : limits_(limits), parser_(limits.max_event_bytes), validator_(limits.max_event_bytes) {
+  // Depth is checked by the validator, which counts its document root as a level of its own.
+  if (validator_.allocate(4096, static_cast<size_t>(limits.max_payload_depth) + 1)) {
+    // Left unallocated: the first parse allocates, and reports MEMALLOC if it cannot.
+  }
+}
 
-simdjson::error_code EnvelopeParser::ValidateValue(ondemand::value value, int depth) {
-  ondemand::json_type type;
-  if (auto e = value.type().get(type)) return e;
-  switch (type) {
-    case ondemand::json_type::object: {
-      if (depth >= limits_.max_payload_depth) {
-        too_deep_ = true;
-        return simdjson::DEPTH_ERROR;
-      }
+// Validates a value that is forwarded verbatim: On-Demand skips what it is not asked for without
+// checking it. Containers are sliced raw (a skip, no copy) and checked by simdjson's DOM stage 2,
+// which validates every token far faster than visiting each value through On-Demand; scalars
+// are checked on their raw tokens. `slice` receives the value's exact bytes.
+simdjson::error_code EnvelopeParser::ValidateValue(ondemand::value value, std::string_view* slice) {
+  const std::string_view raw = value.raw_json_token();
+  if (raw.empty()) return simdjson::TAPE_ERROR;
+  std::string_view bytes;
+  switch (raw[0]) {
+    case '{': {
       ondemand::object obj;
       if (auto e = value.get_object().get(obj)) return e;
-      for (auto field_result : obj) {
-        ondemand::field field;
-        if (auto e = std::move(field_result).get(field)) return e;
-        std::string_view key;
-        if (auto e = field.unescaped_key().get(key)) return e;
-        if (auto e = ValidateValue(field.value(), depth + 1)) return e;
-      }
-      return simdjson::SUCCESS;
+      if (auto e = obj.raw_json().get(bytes)) return e;
+      break;
     }
-    case ondemand::json_type::array: {
-      if (depth >= limits_.max_payload_depth) {
-        too_deep_ = true;
-        return simdjson::DEPTH_ERROR;
-      }
+    case '[': {
       ondemand::array arr;
       if (auto e = value.get_array().get(arr)) return e;
-      for (auto element : arr) {
-        ondemand::value v;
-        if (auto e = element.get(v)) return e;
-        if (auto e = ValidateValue(v, depth + 1)) return e;
-      }
-      return simdjson::SUCCESS;
+      if (auto e = arr.raw_json().get(bytes)) return e;
+      break;
     }
-    case ondemand::json_type::string: {
+    case '"': {
+      *slice = TrimRight(raw);
+      if (PlainString(raw)) return simdjson::SUCCESS;
       std::string_view s;
       return value.get_string().get(s);
     }
-    case ondemand::json_type::number: {
-      std::string_view raw = value.raw_json_token();
-      while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' ||
-                              raw.back() == '\r')) {
-        raw.remove_suffix(1);
-      }
-      return IsJsonNumber(raw) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
-    }
-    case ondemand::json_type::boolean: {
-      bool b;
-      return value.get_bool().get(b);
-    }
-    case ondemand::json_type::null: {
-      bool is_null = false;
-      if (auto e = value.is_null().get(is_null)) return e;
-      return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
-    }
+    case 't':
+      *slice = TrimRight(raw);
+      return *slice == "true" ? simdjson::SUCCESS : simdjson::T_ATOM_ERROR;
+    case 'f':
+      *slice = TrimRight(raw);
+      return *slice == "false" ? simdjson::SUCCESS : simdjson::F_ATOM_ERROR;
+    case 'n':
+      *slice = TrimRight(raw);
+      return *slice == "null" ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+    default:
+      *slice = TrimRight(raw);
+      return IsJsonNumber(*slice) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
   }
-  return simdjson::TAPE_ERROR;
+  *slice = TrimRight(bytes);
+  // The slice lies inside the caller's padded buffer, so the padding simdjson reads is there.
+  return validator_
+      .parse(reinterpret_cast<const uint8_t*>(slice->data()), slice->size(), false)
+      .error();
 }
 
 ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, EventView* out) {
@@ -167,7 +190,6 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     return r;
   };
   if (len > limits_.max_event_bytes) return fail(RejectReason::kOversize);
-  too_deep_ = false;
 
   ondemand::document doc;
   if (auto e = parser_.iterate(data, len, capacity).get(doc)) {
@@ -179,6 +201,23 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     if (doc.current_location().get(loc) != simdjson::SUCCESS || loc < data) return len;
     return static_cast<size_t>(loc - data);
   };
+  // Content after the envelope: this On-Demand version has no at_end() and its position is not
+  // readable once the document is consumed, so take the document's extent first, then rewind.
+  {
+    std::string_view whole;
+    if (auto e = doc.raw_json().get(whole)) {
+      if (e == simdjson::INCORRECT_TYPE) return fail(RejectReason::kNotAnObject, {}, e);
+      // Skipping checks only that brackets balance: when they don't, the document breaks at its end.
+      return fail(ReasonFor(e), {}, e, len);
+    }
+    size_t end = static_cast<size_t>(whole.data() - data) + whole.size();
+    while (end < len && (data[end] == ' ' || data[end] == '\t' || data[end] == '\n' ||
+                         data[end] == '\r')) {
+      ++end;
+    }
+    if (end < len) return fail(RejectReason::kMalformedJson, {}, simdjson::TRAILING_CONTENT, end);
+    doc.rewind();
+  }
   ondemand::object obj;
   if (auto e = doc.get_object().get(obj)) {
     if (e == simdjson::INCORRECT_TYPE) return fail(RejectReason::kNotAnObject, {}, e);
@@ -189,12 +228,13 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     ondemand::field field;
     if (auto e = std::move(field_result).get(field)) return fail(ReasonFor(e), {}, e, offset_now());
     std::string_view key;
-    if (auto e = field.unescaped_key().get(key)) return fail(ReasonFor(e), {}, e, offset_now());
+    if (auto e = CheckKey(field, &key)) return fail(ReasonFor(e), {}, e, offset_now());
     const Field which = Classify(key);
     ondemand::value value = field.value();
     if (which == Field::kUnknown) {
-      if (auto e = ValidateValue(value, 0)) {
-        return fail(too_deep_ ? RejectReason::kTooDeep : ReasonFor(e), {}, e, offset_now());
+      std::string_view ignored;
+      if (auto e = ValidateValue(value, &ignored)) {
+        return fail(ReasonFor(e), {}, e, offset_now());
       }
       continue;
     }
@@ -205,18 +245,9 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
       if (type != ondemand::json_type::object && type != ondemand::json_type::array) {
         return fail(RejectReason::kWrongType, name, simdjson::SUCCESS, offset_now());
       }
-      const char* begin = value.raw_json_token().data();
-      if (auto e = ValidateValue(value, 0)) {
-        return fail(too_deep_ ? RejectReason::kTooDeep : ReasonFor(e), name, e, offset_now());
+      if (auto e = ValidateValue(value, &out->payload)) {
+        return fail(ReasonFor(e), name, e, offset_now());
       }
-      // The iterator now rests on the token after the payload (',' or '}').
-      const size_t end_offset = offset_now();
-      const char* end = data + end_offset;
-      while (end > begin && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
-                             end[-1] == '\r')) {
-        --end;
-      }
-      out->payload = std::string_view(begin, static_cast<size_t>(end - begin));
       has_payload = true;
       continue;
     }
@@ -233,7 +264,9 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     }
     const std::string_view raw = value.raw_json_token();
     std::string_view s;
-    if (auto e = value.get_string().get(s)) {
+    if (auto plain = PlainString(raw)) {
+      s = *plain;  // points into the input buffer: no copy
+    } else if (auto e = value.get_string().get(s)) {
       return fail(RejectReason::kMalformedJson, name, e, offset_now());
     }
     if (s.size() > kMaxKeyBytes) return fail(RejectReason::kKeyTooLong, name);
@@ -258,10 +291,6 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
       case Field::kUnknown: break;
     }
   }
-  if (const char* rest = nullptr; doc.current_location().get(rest) == simdjson::SUCCESS) {
-    return fail(RejectReason::kMalformedJson, {}, simdjson::TRAILING_CONTENT,
-                static_cast<size_t>(rest - data));
-  }
   if (out->channel.empty()) return fail(RejectReason::kMissingField, "channel");
   if (out->event.empty()) return fail(RejectReason::kMissingField, "event");
   if (!has_payload) return fail(RejectReason::kMissingField, "payload");
@@ -272,6 +301,13 @@ std::string EnvelopeParser::Describe(const ParseOutcome& o, const EventView& vie
   if (o.ok) return "ok";
   switch (o.reason) {
     case RejectReason::kMalformedJson:
+      if (o.json_error == simdjson::TRAILING_CONTENT) {
+        return Cat("malformed JSON at byte ", o.offset, ": content after its end");
+      }
+      if (o.json_error == simdjson::INCOMPLETE_ARRAY_OR_OBJECT) {
+        return Cat("malformed JSON at byte ", o.offset,
+                   ": unbalanced brackets (the event is truncated, or has content after its end)");
+      }
       return Cat("malformed JSON", o.field.empty() ? "" : Cat(" in \"", o.field, "\""),
                           " at byte ", o.offset, ": ", simdjson::error_message(o.json_error));
     case RejectReason::kNotAnObject: return "the event must be a JSON object";

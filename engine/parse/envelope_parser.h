@@ -57,11 +57,11 @@ class EnvelopeParser {
   static std::string Describe(const ParseOutcome& outcome, const EventView& view);
 
  private:
-  simdjson::error_code ValidateValue(simdjson::ondemand::value value, int depth);
+  simdjson::error_code ValidateValue(simdjson::ondemand::value value, std::string_view* slice);
 
   ParserLimits limits_;
   simdjson::ondemand::parser parser_;
-  bool too_deep_ = false;
+  simdjson::dom::parser validator_;
 };
 
 // True when `s` is a JSON number (RFC 8259 grammar).
