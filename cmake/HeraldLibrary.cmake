@@ -11,7 +11,8 @@ function(herald_library)
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_DEPS})
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers
+    -Wno-restrict)  # GCC 12 false positives in std::string (GCC bug 105329)
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${ARG_NAME})
   install(TARGETS ${target} EXPORT heraldTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -22,7 +23,8 @@ function(herald_test)
   cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
-  target_compile_options(${ARG_NAME} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers)
+  target_compile_options(${ARG_NAME} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers
+    -Wno-restrict)  # GCC 12 false positives in std::string (GCC bug 105329)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()

@@ -59,9 +59,8 @@ BlockPool::BlockPool(size_t retained_bytes_per_class)
 
 BlockPool::~BlockPool() {
   for (auto& list : free_) {
-    absl::MutexLock lock(&list.mu);
-    for (auto* block : list.blocks) DeleteBlock(block);
-    list.blocks.clear();
+    internal::PayloadBlock* block;
+    while (list.blocks.try_dequeue(block)) DeleteBlock(block);
   }
 }
 
@@ -71,15 +70,12 @@ internal::PayloadBlock* BlockPool::Acquire(size_t bytes) {
     allocations_.fetch_add(1, std::memory_order_relaxed);
     return NewBlock(bytes, kUnpooled, this);
   }
-  {
-    FreeList& list = free_[c];
-    absl::MutexLock lock(&list.mu);
-    if (!list.blocks.empty()) {
-      internal::PayloadBlock* block = list.blocks.back();
-      list.blocks.pop_back();
-      block->refs.store(1, std::memory_order_relaxed);
-      return block;
-    }
+  FreeList& list = free_[c];
+  internal::PayloadBlock* block;
+  if (list.blocks.try_dequeue(block)) {
+    list.retained_bytes.fetch_sub(static_cast<int64_t>(block->capacity), std::memory_order_relaxed);
+    block->refs.store(1, std::memory_order_relaxed);
+    return block;
   }
   allocations_.fetch_add(1, std::memory_order_relaxed);
   return NewBlock(kMinClassBytes << c, static_cast<uint8_t>(c), this);
@@ -88,11 +84,13 @@ internal::PayloadBlock* BlockPool::Acquire(size_t bytes) {
 void BlockPool::Recycle(internal::PayloadBlock* block) {
   if (block->size_class != kUnpooled) {
     FreeList& list = free_[block->size_class];
-    absl::MutexLock lock(&list.mu);
-    if ((list.blocks.size() + 1) * block->capacity <= retained_bytes_per_class_) {
-      list.blocks.push_back(block);
+    const int64_t size = static_cast<int64_t>(block->capacity);
+    if (list.retained_bytes.fetch_add(size, std::memory_order_relaxed) + size <=
+        static_cast<int64_t>(retained_bytes_per_class_)) {
+      list.blocks.enqueue(block);
       return;
     }
+    list.retained_bytes.fetch_sub(size, std::memory_order_relaxed);
   }
   DeleteBlock(block);
 }

@@ -11,8 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "concurrentqueue/concurrentqueue.h"
 
 namespace herald::dispatch {
 class BlockPool;
@@ -53,9 +52,10 @@ class BlockPool {
   uint64_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
 
  private:
+  // Lock-free: routers acquire and consumers on other threads release, all the time.
   struct FreeList {
-    absl::Mutex mu;
-    std::vector<internal::PayloadBlock*> blocks ABSL_GUARDED_BY(mu);
+    moodycamel::ConcurrentQueue<internal::PayloadBlock*> blocks;
+    std::atomic<int64_t> retained_bytes{0};
   };
   const size_t retained_bytes_per_class_;
   FreeList free_[kClasses];

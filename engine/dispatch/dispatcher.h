@@ -1,6 +1,8 @@
 // Sink mode: dispatch threads drain profile queues that have work into the embedder's Sink, in
-// batches. A queue is scheduled once when it goes from idle to busy, so an idle engine costs
-// nothing and a busy profile is drained by one thread at a time (per-profile order is kept).
+// batches. A queue is scheduled once when it goes from idle to busy, and a busy profile is drained
+// by one thread at a time (per-profile order is kept). Scheduling never makes a system call on
+// the router's path: an idle dispatch thread backs off (spin, yield, then sleeps of at most
+// kMaxIdleSleep) instead of waiting to be woken, which bounds the added latency when idle.
 //
 // Owns its threads; Stop() (or the destructor) drains nothing further and joins them.
 #pragma once
@@ -9,7 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "concurrentqueue/blockingconcurrentqueue.h"
+#include <chrono>
+
+#include "concurrentqueue/concurrentqueue.h"
 #include "engine/dispatch/profile_queue.h"
 #include "herald/sink.h"
 
@@ -18,6 +22,7 @@ namespace herald::dispatch {
 class Dispatcher final : public ReadyListener {
  public:
   static constexpr size_t kBatch = 256;
+  static constexpr std::chrono::microseconds kMaxIdleSleep{100};
 
   Dispatcher(Sink* sink, int threads);
   ~Dispatcher() override;
@@ -30,7 +35,7 @@ class Dispatcher final : public ReadyListener {
 
   Sink* sink_;
   std::atomic<bool> stop_{false};
-  moodycamel::BlockingConcurrentQueue<ProfileQueue*> ready_;
+  moodycamel::ConcurrentQueue<ProfileQueue*> ready_;
   std::vector<std::thread> threads_;
 };
 
