@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target herald-demo
-exec build/release/bin/herald-demo --catalog configs/catalog.json \
+exec build/release/bin/herald-demo --config configs/herald.toml \
   --subscriptions configs/demo/subscriptions.json --events configs/demo/events.ndjson "$@"

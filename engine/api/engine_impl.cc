@@ -9,7 +9,7 @@
 #include "engine/common/strings.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include <mutex>
 #include "engine/common/assert.h"
 #include "engine/dispatch/block_pool.h"
 #include "engine/dispatch/dispatcher.h"
@@ -93,7 +93,7 @@ class EngineImpl final : public Engine {
   // --- security settings ---------------------------------------------------------------------
   absl::Status CreateSecurity(const SecuritySetting& s) override {
     if (auto errors = Validate(s); !errors.empty()) return ValidationError(errors);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (security_.contains(s.auth_id)) {
       return absl::AlreadyExistsError(Cat("security setting ", s.auth_id, " already exists"));
     }
@@ -103,7 +103,7 @@ class EngineImpl final : public Engine {
 
   absl::Status UpdateSecurity(const SecuritySetting& s) override {
     if (auto errors = Validate(s); !errors.empty()) return ValidationError(errors);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = security_.find(s.auth_id);
     if (it == security_.end()) return NotFound("security setting", s.auth_id);
     it->second.security = s;
@@ -111,7 +111,7 @@ class EngineImpl final : public Engine {
   }
 
   absl::Status DeleteSecurity(std::string_view auth_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = security_.find(ToAbsl(auth_id));
     if (it == security_.end()) return NotFound("security setting", auth_id);
     if (it->second.profiles > 0) {
@@ -123,7 +123,7 @@ class EngineImpl final : public Engine {
   }
 
   absl::StatusOr<SecuritySetting> GetSecurity(std::string_view auth_id) const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = security_.find(ToAbsl(auth_id));
     if (it == security_.end()) return NotFound("security setting", auth_id);
     return it->second.security;
@@ -132,7 +132,7 @@ class EngineImpl final : public Engine {
   // --- profiles -------------------------------------------------------------------------------
   absl::Status CreateProfile(const NotificationProfile& p) override {
     ValidationErrors errors = Validate(p);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     CheckSecurityExists(p, errors);
     if (!errors.empty()) return ValidationError(errors);
     if (profiles_.contains(p.profile_id)) {
@@ -152,7 +152,7 @@ class EngineImpl final : public Engine {
 
   absl::Status UpdateProfile(const NotificationProfile& p) override {
     ValidationErrors errors = Validate(p);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     CheckSecurityExists(p, errors);
     if (!errors.empty()) return ValidationError(errors);
     auto it = profiles_.find(p.profile_id);
@@ -164,7 +164,7 @@ class EngineImpl final : public Engine {
   }
 
   absl::Status DeleteProfile(std::string_view profile_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = profiles_.find(ToAbsl(profile_id));
     if (it == profiles_.end()) return NotFound("profile", profile_id);
     if (it->second.subscriptions > 0) {
@@ -177,7 +177,7 @@ class EngineImpl final : public Engine {
   }
 
   absl::StatusOr<NotificationProfile> GetProfile(std::string_view profile_id) const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = profiles_.find(ToAbsl(profile_id));
     if (it == profiles_.end()) return NotFound("profile", profile_id);
     return it->second.profile;
@@ -186,7 +186,7 @@ class EngineImpl final : public Engine {
   // --- subscriptions --------------------------------------------------------------------------
   absl::Status CreateSubscription(const Subscription& s) override {
     ValidationErrors errors = Validate(s, *catalog_);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto profile = CheckProfileExists(s, errors);
     if (!errors.empty()) return ValidationError(errors);
     if (subscriptions_.contains(s.subscription_id)) {
@@ -204,7 +204,7 @@ class EngineImpl final : public Engine {
 
   absl::Status UpdateSubscription(const Subscription& s) override {
     ValidationErrors errors = Validate(s, *catalog_);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto profile = CheckProfileExists(s, errors);
     if (!errors.empty()) return ValidationError(errors);
     auto it = subscriptions_.find(s.subscription_id);
@@ -221,7 +221,7 @@ class EngineImpl final : public Engine {
   }
 
   absl::Status DeleteSubscription(std::string_view subscription_id) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = subscriptions_.find(ToAbsl(subscription_id));
     if (it == subscriptions_.end()) return NotFound("subscription", subscription_id);
     --profiles_[it->second.subscription.profile_id].subscriptions;
@@ -231,21 +231,21 @@ class EngineImpl final : public Engine {
   }
 
   absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = subscriptions_.find(ToAbsl(subscription_id));
     if (it == subscriptions_.end()) return NotFound("subscription", subscription_id);
     return it->second.subscription;
   }
 
   size_t subscription_count() const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return subscriptions_.size();
   }
 
   void FlushIndex() override {
     uint64_t seq;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       seq = last_commit_;
     }
     index_.WaitPublished(seq);
@@ -294,7 +294,7 @@ class EngineImpl final : public Engine {
                               std::vector<Notification>* out) override {
     dispatch::ProfileQueue* queue;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       auto it = profiles_.find(ToAbsl(profile_id));
       if (it == profiles_.end()) return NotFound("profile", profile_id);
       queue = it->second.queue;
@@ -330,7 +330,7 @@ class EngineImpl final : public Engine {
   }
 
   std::vector<QueueStats> queue_stats() const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     std::vector<QueueStats> stats;
     for (const auto& [id, entry] : profiles_) {
       stats.push_back({id, entry.queue->depth(), entry.queue->bytes(),
@@ -449,8 +449,8 @@ class EngineImpl final : public Engine {
     }
   }
 
-  void CheckSecurityExists(const NotificationProfile& p, ValidationErrors& errors)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // The two checks below run with mu_ held.
+  void CheckSecurityExists(const NotificationProfile& p, ValidationErrors& errors) {
     if (!p.auth_id.empty() && !security_.contains(p.auth_id)) {
       errors["security.authId"].push_back(
           Cat("security setting ", p.auth_id, " does not exist"));
@@ -458,7 +458,7 @@ class EngineImpl final : public Engine {
   }
 
   absl::flat_hash_map<std::string, ProfileEntry>::iterator CheckProfileExists(
-      const Subscription& s, ValidationErrors& errors) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      const Subscription& s, ValidationErrors& errors) {
     auto it = profiles_.find(s.profile_id);
     if (it == profiles_.end() && !s.profile_id.empty() && IsValidId(s.profile_id)) {
       errors["profile.profileId"].push_back(
@@ -473,7 +473,7 @@ class EngineImpl final : public Engine {
     return c;
   }
 
-  uint32_t GroupId(const std::string& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  uint32_t GroupId(const std::string& group) {
     auto [it, inserted] = groups_.try_emplace(group, static_cast<uint32_t>(groups_.size()));
     return it->second;
   }
@@ -485,19 +485,20 @@ class EngineImpl final : public Engine {
   std::vector<std::unique_ptr<RouterContext>> contexts_;
   std::atomic<uint64_t> next_event_id_{0};
 
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, SecurityEntry> security_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, ProfileEntry> profiles_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, SubscriptionEntry> subscriptions_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, uint32_t> groups_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_uid_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t next_created_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t last_commit_ ABSL_GUARDED_BY(mu_) = 0;
+  // std::mutex: see IndexManager (ThreadSanitizer cannot see Debian's absl::Mutex ordering).
+  mutable std::mutex mu_;
+  absl::flat_hash_map<std::string, SecurityEntry> security_;
+  absl::flat_hash_map<std::string, ProfileEntry> profiles_;
+  absl::flat_hash_map<std::string, SubscriptionEntry> subscriptions_;
+  absl::flat_hash_map<std::string, uint32_t> groups_;
+  uint64_t next_uid_ = 1;
+  uint64_t next_created_ = 1;
+  uint64_t last_commit_ = 0;
 
   index::IndexManager index_;
   // Queues live as long as the engine (a re-created profile id reuses its queue), so routers
   // and dispatch threads can hold plain pointers.
-  absl::flat_hash_map<std::string, dispatch::ProfileQueue*> queues_by_id_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, dispatch::ProfileQueue*> queues_by_id_;
   std::vector<std::unique_ptr<dispatch::ProfileQueue>> queues_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
 };

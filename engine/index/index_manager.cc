@@ -1,8 +1,6 @@
 #include "engine/common/strings.h"
 #include "engine/index/index_manager.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 
 namespace herald::index {
 
@@ -11,82 +9,87 @@ IndexManager::IndexManager(std::shared_ptr<const Catalog> catalog, Options optio
   base_ = Snapshot::Build({}, *catalog_, 0);
   auto state = std::make_shared<IndexState>();
   state->base = base_;
-  state_.store(std::move(state));
+  state_ = std::move(state);
   publisher_ = std::thread([this] { PublisherLoop(); });
   builder_ = std::thread([this] { BuilderLoop(); });
 }
 
 IndexManager::~IndexManager() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     stop_ = true;
   }
+  changed_.notify_all();
   publisher_.join();
   builder_.join();
 }
 
 uint64_t IndexManager::Commit(SubRef before, SubRef after) {
-  absl::MutexLock lock(&mu_);
-  const uint64_t seq = next_seq_++;
-  if (before) live_.erase(before->uid);
-  if (after) live_[after->uid] = after;
-  tail_.push_back({seq, std::move(before), std::move(after)});
-  dirty_ = true;
-  last_change_ = std::chrono::steady_clock::now();
+  uint64_t seq;
+  {
+    std::lock_guard lock(mu_);
+    seq = next_seq_++;
+    if (before) live_.erase(before->uid);
+    if (after) live_[after->uid] = after;
+    tail_.push_back({seq, std::move(before), std::move(after)});
+    dirty_ = true;
+    last_change_ = std::chrono::steady_clock::now();
+  }
+  changed_.notify_all();
   return seq;
 }
 
 uint64_t IndexManager::last_committed() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return next_seq_ - 1;
 }
 
 void IndexManager::WaitPublished(uint64_t seq) {
-  absl::MutexLock lock(&mu_);
-  auto visible = [this, seq]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return published_seq_ >= seq || stop_;
-  };
-  mu_.Await(absl::Condition(&visible));
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [&] { return published_seq_ >= seq || stop_; });
 }
 
 void IndexManager::PublishLocked() {
   const size_t fold_at = std::max(options_.fold_min_changes, base_->subscription_count() / 16);
-  if (tail_.size() >= fold_at && !building_) build_requested_ = true;
+  if (tail_.size() >= fold_at && !building_) {
+    build_requested_ = true;
+    changed_.notify_all();
+  }
   if (tail_.size() > options_.max_overlay_changes) return;  // the builder will publish
   std::vector<Overlay::Change> changes(tail_.begin(), tail_.end());
   auto state = std::make_shared<IndexState>();
   state->base = base_;
   state->overlay = changes.empty() ? nullptr : Overlay::Build(changes, *catalog_);
   state->version = next_seq_ - 1;
-  state_.store(std::move(state), std::memory_order_release);
+  {
+    std::lock_guard state_lock(state_mu_);
+    state_ = std::move(state);
+  }
   published_seq_ = next_seq_ - 1;
   published_.fetch_add(1, std::memory_order_acq_rel);
   dirty_ = false;
+  changed_.notify_all();
 }
 
 void IndexManager::PublisherLoop() {
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](IndexManager* m) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                 return m->stop_ || m->dirty_;
-                               },
-                               this),
-                           absl::FromChrono(options_.idle_fold_after));
+      std::unique_lock lock(mu_);
+      changed_.wait_for(lock, options_.idle_fold_after, [&] { return stop_ || dirty_; });
       if (stop_) return;
       if (!dirty_) {
         // Quiet for a while: fold whatever overlay remains so lookups go back to one probe set.
         if (!tail_.empty() && !building_ &&
             std::chrono::steady_clock::now() - last_change_ >= options_.idle_fold_after) {
           build_requested_ = true;
+          changed_.notify_all();
         }
         continue;
       }
     }
     // Let a burst of changes gather, then publish them together.
     std::this_thread::sleep_for(options_.publish_interval);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (stop_) return;
     PublishLocked();
   }
@@ -97,12 +100,8 @@ void IndexManager::BuilderLoop() {
     std::vector<SubRef> subscriptions;
     uint64_t version;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](IndexManager* m) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return m->stop_ || m->build_requested_;
-          },
-          this));
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return stop_ || build_requested_; });
       if (stop_) return;
       build_requested_ = false;
       building_ = true;
@@ -120,7 +119,7 @@ void IndexManager::BuilderLoop() {
           snapshot->key_count(), " keys) in ",
           std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), " ms"));
     }
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     base_ = std::move(snapshot);
     while (!tail_.empty() && tail_.front().seq <= version) tail_.pop_front();
     building_ = false;

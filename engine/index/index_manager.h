@@ -14,9 +14,10 @@
 #include <memory>
 #include <thread>
 
-#include "absl/base/thread_annotations.h"
+#include <condition_variable>
+#include <mutex>
+
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "engine/index/snapshot.h"
 
 namespace herald::index {
@@ -41,7 +42,11 @@ class IndexManager {
   // Records one change; `before` empty = create, `after` empty = delete. Returns its sequence.
   uint64_t Commit(SubRef before, SubRef after);
 
-  std::shared_ptr<const IndexState> Load() const { return state_.load(std::memory_order_acquire); }
+  // Routers call this only when published_version() moved, so the lock is rarely taken.
+  std::shared_ptr<const IndexState> Load() const {
+    std::lock_guard lock(state_mu_);
+    return state_;
+  }
   // Changes whenever a new state is published; routers compare it to skip Load().
   uint64_t published_version() const { return published_.load(std::memory_order_acquire); }
 
@@ -54,24 +59,30 @@ class IndexManager {
  private:
   void PublisherLoop();
   void BuilderLoop();
-  void PublishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishLocked();  // with mu_ held
 
   const std::shared_ptr<const Catalog> catalog_;
   const Options options_;
 
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<uint64_t, SubRef> live_ ABSL_GUARDED_BY(mu_);  // by uid
-  std::deque<Overlay::Change> tail_ ABSL_GUARDED_BY(mu_);           // seq > base_->version()
-  std::shared_ptr<const Snapshot> base_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t published_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  bool dirty_ ABSL_GUARDED_BY(mu_) = false;  // something to publish
-  bool build_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool building_ ABSL_GUARDED_BY(mu_) = false;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::chrono::steady_clock::time_point last_change_ ABSL_GUARDED_BY(mu_);
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built with ThreadSanitizer, which
+  // then cannot see absl::Mutex's ordering; pthread-based locks it sees. Guards the fields below.
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // dirty_, build_requested_, published_seq_ or stop_ moved
+  absl::flat_hash_map<uint64_t, SubRef> live_;  // by uid
+  std::deque<Overlay::Change> tail_;           // seq > base_->version()
+  std::shared_ptr<const Snapshot> base_;
+  uint64_t next_seq_ = 1;
+  uint64_t published_seq_ = 0;
+  bool dirty_ = false;  // something to publish
+  bool build_requested_ = false;
+  bool building_ = false;
+  bool stop_ = false;
+  std::chrono::steady_clock::time_point last_change_;
 
-  std::atomic<std::shared_ptr<const IndexState>> state_;
+  // A plain mutex rather than std::atomic<std::shared_ptr>, whose libstdc++ lock ThreadSanitizer
+  // does not understand.
+  mutable std::mutex state_mu_;
+  std::shared_ptr<const IndexState> state_;
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> builds_{0};
   std::thread publisher_;

@@ -1,6 +1,8 @@
-// herald-demo: loads a catalog and a file of security settings, profiles and subscriptions (the
-// management API's JSON shapes), routes an NDJSON file of events through libherald and prints
-// which profile got what. A first look at the routing semantics before the daemon exists.
+// herald-demo: reads the engine settings of configs/herald.toml, loads the catalog and a file of
+// security settings, profiles and subscriptions (the management API's JSON shapes), routes an
+// NDJSON file of events through libherald and prints which profile got what. A first look at the
+// routing semantics before the daemon exists.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -8,22 +10,73 @@
 #include <string>
 #include <vector>
 
+#include <toml++/toml.h>
+
 #include "engine/model/json_codec.h"
 #include "herald/engine.h"
 
 namespace {
 
 struct Flags {
-  std::string catalog = "configs/catalog.json";
+  std::string config = "configs/herald.toml";
+  std::string catalog;  // overrides the config's engine.catalog
   std::string subscriptions = "configs/demo/subscriptions.json";
   std::string events = "configs/demo/events.ndjson";
-  herald::Fanout fanout = herald::Fanout::kGroupWinner;
+  std::string fanout;  // overrides the config's engine.fanout
 };
+
+// Reads the daemon's config file: engine settings are applied, daemon settings are recognized,
+// anything else is an error naming the key (exit code 2, as the daemon will).
+bool LoadConfig(const std::string& path, herald::EngineOptions* options, std::string* fanout) {
+  toml::table config;
+  try {
+    config = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::fprintf(stderr, "herald-demo: %s: %s\n", path.c_str(), std::string(e.description()).c_str());
+    return false;
+  }
+  static const char* kDaemonKeys[] = {"listen", "data_dir", "api_key", "ingest_key", "threads",
+                                      "durability", "allow_private_targets"};
+  for (auto& [key, value] : config) {
+    const std::string k(key.str());
+    if (k == "engine") continue;
+    if (std::find(std::begin(kDaemonKeys), std::end(kDaemonKeys), k) == std::end(kDaemonKeys)) {
+      std::fprintf(stderr, "herald-demo: %s: unknown key \"%s\"\n", path.c_str(), k.c_str());
+      return false;
+    }
+  }
+  auto bad = [&](const std::string& key, const char* what) {
+    std::fprintf(stderr, "herald-demo: %s: engine.%s %s\n", path.c_str(), key.c_str(), what);
+    return false;
+  };
+  if (const toml::table* engine = config["engine"].as_table()) {
+    for (auto& [key, value] : *engine) {
+      const std::string k(key.str());
+      if (k == "catalog" || k == "fanout") {
+        if (!value.is_string()) return bad(k, "must be a string");
+        (k == "catalog" ? options->catalog_path : *fanout) = *value.value<std::string>();
+      } else if (k == "max_event_bytes" || k == "max_payload_depth" ||
+                 k == "queue_max_notifications" || k == "queue_max_bytes") {
+        const auto v = value.value<int64_t>();
+        if (!v || *v <= 0) return bad(k, "must be a positive integer");
+        if (k == "max_event_bytes") options->max_event_bytes = static_cast<size_t>(*v);
+        if (k == "max_payload_depth") options->max_payload_depth = static_cast<int>(*v);
+        if (k == "queue_max_notifications") options->queue_max_notifications = static_cast<size_t>(*v);
+        if (k == "queue_max_bytes") options->queue_max_bytes = static_cast<size_t>(*v);
+      } else {
+        std::fprintf(stderr, "herald-demo: %s: unknown key \"engine.%s\"\n", path.c_str(),
+                     k.c_str());
+        return false;
+      }
+    }
+  }
+  return true;
+}
 
 void Usage(FILE* out) {
   std::fprintf(out,
-               "usage: herald-demo [--catalog FILE] [--subscriptions FILE] [--events FILE] "
-               "[--fanout group|all]\n");
+               "usage: herald-demo [--config FILE] [--catalog FILE] [--subscriptions FILE] "
+               "[--events FILE] [--fanout group|all]\n");
 }
 
 bool ReadFile(const std::string& path, std::string* out) {
@@ -55,17 +108,12 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--catalog") flags.catalog = value();
+    if (arg == "--config") flags.config = value();
+    else if (arg == "--catalog") flags.catalog = value();
     else if (arg == "--subscriptions") flags.subscriptions = value();
     else if (arg == "--events") flags.events = value();
-    else if (arg == "--fanout") {
-      const std::string v = value();
-      if (v != "group" && v != "all") {
-        std::fprintf(stderr, "herald-demo: --fanout must be group or all, not %s\n", v.c_str());
-        return 2;
-      }
-      flags.fanout = v == "all" ? herald::Fanout::kAll : herald::Fanout::kGroupWinner;
-    } else if (arg == "--help" || arg == "-h") {
+    else if (arg == "--fanout") flags.fanout = value();
+    else if (arg == "--help" || arg == "-h") {
       Usage(stdout);
       return 0;
     } else {
@@ -75,7 +123,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto engine_or = herald::Engine::Create({.catalog_path = flags.catalog, .fanout = flags.fanout});
+  herald::EngineOptions options;
+  std::string fanout = "group";
+  if (!LoadConfig(flags.config, &options, &fanout)) return 2;
+  if (!flags.catalog.empty()) options.catalog_path = flags.catalog;
+  if (!flags.fanout.empty()) fanout = flags.fanout;
+  if (fanout != "group" && fanout != "all") {
+    std::fprintf(stderr, "herald-demo: fanout must be group or all, not \"%s\"\n", fanout.c_str());
+    return 2;
+  }
+  options.fanout = fanout == "all" ? herald::Fanout::kAll : herald::Fanout::kGroupWinner;
+  auto engine_or = herald::Engine::Create(options);
   if (!engine_or.ok()) return Fail("catalog", engine_or.status());
   herald::Engine& engine = **engine_or;
 
@@ -122,7 +180,7 @@ int main(int argc, char** argv) {
   std::printf("herald demo: %zu channels, %u channel/event pairs; %zu security settings, "
               "%zu profiles, %zu subscriptions (fan-out: %s)\n\n",
               engine.catalog().channels().size(), engine.catalog().pair_count(), counts[0],
-              counts[1], counts[2], flags.fanout == herald::Fanout::kAll ? "all" : "group");
+              counts[1], counts[2], fanout.c_str());
 
   if (!ReadFile(flags.events, &text)) {
     std::fprintf(stderr, "herald-demo: cannot read %s\n", flags.events.c_str());

@@ -5,7 +5,7 @@
 #include <set>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
+#include <mutex>
 #include "gtest/gtest.h"
 
 namespace herald {
@@ -321,24 +321,24 @@ TEST(Engine, QueuedNotificationsOutliveTheirSubscription) {
 class RecordingSink : public Sink {
  public:
   void Deliver(std::string_view profile_id, std::span<Notification> batch) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     for (auto& n : batch) {
       received_[std::string(profile_id)].push_back(std::string(n.payload()));
     }
   }
   size_t total() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     size_t t = 0;
     for (auto& [p, v] : received_) t += v.size();
     return t;
   }
   std::vector<std::string> of(const std::string& p) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return received_[p];
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::map<std::string, std::vector<std::string>> received_;
 };
 
