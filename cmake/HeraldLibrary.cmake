@@ -1,3 +1,11 @@
+# Warnings for project code. Designated initializers that leave members to their defaults are
+# the intended style (GCC's -Wmissing-field-initializers flags them); GCC 12 also reports false
+# -Wrestrict positives inside std::string (GCC bug 105329).
+set(HERALD_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  list(APPEND HERALD_WARNINGS -Wno-restrict)
+endif()
+
 # herald_library(NAME SRCS ... DEPS ... [PUBLIC_DEPS ...])
 # Makes the static library herald_<NAME> with the alias herald::<NAME>. Project code links only
 # aliases, so the dependency graph of components reads as a DAG from common up to engine.
@@ -11,8 +19,7 @@ function(herald_library)
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_DEPS})
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers
-    -Wno-restrict)  # GCC 12 false positives in std::string (GCC bug 105329)
+  target_compile_options(${target} PRIVATE ${HERALD_WARNINGS})
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${ARG_NAME})
   install(TARGETS ${target} EXPORT heraldTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -23,8 +30,7 @@ function(herald_test)
   cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
-  target_compile_options(${ARG_NAME} PRIVATE -Wall -Wextra -Werror -Wno-missing-field-initializers
-    -Wno-restrict)  # GCC 12 false positives in std::string (GCC bug 105329)
+  target_compile_options(${ARG_NAME} PRIVATE ${HERALD_WARNINGS})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
