@@ -6,11 +6,11 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   list(APPEND HERALD_WARNINGS -Wno-restrict)
 endif()
 
-# herald_library(NAME SRCS ... DEPS ... [PUBLIC_DEPS ...])
+# herald_library(NAME SRCS ... DEPS ... [PUBLIC_DEPS ...] [NO_INSTALL])
 # Makes the static library herald_<NAME> with the alias herald::<NAME>. Project code links only
 # aliases, so the dependency graph of components reads as a DAG from common up to engine.
 function(herald_library)
-  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;PUBLIC_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "NAME" "SRCS;DEPS;PUBLIC_DEPS" ${ARGN})
   set(target herald_${ARG_NAME})
   add_library(${target} STATIC ${ARG_SRCS})
   add_library(herald::${ARG_NAME} ALIAS ${target})
@@ -21,8 +21,9 @@ function(herald_library)
   target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_DEPS})
   target_compile_options(${target} PRIVATE ${HERALD_WARNINGS})
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${ARG_NAME})
-  install(TARGETS ${target} EXPORT heraldTargets
-    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  if(NOT ARG_NO_INSTALL)
+    install(TARGETS ${target} EXPORT heraldTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  endif()
 endfunction()
 
 # herald_test(NAME SRCS ... DEPS ... [LABELS ...]): one GoogleTest binary per component.

@@ -1,12 +1,38 @@
 #!/usr/bin/env bash
-# Builds the release preset and runs herald with configs/herald.toml, the embedded default.
-# Until the daemon lands, this runs the routing demo: it loads the catalog and the subscriptions
-# in configs/, routes sample events and prints which profile got what.
+# Builds the release preset and starts heraldd with configs/herald.toml, the embedded default,
+# then prints where it listens and a first request to try. Extra arguments go to heraldd
+# (e.g. tools/run.sh --listen 127.0.0.1:9090). For the routing demo: build/release/bin/herald-demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target herald-demo
-exec build/release/bin/herald-demo --config configs/herald.toml \
-  --subscriptions configs/demo/subscriptions.json --events configs/demo/events.ndjson "$@"
+cmake --build --preset release -j "$(nproc)" --target heraldd herald-demo
+
+log=$(mktemp)
+build/release/bin/heraldd --config configs/herald.toml "$@" > >(tee "$log") 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+for _ in $(seq 100); do
+  grep -q "listening on" "$log" && break
+  kill -0 $pid 2>/dev/null || { wait $pid; exit $?; }
+  sleep 0.05
+done
+url=$(grep -o "http://[^ ]*" "$log" | head -1)
+cat <<EXAMPLE
+
+Try it (in another terminal):
+
+  # subscribe to SMS delivery reports of application "shop", creating the profile inline
+  curl -s -X POST $url/subscriptions/1/subscription/SMS -H 'content-type: application/json' -d '{
+    "subscriptionId":"shop-dlr","events":["DELIVERY"],"criteria":[{"applicationId":"shop"}],
+    "profile":{"profileId":"shop","webhook":{"notifyUrl":"https://shop.example.com/dlr"}}}'
+
+  # post an event, then see it counted as delivered to profile "shop"
+  curl -s -X POST $url/v1/events -H 'content-type: application/json' -d '{
+    "channel":"SMS","event":"DELIVERY","applicationId":"shop","payload":{"results":[{"messageId":"m1"}]}}'
+  curl -s $url/metrics | grep -E 'accepted|delivered'
+
+Stop with Ctrl-C.
+EXAMPLE
+wait $pid

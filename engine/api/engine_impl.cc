@@ -62,7 +62,7 @@ struct SecurityEntry {
 
 struct SubscriptionEntry {
   Subscription subscription;
-  internal::SubRef compiled;
+  internal::SubRef compiled;  // compiled->created_seq orders listings
 };
 
 class EngineImpl final : public Engine {
@@ -240,6 +240,41 @@ class EngineImpl final : public Engine {
   size_t subscription_count() const override {
     std::lock_guard lock(mu_);
     return subscriptions_.size();
+  }
+
+  std::vector<Subscription> ListSubscriptions(std::string_view channel) const override {
+    std::vector<std::pair<uint64_t, const Subscription*>> order;
+    std::lock_guard lock(mu_);
+    for (const auto& [id, entry] : subscriptions_) {
+      if (channel.empty() || entry.subscription.channel == channel) {
+        order.emplace_back(entry.compiled->created_seq, &entry.subscription);
+      }
+    }
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<Subscription> out;
+    out.reserve(order.size());
+    for (const auto& [seq, s] : order) out.push_back(*s);
+    return out;
+  }
+
+  std::vector<NotificationProfile> ListProfiles() const override {
+    std::vector<NotificationProfile> out;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, entry] : profiles_) out.push_back(entry.profile);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
+    return out;
+  }
+
+  std::vector<SecuritySetting> ListSecurity() const override {
+    std::vector<SecuritySetting> out;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, entry] : security_) out.push_back(entry.security);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.auth_id < b.auth_id; });
+    return out;
   }
 
   void FlushIndex() override {

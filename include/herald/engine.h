@@ -112,6 +112,12 @@ class Engine {
   virtual absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const = 0;
   virtual size_t subscription_count() const = 0;
 
+  // Snapshots for listing, copied under the control-plane lock. Subscriptions of `channel`
+  // (every channel when empty) come newest first; profiles and security settings by id.
+  virtual std::vector<Subscription> ListSubscriptions(std::string_view channel = {}) const = 0;
+  virtual std::vector<NotificationProfile> ListProfiles() const = 0;
+  virtual std::vector<SecuritySetting> ListSecurity() const = 0;
+
   // Blocks until every change committed before the call is visible to routing.
   virtual void FlushIndex() = 0;
 

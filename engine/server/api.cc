@@ -1,0 +1,511 @@
+#include "engine/server/api.h"
+
+#include <algorithm>
+#include <map>
+
+#include "engine/common/strings.h"
+#include "engine/model/json_codec.h"
+
+namespace herald::server {
+namespace {
+
+using model::AppendJsonString;
+
+std::string ErrorBody(std::string_view message_id, std::string_view text,
+                      const ValidationErrors& errors = {}) {
+  std::string out = R"({"requestError":{"serviceException":{"messageId":)";
+  AppendJsonString(out, message_id);
+  out += R"(,"text":)";
+  AppendJsonString(out, text);
+  if (!errors.empty()) {
+    out += R"(,"validationErrors":{)";
+    bool first = true;
+    for (const auto& [field, messages] : errors) {
+      if (!first) out.push_back(',');
+      first = false;
+      AppendJsonString(out, field);
+      out += ":[";
+      for (size_t i = 0; i < messages.size(); ++i) {
+        if (i) out.push_back(',');
+        AppendJsonString(out, messages[i]);
+      }
+      out.push_back(']');
+    }
+    out.push_back('}');
+  }
+  out += "}}}";
+  return out;
+}
+
+void Error(HttpResponse& r, int status, std::string_view message_id, std::string_view text,
+           const ValidationErrors& errors = {}) {
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = ErrorBody(message_id, text, errors);
+}
+
+void FromStatus(HttpResponse& r, const absl::Status& s) {
+  const std::string text(ToStd(s.message()));
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return Error(r, 400, "BAD_REQUEST", text, ValidationErrorsOf(s));
+    case absl::StatusCode::kNotFound: return Error(r, 404, "NOT_FOUND", text);
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition: return Error(r, 409, "CONFLICT", text);
+    default: return Error(r, 500, "INTERNAL_SERVER_ERROR", text);
+  }
+}
+
+void Json(HttpResponse& r, int status, std::string body) {
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i] == '+' ? ' ' : s[i]);
+    }
+  }
+  return out;
+}
+
+std::multimap<std::string, std::string> ParseQuery(std::string_view q) {
+  std::multimap<std::string, std::string> out;
+  while (!q.empty()) {
+    const size_t amp = q.find('&');
+    std::string_view part = q.substr(0, amp);
+    const size_t eq = part.find('=');
+    out.emplace(PercentDecode(part.substr(0, eq)),
+                eq == std::string_view::npos ? "" : PercentDecode(part.substr(eq + 1)));
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+// page (>= 0) and size (1..100, default 20); false after answering 400.
+bool Paging(const std::multimap<std::string, std::string>& q, HttpResponse& r, size_t* page,
+            size_t* size) {
+  *page = 0;
+  *size = 20;
+  auto read = [&](const char* key, size_t* out, long min, long max) {
+    auto it = q.find(key);
+    if (it == q.end()) return true;
+    char* end = nullptr;
+    const long v = std::strtol(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end != '\0' || v < min || v > max) {
+      Error(r, 400, "BAD_REQUEST", "invalid paging",
+            {{key, {Cat("must be an integer between ", min, " and ", max)}}});
+      return false;
+    }
+    *out = static_cast<size_t>(v);
+    return true;
+  };
+  return read("page", page, 0, 1'000'000'000) && read("size", size, 1, 100);
+}
+
+template <typename T, typename F>
+std::string Page(const std::vector<T>& items, size_t page, size_t size, F&& encode) {
+  std::string out = R"({"results":[)";
+  const size_t begin = std::min(items.size(), page * size);
+  const size_t end = std::min(items.size(), begin + size);
+  for (size_t i = begin; i < end; ++i) {
+    if (i > begin) out.push_back(',');
+    out += encode(items[i]);
+  }
+  const size_t total_pages = (items.size() + size - 1) / size;
+  out += Cat(R"(],"paging":{"page":)", page, R"(,"size":)", size, R"(,"totalPages":)",
+             total_pages, R"(,"totalResults":)", items.size(), "}}");
+  return out;
+}
+
+std::string IdBody(std::string_view key, std::string_view id) {
+  std::string out = "{";
+  AppendJsonString(out, key);
+  out.push_back(':');
+  AppendJsonString(out, id);
+  out.push_back('}');
+  return out;
+}
+
+std::string ProfileIds(std::string_view profile_id, std::string_view auth_id) {
+  std::string out = R"({"profileId":)";
+  AppendJsonString(out, profile_id);
+  out += R"(,"security":{)";
+  if (!auth_id.empty()) {
+    out += R"("authId":)";
+    AppendJsonString(out, auth_id);
+  }
+  out += "}}";
+  return out;
+}
+
+bool Authorized(const std::string& header, const std::string& key) {
+  if (key.empty()) return true;
+  const std::string expected = "App " + key;
+  if (header.size() != expected.size()) return false;
+  unsigned char diff = 0;  // constant time: a wrong key leaks nothing through timing
+  for (size_t i = 0; i < header.size(); ++i) diff |= static_cast<unsigned char>(header[i] ^ expected[i]);
+  return diff == 0;
+}
+
+std::string CatalogJson(const Catalog& catalog) {
+  std::string out = R"({"channels":[)";
+  bool first = true;
+  for (const auto& ch : catalog.channels()) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += R"({"channel":)";
+    AppendJsonString(out, ch.channel);
+    out += R"(,"name":)";
+    AppendJsonString(out, ch.name);
+    out += R"(,"nameJa":)";
+    AppendJsonString(out, ch.name_ja);
+    out += R"(,"aliases":[)";
+    for (size_t i = 0; i < ch.aliases.size(); ++i) {
+      if (i) out.push_back(',');
+      AppendJsonString(out, ch.aliases[i]);
+    }
+    out += R"(],"events":[)";
+    for (size_t i = 0; i < ch.events.size(); ++i) {
+      if (i) out.push_back(',');
+      out += R"({"event":)";
+      AppendJsonString(out, ch.events[i].event);
+      out += R"(,"name":)";
+      AppendJsonString(out, ch.events[i].name);
+      out += R"(,"nameJa":)";
+      AppendJsonString(out, ch.events[i].name_ja);
+      out.push_back('}');
+    }
+    out += "]}";
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+Api::Api(Engine& engine, Options options, const CountingSink* sink)
+    : engine_(engine),
+      options_(std::move(options)),
+      sink_(sink),
+      catalog_json_(CatalogJson(engine.catalog())) {}
+
+void Api::Handle(const HttpRequest& request, HttpResponse& response) {
+  std::string_view target = request.target;
+  std::string_view query;
+  if (const size_t q = target.find('?'); q != std::string_view::npos) {
+    query = target.substr(q + 1);
+    target = target.substr(0, q);
+  }
+  const std::string& method = request.method;
+  auto is = [&](std::string_view m, std::string_view path) { return method == m && target == path; };
+
+  if (is("GET", "/healthz")) {
+    Json(response, 200, R"({"status":"ok"})");
+  } else if (is("GET", "/readyz")) {
+    if (ready_.load()) {
+      Json(response, 200, R"({"status":"ready"})");
+    } else {
+      Error(response, 503, "SERVICE_UNAVAILABLE", "starting");
+    }
+  } else if (is("GET", "/metrics")) {
+    Metrics(response);
+  } else if (target == "/v1/events" || target.starts_with("/v1/events/")) {
+    if (method != "POST") {
+      Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
+    } else if (!Authorized(request.authorization,
+                           options_.ingest_key.empty() ? options_.api_key : options_.ingest_key) &&
+               !Authorized(request.authorization, options_.api_key)) {
+      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+    } else if (target != "/v1/events") {
+      Error(response, 404, "NOT_FOUND", "native payload ingest is not available yet");
+    } else {
+      Ingest(request, response);
+    }
+  } else if (is("GET", "/v1/catalog")) {
+    Json(response, 200, catalog_json_);
+  } else if (target.starts_with("/subscriptions/1/")) {
+    if (!Authorized(request.authorization, options_.api_key)) {
+      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+    } else if (target.starts_with("/subscriptions/1/subscription/")) {
+      Subscriptions(request, target.substr(30), query, response);
+    } else if (target == "/subscriptions/1/profiles" || target.starts_with("/subscriptions/1/profiles/")) {
+      Profiles(request, target.substr(25), query, response);
+    } else if (target == "/subscriptions/1/security" || target.starts_with("/subscriptions/1/security/")) {
+      Security(request, target.substr(25), query, response);
+    } else {
+      Error(response, 404, "NOT_FOUND", Cat("no such resource: ", target));
+    }
+  } else {
+    Error(response, 404, "NOT_FOUND", Cat("no such resource: ", target));
+  }
+  const int cls = std::clamp(response.status / 100, 0, 5);
+  responses_[cls].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Api::Ingest(const HttpRequest& request, HttpResponse& response) {
+  const std::string_view type = std::string_view(request.content_type).substr(
+      0, request.content_type.find(';'));
+  InputFormat format;
+  if (type == "application/x-ndjson") {
+    format = InputFormat::kNdjson;
+  } else if (type == "application/json" || type.empty()) {
+    format = InputFormat::kSingle;
+  } else {
+    return Error(response, 415, "UNSUPPORTED_MEDIA_TYPE",
+                 "use Content-Type: application/json (one event) or application/x-ndjson");
+  }
+  std::vector<IngestError> errors;
+  const IngestResult r = engine_.Ingest(request.body, format, &errors);
+  if (format == InputFormat::kSingle && r.rejected == 1 && !errors.empty()) {
+    if (errors[0].reason == RejectReason::kOversize) {
+      return Error(response, 413, "PAYLOAD_TOO_LARGE", errors[0].message);
+    }
+    return Error(response, 400, "BAD_REQUEST", errors[0].message);
+  }
+  if (r.back_pressured > 0) {
+    response.headers.emplace_back("Retry-After", "1");
+    return Error(response, 503, "SERVICE_UNAVAILABLE",
+                 Cat(r.back_pressured, " notification(s) refused: subscriber queues are full"));
+  }
+  std::string body = Cat(R"({"accepted":)", r.accepted, R"(,"rejected":)", r.rejected,
+                         R"(,"errors":[)");
+  for (size_t i = 0; i < errors.size(); ++i) {
+    if (i) body.push_back(',');
+    body += Cat(R"({"line":)", errors[i].line, R"(,"error":)");
+    AppendJsonString(body, errors[i].message);
+    body.push_back('}');
+  }
+  body += "]}";
+  Json(response, 202, std::move(body));
+}
+
+void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
+                        HttpResponse& response) {
+  const size_t slash = rest.find('/');
+  const std::string channel(rest.substr(0, slash));
+  const std::string id = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
+  const int ch = engine_.catalog().FindChannel(channel);
+  if (ch < 0) return Error(response, 404, "NOT_FOUND", Cat("unknown channel ", channel));
+  const std::string canonical = engine_.catalog().channels()[ch].channel;
+  const std::string& method = request.method;
+  if (id.empty() && method == "POST") {
+    auto req = model::DecodeSubscription(request.body, channel);
+    if (!req.ok()) return FromStatus(response, req.status());
+    // Inline definitions are created first and removed again if a later step fails.
+    bool created_security = false, created_profile = false;
+    if (req->inline_security) {
+      if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok()) return FromStatus(response, s);
+      created_security = true;
+    }
+    if (req->inline_profile) {
+      if (auto s = engine_.CreateProfile(*req->inline_profile); !s.ok()) {
+        if (created_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
+        return FromStatus(response, s);
+      }
+      created_profile = true;
+    }
+    if (auto s = engine_.CreateSubscription(req->subscription); !s.ok()) {
+      if (created_profile) (void)engine_.DeleteProfile(req->inline_profile->profile_id);
+      if (created_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
+      return FromStatus(response, s);
+    }
+    auto profile = engine_.GetProfile(req->subscription.profile_id);
+    std::string body = R"({"subscriptionId":)";
+    AppendJsonString(body, req->subscription.subscription_id);
+    body += R"(,"profile":)" + ProfileIds(req->subscription.profile_id,
+                                          profile.ok() ? profile->auth_id : "");
+    body += "}";
+    return Json(response, 201, std::move(body));
+  }
+  if (id.empty() && method == "GET") {
+    auto q = ParseQuery(query);
+    size_t page, size;
+    if (!Paging(q, response, &page, &size)) return;
+    std::vector<Subscription> all = engine_.ListSubscriptions(canonical);
+    auto values = [&](const char* key) {
+      std::vector<std::string> v;
+      for (auto [it, end] = q.equal_range(key); it != end; ++it) v.push_back(it->second);
+      return v;
+    };
+    const auto apps = values("applicationId"), entities = values("entityId"),
+               resources = values("resource"), users = values("user");
+    std::vector<Subscription> kept;
+    for (auto& s : all) {
+      auto crit_has = [&](const std::vector<std::string>& want, bool app) {
+        if (want.empty()) return true;
+        return std::any_of(s.criteria.begin(), s.criteria.end(), [&](const Criterion& c) {
+          const auto& v = app ? c.application_id : c.entity_id;
+          return v && std::find(want.begin(), want.end(), *v) != want.end();
+        });
+      };
+      auto list_has = [](const std::vector<std::string>& want, const std::vector<std::string>& have) {
+        if (want.empty()) return true;
+        return std::any_of(have.begin(), have.end(), [&](const std::string& h) {
+          return std::find(want.begin(), want.end(), h) != want.end();
+        });
+      };
+      if (crit_has(apps, true) && crit_has(entities, false) && list_has(resources, s.resources) &&
+          list_has(users, s.users)) {
+        kept.push_back(std::move(s));
+      }
+    }
+    return Json(response, 200, Page(kept, page, size, [&](const Subscription& s) {
+                  auto p = engine_.GetProfile(s.profile_id);
+                  return model::EncodeSubscription(s, p.ok() ? &*p : nullptr);
+                }));
+  }
+  if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
+  auto existing = engine_.GetSubscription(id);
+  if (!existing.ok() || existing->channel != canonical) {
+    return Error(response, 404, "NOT_FOUND", Cat("subscription ", id, " not found in ", canonical));
+  }
+  if (method == "GET") {
+    auto p = engine_.GetProfile(existing->profile_id);
+    return Json(response, 200, model::EncodeSubscription(*existing, p.ok() ? &*p : nullptr));
+  }
+  if (method == "PUT") {
+    auto req = model::DecodeSubscription(request.body, channel);
+    if (!req.ok()) return FromStatus(response, req.status());
+    req->subscription.subscription_id = id;
+    if (auto s = engine_.UpdateSubscription(req->subscription); !s.ok()) return FromStatus(response, s);
+    auto profile = engine_.GetProfile(req->subscription.profile_id);
+    std::string body = R"({"subscriptionId":)";
+    AppendJsonString(body, id);
+    body += R"(,"profile":)" + ProfileIds(req->subscription.profile_id,
+                                          profile.ok() ? profile->auth_id : "") + "}";
+    return Json(response, 200, std::move(body));
+  }
+  if (method == "DELETE") {
+    if (auto s = engine_.DeleteSubscription(id); !s.ok()) return FromStatus(response, s);
+    return Json(response, 200, IdBody("subscriptionId", id));
+  }
+  Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");
+}
+
+void Api::Profiles(const HttpRequest& request, std::string_view rest, std::string_view query,
+                   HttpResponse& response) {
+  const std::string id = rest.size() > 1 ? std::string(rest.substr(1)) : "";
+  const std::string& method = request.method;
+  if (id.empty() && method == "POST") {
+    auto req = model::DecodeProfile(request.body);
+    if (!req.ok()) return FromStatus(response, req.status());
+    if (req->inline_security) {
+      if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok()) return FromStatus(response, s);
+    }
+    if (auto s = engine_.CreateProfile(req->profile); !s.ok()) {
+      if (req->inline_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
+      return FromStatus(response, s);
+    }
+    return Json(response, 201, ProfileIds(req->profile.profile_id, req->profile.auth_id));
+  }
+  if (id.empty() && method == "GET") {
+    size_t page, size;
+    if (!Paging(ParseQuery(query), response, &page, &size)) return;
+    return Json(response, 200, Page(engine_.ListProfiles(), page, size, model::EncodeProfile));
+  }
+  if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
+  if (method == "GET") {
+    auto p = engine_.GetProfile(id);
+    if (!p.ok()) return FromStatus(response, p.status());
+    return Json(response, 200, model::EncodeProfile(*p));
+  }
+  if (method == "PUT") {
+    auto req = model::DecodeProfile(request.body);
+    if (!req.ok()) return FromStatus(response, req.status());
+    req->profile.profile_id = id;
+    if (auto s = engine_.UpdateProfile(req->profile); !s.ok()) return FromStatus(response, s);
+    return Json(response, 200, ProfileIds(id, req->profile.auth_id));
+  }
+  if (method == "DELETE") {
+    if (auto s = engine_.DeleteProfile(id); !s.ok()) return FromStatus(response, s);
+    return Json(response, 200, IdBody("profileId", id));
+  }
+  Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");
+}
+
+void Api::Security(const HttpRequest& request, std::string_view rest, std::string_view query,
+                   HttpResponse& response) {
+  const std::string id = rest.size() > 1 ? std::string(rest.substr(1)) : "";
+  const std::string& method = request.method;
+  if (id.empty() && method == "POST") {
+    auto s = model::DecodeSecurity(request.body);
+    if (!s.ok()) return FromStatus(response, s.status());
+    if (auto st = engine_.CreateSecurity(*s); !st.ok()) return FromStatus(response, st);
+    return Json(response, 201, IdBody("authId", s->auth_id));
+  }
+  if (id.empty() && method == "GET") {
+    size_t page, size;
+    if (!Paging(ParseQuery(query), response, &page, &size)) return;
+    return Json(response, 200, Page(engine_.ListSecurity(), page, size, model::EncodeSecurity));
+  }
+  if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
+  if (method == "GET") {
+    auto s = engine_.GetSecurity(id);
+    if (!s.ok()) return FromStatus(response, s.status());
+    return Json(response, 200, model::EncodeSecurity(*s));
+  }
+  if (method == "PUT") {
+    auto s = model::DecodeSecurity(request.body);
+    if (!s.ok()) return FromStatus(response, s.status());
+    s->auth_id = id;
+    if (auto st = engine_.UpdateSecurity(*s); !st.ok()) return FromStatus(response, st);
+    return Json(response, 200, IdBody("authId", id));
+  }
+  if (method == "DELETE") {
+    if (auto st = engine_.DeleteSecurity(id); !st.ok()) return FromStatus(response, st);
+    return Json(response, 200, IdBody("authId", id));
+  }
+  Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");
+}
+
+void Api::Metrics(HttpResponse& response) {
+  const Counters c = engine_.counters();
+  std::string out;
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out += Cat("# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n", name, " ", v, "\n");
+  };
+  counter("herald_events_accepted_total", "Events parsed and routed.", c.accepted);
+  out += "# HELP herald_events_rejected_total Events refused, by reason.\n"
+         "# TYPE herald_events_rejected_total counter\n";
+  for (int i = 0; i < kRejectReasonCount; ++i) {
+    out += Cat("herald_events_rejected_total{reason=\"",
+               RejectReasonName(static_cast<RejectReason>(i)), "\"} ", c.rejected_by_reason[i], "\n");
+  }
+  counter("herald_events_matched_total", "Accepted events with at least one notification.", c.matched);
+  counter("herald_events_unmatched_total", "Accepted events that matched no subscription.", c.unmatched);
+  counter("herald_notifications_enqueued_total", "Notifications put on a profile queue.", c.enqueued);
+  counter("herald_notifications_back_pressured_total", "Notifications refused by a full queue.",
+          c.back_pressured);
+  out += "# HELP herald_queue_depth Notifications waiting per profile.\n# TYPE herald_queue_depth gauge\n";
+  const auto stats = engine_.queue_stats();
+  for (const auto& q : stats) out += Cat("herald_queue_depth{profile=\"", q.profile_id, "\"} ", q.depth, "\n");
+  out += "# HELP herald_queue_bytes Payload bytes waiting per profile.\n# TYPE herald_queue_bytes gauge\n";
+  for (const auto& q : stats) out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
+  if (sink_) {
+    out += "# HELP herald_notifications_delivered_total Notifications taken by the sink, per profile.\n"
+           "# TYPE herald_notifications_delivered_total counter\n";
+    for (const auto& [profile, n] : sink_->counts()) {
+      out += Cat("herald_notifications_delivered_total{profile=\"", profile, "\"} ", n, "\n");
+    }
+  }
+  out += "# HELP herald_http_responses_total HTTP responses by status class.\n"
+         "# TYPE herald_http_responses_total counter\n";
+  for (int cls = 2; cls <= 5; ++cls) {
+    out += Cat("herald_http_responses_total{code=\"", cls, "xx\"} ", responses_[cls].load(), "\n");
+  }
+  response.status = 200;
+  response.content_type = "text/plain; version=0.0.4";
+  response.body = std::move(out);
+}
+
+}  // namespace herald::server

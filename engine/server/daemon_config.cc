@@ -1,0 +1,193 @@
+#include "engine/server/daemon_config.h"
+
+#include <charconv>
+#include <toml++/toml.h>
+
+#include "engine/common/strings.h"
+
+namespace herald::server {
+namespace {
+
+absl::Status Bad(std::string_view key, std::string_view what) {
+  return absl::InvalidArgumentError(Cat(key, ": ", what));
+}
+
+absl::Status SetListen(DaemonConfig& c, std::string_view key, std::string_view v) {
+  const size_t colon = v.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return Bad(key, "must be HOST:PORT");
+  int port = -1;
+  const auto port_text = v.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port < 0 || port > 65535) {
+    return Bad(key, "port must be 0..65535");
+  }
+  std::string host(v.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  c.listen_host = host;
+  c.listen_port = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+absl::Status SetInt(std::string_view key, std::string_view text, int64_t min, int64_t max,
+                    int64_t* out) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return Bad(key, Cat("must be an integer between ", min, " and ", max));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+// Applies one setting given as text (a flag value, or a TOML value rendered as text).
+absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value) {
+  int64_t n = 0;
+  if (key == "listen") return SetListen(c, key, value);
+  if (key == "data_dir") {
+    if (value.empty()) return Bad(key, "must not be empty");
+    c.data_dir = std::string(value);
+  } else if (key == "api_key") {
+    c.api_key = std::string(value);
+  } else if (key == "ingest_key") {
+    c.ingest_key = std::string(value);
+  } else if (key == "threads") {
+    if (auto s = SetInt(key, value, 0, 256, &n); !s.ok()) return s;
+    c.threads = static_cast<int>(n);
+  } else if (key == "durability") {
+    if (value != "none" && value != "batch" && value != "always") {
+      return Bad(key, "must be none, batch or always");
+    }
+    c.durability = std::string(value);
+  } else if (key == "allow_private_targets") {
+    if (value != "true" && value != "false") return Bad(key, "must be true or false");
+    c.allow_private_targets = value == "true";
+  } else if (key == "engine.catalog") {
+    c.catalog = std::string(value);
+  } else if (key == "engine.fanout") {
+    if (value != "group" && value != "all") return Bad(key, "must be group or all");
+    c.engine.fanout = value == "all" ? Fanout::kAll : Fanout::kGroupWinner;
+  } else if (key == "engine.max_event_bytes") {
+    if (auto s = SetInt(key, value, 64, 1LL << 30, &n); !s.ok()) return s;
+    c.engine.max_event_bytes = static_cast<size_t>(n);
+  } else if (key == "engine.max_payload_depth") {
+    if (auto s = SetInt(key, value, 1, 1024, &n); !s.ok()) return s;
+    c.engine.max_payload_depth = static_cast<int>(n);
+  } else if (key == "engine.queue_max_notifications") {
+    if (auto s = SetInt(key, value, 1, 1LL << 32, &n); !s.ok()) return s;
+    c.engine.queue_max_notifications = static_cast<size_t>(n);
+  } else if (key == "engine.queue_max_bytes") {
+    if (auto s = SetInt(key, value, 1024, 1LL << 40, &n); !s.ok()) return s;
+    c.engine.queue_max_bytes = static_cast<size_t>(n);
+  } else {
+    return absl::InvalidArgumentError(Cat("unknown setting \"", key, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(Cat(path, ": ", std::string(e.description()), " (line ",
+                                          e.source().begin.line, ")"));
+  }
+  auto text = [](const toml::node& node, std::string* out) {
+    if (node.is_string()) *out = *node.value<std::string>();
+    else if (node.is_boolean()) *out = *node.value<bool>() ? "true" : "false";
+    else if (node.is_integer()) *out = std::to_string(*node.value<int64_t>());
+    else return false;
+    return true;
+  };
+  for (auto& [k, v] : table) {
+    const std::string key(k.str());
+    if (key == "engine") {
+      const toml::table* engine = v.as_table();
+      if (!engine) return absl::InvalidArgumentError(Cat(path, ": engine: must be a table"));
+      for (auto& [ek, ev] : *engine) {
+        std::string value;
+        const std::string full = Cat("engine.", std::string(ek.str()));
+        if (!text(ev, &value)) return absl::InvalidArgumentError(Cat(path, ": ", full, ": bad value"));
+        if (auto s = Apply(c, full, value); !s.ok()) {
+          return absl::InvalidArgumentError(Cat(path, ": ", ToStd(s.message())));
+        }
+      }
+      continue;
+    }
+    std::string value;
+    if (!text(v, &value)) return absl::InvalidArgumentError(Cat(path, ": ", key, ": bad value"));
+    if (auto s = Apply(c, key, value); !s.ok()) {
+      return absl::InvalidArgumentError(Cat(path, ": ", ToStd(s.message())));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string DaemonUsage() {
+  return "usage: heraldd [flags]\n"
+         "  --config FILE             TOML settings (keys as below, '-' -> '_'; [engine] table)\n"
+         "  --listen HOST:PORT        address to serve (default 127.0.0.1:8080; port 0 = any)\n"
+         "  --data-dir DIR            state directory (default data)\n"
+         "  --api-key KEY             management key (and ingest key unless --ingest-key)\n"
+         "  --ingest-key KEY          key for POST /v1/events\n"
+         "  --threads N               io threads (0 = one per core)\n"
+         "  --durability MODE         none | batch | always\n"
+         "  --allow-private-targets   let webhooks target loopback and private addresses\n"
+         "  --help                    this text\n";
+}
+
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv) {
+  DaemonConfig c;
+  // The config file first, wherever --config appears, so flags override it.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    std::string path;
+    if (a == "--config") {
+      if (i + 1 >= argc) return absl::InvalidArgumentError("--config: needs a value");
+      path = argv[i + 1];
+    } else if (a.starts_with("--config=")) {
+      path = std::string(a.substr(9));
+    } else {
+      continue;
+    }
+    if (auto s = LoadFile(c, path); !s.ok()) return s;
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") {
+      c.help = true;
+      continue;
+    }
+    if (!a.starts_with("--")) return absl::InvalidArgumentError(Cat("unexpected argument \"", a, "\""));
+    std::string name(a.substr(2));
+    std::string value;
+    const bool inline_value = name.find('=') != std::string::npos;
+    if (inline_value) {
+      value = name.substr(name.find('=') + 1);
+      name = name.substr(0, name.find('='));
+    }
+    if (name == "allow-private-targets" && !inline_value) {
+      value = "true";
+    } else if (!inline_value) {
+      if (i + 1 >= argc) return absl::InvalidArgumentError(Cat("--", name, ": needs a value"));
+      value = argv[++i];
+    }
+    if (name == "config") continue;
+    std::string key = name;
+    std::replace(key.begin(), key.end(), '-', '_');
+    static const char* kFlags[] = {"listen", "data_dir", "api_key", "ingest_key", "threads",
+                                   "durability", "allow_private_targets"};
+    if (std::find(std::begin(kFlags), std::end(kFlags), key) == std::end(kFlags)) {
+      return absl::InvalidArgumentError(Cat("unknown flag --", name));
+    }
+    if (auto s = Apply(c, key, value); !s.ok()) {
+      return absl::InvalidArgumentError(Cat("--", name, ": ", ToStd(s.message()).substr(key.size() + 2)));
+    }
+  }
+  c.engine.catalog_path = c.catalog;
+  return c;
+}
+
+}  // namespace herald::server

@@ -1,0 +1,31 @@
+// heraldd's settings: built-in defaults, then the TOML file of --config, then flags. Every flag is
+// also a key of the file (`-` → `_`); engine settings live in its [engine] table. A bad flag,
+// key or value is an error that names it (the daemon exits with code 2).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "herald/engine.h"
+
+namespace herald::server {
+
+struct DaemonConfig {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  std::string data_dir = "data";
+  std::string api_key;
+  std::string ingest_key;
+  int threads = 0;  // 0 = one per core
+  std::string durability = "batch";
+  bool allow_private_targets = false;
+  bool help = false;
+  std::string catalog = "configs/catalog.json";
+  EngineOptions engine;  // fanout, limits (catalog is set from `catalog`)
+};
+
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);
+std::string DaemonUsage();
+
+}  // namespace herald::server

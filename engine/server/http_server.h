@@ -1,0 +1,61 @@
+// A small HTTP/1.1 server on Boost.Beast: keep-alive connections served by a pool of io threads,
+// bodies bounded by a limit (413 beyond it), and a graceful Stop() that stops accepting, lets
+// requests in flight finish and joins the threads. Routing is the handler's business.
+//
+// The handler runs on io threads, possibly concurrently; it must be thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace herald::server {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // path and query, as received
+  std::string content_type;
+  std::string authorization;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+class HttpServer {
+ public:
+  struct Options {
+    std::string host = "127.0.0.1";
+    uint16_t port = 8080;  // 0 = an ephemeral port; see port()
+    int threads = 2;
+    size_t max_body_bytes = 64u << 20;
+  };
+  using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+
+  HttpServer(Options options, Handler handler);
+  ~HttpServer();
+
+  // Binds and starts serving; an error names the address that could not be used.
+  absl::Status Start();
+  uint16_t port() const { return port_; }
+  // Stops accepting, finishes requests in flight, closes idle connections, joins the threads.
+  void Stop();
+
+  struct Impl;  // the io machinery, in http_server.cc
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace herald::server

@@ -1,0 +1,302 @@
+// heraldd end to end: the real binary, real HTTP over loopback, every endpoint that exists and
+// its error paths, auth, and a graceful stop on SIGTERM.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <utility>  // Boost 1.74 asio uses std::exchange without including it
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::string content_type;
+  std::string retry_after;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(std::vector<std::string> args) {
+    int out[2];
+    if (pipe(out) != 0) std::abort();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<std::string> all = {HERALDD_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ) != 0) std::abort();
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    stdout_ = fdopen(out[0], "r");
+    char line[512];
+    while (fgets(line, sizeof line, stdout_)) {
+      output_ += line;
+      unsigned port = 0;
+      if (std::sscanf(line, "heraldd listening on http://127.0.0.1:%u", &port) == 1) {
+        port_ = static_cast<uint16_t>(port);
+        break;
+      }
+    }
+  }
+  ~Daemon() {
+    if (pid_ > 0 && !reaped_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_) fclose(stdout_);
+  }
+  uint16_t port() const { return port_; }
+  const std::string& output() const { return output_; }
+
+  // SIGTERM, then the exit code.
+  int Stop() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
+    char line[512];
+    while (fgets(line, sizeof line, stdout_)) output_ += line;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
+             const std::string& content_type = "application/json", const std::string& auth = "") {
+    boost::asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_));
+    http::request<http::string_body> req(http::string_to_verb(method), target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    if (!content_type.empty()) req.set(http::field::content_type, content_type);
+    if (!auth.empty()) req.set(http::field::authorization, auth);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    return {static_cast<int>(res.result_int()), res.body(),
+            std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* stdout_ = nullptr;
+  std::string output_;
+  uint16_t port_ = 0;
+  bool reaped_ = false;
+};
+
+const char* kInline = R"({"subscriptionId":"sms-dlr","name":"Shop DLRs","events":["DELIVERY"],
+  "criteria":[{"applicationId":"shop"}],
+  "profile":{"profileId":"shop","webhook":{"notifyUrl":"https://shop.example.com/dlr"},
+    "security":{"authId":"shop-hmac","type":"HMAC",
+      "credentials":{"secretKey":"very-secret","algorithm":"HMAC_SHA_256"}}}})";
+
+TEST(Heraldd, HealthCatalogAndMetrics) {
+  Daemon d({"--listen", "127.0.0.1:0", "--config", "configs/herald.toml"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  EXPECT_EQ(d.Call("GET", "/healthz").status, 200);
+  EXPECT_EQ(d.Call("GET", "/readyz").status, 200);
+  Reply catalog = d.Call("GET", "/v1/catalog");
+  EXPECT_EQ(catalog.status, 200);
+  EXPECT_NE(catalog.body.find(R"("channel":"VOICE_VIDEO")"), std::string::npos);
+  EXPECT_NE(catalog.body.find(R"("aliases":["KAKAO_BRAND_MESSAGE"])"), std::string::npos);
+  EXPECT_NE(catalog.body.find("配達"), std::string::npos);
+  Reply metrics = d.Call("GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.content_type.find("text/plain"), std::string::npos);
+  EXPECT_NE(metrics.body.find("herald_events_accepted_total 0"), std::string::npos);
+  EXPECT_EQ(d.Call("GET", "/nope").status, 404);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Heraldd, SubscriptionLifecycleInThePlatformsShapes) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  Reply created = d.Call("POST", "/subscriptions/1/subscription/SMS", kInline);
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.body,
+            R"({"subscriptionId":"sms-dlr","profile":{"profileId":"shop","security":{"authId":"shop-hmac"}}})");
+  Reply again = d.Call("POST", "/subscriptions/1/subscription/SMS", kInline);
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_NE(again.body.find(R"("requestError":{"serviceException":{"messageId":"CONFLICT")"),
+            std::string::npos);
+
+  Reply got = d.Call("GET", "/subscriptions/1/subscription/SMS/sms-dlr");
+  EXPECT_EQ(got.status, 200);
+  EXPECT_NE(got.body.find(R"("criteria":[{"applicationId":"shop"}])"), std::string::npos);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/subscription/EMAIL/sms-dlr").status, 404);
+
+  // Secrets are never echoed.
+  Reply security = d.Call("GET", "/subscriptions/1/security/shop-hmac");
+  EXPECT_EQ(security.status, 200);
+  EXPECT_EQ(security.body.find("very-secret"), std::string::npos);
+  EXPECT_NE(security.body.find("********"), std::string::npos);
+
+  // Validation errors are keyed by field.
+  Reply bad = d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":"x y","events":["OPEN"],"profile":{"profileId":"shop"}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find(R"("validationErrors":{)"), std::string::npos);
+  EXPECT_NE(bad.body.find(R"("events":[)"), std::string::npos);
+  EXPECT_NE(bad.body.find(R"("subscriptionId":[)"), std::string::npos);
+  EXPECT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS", "{not json").status, 400);
+  EXPECT_EQ(d.Call("POST", "/subscriptions/1/subscription/NOPE", kInline).status, 404);
+
+  // Lists: paging and filters.
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = R"({"subscriptionId":"s)" + std::to_string(i) +
+                             R"(","events":[],"resources":["r)" + std::to_string(i) +
+                             R"("],"profile":{"profileId":"shop"}})";
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS", body).status, 201);
+  }
+  Reply page = d.Call("GET", "/subscriptions/1/subscription/SMS?page=1&size=2");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find(R"("paging":{"page":1,"size":2,"totalPages":2,"totalResults":4})"),
+            std::string::npos)
+      << page.body;
+  Reply newest = d.Call("GET", "/subscriptions/1/subscription/SMS?size=1");
+  EXPECT_NE(newest.body.find(R"("subscriptionId":"s2")"), std::string::npos) << "newest first";
+  Reply filtered = d.Call("GET", "/subscriptions/1/subscription/SMS?resource=r1&resource=r2");
+  EXPECT_NE(filtered.body.find(R"("totalResults":2)"), std::string::npos) << filtered.body;
+  Reply by_app = d.Call("GET", "/subscriptions/1/subscription/SMS?applicationId=shop");
+  EXPECT_NE(by_app.body.find(R"("totalResults":1)"), std::string::npos) << by_app.body;
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/subscription/SMS?size=101").status, 400);
+
+  // Update and delete answer 200 with ids.
+  Reply updated = d.Call("PUT", "/subscriptions/1/subscription/SMS/sms-dlr",
+                         R"({"events":["CLICK"],"profile":{"profileId":"shop"}})");
+  EXPECT_EQ(updated.status, 200) << updated.body;
+  EXPECT_NE(d.Call("GET", "/subscriptions/1/subscription/SMS/sms-dlr").body.find(R"("events":["CLICK"])"),
+            std::string::npos);
+  EXPECT_EQ(d.Call("DELETE", "/subscriptions/1/profiles/shop").status, 409) << "still referenced";
+  Reply deleted = d.Call("DELETE", "/subscriptions/1/subscription/SMS/sms-dlr");
+  EXPECT_EQ(deleted.status, 200);
+  EXPECT_EQ(deleted.body, R"({"subscriptionId":"sms-dlr"})");
+  EXPECT_EQ(d.Call("DELETE", "/subscriptions/1/subscription/SMS/sms-dlr").status, 404);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Heraldd, ProfilesAndSecuritySettings) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0);
+  EXPECT_EQ(d.Call("POST", "/subscriptions/1/security",
+                   R"({"authId":"basic","type":"BASIC","credentials":{"username":"u","password":"p"}})")
+                .status,
+            201);
+  Reply profile = d.Call("POST", "/subscriptions/1/profiles",
+                         R"({"profileId":"p1","webhook":{"notifyUrl":"https://x.example/h"},
+                             "security":{"authId":"basic"},"maxBucketSize":50,"windowSize":20})");
+  EXPECT_EQ(profile.status, 201) << profile.body;
+  Reply got = d.Call("GET", "/subscriptions/1/profiles/p1");
+  EXPECT_NE(got.body.find(R"("maxBucketSize":50)"), std::string::npos) << got.body;
+  Reply bad = d.Call("POST", "/subscriptions/1/profiles",
+                     R"({"profileId":"p2","webhook":{"notifyUrl":"ftp://x"},"readTimeout":5})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find(R"("webhook.notifyUrl":[)"), std::string::npos) << bad.body;
+  EXPECT_NE(bad.body.find(R"("readTimeout":[)"), std::string::npos) << bad.body;
+  Reply list = d.Call("GET", "/subscriptions/1/profiles");
+  EXPECT_NE(list.body.find(R"("totalResults":1)"), std::string::npos);
+  EXPECT_EQ(d.Call("DELETE", "/subscriptions/1/security/basic").status, 409);
+  EXPECT_EQ(d.Call("PUT", "/subscriptions/1/security/basic",
+                   R"({"type":"HMAC","credentials":{"secretKey":"k","algorithm":"HMAC_SHA_512"}})")
+                .status,
+            200);
+  EXPECT_NE(d.Call("GET", "/subscriptions/1/security/basic").body.find("HMAC_SHA_512"),
+            std::string::npos);
+  EXPECT_EQ(d.Call("DELETE", "/subscriptions/1/profiles/p1").status, 200);
+  EXPECT_EQ(d.Call("DELETE", "/subscriptions/1/security/basic").status, 200);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles/p1").status, 404);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Heraldd, IngestSingleAndNdjsonWithErrors) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0);
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS", kInline).status, 201);
+  // The index publishes within 100 ms.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Reply one = d.Call("POST", "/v1/events",
+                     R"({"channel":"SMS","event":"DELIVERY","applicationId":"shop","payload":{}})");
+  EXPECT_EQ(one.status, 202) << one.body;
+  EXPECT_EQ(one.body, R"({"accepted":1,"rejected":0,"errors":[]})");
+  Reply batch = d.Call("POST", "/v1/events",
+                       "{\"channel\":\"SMS\",\"event\":\"DELIVERY\",\"payload\":{}}\n"
+                       "{\"channel\":\"SMS\",\"event\":\"NOPE\",\"payload\":{}}\n"
+                       "{oops\n",
+                       "application/x-ndjson");
+  EXPECT_EQ(batch.status, 202);
+  EXPECT_NE(batch.body.find(R"("accepted":1,"rejected":2)"), std::string::npos) << batch.body;
+  EXPECT_NE(batch.body.find(R"({"line":2,"error":)"), std::string::npos);
+  EXPECT_NE(batch.body.find(R"({"line":3,"error":)"), std::string::npos);
+  Reply bad = d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("payload"), std::string::npos);
+  EXPECT_EQ(d.Call("POST", "/v1/events", "{}", "text/plain").status, 415);
+  EXPECT_EQ(d.Call("GET", "/v1/events").status, 405);
+  Reply metrics = d.Call("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("herald_events_accepted_total 2"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find(R"(herald_events_rejected_total{reason="unknown_event"} 1)"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("herald_events_matched_total 1"), std::string::npos);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Heraldd, KeysAreRequiredWhenConfigured) {
+  Daemon d({"--listen", "127.0.0.1:0", "--api-key", "admin", "--ingest-key", "feed"});
+  ASSERT_NE(d.port(), 0);
+  const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{}})";
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles").status, 401);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles", "", "", "App wrong").status, 401);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles", "", "", "App admin").status, 200);
+  EXPECT_EQ(d.Call("POST", "/v1/events", event).status, 401);
+  EXPECT_EQ(d.Call("POST", "/v1/events", event, "application/json", "App feed").status, 202);
+  EXPECT_EQ(d.Call("GET", "/healthz").status, 200) << "health needs no key";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Heraldd, BadFlagsAndConfigExitWithCode2) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--nope"},
+                                        {"--listen", "nowhere"},
+                                        {"--durability", "sometimes"},
+                                        {"--config", "/nonexistent.toml"}}) {
+    std::vector<std::string> all = {HERALDD_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    std::string cmd;
+    for (const auto& a : all) cmd += "'" + a + "' ";
+    cmd += "2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    const int status = pclose(p);
+    EXPECT_EQ(WEXITSTATUS(status), 2) << cmd << "\n" << out;
+    const std::string named = args[0] == "--config" ? "/nonexistent.toml" : args[0].substr(2);
+    EXPECT_NE(out.find(named), std::string::npos) << out;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,68 @@
+// heraldd: flags, signals and wiring; everything else is library code in engine/server/.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "engine/server/api.h"
+#include "engine/server/daemon_config.h"
+#include "engine/server/http_server.h"
+
+int main(int argc, char** argv) {
+  auto config = herald::server::ParseDaemonConfig(argc, argv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n%s", std::string(config.status().message()).c_str(),
+                 herald::server::DaemonUsage().c_str());
+    return 2;
+  }
+  if (config->help) {
+    std::fputs(herald::server::DaemonUsage().c_str(), stdout);
+    return 0;
+  }
+  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  herald::server::CountingSink sink;  // until webhook delivery lands
+  config->engine.sink = &sink;
+  config->engine.log = [](std::string_view line) {
+    std::fprintf(stderr, "heraldd: %.*s\n", static_cast<int>(line.size()), line.data());
+  };
+  auto engine = herald::Engine::Create(config->engine);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n", std::string(engine.status().message()).c_str());
+    return 2;
+  }
+  herald::server::Api api(**engine, {.api_key = config->api_key, .ingest_key = config->ingest_key},
+                          &sink);
+  const int threads = config->threads > 0 ? config->threads
+                                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  herald::server::HttpServer server(
+      {.host = config->listen_host, .port = config->listen_port, .threads = threads,
+       .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 64u << 20)},
+      [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
+        api.Handle(req, res);
+      });
+  if (auto s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  api.set_ready(true);
+  std::printf("heraldd listening on http://%s:%u\n", config->listen_host.c_str(), server.port());
+  if (config->api_key.empty()) {
+    std::printf("heraldd: no --api-key set: the API is open to anyone who can reach it\n");
+  }
+  std::printf("heraldd: state is kept in memory for now (data_dir %s is not written yet)\n",
+              config->data_dir.c_str());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::printf("heraldd: %s received, stopping\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  api.set_ready(false);
+  server.Stop();
+  std::printf("heraldd: stopped\n");
+  return 0;
+}
