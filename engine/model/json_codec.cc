@@ -127,12 +127,16 @@ bool AsObject(element json, object* obj, ValidationErrors* errors, const std::st
   return true;
 }
 
-// Only an id: a reference to an existing resource rather than an inline definition.
+// A reference to an existing resource rather than an inline definition: the definition's
+// required parts are absent (a profile's webhook; a security setting's type and credentials),
+// so a GET body sent back — {"profileId":…,"security":{"authId":…}} — stays a reference.
 bool IsReferenceOnly(object o, std::string_view id_key) {
-  for (auto [k, v] : o) {
-    if (k != id_key && !v.is_null()) return false;
-  }
-  return true;
+  auto present = [&](std::string_view key) {
+    simdjson::dom::element e;
+    return o[key].get(e) == simdjson::SUCCESS && !e.is_null();
+  };
+  if (id_key == "profileId") return !present("webhook");
+  return !present("type") && !present("credentials");
 }
 
 void DecodeSecurityInto(object o, const std::string& prefix, SecuritySetting* s,
@@ -465,7 +469,8 @@ std::string EncodeProfile(const NotificationProfile& p) {
   return out;
 }
 
-std::string EncodeSecurity(const SecuritySetting& s) {
+std::string EncodeSecurity(const SecuritySetting& s, bool mask) {
+  auto secret = [&](const std::string& v) { return mask ? std::string(kMask) : v; };
   std::string out;
   Writer w(out);
   w.Str("authId", s.auth_id);
@@ -475,22 +480,22 @@ std::string EncodeSecurity(const SecuritySetting& s) {
   switch (s.type) {
     case SecurityType::kBasic:
       c.Str("username", s.username);
-      c.Str("password", kMask);
+      c.Str("password", secret(s.password));
       break;
     case SecurityType::kHmac:
-      c.Str("secretKey", kMask);
+      c.Str("secretKey", secret(s.secret_key));
       c.Str("algorithm", HmacAlgorithmName(s.algorithm));
       break;
     case SecurityType::kOAuth:
       c.Str("tokenUrl", s.token_url);
       c.Str("grantType", s.grant_type);
       if (!s.client_id.empty()) c.Str("clientId", s.client_id);
-      if (!s.client_secret.empty()) c.Str("clientSecret", kMask);
+      if (!s.client_secret.empty()) c.Str("clientSecret", secret(s.client_secret));
       if (!s.scope.empty()) c.Str("scope", s.scope);
       if (!s.username.empty()) c.Str("username", s.username);
-      if (!s.password.empty()) c.Str("password", kMask);
+      if (!s.password.empty()) c.Str("password", secret(s.password));
       if (!s.resource.empty()) c.Str("resource", s.resource);
-      if (!s.refresh_token.empty()) c.Str("refreshToken", kMask);
+      if (!s.refresh_token.empty()) c.Str("refreshToken", secret(s.refresh_token));
       if (!s.headers.empty()) c.Map("headers", s.headers);
       break;
     case SecurityType::kCustom:

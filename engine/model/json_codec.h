@@ -42,8 +42,9 @@ absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text);
 
 std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile);
 std::string EncodeProfile(const NotificationProfile& p);
-// Secrets (password, secretKey, clientSecret, refreshToken) are masked.
-std::string EncodeSecurity(const SecuritySetting& s);
+// Secrets (password, secretKey, clientSecret, refreshToken) are masked unless `mask` is false,
+// which only the store uses, to write them to data_dir.
+std::string EncodeSecurity(const SecuritySetting& s, bool mask = true);
 
 // Appends `s` as a JSON string literal (quotes included).
 void AppendJsonString(std::string& out, std::string_view s);

@@ -56,6 +56,13 @@ void FromStatus(HttpResponse& r, const absl::Status& s) {
   }
 }
 
+// The store refused the change (disk full, unwritable data_dir): the caller has undone it.
+void NotPersisted(HttpResponse& r, const absl::Status& s) {
+  Error(r, 503, "SERVICE_UNAVAILABLE", Cat("the change could not be persisted and was undone: ",
+                                           ToStd(s.message())));
+  r.headers.emplace_back("Retry-After", "5");
+}
+
 void Json(HttpResponse& r, int status, std::string body) {
   r.status = status;
   r.content_type = "application/json";
@@ -193,10 +200,12 @@ std::string CatalogJson(const Catalog& catalog) {
 
 }  // namespace
 
-Api::Api(Engine& engine, Options options, const CountingSink* sink)
+Api::Api(Engine& engine, Options options, const CountingSink* sink,
+         store::ConfigJournal* journal)
     : engine_(engine),
       options_(std::move(options)),
       sink_(sink),
+      journal_(journal),
       catalog_json_(CatalogJson(engine.catalog())) {}
 
 void Api::Handle(const HttpRequest& request, HttpResponse& response) {
@@ -314,10 +323,24 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
       }
       created_profile = true;
     }
-    if (auto s = engine_.CreateSubscription(req->subscription); !s.ok()) {
+    auto undo = [&] {
       if (created_profile) (void)engine_.DeleteProfile(req->inline_profile->profile_id);
       if (created_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
+    };
+    if (auto s = engine_.CreateSubscription(req->subscription); !s.ok()) {
+      undo();
       return FromStatus(response, s);
+    }
+    if (journal_) {
+      absl::Status st = absl::OkStatus();
+      if (created_security) st = journal_->Put(*req->inline_security);
+      if (st.ok() && created_profile) st = journal_->Put(*req->inline_profile);
+      if (st.ok()) st = journal_->Put(*engine_.GetSubscription(req->subscription.subscription_id));
+      if (!st.ok()) {
+        (void)engine_.DeleteSubscription(req->subscription.subscription_id);
+        undo();
+        return NotPersisted(response, st);
+      }
     }
     auto profile = engine_.GetProfile(req->subscription.profile_id);
     std::string body = R"({"subscriptionId":)";
@@ -378,6 +401,12 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     if (!req.ok()) return FromStatus(response, req.status());
     req->subscription.subscription_id = id;
     if (auto s = engine_.UpdateSubscription(req->subscription); !s.ok()) return FromStatus(response, s);
+    if (journal_) {
+      if (auto st = journal_->Put(*engine_.GetSubscription(id)); !st.ok()) {
+        (void)engine_.UpdateSubscription(*existing);
+        return NotPersisted(response, st);
+      }
+    }
     auto profile = engine_.GetProfile(req->subscription.profile_id);
     std::string body = R"({"subscriptionId":)";
     AppendJsonString(body, id);
@@ -387,6 +416,12 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
   }
   if (method == "DELETE") {
     if (auto s = engine_.DeleteSubscription(id); !s.ok()) return FromStatus(response, s);
+    if (journal_) {
+      if (auto st = journal_->Delete(store::ConfigJournal::Kind::kSubscription, id); !st.ok()) {
+        (void)engine_.CreateSubscription(*existing);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 200, IdBody("subscriptionId", id));
   }
   Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");
@@ -406,6 +441,16 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
       if (req->inline_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
       return FromStatus(response, s);
     }
+    if (journal_) {
+      absl::Status st = absl::OkStatus();
+      if (req->inline_security) st = journal_->Put(*req->inline_security);
+      if (st.ok()) st = journal_->Put(req->profile);
+      if (!st.ok()) {
+        (void)engine_.DeleteProfile(req->profile.profile_id);
+        if (req->inline_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 201, ProfileIds(req->profile.profile_id, req->profile.auth_id));
   }
   if (id.empty() && method == "GET") {
@@ -423,11 +468,25 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
     auto req = model::DecodeProfile(request.body);
     if (!req.ok()) return FromStatus(response, req.status());
     req->profile.profile_id = id;
+    auto before = engine_.GetProfile(id);
     if (auto s = engine_.UpdateProfile(req->profile); !s.ok()) return FromStatus(response, s);
+    if (journal_) {
+      if (auto st = journal_->Put(req->profile); !st.ok()) {
+        if (before.ok()) (void)engine_.UpdateProfile(*before);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 200, ProfileIds(id, req->profile.auth_id));
   }
   if (method == "DELETE") {
+    auto before = engine_.GetProfile(id);
     if (auto s = engine_.DeleteProfile(id); !s.ok()) return FromStatus(response, s);
+    if (journal_) {
+      if (auto st = journal_->Delete(store::ConfigJournal::Kind::kProfile, id); !st.ok()) {
+        if (before.ok()) (void)engine_.CreateProfile(*before);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 200, IdBody("profileId", id));
   }
   Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");
@@ -441,12 +500,19 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
     auto s = model::DecodeSecurity(request.body);
     if (!s.ok()) return FromStatus(response, s.status());
     if (auto st = engine_.CreateSecurity(*s); !st.ok()) return FromStatus(response, st);
+    if (journal_) {
+      if (auto st = journal_->Put(*s); !st.ok()) {
+        (void)engine_.DeleteSecurity(s->auth_id);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 201, IdBody("authId", s->auth_id));
   }
   if (id.empty() && method == "GET") {
     size_t page, size;
     if (!Paging(ParseQuery(query), response, &page, &size)) return;
-    return Json(response, 200, Page(engine_.ListSecurity(), page, size, model::EncodeSecurity));
+    return Json(response, 200, Page(engine_.ListSecurity(), page, size,
+                            [](const SecuritySetting& s) { return model::EncodeSecurity(s); }));
   }
   if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
   if (method == "GET") {
@@ -458,11 +524,25 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
     auto s = model::DecodeSecurity(request.body);
     if (!s.ok()) return FromStatus(response, s.status());
     s->auth_id = id;
+    auto before = engine_.GetSecurity(id);
     if (auto st = engine_.UpdateSecurity(*s); !st.ok()) return FromStatus(response, st);
+    if (journal_) {
+      if (auto st = journal_->Put(*s); !st.ok()) {
+        if (before.ok()) (void)engine_.UpdateSecurity(*before);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 200, IdBody("authId", id));
   }
   if (method == "DELETE") {
+    auto before = engine_.GetSecurity(id);
     if (auto st = engine_.DeleteSecurity(id); !st.ok()) return FromStatus(response, st);
+    if (journal_) {
+      if (auto st = journal_->Delete(store::ConfigJournal::Kind::kSecurity, id); !st.ok()) {
+        if (before.ok()) (void)engine_.CreateSecurity(*before);
+        return NotPersisted(response, st);
+      }
+    }
     return Json(response, 200, IdBody("authId", id));
   }
   Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "engine/server/http_server.h"
+#include "engine/store/config_journal.h"
 #include "herald/engine.h"
 
 namespace herald::server {
@@ -39,7 +40,9 @@ class Api {
     std::string ingest_key;  // ingest only
   };
   // `sink`, when given, is the engine's sink; its counts are exported as metrics.
-  Api(Engine& engine, Options options, const CountingSink* sink = nullptr);
+  // `journal`, when given, makes every change durable before it is answered.
+  Api(Engine& engine, Options options, const CountingSink* sink = nullptr,
+      store::ConfigJournal* journal = nullptr);
 
   void Handle(const HttpRequest& request, HttpResponse& response);
   void set_ready(bool ready) { ready_.store(ready); }
@@ -57,6 +60,7 @@ class Api {
   Engine& engine_;
   const Options options_;
   const CountingSink* sink_;
+  store::ConfigJournal* journal_;
   std::string catalog_json_;
   std::atomic<bool> ready_{false};
   // Responses by status class: 2xx, 4xx, 5xx.

@@ -35,8 +35,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(engine.status().message()).c_str());
     return 2;
   }
+  auto journal = herald::store::ConfigJournal::Open(config->data_dir, **engine, config->engine.log);
+  if (!journal.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n", std::string(journal.status().message()).c_str());
+    return 1;
+  }
+  (*engine)->FlushIndex();
   herald::server::Api api(**engine, {.api_key = config->api_key, .ingest_key = config->ingest_key},
-                          &sink);
+                          &sink, journal->get());
   const int threads = config->threads > 0 ? config->threads
                                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   herald::server::HttpServer server(
@@ -54,8 +60,9 @@ int main(int argc, char** argv) {
   if (config->api_key.empty()) {
     std::printf("heraldd: no --api-key set: the API is open to anyone who can reach it\n");
   }
-  std::printf("heraldd: state is kept in memory for now (data_dir %s is not written yet)\n",
-              config->data_dir.c_str());
+  std::printf("heraldd: state in %s (%zu records replayed, %zu subscriptions)\n",
+              config->data_dir.c_str(), (*journal)->stats().replayed,
+              (*engine)->subscription_count());
   std::fflush(stdout);
 
   int signal = 0;
@@ -63,6 +70,9 @@ int main(int argc, char** argv) {
   std::printf("heraldd: %s received, stopping\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   api.set_ready(false);
   server.Stop();
+  if (auto s = (*journal)->Compact(); !s.ok()) {
+    std::fprintf(stderr, "heraldd: compacting the store: %s\n", std::string(s.message()).c_str());
+  }
   std::printf("heraldd: stopped\n");
   return 0;
 }

@@ -1,0 +1,249 @@
+#include "engine/store/config_journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/common/strings.h"
+#include "engine/model/json_codec.h"
+
+namespace herald::store {
+namespace {
+
+constexpr char kJournal[] = "config.journal";
+constexpr char kSnapshot[] = "config.snapshot";
+
+std::string_view KindName(ConfigJournal::Kind kind) {
+  switch (kind) {
+    case ConfigJournal::Kind::kSecurity: return "security";
+    case ConfigJournal::Kind::kProfile: return "profile";
+    case ConfigJournal::Kind::kSubscription: return "subscription";
+  }
+  return "";
+}
+
+uint32_t Crc(std::string_view s) {
+  return static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
+}
+
+// "<crc32 as 8 hex digits> <json>\n"
+std::string Frame(std::string_view json) {
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", Crc(json));
+  return Cat(std::string_view(crc, 8), " ", json, "\n");
+}
+
+std::string PutRecord(ConfigJournal::Kind kind, const std::string& value) {
+  return Frame(Cat(R"({"op":"put","kind":")", KindName(kind), R"(","value":)", value, "}"));
+}
+
+absl::Status Errno(std::string_view what, const std::string& path) {
+  return absl::UnavailableError(Cat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Errno("open", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? absl::OkStatus() : Errno("fsync", dir);
+}
+
+// Applies a put: create, or update when it exists.
+template <typename T, typename Create, typename Update>
+absl::Status Upsert(const T& value, Create create, Update update) {
+  absl::Status s = create(value);
+  if (s.code() == absl::StatusCode::kAlreadyExists) s = update(value);
+  return s;
+}
+
+}  // namespace
+
+ConfigJournal::ConfigJournal(std::string dir, Engine& engine,
+                             std::function<void(std::string_view)> log)
+    : dir_(std::move(dir)), engine_(engine), log_(std::move(log)) {}
+
+ConfigJournal::~ConfigJournal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
+    const std::string& dir, Engine& engine, std::function<void(std::string_view)> log) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(Cat("data_dir ", dir, ": ", ec.message()));
+  std::unique_ptr<ConfigJournal> j(new ConfigJournal(dir, engine, std::move(log)));
+  if (auto s = j->Replay(dir + "/" + kSnapshot, /*truncate_tail=*/false); !s.ok()) return s;
+  if (auto s = j->Replay(dir + "/" + kJournal, /*truncate_tail=*/true); !s.ok()) return s;
+  std::lock_guard lock(j->mu_);
+  if (auto s = j->CompactLocked(); !s.ok()) return s;
+  return j;
+}
+
+absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::OkStatus();  // nothing yet
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string data = buffer.str();
+  size_t pos = 0, line = 0;
+  while (pos < data.size()) {
+    ++line;
+    const size_t nl = data.find('\n', pos);
+    const std::string_view record(data.data() + pos,
+                                  (nl == std::string::npos ? data.size() : nl) - pos);
+    bool good = nl != std::string::npos && record.size() > 9 && record[8] == ' ';
+    std::string_view json;
+    if (good) {
+      json = record.substr(9);
+      char crc[9];
+      std::snprintf(crc, sizeof crc, "%08x", Crc(json));
+      good = record.substr(0, 8) == std::string_view(crc, 8);
+    }
+    absl::Status applied = absl::OkStatus();
+    if (good) {
+      simdjson::dom::parser parser;
+      simdjson::dom::element root;
+      std::string_view op, kind;
+      good = parser.parse(json.data(), json.size()).get(root) == simdjson::SUCCESS &&
+             root["op"].get_string().get(op) == simdjson::SUCCESS &&
+             root["kind"].get_string().get(kind) == simdjson::SUCCESS;
+      if (good && op == "put") {
+        simdjson::dom::element value = root["value"];
+        if (kind == "security") {
+          auto s = model::DecodeSecurity(value);
+          applied = s.ok() ? Upsert(*s, [&](auto& v) { return engine_.CreateSecurity(v); },
+                                    [&](auto& v) { return engine_.UpdateSecurity(v); })
+                           : s.status();
+        } else if (kind == "profile") {
+          auto p = model::DecodeProfile(value);
+          applied = p.ok() ? Upsert(p->profile, [&](auto& v) { return engine_.CreateProfile(v); },
+                                    [&](auto& v) { return engine_.UpdateProfile(v); })
+                           : p.status();
+        } else if (kind == "subscription") {
+          auto s = model::DecodeSubscription(value);
+          applied = s.ok() ? Upsert(s->subscription,
+                                    [&](auto& v) { return engine_.CreateSubscription(v); },
+                                    [&](auto& v) { return engine_.UpdateSubscription(v); })
+                           : s.status();
+        } else {
+          good = false;
+        }
+      } else if (good && op == "delete") {
+        std::string_view id;
+        good = root["id"].get_string().get(id) == simdjson::SUCCESS;
+        if (good) {
+          const std::string key(id);
+          if (kind == "security") applied = engine_.DeleteSecurity(key);
+          else if (kind == "profile") applied = engine_.DeleteProfile(key);
+          else if (kind == "subscription") applied = engine_.DeleteSubscription(key);
+          else good = false;
+        }
+      } else {
+        good = false;
+      }
+    }
+    if (!good) {
+      if (!truncate_tail) {
+        return absl::DataLossError(Cat(path, ": record ", line, " is corrupt"));
+      }
+      const size_t cut = data.size() - pos;
+      stats_.truncated_bytes += cut;
+      if (log_) {
+        log_(Cat("store: ", path, ": record ", line, " is torn or corrupt; cutting ", cut,
+                 " byte(s) from there (the records before it are kept)"));
+      }
+      if (::truncate(path.c_str(), static_cast<off_t>(pos)) != 0) return Errno("truncate", path);
+      return absl::OkStatus();
+    }
+    if (!applied.ok() && log_) {
+      log_(Cat("store: ", path, ": record ", line, " no longer applies: ", ToStd(applied.message())));
+    }
+    ++stats_.replayed;
+    pos = nl + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ConfigJournal::CompactLocked() {
+  std::string snapshot;
+  for (const auto& s : engine_.ListSecurity()) {
+    snapshot += PutRecord(Kind::kSecurity, model::EncodeSecurity(s, /*mask=*/false));
+  }
+  for (const auto& p : engine_.ListProfiles()) {
+    snapshot += PutRecord(Kind::kProfile, model::EncodeProfile(p));
+  }
+  auto subs = engine_.ListSubscriptions();
+  // Oldest first, so creation order (a matching tie-break) survives the restart.
+  for (auto it = subs.rbegin(); it != subs.rend(); ++it) {
+    snapshot += PutRecord(Kind::kSubscription, model::EncodeSubscription(*it, nullptr));
+  }
+  const std::string tmp = dir_ + "/" + kSnapshot + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("open", tmp);
+  absl::Status s = WriteAll(fd, snapshot, tmp);
+  if (s.ok() && ::fsync(fd) != 0) s = Errno("fsync", tmp);
+  ::close(fd);
+  if (!s.ok()) return s;
+  const std::string final_path = dir_ + "/" + kSnapshot;
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) return Errno("rename", tmp);
+  if (auto st = SyncDir(dir_); !st.ok()) return st;
+  // The snapshot holds everything: start an empty journal.
+  const std::string journal = dir_ + "/" + kJournal;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) return Errno("open", journal);
+  if (::fsync(fd_) != 0) return Errno("fsync", journal);
+  return SyncDir(dir_);
+}
+
+absl::Status ConfigJournal::Compact() {
+  std::lock_guard lock(mu_);
+  return CompactLocked();
+}
+
+absl::Status ConfigJournal::Append(const std::string& record) {
+  std::lock_guard lock(mu_);
+  const std::string path = dir_ + "/" + kJournal;
+  if (auto s = WriteAll(fd_, record, path); !s.ok()) return s;
+  if (::fdatasync(fd_) != 0) return Errno("fdatasync", path);
+  return absl::OkStatus();
+}
+
+absl::Status ConfigJournal::Put(const SecuritySetting& security) {
+  return Append(PutRecord(Kind::kSecurity, model::EncodeSecurity(security, /*mask=*/false)));
+}
+absl::Status ConfigJournal::Put(const NotificationProfile& profile) {
+  return Append(PutRecord(Kind::kProfile, model::EncodeProfile(profile)));
+}
+absl::Status ConfigJournal::Put(const Subscription& subscription) {
+  return Append(PutRecord(Kind::kSubscription, model::EncodeSubscription(subscription, nullptr)));
+}
+absl::Status ConfigJournal::Delete(Kind kind, std::string_view id) {
+  std::string json = Cat(R"({"op":"delete","kind":")", KindName(kind), R"(","id":)");
+  model::AppendJsonString(json, id);
+  json += "}";
+  return Append(Frame(json));
+}
+
+}  // namespace herald::store
