@@ -18,6 +18,7 @@
 #include "engine/index/index_manager.h"
 #include "engine/index/matcher.h"
 #include "engine/parse/envelope_parser.h"
+#include "engine/parse/native_extractor.h"
 #include "herald/engine.h"
 
 namespace herald {
@@ -40,9 +41,10 @@ inline void Bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
 }
 
 struct RouterContext {
-  explicit RouterContext(parse::ParserLimits limits) : parser(limits) {}
+  explicit RouterContext(parse::ParserLimits limits) : parser(limits), native(limits) {}
   std::atomic<bool> busy{false};
   parse::EnvelopeParser parser;
+  parse::NativeExtractor native;
   index::Matcher matcher;
   std::shared_ptr<const index::IndexState> state;
   uint64_t state_version = ~uint64_t{0};
@@ -325,6 +327,41 @@ class EngineImpl final : public Engine {
     return result;
   }
 
+  IngestResult IngestNative(std::string_view channel, std::string_view event,
+                            std::string_view bytes, std::vector<IngestError>* errors) override {
+    IngestResult result;
+    RouterContext& ctx = AcquireContext();
+    const int64_t pair = catalog_->PairId(channel, event);
+    if (pair < 0) {
+      parse::EventView view;
+      view.channel = channel;
+      view.event = event;
+      Reject(ctx, catalog_->FindChannel(channel) < 0 ? RejectReason::kUnknownChannel
+                                                     : RejectReason::kUnknownEvent,
+             1, 0, parse::ParseOutcome{}, view, result, errors);
+      ctx.busy.store(false, std::memory_order_release);
+      return result;
+    }
+    internal::PayloadBlock* block = pool_.Acquire(bytes.size());
+    if (!bytes.empty()) std::memcpy(block->data(), bytes.data(), bytes.size());
+    const uint64_t version = index_.published_version();
+    if (version != ctx.state_version) {
+      ctx.state = index_.Load();
+      ctx.state_version = version;
+    }
+    const uint32_t pair_id = static_cast<uint32_t>(pair);
+    ctx.native.Extract(
+        block->data(), bytes.size(), block->capacity + kInputPadding,
+        catalog_->event_info(pair_id).routing_keys,
+        [&](size_t, const parse::EventView& view) { Route(ctx, block, pair_id, view, result); },
+        [&](size_t index, const parse::ParseOutcome& outcome) {
+          Reject(ctx, outcome.reason, index, 0, outcome, parse::EventView{}, result, errors);
+        });
+    ctx.busy.store(false, std::memory_order_release);
+    internal::Unref(block);
+    return result;
+  }
+
   absl::StatusOr<size_t> Poll(std::string_view profile_id, size_t max,
                               std::vector<Notification>* out) override {
     dispatch::ProfileQueue* queue;
@@ -450,8 +487,14 @@ class EngineImpl final : public Engine {
       Reject(ctx, reason, line, base_offset, outcome, view, result, errors);
       return;
     }
+    Route(ctx, block, static_cast<uint32_t>(pair), view, result);
+  }
+
+  // Matches one parsed event of a known pair and enqueues its notifications.
+  void Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t pair,
+             const parse::EventView& view, IngestResult& result) {
     index::RouteKeys keys;
-    keys.pair_id = static_cast<uint32_t>(pair);
+    keys.pair_id = pair;
     keys.channel = static_cast<uint16_t>(catalog_->channel_of(keys.pair_id));
     keys.event_index = static_cast<uint16_t>(catalog_->event_of(keys.pair_id));
     keys.app = view.application_id;

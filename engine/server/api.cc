@@ -235,10 +235,8 @@ void Api::Handle(const HttpRequest& request, HttpResponse& response) {
                            options_.ingest_key.empty() ? options_.api_key : options_.ingest_key) &&
                !Authorized(request.authorization, options_.api_key)) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
-    } else if (target != "/v1/events") {
-      Error(response, 404, "NOT_FOUND", "native payload ingest is not available yet");
     } else {
-      Ingest(request, response);
+      Ingest(request, target.substr(10), response);
     }
   } else if (is("GET", "/v1/catalog")) {
     Json(response, 200, catalog_json_);
@@ -261,7 +259,7 @@ void Api::Handle(const HttpRequest& request, HttpResponse& response) {
   responses_[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
-void Api::Ingest(const HttpRequest& request, HttpResponse& response) {
+void Api::Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response) {
   const std::string_view type = std::string_view(request.content_type).substr(
       0, request.content_type.find(';'));
   InputFormat format;
@@ -274,8 +272,30 @@ void Api::Ingest(const HttpRequest& request, HttpResponse& response) {
                  "use Content-Type: application/json (one event) or application/x-ndjson");
   }
   std::vector<IngestError> errors;
-  const IngestResult r = engine_.Ingest(request.body, format, &errors);
-  if (format == InputFormat::kSingle && r.rejected == 1 && !errors.empty()) {
+  IngestResult r;
+  if (!native.empty()) {
+    // /v1/events/{channel}/{event}: the channel's own payload.
+    const size_t slash = native.find('/', 1);
+    const std::string channel(native.substr(1, slash == std::string_view::npos ? native.npos : slash - 1));
+    const std::string event(slash == std::string_view::npos ? "" : native.substr(slash + 1));
+    const int ch = engine_.catalog().FindChannel(channel);
+    if (ch < 0 || engine_.catalog().FindEvent(ch, event) < 0) {
+      return Error(response, 404, "NOT_FOUND",
+                   Cat("unknown channel or event: ", channel, "/", event));
+    }
+    if (format != InputFormat::kSingle) {
+      return Error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "native payloads are application/json");
+    }
+    r = engine_.IngestNative(channel, event, request.body, &errors);
+    if (r.accepted == 0 && r.rejected == 1 && !errors.empty()) {
+      return Error(response, errors[0].reason == RejectReason::kOversize ? 413 : 400,
+                   errors[0].reason == RejectReason::kOversize ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
+                   errors[0].message);
+    }
+  } else {
+    r = engine_.Ingest(request.body, format, &errors);
+  }
+  if (native.empty() && format == InputFormat::kSingle && r.rejected == 1 && !errors.empty()) {
     if (errors[0].reason == RejectReason::kOversize) {
       return Error(response, 413, "PAYLOAD_TOO_LARGE", errors[0].message);
     }

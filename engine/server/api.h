@@ -48,7 +48,8 @@ class Api {
   void set_ready(bool ready) { ready_.store(ready); }
 
  private:
-  void Ingest(const HttpRequest& request, HttpResponse& response);
+  // `native` is the "/{channel}/{event}" after /v1/events, or empty for envelopes.
+  void Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response);
   void Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
                      HttpResponse& response);
   void Profiles(const HttpRequest& request, std::string_view rest, std::string_view query,

@@ -128,6 +128,14 @@ class Engine {
   virtual IngestResult Ingest(std::string_view bytes, InputFormat format = InputFormat::kAuto,
                               std::vector<IngestError>* errors = nullptr) = 0;
 
+  // Ingests a channel's native payload for (channel, event): each results[] item (or the whole
+  // body when it has no results array) is routed on its own, its routing keys read at the
+  // catalog's JSON pointers; `errors` lines are item numbers. Unknown channel or event: one
+  // rejection with that reason.
+  virtual IngestResult IngestNative(std::string_view channel, std::string_view event,
+                                    std::string_view bytes,
+                                    std::vector<IngestError>* errors = nullptr) = 0;
+
   // Moves up to `max` notifications of the profile's queue into `out` (appended).
   // Returns how many; NotFound for an unknown profile.
   virtual absl::StatusOr<size_t> Poll(std::string_view profile_id, size_t max,

@@ -283,12 +283,51 @@ TEST(Heraldd, IngestSingleAndNdjsonWithErrors) {
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("payload"), std::string::npos);
   EXPECT_EQ(d.Call("POST", "/v1/events", "{}", "text/plain").status, 415);
+  // The channel's native payload: each results[] item routed on its own.
+  Reply native = d.Call("POST", "/v1/events/SMS/DELIVERY",
+                        R"({"results":[{"messageId":"m1","platform":{"applicationId":"shop"}},)"
+                        R"({"messageId":"m2","platform":{"applicationId":"other"}}]})");
+  EXPECT_EQ(native.status, 202) << native.body;
+  EXPECT_EQ(native.body, R"({"accepted":2,"rejected":0,"errors":[]})");
+  EXPECT_EQ(d.Call("POST", "/v1/events/SMS/OPEN", "{}").status, 404);
+  EXPECT_EQ(d.Call("POST", "/v1/events/SMS/DELIVERY", "{oops").status, 400);
   EXPECT_EQ(d.Call("GET", "/v1/events").status, 405);
   Reply metrics = d.Call("GET", "/metrics");
-  EXPECT_NE(metrics.body.find("herald_events_accepted_total 2"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("herald_events_accepted_total 4"), std::string::npos) << metrics.body;
   EXPECT_NE(metrics.body.find(R"(herald_events_rejected_total{reason="unknown_event"} 1)"),
             std::string::npos);
-  EXPECT_NE(metrics.body.find("herald_events_matched_total 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("herald_events_matched_total 2"), std::string::npos);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Heraldd, OversizeBodiesAndFullQueues) {
+  TempDir dir;
+  const std::string config = dir.path() + "/small.toml";
+  {
+    std::ofstream out(config);
+    out << "[engine]\nmax_event_bytes = 256\nqueue_max_notifications = 1\n";
+  }
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  const std::string big = R"({"channel":"SMS","event":"DELIVERY","payload":{"x":")" +
+                          std::string(400, 'x') + R"("}})";
+  Reply too_big = d.Call("POST", "/v1/events", big);
+  EXPECT_EQ(too_big.status, 413) << too_big.body;
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                   R"({"subscriptionId":"all","events":[],"profile":{"profileId":"p",
+                       "webhook":{"notifyUrl":"https://x.example/h"}}})")
+                .status,
+            201);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string batch;
+  for (int i = 0; i < 2000; ++i) batch += R"({"channel":"SMS","event":"DELIVERY","payload":{}})" "\n";
+  Reply full = d.Call("POST", "/v1/events", batch, "application/x-ndjson");
+  EXPECT_EQ(full.status, 503) << "a queue of one cannot take 2000 notifications at once";
+  EXPECT_EQ(full.retry_after, "1");
+  const std::string metrics = d.Call("GET", "/metrics").body;
+  EXPECT_EQ(metrics.find("herald_notifications_back_pressured_total 0\n"), std::string::npos)
+      << "back-pressure is counted";
+  EXPECT_NE(metrics.find("herald_notifications_back_pressured_total "), std::string::npos);
   EXPECT_EQ(d.Stop(), 0);
 }
 

@@ -318,6 +318,62 @@ TEST(Engine, QueuedNotificationsOutliveTheirSubscription) {
   EXPECT_EQ(got[0].payload(), R"({"k":"v"})");
 }
 
+TEST(Engine, NativePayloadsRouteEachResultByCatalogPointers) {
+  auto engine = MakeEngine({.fanout = Fanout::kAll});
+  ASSERT_TRUE(engine->CreateProfile(Profile("shop")).ok());
+  ASSERT_TRUE(engine->CreateProfile(Profile("vip")).ok());
+  Subscription shop = Sub("shop", "SMS", {"DELIVERY"}, "shop");
+  shop.criteria = {Criterion{"shop-app", std::nullopt}};
+  ASSERT_TRUE(engine->CreateSubscription(shop).ok());
+  Subscription vip = Sub("vip", "SMS", {"DELIVERY"}, "vip");
+  vip.resources = {"ShopVIP"};
+  ASSERT_TRUE(engine->CreateSubscription(vip).ok());
+  engine->FlushIndex();
+  // An SMS delivery report (platform.md §8a): keys under /platform and /sender.
+  const std::string item1 =
+      R"({"messageId":"m1","sender":"ShopVIP","platform":{"entityId":"e1","applicationId":"shop-app"}})";
+  const std::string item2 = R"({"messageId":"m2","sender":"Other","platform":{"applicationId":"nobody"}})";
+  const std::string item3 = R"({"messageId":"m3","sender":"ShopVIP"})";
+  std::vector<IngestError> errors;
+  IngestResult r = engine->IngestNative(
+      "SMS", "DELIVERY", R"({"results":[)" + item1 + ", " + item2 + "," + item3 + "]}", &errors);
+  EXPECT_EQ(r.accepted, 3u);
+  EXPECT_EQ(r.matched, 2u);
+  EXPECT_TRUE(errors.empty());
+  auto shop_got = Drain(*engine, "shop");
+  auto vip_got = Drain(*engine, "vip");
+  ASSERT_EQ(shop_got.size(), 1u);
+  EXPECT_EQ(shop_got[0].payload(), item1) << "each item is forwarded verbatim";
+  ASSERT_EQ(vip_got.size(), 2u);
+  EXPECT_EQ(vip_got[1].payload(), item3);
+
+  // A single-object payload (email user events) is one item; keys at the top level.
+  ASSERT_TRUE(engine->CreateProfile(Profile("mail")).ok());
+  Subscription mail = Sub("mail", "EMAIL", {"OPEN"}, "mail");
+  mail.criteria = {Criterion{"news", std::nullopt}};
+  ASSERT_TRUE(engine->CreateSubscription(mail).ok());
+  engine->FlushIndex();
+  const std::string open = R"({"notificationType":"OPENED","applicationId":"news","recipient":"a@b.c"})";
+  EXPECT_EQ(engine->IngestNative("EMAIL", "OPEN", open).matched, 1u);
+  auto mail_got = Drain(*engine, "mail");
+  ASSERT_EQ(mail_got.size(), 1u);
+  EXPECT_EQ(mail_got[0].payload(), open);
+
+  // Bad input: clear, counted, not fatal.
+  errors.clear();
+  EXPECT_EQ(engine->IngestNative("SMS", "OPEN", "{}", &errors).rejected, 1u);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].reason, RejectReason::kUnknownEvent);
+  errors.clear();
+  EXPECT_EQ(engine->IngestNative("SMS", "DELIVERY", R"({"results":[{"a":1},,]})", &errors).rejected, 1u);
+  EXPECT_EQ(errors[0].reason, RejectReason::kMalformedJson);
+  errors.clear();
+  r = engine->IngestNative("SMS", "DELIVERY", R"({"results":[{"sender":"ShopVIP"},7]})", &errors);
+  EXPECT_EQ(r.accepted, 1u);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].line, 2u) << "the item number";
+}
+
 class RecordingSink : public Sink {
  public:
   void Deliver(std::string_view profile_id, std::span<Notification> batch) override {
