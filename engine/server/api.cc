@@ -1,6 +1,8 @@
 #include "engine/server/api.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <map>
 
 #include "engine/common/strings.h"
@@ -200,6 +202,24 @@ std::string CatalogJson(const Catalog& catalog) {
 
 }  // namespace
 
+void LatencyHistogram::Render(std::string& out, std::string_view name, std::string_view help) const {
+  out += Cat("# HELP ", name, " ", help, "\n# TYPE ", name, " histogram\n");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= kBounds.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    char le[32];
+    if (i < kBounds.size()) {
+      std::snprintf(le, sizeof le, "%g", kBounds[i]);
+    } else {
+      std::snprintf(le, sizeof le, "+Inf");
+    }
+    out += Cat(name, "_bucket{le=\"", std::string_view(le), "\"} ", cumulative, "\n");
+  }
+  char sum[32];
+  std::snprintf(sum, sizeof sum, "%.9f", static_cast<double>(sum_ns_.load()) / 1e9);
+  out += Cat(name, "_sum ", std::string_view(sum), "\n", name, "_count ", cumulative, "\n");
+}
+
 Api::Api(Engine& engine, Options options, const CountingSink* sink,
          store::ConfigJournal* journal)
     : engine_(engine),
@@ -209,6 +229,13 @@ Api::Api(Engine& engine, Options options, const CountingSink* sink,
       catalog_json_(CatalogJson(engine.catalog())) {}
 
 void Api::Handle(const HttpRequest& request, HttpResponse& response) {
+  const auto start = std::chrono::steady_clock::now();
+  HandleRequest(request, response);
+  request_latency_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
   std::string_view target = request.target;
   std::string_view query;
   if (const size_t q = target.find('?'); q != std::string_view::npos) {
@@ -243,6 +270,9 @@ void Api::Handle(const HttpRequest& request, HttpResponse& response) {
   } else if (target.starts_with("/subscriptions/1/")) {
     if (!Authorized(request.authorization, options_.api_key)) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+    } else if (target == "/subscriptions/1/import") {
+      if (method != "POST") return Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
+      Import(request, response);
     } else if (target.starts_with("/subscriptions/1/subscription/")) {
       Subscriptions(request, target.substr(30), query, response);
     } else if (target == "/subscriptions/1/profiles" || target.starts_with("/subscriptions/1/profiles/")) {
@@ -286,14 +316,20 @@ void Api::Ingest(const HttpRequest& request, std::string_view native, HttpRespon
     if (format != InputFormat::kSingle) {
       return Error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "native payloads are application/json");
     }
+    const auto start = std::chrono::steady_clock::now();
     r = engine_.IngestNative(channel, event, request.body, &errors);
+    routing_latency_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (r.accepted == 0 && r.rejected == 1 && !errors.empty()) {
       return Error(response, errors[0].reason == RejectReason::kOversize ? 413 : 400,
                    errors[0].reason == RejectReason::kOversize ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
                    errors[0].message);
     }
   } else {
+    const auto start = std::chrono::steady_clock::now();
     r = engine_.Ingest(request.body, format, &errors);
+    routing_latency_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   if (native.empty() && format == InputFormat::kSingle && r.rejected == 1 && !errors.empty()) {
     if (errors[0].reason == RejectReason::kOversize) {
@@ -568,6 +604,61 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
   Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");
 }
 
+// Bulk import: NDJSON, one subscription per line, each carrying its "channel" and a reference to
+// an existing profile. Good lines are created (and persisted with one fsync); bad lines are
+// reported by number. Answers {"imported","failed","errors":[{"line","error"}]}.
+void Api::Import(const HttpRequest& request, HttpResponse& response) {
+  std::vector<Subscription> created;
+  std::string errors;
+  size_t failed = 0, line = 0;
+  auto fail = [&](size_t at, std::string_view message) {
+    if (failed < 1000) {  // enough to act on, without an unbounded answer
+      if (!errors.empty()) errors.push_back(',');
+      errors += Cat(R"({"line":)", at, R"(,"error":)");
+      AppendJsonString(errors, message);
+      errors.push_back('}');
+    }
+    ++failed;
+  };
+  std::string_view body = request.body;
+  simdjson::dom::parser parser;
+  while (!body.empty()) {
+    ++line;
+    const size_t nl = body.find('\n');
+    std::string_view text = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == std::string_view::npos) continue;
+    simdjson::dom::element root;
+    if (auto e = parser.parse(text.data(), text.size()).get(root)) {
+      fail(line, Cat("malformed JSON: ", simdjson::error_message(e)));
+      continue;
+    }
+    auto req = model::DecodeSubscription(root);
+    if (!req.ok()) {
+      fail(line, ToStd(req.status().message()));
+      continue;
+    }
+    if (req->inline_profile || req->inline_security) {
+      fail(line, "import takes a profile reference ({\"profileId\"}); create profiles first");
+      continue;
+    }
+    if (auto s = engine_.CreateSubscription(req->subscription); !s.ok()) {
+      fail(line, ToStd(s.message()));
+      continue;
+    }
+    created.push_back(std::move(req->subscription));
+  }
+  if (journal_ && !created.empty()) {
+    if (auto st = journal_->PutMany(created); !st.ok()) {
+      for (const auto& s : created) (void)engine_.DeleteSubscription(s.subscription_id);
+      return NotPersisted(response, st);
+    }
+  }
+  Json(response, 200, Cat(R"({"imported":)", created.size(), R"(,"failed":)", failed,
+                          R"(,"errors":[)", errors, "]}"));
+}
+
 void Api::Metrics(HttpResponse& response) {
   const Counters c = engine_.counters();
   std::string out;
@@ -603,6 +694,10 @@ void Api::Metrics(HttpResponse& response) {
   for (int cls = 2; cls <= 5; ++cls) {
     out += Cat("herald_http_responses_total{code=\"", cls, "xx\"} ", responses_[cls].load(), "\n");
   }
+  request_latency_.Render(out, "herald_http_request_duration_seconds",
+                          "Time to answer an HTTP request.");
+  routing_latency_.Render(out, "herald_routing_duration_seconds",
+                          "Time to parse, match and enqueue one ingest request's events.");
   response.status = 200;
   response.content_type = "text/plain; version=0.0.4";
   response.body = std::move(out);

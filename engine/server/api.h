@@ -33,6 +33,24 @@ class CountingSink final : public Sink {
   std::map<std::string, uint64_t> counts_;
 };
 
+// A Prometheus histogram with fixed buckets, lock-free to observe.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 14> kBounds = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+  void Observe(double seconds) {
+    size_t i = 0;
+    while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_ns_.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+  }
+  void Render(std::string& out, std::string_view name, std::string_view help) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
 class Api {
  public:
   struct Options {
@@ -49,6 +67,7 @@ class Api {
 
  private:
   // `native` is the "/{channel}/{event}" after /v1/events, or empty for envelopes.
+  void HandleRequest(const HttpRequest& request, HttpResponse& response);
   void Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response);
   void Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
                      HttpResponse& response);
@@ -56,6 +75,7 @@ class Api {
                 HttpResponse& response);
   void Security(const HttpRequest& request, std::string_view rest, std::string_view query,
                 HttpResponse& response);
+  void Import(const HttpRequest& request, HttpResponse& response);
   void Metrics(HttpResponse& response);
 
   Engine& engine_;
@@ -66,6 +86,8 @@ class Api {
   std::atomic<bool> ready_{false};
   // Responses by status class: 2xx, 4xx, 5xx.
   std::array<std::atomic<uint64_t>, 6> responses_{};
+  LatencyHistogram request_latency_;  // whole requests
+  LatencyHistogram routing_latency_;  // Engine::Ingest / IngestNative calls
 };
 
 }  // namespace herald::server

@@ -239,6 +239,14 @@ absl::Status ConfigJournal::Put(const NotificationProfile& profile) {
 absl::Status ConfigJournal::Put(const Subscription& subscription) {
   return Append(PutRecord(Kind::kSubscription, model::EncodeSubscription(subscription, nullptr)));
 }
+absl::Status ConfigJournal::PutMany(const std::vector<Subscription>& subscriptions) {
+  std::string records;
+  for (const auto& s : subscriptions) {
+    records += PutRecord(Kind::kSubscription, model::EncodeSubscription(s, nullptr));
+  }
+  return Append(records);
+}
+
 absl::Status ConfigJournal::Delete(Kind kind, std::string_view id) {
   std::string json = Cat(R"({"op":"delete","kind":")", KindName(kind), R"(","id":)");
   model::AppendJsonString(json, id);

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "herald/engine.h"
@@ -39,6 +40,8 @@ class ConfigJournal {
   absl::Status Put(const NotificationProfile& profile);
   absl::Status Put(const Subscription& subscription);
   absl::Status Delete(Kind kind, std::string_view id);
+  // Many subscriptions with one write and one fsync (bulk import).
+  absl::Status PutMany(const std::vector<Subscription>& subscriptions);
 
   // Rewrites the snapshot from the engine's state and empties the journal.
   absl::Status Compact();

@@ -227,6 +227,33 @@ TEST(Heraldd, SubscriptionLifecycleInThePlatformsShapes) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+TEST(Heraldd, BulkImportReportsCountsAndLineErrors) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0);
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/profiles",
+                   R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"}})")
+                .status,
+            201);
+  std::string body;
+  for (int i = 0; i < 500; ++i) {
+    body += R"({"channel":"EMAIL","subscriptionId":"imp)" + std::to_string(i) +
+            R"(","events":["OPEN"],"profile":{"profileId":"p"}})" "\n";
+  }
+  body += R"({"channel":"EMAIL","subscriptionId":"bad","events":["NOPE"],"profile":{"profileId":"p"}})" "\n";
+  body += "{not json\n";
+  body += R"({"channel":"EMAIL","subscriptionId":"imp0","events":[],"profile":{"profileId":"p"}})" "\n";
+  Reply r = d.Call("POST", "/subscriptions/1/import", body, "application/x-ndjson");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"({"imported":500,"failed":3,"errors":[{"line":501,)"), std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find(R"({"line":502,)"), std::string::npos);
+  EXPECT_NE(r.body.find(R"({"line":503,"error":"subscription imp0 already exists"})"),
+            std::string::npos) << r.body;
+  EXPECT_NE(d.Call("GET", "/subscriptions/1/subscription/EMAIL?size=1").body.find(R"("totalResults":500)"),
+            std::string::npos);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 TEST(Heraldd, ProfilesAndSecuritySettings) {
   Daemon d({"--listen", "127.0.0.1:0"});
   ASSERT_NE(d.port(), 0);
@@ -297,6 +324,10 @@ TEST(Heraldd, IngestSingleAndNdjsonWithErrors) {
   EXPECT_NE(metrics.body.find(R"(herald_events_rejected_total{reason="unknown_event"} 1)"),
             std::string::npos);
   EXPECT_NE(metrics.body.find("herald_events_matched_total 2"), std::string::npos);
+  EXPECT_NE(metrics.body.find("herald_routing_duration_seconds_count 5"), std::string::npos)
+      << "one observation per ingest request that reached the engine";
+  EXPECT_NE(metrics.body.find(R"(herald_http_request_duration_seconds_bucket{le="+Inf"})"),
+            std::string::npos);
   EXPECT_EQ(d.Stop(), 0);
 }
 

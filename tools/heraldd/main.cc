@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
                                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   herald::server::HttpServer server(
       {.host = config->listen_host, .port = config->listen_port, .threads = threads,
-       .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 64u << 20)},
+       .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 512u << 20)},
       [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
         api.Handle(req, res);
       });
