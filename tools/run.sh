@@ -10,7 +10,7 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target heraldd herald-demo
 
 log=$(mktemp)
-build/release/bin/heraldd --config configs/herald.toml "$@" > >(tee "$log") 2>&1 &
+build/release/bin/heraldd --config configs/herald.toml "$@" > >(tee -i "$log") 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
 for _ in $(seq 100); do

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
     std::fputs(herald::server::DaemonUsage().c_str(), stdout);
     return 0;
   }
+  // A closed stdout or peer must not kill the daemon: writes report the error instead.
+  std::signal(SIGPIPE, SIG_IGN);
   // Block the stop signals before any thread starts, so only sigwait below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
