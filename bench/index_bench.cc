@@ -3,9 +3,8 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <memory>
-
 #include <map>
+#include <memory>
 
 #include "absl/container/flat_hash_map.h"
 #include "bench/workload.h"
@@ -34,14 +33,15 @@ const Compiled& Get(size_t n) {
   c.catalog = *Catalog::Load("configs/catalog.json");
   constexpr size_t kProfiles = 1000;
   for (size_t p = 0; p < kProfiles; ++p) {
-    c.queues.push_back(std::make_unique<dispatch::ProfileQueue>("profile-" + std::to_string(p), 1, 1));
+    c.queues.push_back(
+        std::make_unique<dispatch::ProfileQueue>("profile-" + std::to_string(p), 1, 1));
   }
   c.workload = MakeWorkload(*c.catalog, n, kProfiles, 8192);
   for (size_t i = 0; i < n; ++i) {
     const auto& s = c.workload.subscriptions[i];
     const size_t p = std::stoul(s.profile_id.substr(8));
-    c.subs.push_back(index::Compile(s, *c.catalog, i + 1, i + 1, s.group.empty() ? 0 : 1,
-                                    c.queues[p].get()));
+    c.subs.push_back(
+        index::Compile(s, *c.catalog, i + 1, i + 1, s.group.empty() ? 0 : 1, c.queues[p].get()));
   }
   parse::EnvelopeParser parser;
   for (auto& e : c.workload.events) {
@@ -75,7 +75,8 @@ size_t AllInBytes(const index::Snapshot& snap, const std::vector<index::SubRef>&
     bytes += sizeof(index::CompiledSubscription) + s->subscription_id.capacity() +
              s->profile_id.capacity() + s->channel_name.capacity() + s->group.capacity() +
              s->criteria.capacity() * sizeof(internal::CompiledCriterion) +
-             s->resources.capacity() * sizeof(std::string) + s->users.capacity() * sizeof(std::string);
+             s->resources.capacity() * sizeof(std::string) +
+             s->users.capacity() * sizeof(std::string);
     for (const auto& c : s->criteria) bytes += c.app.capacity() + c.entity.capacity();
     for (const auto& r : s->resources) bytes += r.capacity();
     for (const auto& u : s->users) bytes += u.capacity();
@@ -95,7 +96,12 @@ void BM_SnapshotBuild(benchmark::State& state) {
   state.counters["all_in_B_per_sub"] = static_cast<double>(AllInBytes(*snap, c.subs)) / n;
   state.counters["keys"] = static_cast<double>(snap->key_count());
 }
-BENCHMARK(BM_SnapshotBuild)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_SnapshotBuild)
+    ->Arg(10'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 // The probe fingerprints of every event, as the matcher computes them.
 std::vector<std::vector<uint64_t>> Probes(const Compiled& c, const index::Snapshot& snap) {
@@ -109,7 +115,8 @@ std::vector<std::vector<uint64_t>> Probes(const Compiled& c, const index::Snapsh
       if (m & 1) p.push_back(index::KeyFingerprint(index::kPlain, t, 0, 0));
       if (m & 2) p.push_back(index::KeyFingerprint(index::kApp, t, k.app_hash, 0));
       if (m & 4) p.push_back(index::KeyFingerprint(index::kEntity, t, k.entity_hash, 0));
-      if (m & 8) p.push_back(index::KeyFingerprint(index::kAppEntity, t, k.app_hash, k.entity_hash));
+      if (m & 8)
+        p.push_back(index::KeyFingerprint(index::kAppEntity, t, k.app_hash, k.entity_hash));
       if (m & 16) p.push_back(index::KeyFingerprint(index::kResource, t, k.resource_hash, 0));
       if (m & 32) p.push_back(index::KeyFingerprint(index::kUser, t, k.user_hash, 0));
     }

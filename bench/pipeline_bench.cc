@@ -1,9 +1,9 @@
 // The whole in-process pipeline through the public API — copy into a pooled buffer, parse,
 // resolve the pair, match, enqueue — at 10k, 100k and 1M subscriptions, one event per call and
 // NDJSON batches. The benchmark thread is the router; a dispatch thread (the other core) drains
-// the queues into a sink that drops the notifications, as a running system's consumers would. Compare with parse_bench's
-// BM_ParseEnvelope on the same events (DESIGN §8: pipeline ≤ 3× parse, ≥ 3 M events/s per core
-// at 100k subscriptions, ≥ 1.5 M at 1M).
+// the queues into a sink that drops the notifications, as a running system's consumers would.
+// Compare with parse_bench's BM_ParseEnvelope on the same events (DESIGN §8: pipeline ≤ 3× parse, ≥
+// 3 M events/s per core at 100k subscriptions, ≥ 1.5 M at 1M).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -116,7 +116,8 @@ void BM_IngestLatency(benchmark::State& state) {
   }
   std::sort(samples.begin(), samples.end());
   auto pct = [&](double p) {
-    return static_cast<double>(samples[static_cast<size_t>(p * static_cast<double>(samples.size() - 1))]) /
+    return static_cast<double>(
+               samples[static_cast<size_t>(p * static_cast<double>(samples.size() - 1))]) /
            1000.0;
   };
   state.counters["p50_us"] = pct(0.50);

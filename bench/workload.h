@@ -63,15 +63,15 @@ inline Workload MakeWorkload(const Catalog& catalog, size_t subscriptions, size_
     const bool match = rng() % 2 == 0;
     const int c = catalog.FindChannel(s.channel);
     const ChannelInfo& ch = channels[c];
-    const std::string event = match && !s.events.empty() ? s.events[0]
-                                                          : ch.events[rng() % ch.events.size()].event;
+    const std::string event =
+        match && !s.events.empty() ? s.events[0] : ch.events[rng() % ch.events.size()].event;
     const std::string app = match && !s.criteria.empty() && s.criteria[0].application_id
                                 ? *s.criteria[0].application_id
                                 : "app-" + std::to_string(rng() % apps);
-    const std::string sender = match && !s.resources.empty() ? s.resources[0]
-                                                              : "sender-" + std::to_string(rng() % apps);
-    std::string e = R"({"channel":")" + s.channel + R"(","event":")" + event + R"(","eventId":"ev-)" +
-                    std::to_string(i) + R"(","applicationId":")" + app +
+    const std::string sender =
+        match && !s.resources.empty() ? s.resources[0] : "sender-" + std::to_string(rng() % apps);
+    std::string e = R"({"channel":")" + s.channel + R"(","event":")" + event +
+                    R"(","eventId":"ev-)" + std::to_string(i) + R"(","applicationId":")" + app +
                     R"(","entityId":"ent-)" + std::to_string(rng() % 4) + R"(","resource":")" +
                     sender + R"(","user":"user-)" + std::to_string(rng() % apps) +
                     R"(","payload":)" + Payload(rng, sender, static_cast<int>(i)) + "}";

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh
 jobs=$(nproc)
 
+echo "== format (clang-format, .clang-format)"
+git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
 echo "== configure (debug: ASan + UBSan)"
 cmake --preset debug >/dev/null
 echo "== build"

@@ -3,14 +3,14 @@
 // match and enqueue with no lock shared with the control plane and no allocation in steady state).
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 
-#include "engine/common/strings.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include <mutex>
 #include "engine/common/assert.h"
+#include "engine/common/strings.h"
 #include "engine/dispatch/block_pool.h"
 #include "engine/dispatch/dispatcher.h"
 #include "engine/dispatch/notification_builder.h"
@@ -75,14 +75,15 @@ class EngineImpl final : public Engine {
         index_(catalog_, {.publish_interval = options_.publish_interval, .log = options_.log}) {
     const int n = std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency()));
     for (int i = 0; i < n; ++i) {
-      contexts_.push_back(std::make_unique<RouterContext>(parse::ParserLimits{
-          .max_event_bytes = options_.max_event_bytes,
-          .max_payload_depth = options_.max_payload_depth}));
+      contexts_.push_back(std::make_unique<RouterContext>(
+          parse::ParserLimits{.max_event_bytes = options_.max_event_bytes,
+                              .max_payload_depth = options_.max_payload_depth}));
     }
     std::random_device rd;
     next_event_id_.store((uint64_t{rd()} << 32 | rd()) & 0x00ffffffffffffffULL);
     if (options_.sink) {
-      dispatcher_ = std::make_unique<dispatch::Dispatcher>(options_.sink, options_.dispatch_threads);
+      dispatcher_ =
+          std::make_unique<dispatch::Dispatcher>(options_.sink, options_.dispatch_threads);
     }
   }
 
@@ -117,8 +118,8 @@ class EngineImpl final : public Engine {
     auto it = security_.find(ToAbsl(auth_id));
     if (it == security_.end()) return NotFound("security setting", auth_id);
     if (it->second.profiles > 0) {
-      return absl::FailedPreconditionError(Cat(
-          "security setting ", auth_id, " is used by ", it->second.profiles, " profile(s)"));
+      return absl::FailedPreconditionError(
+          Cat("security setting ", auth_id, " is used by ", it->second.profiles, " profile(s)"));
     }
     security_.erase(it);
     return absl::OkStatus();
@@ -170,8 +171,8 @@ class EngineImpl final : public Engine {
     auto it = profiles_.find(ToAbsl(profile_id));
     if (it == profiles_.end()) return NotFound("profile", profile_id);
     if (it->second.subscriptions > 0) {
-      return absl::FailedPreconditionError(Cat(
-          "profile ", profile_id, " is used by ", it->second.subscriptions, " subscription(s)"));
+      return absl::FailedPreconditionError(Cat("profile ", profile_id, " is used by ",
+                                               it->second.subscriptions, " subscription(s)"));
     }
     if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
     profiles_.erase(it);
@@ -192,8 +193,7 @@ class EngineImpl final : public Engine {
     auto profile = CheckProfileExists(s, errors);
     if (!errors.empty()) return ValidationError(errors);
     if (subscriptions_.contains(s.subscription_id)) {
-      return absl::AlreadyExistsError(
-          Cat("subscription ", s.subscription_id, " already exists"));
+      return absl::AlreadyExistsError(Cat("subscription ", s.subscription_id, " already exists"));
     }
     SubscriptionEntry entry{Canonical(s), {}};
     entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++, next_created_++,
@@ -216,8 +216,8 @@ class EngineImpl final : public Engine {
     ++profile->second.subscriptions;
     internal::SubRef before = entry.compiled;
     entry.subscription = Canonical(s);
-    entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++,
-                                    before->created_seq, GroupId(s.group), profile->second.queue);
+    entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++, before->created_seq,
+                                    GroupId(s.group), profile->second.queue);
     last_commit_ = index_.Commit(std::move(before), entry.compiled);
     return absl::OkStatus();
   }
@@ -252,7 +252,8 @@ class EngineImpl final : public Engine {
         order.emplace_back(entry.compiled->created_seq, &entry.subscription);
       }
     }
-    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::sort(order.begin(), order.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
     std::vector<Subscription> out;
     out.reserve(order.size());
     for (const auto& [seq, s] : order) out.push_back(*s);
@@ -265,7 +266,8 @@ class EngineImpl final : public Engine {
       std::lock_guard lock(mu_);
       for (const auto& [id, entry] : profiles_) out.push_back(entry.profile);
     }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
     return out;
   }
 
@@ -275,7 +277,8 @@ class EngineImpl final : public Engine {
       std::lock_guard lock(mu_);
       for (const auto& [id, entry] : security_) out.push_back(entry.security);
     }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.auth_id < b.auth_id; });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.auth_id < b.auth_id; });
     return out;
   }
 
@@ -302,9 +305,8 @@ class EngineImpl final : public Engine {
     }
     char* data = block->data();
     const size_t capacity = block->capacity + kInputPadding;
-    if (format == InputFormat::kAuto) format = LooksLikeNdjson(data, bytes.size())
-                                                   ? InputFormat::kNdjson
-                                                   : InputFormat::kSingle;
+    if (format == InputFormat::kAuto)
+      format = LooksLikeNdjson(data, bytes.size()) ? InputFormat::kNdjson : InputFormat::kSingle;
     if (format == InputFormat::kSingle) {
       RouteOne(ctx, block, data, bytes.size(), capacity, 1, 0, result, errors);
     } else {
@@ -336,8 +338,9 @@ class EngineImpl final : public Engine {
       parse::EventView view;
       view.channel = channel;
       view.event = event;
-      Reject(ctx, catalog_->FindChannel(channel) < 0 ? RejectReason::kUnknownChannel
-                                                     : RejectReason::kUnknownEvent,
+      Reject(ctx,
+             catalog_->FindChannel(channel) < 0 ? RejectReason::kUnknownChannel
+                                                : RejectReason::kUnknownEvent,
              1, 0, parse::ParseOutcome{}, view, result, errors);
       ctx.busy.store(false, std::memory_order_release);
       return result;
@@ -405,8 +408,8 @@ class EngineImpl final : public Engine {
     std::lock_guard lock(mu_);
     std::vector<QueueStats> stats;
     for (const auto& [id, entry] : profiles_) {
-      stats.push_back({id, entry.queue->depth(), entry.queue->bytes(),
-                       entry.queue->back_pressured()});
+      stats.push_back(
+          {id, entry.queue->depth(), entry.queue->bytes(), entry.queue->back_pressured()});
     }
     std::sort(stats.begin(), stats.end(),
               [](const QueueStats& a, const QueueStats& b) { return a.profile_id < b.profile_id; });
@@ -530,8 +533,7 @@ class EngineImpl final : public Engine {
   // The two checks below run with mu_ held.
   void CheckSecurityExists(const NotificationProfile& p, ValidationErrors& errors) {
     if (!p.auth_id.empty() && !security_.contains(p.auth_id)) {
-      errors["security.authId"].push_back(
-          Cat("security setting ", p.auth_id, " does not exist"));
+      errors["security.authId"].push_back(Cat("security setting ", p.auth_id, " does not exist"));
     }
   }
 
@@ -539,8 +541,7 @@ class EngineImpl final : public Engine {
       const Subscription& s, ValidationErrors& errors) {
     auto it = profiles_.find(s.profile_id);
     if (it == profiles_.end() && !s.profile_id.empty() && IsValidId(s.profile_id)) {
-      errors["profile.profileId"].push_back(
-          Cat("profile ", s.profile_id, " does not exist"));
+      errors["profile.profileId"].push_back(Cat("profile ", s.profile_id, " does not exist"));
     }
     return it;
   }

@@ -1,6 +1,5 @@
 // Catalog loading and validation (DOM parsing: this is cold, run once at start) and the perfect
 // hash over (channel-or-alias, event) pairs that the hot path resolves every event through.
-#include "engine/common/strings.h"
 #include "herald/catalog.h"
 
 #include <fstream>
@@ -11,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "engine/common/hash.h"
 #include "engine/common/mphf.h"
+#include "engine/common/strings.h"
 #include "simdjson.h"
 
 namespace herald {
@@ -70,14 +70,18 @@ absl::Status ReadPointers(simdjson::dom::element elem, std::string_view where,
   }
   for (auto [key, value] : obj) {
     std::vector<std::string>* target = nullptr;
-    if (key == "applicationId") target = &out->application_id;
-    else if (key == "entityId") target = &out->entity_id;
-    else if (key == "resource") target = &out->resource;
-    else if (key == "user") target = &out->user;
+    if (key == "applicationId")
+      target = &out->application_id;
+    else if (key == "entityId")
+      target = &out->entity_id;
+    else if (key == "resource")
+      target = &out->resource;
+    else if (key == "user")
+      target = &out->user;
     else {
       return absl::InvalidArgumentError(
           Cat(where, ": unknown routing key \"", key,
-                       "\" (expected applicationId, entityId, resource, user)"));
+              "\" (expected applicationId, entityId, resource, user)"));
     }
     simdjson::dom::array arr;
     if (value.get_array().get(arr) != simdjson::SUCCESS) {
@@ -120,8 +124,7 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Parse(std::string_view j
   }
   simdjson::dom::array channels;
   if (root["channels"].get_array().get(channels) != simdjson::SUCCESS) {
-    return absl::InvalidArgumentError(
-        Cat(source, ": missing top-level \"channels\" array"));
+    return absl::InvalidArgumentError(Cat(source, ": missing top-level \"channels\" array"));
   }
   std::shared_ptr<Catalog> catalog(new Catalog());
   absl::flat_hash_set<std::string> names;
@@ -179,8 +182,7 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::Parse(std::string_view j
       if (auto s = ReadString(ev_obj, "event", ev_where, &ev.event); !s.ok()) return s;
       ev_where = Cat(ev_where, " (", ev.event, ")");
       if (!IsCanonicalName(ev.event)) {
-        return absl::InvalidArgumentError(
-            Cat(ev_where, ": event must match [A-Z][A-Z0-9_]*"));
+        return absl::InvalidArgumentError(Cat(ev_where, ": event must match [A-Z][A-Z0-9_]*"));
       }
       if (!event_names.insert(ev.event).second) {
         return absl::InvalidArgumentError(Cat(ev_where, ": duplicate event"));

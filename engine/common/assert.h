@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define HERALD_CHECK(cond)                                                             \
-  do {                                                                                 \
-    if (__builtin_expect(!(cond), 0)) {                                                \
+#define HERALD_CHECK(cond)                                                                    \
+  do {                                                                                        \
+    if (__builtin_expect(!(cond), 0)) {                                                       \
       std::fprintf(stderr, "herald: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                    \
-    }                                                                                  \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 #ifdef NDEBUG

@@ -6,8 +6,8 @@
 namespace herald {
 namespace {
 
-constexpr double kLoadFactor = 0.94;     // table slots per key: leaves room for quick placement
-constexpr double kKeysPerBucket = 4.0;   // pilots cost 4 bytes per bucket, so ~1 byte per key
+constexpr double kLoadFactor = 0.94;      // table slots per key: leaves room for quick placement
+constexpr double kKeysPerBucket = 4.0;    // pilots cost 4 bytes per bucket, so ~1 byte per key
 constexpr uint32_t kMaxPilot = 1u << 22;  // beyond this, reseed (never seen in practice)
 constexpr int kMaxAttempts = 16;
 

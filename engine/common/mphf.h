@@ -2,8 +2,8 @@
 // (Pibiri & Trani, SIGIR 2021): keys are split into skewed buckets, buckets are placed largest
 // first by searching a per-bucket "pilot" that sends all their keys to free slots of a table
 // slightly larger than n, and the few slots beyond n are remapped into the holes below n.
-// A lookup is two multiplications, one pilot load and (rarely) one remap load; it answers a value in
-// [0, n) for every key, members or not, so callers verify a stored fingerprint.
+// A lookup is two multiplications, one pilot load and (rarely) one remap load; it answers a value
+// in [0, n) for every key, members or not, so callers verify a stored fingerprint.
 //
 // Immutable after Build(); any number of threads may call Lookup() concurrently.
 #pragma once
@@ -61,7 +61,7 @@ class Mphf {
   uint64_t Bucket(uint64_t h) const {
     const uint64_t low = h & 0xffffffffULL;
     return (low & 0xffff) < kDenseThreshold ? (low * dense_buckets_) >> 32
-                                             : dense_buckets_ + ((low * sparse_buckets_) >> 32);
+                                            : dense_buckets_ + ((low * sparse_buckets_) >> 32);
   }
   uint64_t Position(uint64_t h, uint32_t pilot) const {
     uint64_t x = h ^ (uint64_t{pilot} * 0x9e3779b97f4a7c15ULL);

@@ -10,7 +10,9 @@
 
 namespace herald {
 
-inline absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline absl::string_view ToAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 inline std::string_view ToStd(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 namespace strings_internal {
@@ -20,8 +22,8 @@ inline void Append(std::string& out, const std::string& s) { out.append(s); }
 inline void Append(std::string& out, absl::string_view s) { out.append(s.data(), s.size()); }
 inline void Append(std::string& out, char c) { out.push_back(c); }
 template <typename T>
-  requires(std::is_arithmetic_v<T> && !std::is_same_v<T, char> && !std::is_same_v<T, bool>)
-inline void Append(std::string& out, T v) {
+requires(std::is_arithmetic_v<T> && !std::is_same_v<T, char> &&
+         !std::is_same_v<T, bool>) inline void Append(std::string& out, T v) {
   out.append(std::to_string(v));
 }
 }  // namespace strings_internal

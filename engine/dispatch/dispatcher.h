@@ -8,10 +8,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
-
-#include <chrono>
 
 #include "concurrentqueue/concurrentqueue.h"
 #include "engine/dispatch/profile_queue.h"

@@ -38,7 +38,8 @@ class NotificationBuilder {
       n.generated_id_[1] = 'v';
       n.generated_id_[2] = 't';
       n.generated_id_[3] = '-';
-      for (int i = 0; i < 16; ++i) n.generated_id_[4 + i] = kHex[(generated_id >> (60 - 4 * i)) & 15];
+      for (int i = 0; i < 16; ++i)
+        n.generated_id_[4 + i] = kHex[(generated_id >> (60 - 4 * i)) & 15];
     }
     return n;
   }

@@ -1,7 +1,7 @@
-#include "engine/common/strings.h"
 #include "engine/dispatch/profile_queue.h"
 
 #include "absl/strings/str_cat.h"
+#include "engine/common/strings.h"
 
 namespace herald::dispatch {
 
@@ -41,8 +41,7 @@ size_t ProfileQueue::DequeueBulk(Notification* out, size_t max) {
   for (size_t i = 0; i < n; ++i) bytes += out[i].size_bytes();
   const int64_t before = count_.fetch_sub(static_cast<int64_t>(n), std::memory_order_seq_cst);
   bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-  if (full_.load(std::memory_order_relaxed) &&
-      before - static_cast<int64_t>(n) <= max_count_ / 2) {
+  if (full_.load(std::memory_order_relaxed) && before - static_cast<int64_t>(n) <= max_count_ / 2) {
     if (full_.exchange(false, std::memory_order_relaxed) && log_) {
       log_(Cat("profile ", profile_id_, ": queue drained, back-pressure lifted"));
     }

@@ -139,9 +139,12 @@ void ForEachKey(const CompiledSubscription& s, const Catalog& catalog, F&& f) {
   };
   if (!s.criteria.empty()) {
     for (const auto& c : s.criteria) {
-      if (c.has_app && c.has_entity) for_events(kAppEntity, c.app_hash, c.entity_hash);
-      else if (c.has_app) for_events(kApp, c.app_hash, 0);
-      else for_events(kEntity, c.entity_hash, 0);
+      if (c.has_app && c.has_entity)
+        for_events(kAppEntity, c.app_hash, c.entity_hash);
+      else if (c.has_app)
+        for_events(kApp, c.app_hash, 0);
+      else
+        for_events(kEntity, c.entity_hash, 0);
     }
   } else if (!s.resources.empty()) {
     for (const auto& r : s.resources) for_events(kResource, HashBytes(r), 0);

@@ -1,6 +1,6 @@
-#include "engine/common/strings.h"
 #include "engine/index/index_manager.h"
 
+#include "engine/common/strings.h"
 
 namespace herald::index {
 
@@ -114,10 +114,10 @@ void IndexManager::BuilderLoop() {
     const auto elapsed = std::chrono::steady_clock::now() - start;
     builds_.fetch_add(1, std::memory_order_relaxed);
     if (options_.log) {
-      options_.log(Cat(
-          "index: built snapshot of ", snapshot->subscription_count(), " subscriptions (",
-          snapshot->key_count(), " keys) in ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), " ms"));
+      options_.log(Cat("index: built snapshot of ", snapshot->subscription_count(),
+                       " subscriptions (", snapshot->key_count(), " keys) in ",
+                       std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(),
+                       " ms"));
     }
     std::lock_guard lock(mu_);
     base_ = std::move(snapshot);

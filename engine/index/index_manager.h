@@ -9,13 +9,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <thread>
-
-#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "engine/index/snapshot.h"
@@ -69,7 +68,7 @@ class IndexManager {
   mutable std::mutex mu_;
   std::condition_variable changed_;  // dirty_, build_requested_, published_seq_ or stop_ moved
   absl::flat_hash_map<uint64_t, SubRef> live_;  // by uid
-  std::deque<Overlay::Change> tail_;           // seq > base_->version()
+  std::deque<Overlay::Change> tail_;            // seq > base_->version()
   std::shared_ptr<const Snapshot> base_;
   uint64_t next_seq_ = 1;
   uint64_t published_seq_ = 0;

@@ -66,9 +66,8 @@ std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& st
 
   if (matches_.size() > 1) {
     // A subscription can be found under several keys (e.g. two criteria pairs): keep it once.
-    std::sort(matches_.begin(), matches_.end(), [](const Match& a, const Match& b) {
-      return a.subscription < b.subscription;
-    });
+    std::sort(matches_.begin(), matches_.end(),
+              [](const Match& a, const Match& b) { return a.subscription < b.subscription; });
     matches_.erase(std::unique(matches_.begin(), matches_.end(),
                                [](const Match& a, const Match& b) {
                                  return a.subscription == b.subscription;

@@ -22,8 +22,8 @@ class Matcher {
     winners_.reserve(64);
   }
   // The winning subscriptions for `keys`; valid until the next call.
-  std::span<const CompiledSubscription* const> Route(const IndexState& state,
-                                                     const RouteKeys& keys, bool fanout_all);
+  std::span<const CompiledSubscription* const> Route(const IndexState& state, const RouteKeys& keys,
+                                                     bool fanout_all);
 
  private:
   struct Match {

@@ -26,9 +26,9 @@ std::shared_ptr<const Snapshot> Snapshot::Build(std::vector<SubRef> subscription
   }
   // Candidates of one key keep creation order, so group winners are found in a stable order.
   std::sort(keys.begin(), keys.end(), [](const KeyEntry& a, const KeyEntry& b) {
-    return a.fingerprint != b.fingerprint ? a.fingerprint < b.fingerprint
-                                          : a.subscription->created_seq <
-                                                b.subscription->created_seq;
+    return a.fingerprint != b.fingerprint
+               ? a.fingerprint < b.fingerprint
+               : a.subscription->created_seq < b.subscription->created_seq;
   });
   std::vector<uint64_t> unique;
   unique.reserve(keys.size());
@@ -61,7 +61,8 @@ std::shared_ptr<const Snapshot> Snapshot::Build(std::vector<SubRef> subscription
   for (size_t i = 0, u = 0; i < keys.size(); ++u) {
     uint32_t out = start[slot_of[u]];
     const uint64_t fp = keys[i].fingerprint;
-    while (i < keys.size() && keys[i].fingerprint == fp) snap->entries_[out++] = keys[i++].subscription;
+    while (i < keys.size() && keys[i].fingerprint == fp)
+      snap->entries_[out++] = keys[i++].subscription;
   }
   snap->owned_ = std::move(subscriptions);
   return snap;
@@ -108,9 +109,8 @@ std::shared_ptr<const Overlay> Overlay::Build(const std::vector<Change>& changes
   }
   overlay->owned_.reserve(added.size());
   for (auto& [uid, sub] : added) overlay->owned_.push_back(std::move(sub));
-  std::sort(overlay->owned_.begin(), overlay->owned_.end(), [](const SubRef& a, const SubRef& b) {
-    return a->created_seq < b->created_seq;
-  });
+  std::sort(overlay->owned_.begin(), overlay->owned_.end(),
+            [](const SubRef& a, const SubRef& b) { return a->created_seq < b->created_seq; });
   for (const auto& s : overlay->owned_) {
     ForEachKey(*s, catalog, [&](uint64_t fp, Kind kind, bool any, uint32_t id) {
       overlay->added_[fp].push_back(s.get());

@@ -337,8 +337,8 @@ absl::StatusOr<T> ParseThen(std::string_view text, F&& decode) {
 
 absl::StatusOr<SubscriptionRequest> DecodeSubscription(std::string_view text,
                                                        std::string_view channel) {
-  return ParseThen<SubscriptionRequest>(
-      text, [&](element e) { return DecodeSubscription(e, channel); });
+  return ParseThen<SubscriptionRequest>(text,
+                                        [&](element e) { return DecodeSubscription(e, channel); });
 }
 absl::StatusOr<ProfileRequest> DecodeProfile(std::string_view text) {
   return ParseThen<ProfileRequest>(text, [](element e) { return DecodeProfile(e); });
@@ -352,11 +352,21 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -440,8 +450,8 @@ std::string EncodeProfile(const NotificationProfile& p) {
     std::string webhook;
     Writer ww(webhook);
     ww.Str("notifyUrl", p.webhook.notify_url);
-    ww.Str("contentType", p.webhook.content_type.empty() ? "application/json"
-                                                         : p.webhook.content_type);
+    ww.Str("contentType",
+           p.webhook.content_type.empty() ? "application/json" : p.webhook.content_type);
     ww.End();
     w.Raw("webhook", webhook);
   }

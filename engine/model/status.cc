@@ -1,24 +1,28 @@
 // Field errors travel inside an absl::Status as a payload, so the control plane keeps one error
 // type and the daemon can still render `validationErrors` per field.
-#include "engine/common/strings.h"
+#include "herald/status.h"
+
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "herald/status.h"
+#include "engine/common/strings.h"
 
 namespace herald {
 namespace {
 constexpr char kPayloadUrl[] = "type.herald/validation-errors";
 
-
 // Field names and messages quote user input, so the payload escapes its separators.
 std::string Escape(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
   return out;
 }

@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <array>
 
-#include "engine/common/strings.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/common/strings.h"
 #include "herald/subscription.h"
 
 namespace herald {
@@ -30,8 +30,8 @@ void CheckId(ValidationErrors& errors, const std::string& field, std::string_vie
   }
 }
 
-void CheckLength(ValidationErrors& errors, const std::string& field, std::string_view s,
-                 size_t min, size_t max) {
+void CheckLength(ValidationErrors& errors, const std::string& field, std::string_view s, size_t min,
+                 size_t max) {
   if (s.size() < min || s.size() > max) {
     Add(errors, field, Cat("size must be between ", min, " and ", max));
   }
@@ -129,17 +129,21 @@ bool IsValidId(std::string_view id) {
 
 std::string_view SecurityTypeName(SecurityType type) {
   switch (type) {
-    case SecurityType::kBasic: return "BASIC";
-    case SecurityType::kHmac: return "HMAC";
-    case SecurityType::kOAuth: return "OAUTH";
-    case SecurityType::kCustom: return "CUSTOM";
+    case SecurityType::kBasic:
+      return "BASIC";
+    case SecurityType::kHmac:
+      return "HMAC";
+    case SecurityType::kOAuth:
+      return "OAUTH";
+    case SecurityType::kCustom:
+      return "CUSTOM";
   }
   return "CUSTOM";
 }
 
 std::optional<SecurityType> ParseSecurityType(std::string_view name) {
-  for (auto t : {SecurityType::kBasic, SecurityType::kHmac, SecurityType::kOAuth,
-                 SecurityType::kCustom}) {
+  for (auto t :
+       {SecurityType::kBasic, SecurityType::kHmac, SecurityType::kOAuth, SecurityType::kCustom}) {
     if (SecurityTypeName(t) == name) return t;
   }
   return std::nullopt;
@@ -172,7 +176,7 @@ ValidationErrors Validate(const Subscription& s, const Catalog& catalog) {
       if (catalog.FindEvent(channel, e) < 0) {
         Add(errors, "events",
             Cat("event \"", e, "\" does not exist for channel ",
-                         catalog.channels()[channel].channel));
+                catalog.channels()[channel].channel));
       }
     }
   }
@@ -274,14 +278,13 @@ ValidationErrors Validate(const SecuritySetting& s) {
         Add(errors, "credentials.tokenUrl", "must be an absolute http:// or https:// URL");
       }
       CheckLength(errors, "credentials.grantType", s.grant_type, 1, kMaxString);
-      for (auto [field, value] :
-           {std::pair{"credentials.clientId", &s.client_id},
-            std::pair{"credentials.clientSecret", &s.client_secret},
-            std::pair{"credentials.scope", &s.scope},
-            std::pair{"credentials.username", &s.username},
-            std::pair{"credentials.password", &s.password},
-            std::pair{"credentials.resource", &s.resource},
-            std::pair{"credentials.refreshToken", &s.refresh_token}}) {
+      for (auto [field, value] : {std::pair{"credentials.clientId", &s.client_id},
+                                  std::pair{"credentials.clientSecret", &s.client_secret},
+                                  std::pair{"credentials.scope", &s.scope},
+                                  std::pair{"credentials.username", &s.username},
+                                  std::pair{"credentials.password", &s.password},
+                                  std::pair{"credentials.resource", &s.resource},
+                                  std::pair{"credentials.refreshToken", &s.refresh_token}}) {
         CheckLength(errors, field, *value, 0, kMaxString);
       }
       CheckHeaders(errors, "credentials.headers", s.headers);

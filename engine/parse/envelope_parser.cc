@@ -1,4 +1,3 @@
-#include "engine/common/strings.h"
 #include "engine/parse/envelope_parser.h"
 
 #include <cstring>
@@ -6,20 +5,33 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/common/assert.h"
+#include "engine/common/strings.h"
 
 namespace herald::parse {
 namespace ondemand = simdjson::ondemand;
 namespace {
 
 enum class Field : uint8_t {
-  kUnknown, kChannel, kEvent, kEventId, kApplicationId, kEntityId, kResource, kUser, kKey, kPayload
+  kUnknown,
+  kChannel,
+  kEvent,
+  kEventId,
+  kApplicationId,
+  kEntityId,
+  kResource,
+  kUser,
+  kKey,
+  kPayload
 };
 
 Field Classify(std::string_view k) {
   switch (k.size()) {
-    case 3: return k == "key" ? Field::kKey : Field::kUnknown;
-    case 4: return k == "user" ? Field::kUser : Field::kUnknown;
-    case 5: return k == "event" ? Field::kEvent : Field::kUnknown;
+    case 3:
+      return k == "key" ? Field::kKey : Field::kUnknown;
+    case 4:
+      return k == "user" ? Field::kUser : Field::kUnknown;
+    case 5:
+      return k == "event" ? Field::kEvent : Field::kUnknown;
     case 7:
       if (k == "channel") return Field::kChannel;
       if (k == "eventId") return Field::kEventId;
@@ -29,33 +41,49 @@ Field Classify(std::string_view k) {
       if (k == "entityId") return Field::kEntityId;
       if (k == "resource") return Field::kResource;
       return Field::kUnknown;
-    case 13: return k == "applicationId" ? Field::kApplicationId : Field::kUnknown;
-    default: return Field::kUnknown;
+    case 13:
+      return k == "applicationId" ? Field::kApplicationId : Field::kUnknown;
+    default:
+      return Field::kUnknown;
   }
 }
 
 std::string_view FieldName(Field f) {
   switch (f) {
-    case Field::kChannel: return "channel";
-    case Field::kEvent: return "event";
-    case Field::kEventId: return "eventId";
-    case Field::kApplicationId: return "applicationId";
-    case Field::kEntityId: return "entityId";
-    case Field::kResource: return "resource";
-    case Field::kUser: return "user";
-    case Field::kKey: return "key";
-    case Field::kPayload: return "payload";
-    case Field::kUnknown: break;
+    case Field::kChannel:
+      return "channel";
+    case Field::kEvent:
+      return "event";
+    case Field::kEventId:
+      return "eventId";
+    case Field::kApplicationId:
+      return "applicationId";
+    case Field::kEntityId:
+      return "entityId";
+    case Field::kResource:
+      return "resource";
+    case Field::kUser:
+      return "user";
+    case Field::kKey:
+      return "key";
+    case Field::kPayload:
+      return "payload";
+    case Field::kUnknown:
+      break;
   }
   return "";
 }
 
 RejectReason ReasonFor(simdjson::error_code e) {
   switch (e) {
-    case simdjson::UTF8_ERROR: return RejectReason::kInvalidUtf8;
-    case simdjson::DEPTH_ERROR: return RejectReason::kTooDeep;
-    case simdjson::CAPACITY: return RejectReason::kOversize;
-    default: return RejectReason::kMalformedJson;
+    case simdjson::UTF8_ERROR:
+      return RejectReason::kInvalidUtf8;
+    case simdjson::DEPTH_ERROR:
+      return RejectReason::kTooDeep;
+    case simdjson::CAPACITY:
+      return RejectReason::kOversize;
+    default:
+      return RejectReason::kMalformedJson;
   }
 }
 
@@ -67,8 +95,8 @@ bool IsVisibleAscii(std::string_view s) {
 }
 
 std::string_view TrimRight(std::string_view raw) {
-  while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' ||
-                          raw.back() == '\r')) {
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
     raw.remove_suffix(1);
   }
   return raw;
@@ -171,8 +199,7 @@ simdjson::error_code EnvelopeParser::ValidateValue(ondemand::value value, std::s
   }
   *slice = TrimRight(bytes);
   // The slice lies inside the caller's padded buffer, so the padding simdjson reads is there.
-  return validator_
-      .parse(reinterpret_cast<const uint8_t*>(slice->data()), slice->size(), false)
+  return validator_.parse(reinterpret_cast<const uint8_t*>(slice->data()), slice->size(), false)
       .error();
 }
 
@@ -207,12 +234,13 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     std::string_view whole;
     if (auto e = doc.raw_json().get(whole)) {
       if (e == simdjson::INCORRECT_TYPE) return fail(RejectReason::kNotAnObject, {}, e);
-      // Skipping checks only that brackets balance: when they don't, the document breaks at its end.
+      // Skipping checks only that brackets balance: when they don't, the document breaks at its
+      // end.
       return fail(ReasonFor(e), {}, e, len);
     }
     size_t end = static_cast<size_t>(whole.data() - data) + whole.size();
-    while (end < len && (data[end] == ' ' || data[end] == '\t' || data[end] == '\n' ||
-                         data[end] == '\r')) {
+    while (end < len &&
+           (data[end] == ' ' || data[end] == '\t' || data[end] == '\n' || data[end] == '\r')) {
       ++end;
     }
     if (end < len) return fail(RejectReason::kMalformedJson, {}, simdjson::TRAILING_CONTENT, end);
@@ -251,8 +279,7 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
       has_payload = true;
       continue;
     }
-    if (type == ondemand::json_type::null &&
-        which != Field::kChannel && which != Field::kEvent) {
+    if (type == ondemand::json_type::null && which != Field::kChannel && which != Field::kEvent) {
       bool is_null = false;
       if (auto e = value.is_null().get(is_null); e || !is_null) {
         return fail(RejectReason::kMalformedJson, name, e, offset_now());
@@ -271,13 +298,27 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     }
     if (s.size() > kMaxKeyBytes) return fail(RejectReason::kKeyTooLong, name);
     switch (which) {
-      case Field::kChannel: out->channel = s; break;
-      case Field::kEvent: out->event = s; break;
-      case Field::kApplicationId: out->application_id = s; break;
-      case Field::kEntityId: out->entity_id = s; break;
-      case Field::kResource: out->resource = s; break;
-      case Field::kUser: out->user = s; break;
-      case Field::kKey: out->key = s; break;
+      case Field::kChannel:
+        out->channel = s;
+        break;
+      case Field::kEvent:
+        out->event = s;
+        break;
+      case Field::kApplicationId:
+        out->application_id = s;
+        break;
+      case Field::kEntityId:
+        out->entity_id = s;
+        break;
+      case Field::kResource:
+        out->resource = s;
+        break;
+      case Field::kUser:
+        out->user = s;
+        break;
+      case Field::kKey:
+        out->key = s;
+        break;
       case Field::kEventId: {
         if (s.empty() || !IsVisibleAscii(s)) return fail(RejectReason::kInvalidEventId, name);
         // Keep the id inside the input buffer so notifications can slice it: when it had escapes
@@ -288,7 +329,8 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
         break;
       }
       case Field::kPayload:
-      case Field::kUnknown: break;
+      case Field::kUnknown:
+        break;
     }
   }
   if (out->channel.empty()) return fail(RejectReason::kMissingField, "channel");
@@ -308,25 +350,28 @@ std::string EnvelopeParser::Describe(const ParseOutcome& o, const EventView& vie
         return Cat("malformed JSON at byte ", o.offset,
                    ": unbalanced brackets (the event is truncated, or has content after its end)");
       }
-      return Cat("malformed JSON", o.field.empty() ? "" : Cat(" in \"", o.field, "\""),
-                          " at byte ", o.offset, ": ", simdjson::error_message(o.json_error));
-    case RejectReason::kNotAnObject: return "the event must be a JSON object";
+      return Cat("malformed JSON", o.field.empty() ? "" : Cat(" in \"", o.field, "\""), " at byte ",
+                 o.offset, ": ", simdjson::error_message(o.json_error));
+    case RejectReason::kNotAnObject:
+      return "the event must be a JSON object";
     case RejectReason::kMissingField:
       return Cat("missing required field \"", o.field, "\"");
     case RejectReason::kWrongType:
-      return o.field == "payload"
-                 ? std::string("field \"payload\" must be an object or an array")
-                 : Cat("field \"", o.field, "\" must be a string");
+      return o.field == "payload" ? std::string("field \"payload\" must be an object or an array")
+                                  : Cat("field \"", o.field, "\" must be a string");
     case RejectReason::kUnknownChannel:
       return Cat("unknown channel \"", view.channel.substr(0, 64), "\"");
     case RejectReason::kUnknownEvent:
       return Cat("event \"", view.event.substr(0, 64), "\" does not exist for channel ",
-                          view.channel);
+                 view.channel);
     case RejectReason::kKeyTooLong:
       return Cat("field \"", o.field, "\" is longer than ", kMaxKeyBytes, " bytes");
-    case RejectReason::kInvalidUtf8: return "the event is not valid UTF-8";
-    case RejectReason::kOversize: return "the event is larger than max_event_bytes";
-    case RejectReason::kTooDeep: return "the payload is nested too deeply";
+    case RejectReason::kInvalidUtf8:
+      return "the event is not valid UTF-8";
+    case RejectReason::kOversize:
+      return "the event is larger than max_event_bytes";
+    case RejectReason::kTooDeep:
+      return "the payload is nested too deeply";
     case RejectReason::kInvalidEventId:
       return "field \"eventId\" must be 1..255 visible ASCII characters (it becomes webhook-id)";
   }

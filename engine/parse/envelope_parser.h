@@ -35,8 +35,8 @@ struct EventView {
 struct ParseOutcome {
   bool ok = true;
   RejectReason reason = RejectReason::kMalformedJson;
-  size_t offset = 0;              // byte offset of the problem within the event
-  std::string_view field;         // the field concerned, when there is one (static storage)
+  size_t offset = 0;       // byte offset of the problem within the event
+  std::string_view field;  // the field concerned, when there is one (static storage)
   simdjson::error_code json_error = simdjson::SUCCESS;
 };
 

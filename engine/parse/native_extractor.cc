@@ -5,7 +5,8 @@ namespace ondemand = simdjson::ondemand;
 namespace {
 
 std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
     s.remove_suffix(1);
   }
   return s;
@@ -55,7 +56,8 @@ bool NativeExtractor::Extract(char* data, size_t len, size_t capacity,
   }
   ondemand::document doc;
   ondemand::object root;
-  if (auto e = body_parser_.iterate(data, len, capacity).get(doc); e || doc.get_object().get(root)) {
+  if (auto e = body_parser_.iterate(data, len, capacity).get(doc);
+      e || doc.get_object().get(root)) {
     error(1, Failure(RejectReason::kNotAnObject, simdjson::INCORRECT_TYPE, 0));
     return false;
   }
@@ -87,7 +89,8 @@ bool NativeExtractor::Extract(char* data, size_t len, size_t capacity,
       const std::string_view raw = v.raw_json_token();
       if (raw.empty() || raw[0] != '"') continue;
       const size_t close = raw.find('"', 1);
-      if (close != std::string_view::npos && raw.substr(1, close - 1).find('\\') == std::string_view::npos) {
+      if (close != std::string_view::npos &&
+          raw.substr(1, close - 1).find('\\') == std::string_view::npos) {
         *out = raw.substr(1, close - 1);
       } else {
         std::string_view s;

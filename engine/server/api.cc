@@ -51,17 +51,20 @@ void FromStatus(HttpResponse& r, const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
       return Error(r, 400, "BAD_REQUEST", text, ValidationErrorsOf(s));
-    case absl::StatusCode::kNotFound: return Error(r, 404, "NOT_FOUND", text);
+    case absl::StatusCode::kNotFound:
+      return Error(r, 404, "NOT_FOUND", text);
     case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kFailedPrecondition: return Error(r, 409, "CONFLICT", text);
-    default: return Error(r, 500, "INTERNAL_SERVER_ERROR", text);
+    case absl::StatusCode::kFailedPrecondition:
+      return Error(r, 409, "CONFLICT", text);
+    default:
+      return Error(r, 500, "INTERNAL_SERVER_ERROR", text);
   }
 }
 
 // The store refused the change (disk full, unwritable data_dir): the caller has undone it.
 void NotPersisted(HttpResponse& r, const absl::Status& s) {
-  Error(r, 503, "SERVICE_UNAVAILABLE", Cat("the change could not be persisted and was undone: ",
-                                           ToStd(s.message())));
+  Error(r, 503, "SERVICE_UNAVAILABLE",
+        Cat("the change could not be persisted and was undone: ", ToStd(s.message())));
   r.headers.emplace_back("Retry-After", "5");
 }
 
@@ -74,8 +77,7 @@ void Json(HttpResponse& r, int status, std::string body) {
 std::string PercentDecode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
       out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
@@ -131,8 +133,8 @@ std::string Page(const std::vector<T>& items, size_t page, size_t size, F&& enco
     out += encode(items[i]);
   }
   const size_t total_pages = (items.size() + size - 1) / size;
-  out += Cat(R"(],"paging":{"page":)", page, R"(,"size":)", size, R"(,"totalPages":)",
-             total_pages, R"(,"totalResults":)", items.size(), "}}");
+  out += Cat(R"(],"paging":{"page":)", page, R"(,"size":)", size, R"(,"totalPages":)", total_pages,
+             R"(,"totalResults":)", items.size(), "}}");
   return out;
 }
 
@@ -162,7 +164,8 @@ bool Authorized(const std::string& header, const std::string& key) {
   const std::string expected = "App " + key;
   if (header.size() != expected.size()) return false;
   unsigned char diff = 0;  // constant time: a wrong key leaks nothing through timing
-  for (size_t i = 0; i < header.size(); ++i) diff |= static_cast<unsigned char>(header[i] ^ expected[i]);
+  for (size_t i = 0; i < header.size(); ++i)
+    diff |= static_cast<unsigned char>(header[i] ^ expected[i]);
   return diff == 0;
 }
 
@@ -202,7 +205,8 @@ std::string CatalogJson(const Catalog& catalog) {
 
 }  // namespace
 
-void LatencyHistogram::Render(std::string& out, std::string_view name, std::string_view help) const {
+void LatencyHistogram::Render(std::string& out, std::string_view name,
+                              std::string_view help) const {
   out += Cat("# HELP ", name, " ", help, "\n# TYPE ", name, " histogram\n");
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= kBounds.size(); ++i) {
@@ -220,8 +224,7 @@ void LatencyHistogram::Render(std::string& out, std::string_view name, std::stri
   out += Cat(name, "_sum ", std::string_view(sum), "\n", name, "_count ", cumulative, "\n");
 }
 
-Api::Api(Engine& engine, Options options, const CountingSink* sink,
-         store::ConfigJournal* journal)
+Api::Api(Engine& engine, Options options, const CountingSink* sink, store::ConfigJournal* journal)
     : engine_(engine),
       options_(std::move(options)),
       sink_(sink),
@@ -243,7 +246,9 @@ void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
     target = target.substr(0, q);
   }
   const std::string& method = request.method;
-  auto is = [&](std::string_view m, std::string_view path) { return method == m && target == path; };
+  auto is = [&](std::string_view m, std::string_view path) {
+    return method == m && target == path;
+  };
 
   if (is("GET", "/healthz")) {
     Json(response, 200, R"({"status":"ok"})");
@@ -275,9 +280,11 @@ void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
       Import(request, response);
     } else if (target.starts_with("/subscriptions/1/subscription/")) {
       Subscriptions(request, target.substr(30), query, response);
-    } else if (target == "/subscriptions/1/profiles" || target.starts_with("/subscriptions/1/profiles/")) {
+    } else if (target == "/subscriptions/1/profiles" ||
+               target.starts_with("/subscriptions/1/profiles/")) {
       Profiles(request, target.substr(25), query, response);
-    } else if (target == "/subscriptions/1/security" || target.starts_with("/subscriptions/1/security/")) {
+    } else if (target == "/subscriptions/1/security" ||
+               target.starts_with("/subscriptions/1/security/")) {
       Security(request, target.substr(25), query, response);
     } else {
       Error(response, 404, "NOT_FOUND", Cat("no such resource: ", target));
@@ -290,8 +297,8 @@ void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
 }
 
 void Api::Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response) {
-  const std::string_view type = std::string_view(request.content_type).substr(
-      0, request.content_type.find(';'));
+  const std::string_view type =
+      std::string_view(request.content_type).substr(0, request.content_type.find(';'));
   InputFormat format;
   if (type == "application/x-ndjson") {
     format = InputFormat::kNdjson;
@@ -306,7 +313,8 @@ void Api::Ingest(const HttpRequest& request, std::string_view native, HttpRespon
   if (!native.empty()) {
     // /v1/events/{channel}/{event}: the channel's own payload.
     const size_t slash = native.find('/', 1);
-    const std::string channel(native.substr(1, slash == std::string_view::npos ? native.npos : slash - 1));
+    const std::string channel(
+        native.substr(1, slash == std::string_view::npos ? native.npos : slash - 1));
     const std::string event(slash == std::string_view::npos ? "" : native.substr(slash + 1));
     const int ch = engine_.catalog().FindChannel(channel);
     if (ch < 0 || engine_.catalog().FindEvent(ch, event) < 0) {
@@ -321,9 +329,10 @@ void Api::Ingest(const HttpRequest& request, std::string_view native, HttpRespon
     routing_latency_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (r.accepted == 0 && r.rejected == 1 && !errors.empty()) {
-      return Error(response, errors[0].reason == RejectReason::kOversize ? 413 : 400,
-                   errors[0].reason == RejectReason::kOversize ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
-                   errors[0].message);
+      return Error(
+          response, errors[0].reason == RejectReason::kOversize ? 413 : 400,
+          errors[0].reason == RejectReason::kOversize ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
+          errors[0].message);
     }
   } else {
     const auto start = std::chrono::steady_clock::now();
@@ -342,8 +351,8 @@ void Api::Ingest(const HttpRequest& request, std::string_view native, HttpRespon
     return Error(response, 503, "SERVICE_UNAVAILABLE",
                  Cat(r.back_pressured, " notification(s) refused: subscriber queues are full"));
   }
-  std::string body = Cat(R"({"accepted":)", r.accepted, R"(,"rejected":)", r.rejected,
-                         R"(,"errors":[)");
+  std::string body =
+      Cat(R"({"accepted":)", r.accepted, R"(,"rejected":)", r.rejected, R"(,"errors":[)");
   for (size_t i = 0; i < errors.size(); ++i) {
     if (i) body.push_back(',');
     body += Cat(R"({"line":)", errors[i].line, R"(,"error":)");
@@ -369,7 +378,8 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     // Inline definitions are created first and removed again if a later step fails.
     bool created_security = false, created_profile = false;
     if (req->inline_security) {
-      if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok()) return FromStatus(response, s);
+      if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok())
+        return FromStatus(response, s);
       created_security = true;
     }
     if (req->inline_profile) {
@@ -401,8 +411,8 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     auto profile = engine_.GetProfile(req->subscription.profile_id);
     std::string body = R"({"subscriptionId":)";
     AppendJsonString(body, req->subscription.subscription_id);
-    body += R"(,"profile":)" + ProfileIds(req->subscription.profile_id,
-                                          profile.ok() ? profile->auth_id : "");
+    body += R"(,"profile":)" +
+            ProfileIds(req->subscription.profile_id, profile.ok() ? profile->auth_id : "");
     body += "}";
     return Json(response, 201, std::move(body));
   }
@@ -427,7 +437,8 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
           return v && std::find(want.begin(), want.end(), *v) != want.end();
         });
       };
-      auto list_has = [](const std::vector<std::string>& want, const std::vector<std::string>& have) {
+      auto list_has = [](const std::vector<std::string>& want,
+                         const std::vector<std::string>& have) {
         if (want.empty()) return true;
         return std::any_of(have.begin(), have.end(), [&](const std::string& h) {
           return std::find(want.begin(), want.end(), h) != want.end();
@@ -456,7 +467,8 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     auto req = model::DecodeSubscription(request.body, channel);
     if (!req.ok()) return FromStatus(response, req.status());
     req->subscription.subscription_id = id;
-    if (auto s = engine_.UpdateSubscription(req->subscription); !s.ok()) return FromStatus(response, s);
+    if (auto s = engine_.UpdateSubscription(req->subscription); !s.ok())
+      return FromStatus(response, s);
     if (journal_) {
       if (auto st = journal_->Put(*engine_.GetSubscription(id)); !st.ok()) {
         (void)engine_.UpdateSubscription(*existing);
@@ -466,8 +478,8 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     auto profile = engine_.GetProfile(req->subscription.profile_id);
     std::string body = R"({"subscriptionId":)";
     AppendJsonString(body, id);
-    body += R"(,"profile":)" + ProfileIds(req->subscription.profile_id,
-                                          profile.ok() ? profile->auth_id : "") + "}";
+    body += R"(,"profile":)" +
+            ProfileIds(req->subscription.profile_id, profile.ok() ? profile->auth_id : "") + "}";
     return Json(response, 200, std::move(body));
   }
   if (method == "DELETE") {
@@ -491,7 +503,8 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
     auto req = model::DecodeProfile(request.body);
     if (!req.ok()) return FromStatus(response, req.status());
     if (req->inline_security) {
-      if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok()) return FromStatus(response, s);
+      if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok())
+        return FromStatus(response, s);
     }
     if (auto s = engine_.CreateProfile(req->profile); !s.ok()) {
       if (req->inline_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
@@ -567,8 +580,9 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
   if (id.empty() && method == "GET") {
     size_t page, size;
     if (!Paging(ParseQuery(query), response, &page, &size)) return;
-    return Json(response, 200, Page(engine_.ListSecurity(), page, size,
-                            [](const SecuritySetting& s) { return model::EncodeSecurity(s); }));
+    return Json(response, 200,
+                Page(engine_.ListSecurity(), page, size,
+                     [](const SecuritySetting& s) { return model::EncodeSecurity(s); }));
   }
   if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
   if (method == "GET") {
@@ -655,8 +669,9 @@ void Api::Import(const HttpRequest& request, HttpResponse& response) {
       return NotPersisted(response, st);
     }
   }
-  Json(response, 200, Cat(R"({"imported":)", created.size(), R"(,"failed":)", failed,
-                          R"(,"errors":[)", errors, "]}"));
+  Json(response, 200,
+       Cat(R"({"imported":)", created.size(), R"(,"failed":)", failed, R"(,"errors":[)", errors,
+           "]}"));
 }
 
 void Api::Metrics(HttpResponse& response) {
@@ -666,31 +681,45 @@ void Api::Metrics(HttpResponse& response) {
     out += Cat("# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n", name, " ", v, "\n");
   };
   counter("herald_events_accepted_total", "Events parsed and routed.", c.accepted);
-  out += "# HELP herald_events_rejected_total Events refused, by reason.\n"
-         "# TYPE herald_events_rejected_total counter\n";
+  out +=
+      "# HELP herald_events_rejected_total Events refused, by reason.\n"
+      "# TYPE herald_events_rejected_total counter\n";
   for (int i = 0; i < kRejectReasonCount; ++i) {
-    out += Cat("herald_events_rejected_total{reason=\"",
-               RejectReasonName(static_cast<RejectReason>(i)), "\"} ", c.rejected_by_reason[i], "\n");
+    out +=
+        Cat("herald_events_rejected_total{reason=\"",
+            RejectReasonName(static_cast<RejectReason>(i)), "\"} ", c.rejected_by_reason[i], "\n");
   }
-  counter("herald_events_matched_total", "Accepted events with at least one notification.", c.matched);
-  counter("herald_events_unmatched_total", "Accepted events that matched no subscription.", c.unmatched);
-  counter("herald_notifications_enqueued_total", "Notifications put on a profile queue.", c.enqueued);
+  counter("herald_events_matched_total", "Accepted events with at least one notification.",
+          c.matched);
+  counter("herald_events_unmatched_total", "Accepted events that matched no subscription.",
+          c.unmatched);
+  counter("herald_notifications_enqueued_total", "Notifications put on a profile queue.",
+          c.enqueued);
   counter("herald_notifications_back_pressured_total", "Notifications refused by a full queue.",
           c.back_pressured);
-  out += "# HELP herald_queue_depth Notifications waiting per profile.\n# TYPE herald_queue_depth gauge\n";
+  out +=
+      "# HELP herald_queue_depth Notifications waiting per profile.\n# TYPE herald_queue_depth "
+      "gauge\n";
   const auto stats = engine_.queue_stats();
-  for (const auto& q : stats) out += Cat("herald_queue_depth{profile=\"", q.profile_id, "\"} ", q.depth, "\n");
-  out += "# HELP herald_queue_bytes Payload bytes waiting per profile.\n# TYPE herald_queue_bytes gauge\n";
-  for (const auto& q : stats) out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
+  for (const auto& q : stats)
+    out += Cat("herald_queue_depth{profile=\"", q.profile_id, "\"} ", q.depth, "\n");
+  out +=
+      "# HELP herald_queue_bytes Payload bytes waiting per profile.\n# TYPE herald_queue_bytes "
+      "gauge\n";
+  for (const auto& q : stats)
+    out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
   if (sink_) {
-    out += "# HELP herald_notifications_delivered_total Notifications taken by the sink, per profile.\n"
-           "# TYPE herald_notifications_delivered_total counter\n";
+    out +=
+        "# HELP herald_notifications_delivered_total Notifications taken by the sink, per "
+        "profile.\n"
+        "# TYPE herald_notifications_delivered_total counter\n";
     for (const auto& [profile, n] : sink_->counts()) {
       out += Cat("herald_notifications_delivered_total{profile=\"", profile, "\"} ", n, "\n");
     }
   }
-  out += "# HELP herald_http_responses_total HTTP responses by status class.\n"
-         "# TYPE herald_http_responses_total counter\n";
+  out +=
+      "# HELP herald_http_responses_total HTTP responses by status class.\n"
+      "# TYPE herald_http_responses_total counter\n";
   for (int cls = 2; cls <= 5; ++cls) {
     out += Cat("herald_http_responses_total{code=\"", cls, "xx\"} ", responses_[cls].load(), "\n");
   }

@@ -1,7 +1,8 @@
 #include "engine/server/daemon_config.h"
 
-#include <charconv>
 #include <toml++/toml.h>
+
+#include <charconv>
 
 #include "engine/common/strings.h"
 
@@ -22,7 +23,8 @@ absl::Status SetListen(DaemonConfig& c, std::string_view key, std::string_view v
     return Bad(key, "port must be 0..65535");
   }
   std::string host(v.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   c.listen_host = host;
   c.listen_port = static_cast<uint16_t>(port);
   return absl::OkStatus();
@@ -89,14 +91,18 @@ absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
   try {
     table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(Cat(path, ": ", std::string(e.description()), " (line ",
-                                          e.source().begin.line, ")"));
+    return absl::InvalidArgumentError(
+        Cat(path, ": ", std::string(e.description()), " (line ", e.source().begin.line, ")"));
   }
   auto text = [](const toml::node& node, std::string* out) {
-    if (node.is_string()) *out = *node.value<std::string>();
-    else if (node.is_boolean()) *out = *node.value<bool>() ? "true" : "false";
-    else if (node.is_integer()) *out = std::to_string(*node.value<int64_t>());
-    else return false;
+    if (node.is_string())
+      *out = *node.value<std::string>();
+    else if (node.is_boolean())
+      *out = *node.value<bool>() ? "true" : "false";
+    else if (node.is_integer())
+      *out = std::to_string(*node.value<int64_t>());
+    else
+      return false;
     return true;
   };
   for (auto& [k, v] : table) {
@@ -107,7 +113,8 @@ absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
       for (auto& [ek, ev] : *engine) {
         std::string value;
         const std::string full = Cat("engine.", std::string(ek.str()));
-        if (!text(ev, &value)) return absl::InvalidArgumentError(Cat(path, ": ", full, ": bad value"));
+        if (!text(ev, &value))
+          return absl::InvalidArgumentError(Cat(path, ": ", full, ": bad value"));
         if (auto s = Apply(c, full, value); !s.ok()) {
           return absl::InvalidArgumentError(Cat(path, ": ", ToStd(s.message())));
         }
@@ -160,7 +167,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv
       c.help = true;
       continue;
     }
-    if (!a.starts_with("--")) return absl::InvalidArgumentError(Cat("unexpected argument \"", a, "\""));
+    if (!a.starts_with("--"))
+      return absl::InvalidArgumentError(Cat("unexpected argument \"", a, "\""));
     std::string name(a.substr(2));
     std::string value;
     const bool inline_value = name.find('=') != std::string::npos;
@@ -177,13 +185,19 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv
     if (name == "config") continue;
     std::string key = name;
     std::replace(key.begin(), key.end(), '-', '_');
-    static const char* kFlags[] = {"listen", "data_dir", "api_key", "ingest_key", "threads",
-                                   "durability", "allow_private_targets"};
+    static const char* kFlags[] = {"listen",
+                                   "data_dir",
+                                   "api_key",
+                                   "ingest_key",
+                                   "threads",
+                                   "durability",
+                                   "allow_private_targets"};
     if (std::find(std::begin(kFlags), std::end(kFlags), key) == std::end(kFlags)) {
       return absl::InvalidArgumentError(Cat("unknown flag --", name));
     }
     if (auto s = Apply(c, key, value); !s.ok()) {
-      return absl::InvalidArgumentError(Cat("--", name, ": ", ToStd(s.message()).substr(key.size() + 2)));
+      return absl::InvalidArgumentError(
+          Cat("--", name, ": ", ToStd(s.message()).substr(key.size() + 2)));
     }
   }
   c.engine.catalog_path = c.catalog;

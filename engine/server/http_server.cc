@@ -53,15 +53,17 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     stream_.expires_after(kIdleTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       HttpResponse r;
       r.status = 413;
-      r.body = R"({"requestError":{"serviceException":{"messageId":"PAYLOAD_TOO_LARGE","text":"request body exceeds the limit"}}})";
+      r.body =
+          R"({"requestError":{"serviceException":{"messageId":"PAYLOAD_TOO_LARGE","text":"request body exceeds the limit"}}})";
       Write(r, /*keep_alive=*/false);
       return;
     }
@@ -92,7 +94,8 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
                         self->busy_ = false;
-                        if (ec || !keep_alive || self->server_->stopping.load()) return self->Close();
+                        if (ec || !keep_alive || self->server_->stopping.load())
+                          return self->Close();
                         self->Read();
                       });
   }
@@ -140,7 +143,8 @@ HttpServer::~HttpServer() { Stop(); }
 absl::Status HttpServer::Start() {
   beast::error_code ec;
   const auto address = asio::ip::make_address(impl_->options.host, ec);
-  if (ec) return absl::InvalidArgumentError(Cat("listen: bad address \"", impl_->options.host, "\""));
+  if (ec)
+    return absl::InvalidArgumentError(Cat("listen: bad address \"", impl_->options.host, "\""));
   const tcp::endpoint endpoint(address, impl_->options.port);
   impl_->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);

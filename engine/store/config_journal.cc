@@ -22,9 +22,12 @@ constexpr char kSnapshot[] = "config.snapshot";
 
 std::string_view KindName(ConfigJournal::Kind kind) {
   switch (kind) {
-    case ConfigJournal::Kind::kSecurity: return "security";
-    case ConfigJournal::Kind::kProfile: return "profile";
-    case ConfigJournal::Kind::kSubscription: return "subscription";
+    case ConfigJournal::Kind::kSecurity:
+      return "security";
+    case ConfigJournal::Kind::kProfile:
+      return "profile";
+    case ConfigJournal::Kind::kSubscription:
+      return "subscription";
   }
   return "";
 }
@@ -132,20 +135,23 @@ absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) 
         simdjson::dom::element value = root["value"];
         if (kind == "security") {
           auto s = model::DecodeSecurity(value);
-          applied = s.ok() ? Upsert(*s, [&](auto& v) { return engine_.CreateSecurity(v); },
-                                    [&](auto& v) { return engine_.UpdateSecurity(v); })
+          applied = s.ok() ? Upsert(
+                                 *s, [&](auto& v) { return engine_.CreateSecurity(v); },
+                                 [&](auto& v) { return engine_.UpdateSecurity(v); })
                            : s.status();
         } else if (kind == "profile") {
           auto p = model::DecodeProfile(value);
-          applied = p.ok() ? Upsert(p->profile, [&](auto& v) { return engine_.CreateProfile(v); },
-                                    [&](auto& v) { return engine_.UpdateProfile(v); })
+          applied = p.ok() ? Upsert(
+                                 p->profile, [&](auto& v) { return engine_.CreateProfile(v); },
+                                 [&](auto& v) { return engine_.UpdateProfile(v); })
                            : p.status();
         } else if (kind == "subscription") {
           auto s = model::DecodeSubscription(value);
-          applied = s.ok() ? Upsert(s->subscription,
-                                    [&](auto& v) { return engine_.CreateSubscription(v); },
-                                    [&](auto& v) { return engine_.UpdateSubscription(v); })
-                           : s.status();
+          applied =
+              s.ok() ? Upsert(
+                           s->subscription, [&](auto& v) { return engine_.CreateSubscription(v); },
+                           [&](auto& v) { return engine_.UpdateSubscription(v); })
+                     : s.status();
         } else {
           good = false;
         }
@@ -154,10 +160,14 @@ absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) 
         good = root["id"].get_string().get(id) == simdjson::SUCCESS;
         if (good) {
           const std::string key(id);
-          if (kind == "security") applied = engine_.DeleteSecurity(key);
-          else if (kind == "profile") applied = engine_.DeleteProfile(key);
-          else if (kind == "subscription") applied = engine_.DeleteSubscription(key);
-          else good = false;
+          if (kind == "security")
+            applied = engine_.DeleteSecurity(key);
+          else if (kind == "profile")
+            applied = engine_.DeleteProfile(key);
+          else if (kind == "subscription")
+            applied = engine_.DeleteSubscription(key);
+          else
+            good = false;
         }
       } else {
         good = false;
@@ -177,7 +187,8 @@ absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) 
       return absl::OkStatus();
     }
     if (!applied.ok() && log_) {
-      log_(Cat("store: ", path, ": record ", line, " no longer applies: ", ToStd(applied.message())));
+      log_(Cat("store: ", path, ": record ", line,
+               " no longer applies: ", ToStd(applied.message())));
     }
     ++stats_.replayed;
     pos = nl + 1;

@@ -26,7 +26,7 @@ class ConfigJournal {
   enum class Kind { kSecurity, kProfile, kSubscription };
 
   struct Stats {
-    size_t replayed = 0;      // records applied at open
+    size_t replayed = 0;         // records applied at open
     size_t truncated_bytes = 0;  // bytes of a torn or corrupt tail cut off at open
   };
 

@@ -1,6 +1,6 @@
 // The catalog: every channel and its events (DESIGN §6), loaded from JSON data so an operator can
-// add a channel or event without recompiling. A (channel, event) pair resolves to a dense id through
-// a perfect hash; aliases (e.g. KAKAO_BRAND_MESSAGE) resolve to their channel's pairs.
+// add a channel or event without recompiling. A (channel, event) pair resolves to a dense id
+// through a perfect hash; aliases (e.g. KAKAO_BRAND_MESSAGE) resolve to their channel's pairs.
 //
 // Immutable once loaded; share it freely between threads.
 #pragma once
@@ -28,9 +28,9 @@ struct RoutingKeyPointers {
 };
 
 struct EventInfo {
-  std::string event;    // canonical value, e.g. "DELIVERY"
-  std::string name;     // English display name
-  std::string name_ja;  // Japanese display name
+  std::string event;                // canonical value, e.g. "DELIVERY"
+  std::string name;                 // English display name
+  std::string name_ja;              // Japanese display name
   RoutingKeyPointers routing_keys;  // effective pointers (the event's override or the channel's)
   uint32_t pair_id = 0;             // dense id of (channel, event)
 };

@@ -72,9 +72,9 @@ struct Counters {
   uint64_t accepted = 0;
   uint64_t rejected = 0;
   uint64_t rejected_by_reason[kRejectReasonCount] = {};
-  uint64_t matched = 0;    // accepted events with at least one notification
-  uint64_t unmatched = 0;  // accepted events that matched no subscription
-  uint64_t enqueued = 0;   // notifications put on a profile queue
+  uint64_t matched = 0;         // accepted events with at least one notification
+  uint64_t unmatched = 0;       // accepted events that matched no subscription
+  uint64_t enqueued = 0;        // notifications put on a profile queue
   uint64_t back_pressured = 0;  // notifications refused by a full queue
 };
 

@@ -13,17 +13,17 @@ inline constexpr size_t kInputPadding = 64;
 
 // Why an event was refused. Every value is a distinct, counted outcome; none stops the engine.
 enum class RejectReason : uint8_t {
-  kMalformedJson,    // not JSON, or truncated
-  kNotAnObject,      // the envelope is not a JSON object
-  kMissingField,     // channel, event or payload absent
-  kWrongType,        // a field of the wrong JSON type
-  kUnknownChannel,   // channel not in the catalog
-  kUnknownEvent,     // event not defined for that channel
-  kKeyTooLong,       // a routing key or eventId over 255 bytes
-  kInvalidUtf8,      // bytes that are not UTF-8
-  kOversize,         // over max_event_bytes
-  kTooDeep,          // payload nesting deeper than the engine allows
-  kInvalidEventId,   // eventId not usable as a webhook-id (visible ASCII only)
+  kMalformedJson,   // not JSON, or truncated
+  kNotAnObject,     // the envelope is not a JSON object
+  kMissingField,    // channel, event or payload absent
+  kWrongType,       // a field of the wrong JSON type
+  kUnknownChannel,  // channel not in the catalog
+  kUnknownEvent,    // event not defined for that channel
+  kKeyTooLong,      // a routing key or eventId over 255 bytes
+  kInvalidUtf8,     // bytes that are not UTF-8
+  kOversize,        // over max_event_bytes
+  kTooDeep,         // payload nesting deeper than the engine allows
+  kInvalidEventId,  // eventId not usable as a webhook-id (visible ASCII only)
 };
 inline constexpr int kRejectReasonCount = 11;
 

@@ -25,14 +25,14 @@ struct Criterion {
 struct Subscription {
   std::string subscription_id;
   std::optional<std::string> name;
-  std::string channel;               // API name or alias; stored canonical
-  std::vector<std::string> events;   // empty = every event of the channel
+  std::string channel;              // API name or alias; stored canonical
+  std::vector<std::string> events;  // empty = every event of the channel
   // Optional payload format per event ({"event","format"} items of the API), stored verbatim.
   std::vector<std::pair<std::string, std::string>> event_formats;
-  std::vector<Criterion> criteria;   // empty = any application/entity
+  std::vector<Criterion> criteria;  // empty = any application/entity
   std::vector<std::string> resources;
   std::vector<std::string> users;
-  std::string group;                 // one notification per group per event
+  std::string group;  // one notification per group per event
   std::string profile_id;
   bool operator==(const Subscription&) const = default;
 };
@@ -58,12 +58,12 @@ struct NotificationProfile {
   std::string profile_id;
   Webhook webhook;
   std::vector<std::pair<std::string, std::string>> headers;  // added to every request
-  std::string auth_id;  // empty = no security setting
-  int max_bucket_size = kDefaultMaxBucketSize;     // 1..2000
-  int window_size = kDefaultWindowSize;            // 20..10000 concurrent requests
-  int connect_timeout_ms = kDefaultConnectTimeoutMs;  // 300..30000
-  int read_timeout_ms = kDefaultReadTimeoutMs;        // 1000..90000
-  std::optional<int> rate_limit;                   // 1..5000 requests/s
+  std::string auth_id;                                       // empty = no security setting
+  int max_bucket_size = kDefaultMaxBucketSize;               // 1..2000
+  int window_size = kDefaultWindowSize;                      // 20..10000 concurrent requests
+  int connect_timeout_ms = kDefaultConnectTimeoutMs;         // 300..30000
+  int read_timeout_ms = kDefaultReadTimeoutMs;               // 1000..90000
+  std::optional<int> rate_limit;                             // 1..5000 requests/s
   std::optional<RetryPolicy> retry;
   // Accepted and stored; enforced once certificates and mTLS land.
   std::string client_certificate_id;

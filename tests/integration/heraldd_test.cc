@@ -6,8 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <utility>  // Boost 1.74 asio uses std::exchange without including it
-
+// clang-format off
+#include <utility>  // before Asio: Boost 1.74's asio uses std::exchange without including it
+// clang-format on
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -71,7 +72,8 @@ class Daemon {
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
-    if (posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ) != 0) std::abort();
+    if (posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ) != 0)
+      std::abort();
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
     stdout_ = fdopen(out[0], "r");
@@ -165,8 +167,9 @@ TEST(Heraldd, SubscriptionLifecycleInThePlatformsShapes) {
   ASSERT_NE(d.port(), 0) << d.output();
   Reply created = d.Call("POST", "/subscriptions/1/subscription/SMS", kInline);
   ASSERT_EQ(created.status, 201) << created.body;
-  EXPECT_EQ(created.body,
-            R"({"subscriptionId":"sms-dlr","profile":{"profileId":"shop","security":{"authId":"shop-hmac"}}})");
+  EXPECT_EQ(
+      created.body,
+      R"({"subscriptionId":"sms-dlr","profile":{"profileId":"shop","security":{"authId":"shop-hmac"}}})");
   Reply again = d.Call("POST", "/subscriptions/1/subscription/SMS", kInline);
   EXPECT_EQ(again.status, 409) << again.body;
   EXPECT_NE(again.body.find(R"("requestError":{"serviceException":{"messageId":"CONFLICT")"),
@@ -184,8 +187,9 @@ TEST(Heraldd, SubscriptionLifecycleInThePlatformsShapes) {
   EXPECT_NE(security.body.find("********"), std::string::npos);
 
   // Validation errors are keyed by field.
-  Reply bad = d.Call("POST", "/subscriptions/1/subscription/SMS",
-                     R"({"subscriptionId":"x y","events":["OPEN"],"profile":{"profileId":"shop"}})");
+  Reply bad =
+      d.Call("POST", "/subscriptions/1/subscription/SMS",
+             R"({"subscriptionId":"x y","events":["OPEN"],"profile":{"profileId":"shop"}})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find(R"("validationErrors":{)"), std::string::npos);
   EXPECT_NE(bad.body.find(R"("events":[)"), std::string::npos);
@@ -217,8 +221,9 @@ TEST(Heraldd, SubscriptionLifecycleInThePlatformsShapes) {
   Reply updated = d.Call("PUT", "/subscriptions/1/subscription/SMS/sms-dlr",
                          R"({"events":["CLICK"],"profile":{"profileId":"shop"}})");
   EXPECT_EQ(updated.status, 200) << updated.body;
-  EXPECT_NE(d.Call("GET", "/subscriptions/1/subscription/SMS/sms-dlr").body.find(R"("events":["CLICK"])"),
-            std::string::npos);
+  EXPECT_NE(
+      d.Call("GET", "/subscriptions/1/subscription/SMS/sms-dlr").body.find(R"("events":["CLICK"])"),
+      std::string::npos);
   EXPECT_EQ(d.Call("DELETE", "/subscriptions/1/profiles/shop").status, 409) << "still referenced";
   Reply deleted = d.Call("DELETE", "/subscriptions/1/subscription/SMS/sms-dlr");
   EXPECT_EQ(deleted.status, 200);
@@ -237,19 +242,25 @@ TEST(Heraldd, BulkImportReportsCountsAndLineErrors) {
   std::string body;
   for (int i = 0; i < 500; ++i) {
     body += R"({"channel":"EMAIL","subscriptionId":"imp)" + std::to_string(i) +
-            R"(","events":["OPEN"],"profile":{"profileId":"p"}})" "\n";
+            R"(","events":["OPEN"],"profile":{"profileId":"p"}})"
+            "\n";
   }
-  body += R"({"channel":"EMAIL","subscriptionId":"bad","events":["NOPE"],"profile":{"profileId":"p"}})" "\n";
+  body +=
+      R"({"channel":"EMAIL","subscriptionId":"bad","events":["NOPE"],"profile":{"profileId":"p"}})"
+      "\n";
   body += "{not json\n";
-  body += R"({"channel":"EMAIL","subscriptionId":"imp0","events":[],"profile":{"profileId":"p"}})" "\n";
+  body += R"({"channel":"EMAIL","subscriptionId":"imp0","events":[],"profile":{"profileId":"p"}})"
+          "\n";
   Reply r = d.Call("POST", "/subscriptions/1/import", body, "application/x-ndjson");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find(R"({"imported":500,"failed":3,"errors":[{"line":501,)"), std::string::npos)
       << r.body;
   EXPECT_NE(r.body.find(R"({"line":502,)"), std::string::npos);
   EXPECT_NE(r.body.find(R"({"line":503,"error":"subscription imp0 already exists"})"),
-            std::string::npos) << r.body;
-  EXPECT_NE(d.Call("GET", "/subscriptions/1/subscription/EMAIL?size=1").body.find(R"("totalResults":500)"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(d.Call("GET", "/subscriptions/1/subscription/EMAIL?size=1")
+                .body.find(R"("totalResults":500)"),
             std::string::npos);
   EXPECT_EQ(d.Stop(), 0);
 }
@@ -257,10 +268,11 @@ TEST(Heraldd, BulkImportReportsCountsAndLineErrors) {
 TEST(Heraldd, ProfilesAndSecuritySettings) {
   Daemon d({"--listen", "127.0.0.1:0"});
   ASSERT_NE(d.port(), 0);
-  EXPECT_EQ(d.Call("POST", "/subscriptions/1/security",
-                   R"({"authId":"basic","type":"BASIC","credentials":{"username":"u","password":"p"}})")
-                .status,
-            201);
+  EXPECT_EQ(
+      d.Call("POST", "/subscriptions/1/security",
+             R"({"authId":"basic","type":"BASIC","credentials":{"username":"u","password":"p"}})")
+          .status,
+      201);
   Reply profile = d.Call("POST", "/subscriptions/1/profiles",
                          R"({"profileId":"p1","webhook":{"notifyUrl":"https://x.example/h"},
                              "security":{"authId":"basic"},"maxBucketSize":50,"windowSize":20})");
@@ -340,8 +352,8 @@ TEST(Heraldd, OversizeBodiesAndFullQueues) {
   }
   Daemon d({"--listen", "127.0.0.1:0", "--config", config});
   ASSERT_NE(d.port(), 0) << d.output();
-  const std::string big = R"({"channel":"SMS","event":"DELIVERY","payload":{"x":")" +
-                          std::string(400, 'x') + R"("}})";
+  const std::string big =
+      R"({"channel":"SMS","event":"DELIVERY","payload":{"x":")" + std::string(400, 'x') + R"("}})";
   Reply too_big = d.Call("POST", "/v1/events", big);
   EXPECT_EQ(too_big.status, 413) << too_big.body;
   ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
@@ -351,7 +363,9 @@ TEST(Heraldd, OversizeBodiesAndFullQueues) {
             201);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::string batch;
-  for (int i = 0; i < 2000; ++i) batch += R"({"channel":"SMS","event":"DELIVERY","payload":{}})" "\n";
+  for (int i = 0; i < 2000; ++i)
+    batch += R"({"channel":"SMS","event":"DELIVERY","payload":{}})"
+             "\n";
   Reply full = d.Call("POST", "/v1/events", batch, "application/x-ndjson");
   EXPECT_EQ(full.status, 503) << "a queue of one cannot take 2000 notifications at once";
   EXPECT_EQ(full.retry_after, "1");
@@ -398,12 +412,14 @@ TEST(Heraldd, StateSurvivesRestartsAndKill9) {
     Reply ev = d.Call("POST", "/v1/events",
                       R"({"channel":"SMS","event":"CLICK","applicationId":"shop","payload":{}})");
     EXPECT_EQ(ev.status, 202);
-    EXPECT_NE(d.Call("GET", "/metrics").body.find("herald_events_matched_total 1"), std::string::npos);
+    EXPECT_NE(d.Call("GET", "/metrics").body.find("herald_events_matched_total 1"),
+              std::string::npos);
     // An acknowledged change survives kill -9.
-    ASSERT_EQ(d.Call("POST", "/subscriptions/1/security",
-                     R"({"authId":"late","type":"BASIC","credentials":{"username":"u","password":"pw"}})")
-                  .status,
-              201);
+    ASSERT_EQ(
+        d.Call("POST", "/subscriptions/1/security",
+               R"({"authId":"late","type":"BASIC","credentials":{"username":"u","password":"pw"}})")
+            .status,
+        201);
     ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/subscription/SMS/sms-dlr").status, 200);
     EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
   }

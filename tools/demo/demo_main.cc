@@ -2,6 +2,8 @@
 // security settings, profiles and subscriptions (the management API's JSON shapes), routes an
 // NDJSON file of events through libherald and prints which profile got what. A first look at the
 // routing semantics before the daemon exists.
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -9,8 +11,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "engine/model/json_codec.h"
 #include "herald/engine.h"
@@ -32,11 +32,17 @@ bool LoadConfig(const std::string& path, herald::EngineOptions* options, std::st
   try {
     config = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    std::fprintf(stderr, "herald-demo: %s: %s\n", path.c_str(), std::string(e.description()).c_str());
+    std::fprintf(stderr, "herald-demo: %s: %s\n", path.c_str(),
+                 std::string(e.description()).c_str());
     return false;
   }
-  static const char* kDaemonKeys[] = {"listen", "data_dir", "api_key", "ingest_key", "threads",
-                                      "durability", "allow_private_targets"};
+  static const char* kDaemonKeys[] = {"listen",
+                                      "data_dir",
+                                      "api_key",
+                                      "ingest_key",
+                                      "threads",
+                                      "durability",
+                                      "allow_private_targets"};
   for (auto& [key, value] : config) {
     const std::string k(key.str());
     if (k == "engine") continue;
@@ -61,7 +67,8 @@ bool LoadConfig(const std::string& path, herald::EngineOptions* options, std::st
         if (!v || *v <= 0) return bad(k, "must be a positive integer");
         if (k == "max_event_bytes") options->max_event_bytes = static_cast<size_t>(*v);
         if (k == "max_payload_depth") options->max_payload_depth = static_cast<int>(*v);
-        if (k == "queue_max_notifications") options->queue_max_notifications = static_cast<size_t>(*v);
+        if (k == "queue_max_notifications")
+          options->queue_max_notifications = static_cast<size_t>(*v);
         if (k == "queue_max_bytes") options->queue_max_bytes = static_cast<size_t>(*v);
       } else {
         std::fprintf(stderr, "herald-demo: %s: unknown key \"engine.%s\"\n", path.c_str(),
@@ -91,7 +98,8 @@ bool ReadFile(const std::string& path, std::string* out) {
 std::string Str(std::string_view s) { return std::string(s); }
 
 int Fail(const std::string& what, const absl::Status& status) {
-  std::fprintf(stderr, "herald-demo: %s: %s\n", what.c_str(), std::string(status.message()).c_str());
+  std::fprintf(stderr, "herald-demo: %s: %s\n", what.c_str(),
+               std::string(status.message()).c_str());
   return 1;
 }
 
@@ -108,11 +116,16 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--config") flags.config = value();
-    else if (arg == "--catalog") flags.catalog = value();
-    else if (arg == "--subscriptions") flags.subscriptions = value();
-    else if (arg == "--events") flags.events = value();
-    else if (arg == "--fanout") flags.fanout = value();
+    if (arg == "--config")
+      flags.config = value();
+    else if (arg == "--catalog")
+      flags.catalog = value();
+    else if (arg == "--subscriptions")
+      flags.subscriptions = value();
+    else if (arg == "--events")
+      flags.events = value();
+    else if (arg == "--fanout")
+      flags.fanout = value();
     else if (arg == "--help" || arg == "-h") {
       Usage(stdout);
       return 0;
@@ -156,8 +169,8 @@ int main(int argc, char** argv) {
     if (root[section].get_array().get(items) != simdjson::SUCCESS) continue;
     size_t index = 0;
     for (auto item : items) {
-      const std::string where = flags.subscriptions + ": " + section + "[" +
-                                std::to_string(index++) + "]";
+      const std::string where =
+          flags.subscriptions + ": " + section + "[" + std::to_string(index++) + "]";
       absl::Status status;
       if (std::string_view(section) == "security") {
         auto s = herald::model::DecodeSecurity(item);
@@ -177,10 +190,11 @@ int main(int argc, char** argv) {
     }
   }
   engine.FlushIndex();
-  std::printf("herald demo: %zu channels, %u channel/event pairs; %zu security settings, "
-              "%zu profiles, %zu subscriptions (fan-out: %s)\n\n",
-              engine.catalog().channels().size(), engine.catalog().pair_count(), counts[0],
-              counts[1], counts[2], fanout.c_str());
+  std::printf(
+      "herald demo: %zu channels, %u channel/event pairs; %zu security settings, "
+      "%zu profiles, %zu subscriptions (fan-out: %s)\n\n",
+      engine.catalog().channels().size(), engine.catalog().pair_count(), counts[0], counts[1],
+      counts[2], fanout.c_str());
 
   if (!ReadFile(flags.events, &text)) {
     std::fprintf(stderr, "herald-demo: cannot read %s\n", flags.events.c_str());
@@ -210,15 +224,14 @@ int main(int argc, char** argv) {
                   ", webhook-id " + Str(n.webhook_id()) + ")";
       }
     }
-    std::printf("line %2zu  %s%s\n", number, label.empty() ? "matched no subscription" : label.c_str(),
-                routed.c_str());
+    std::printf("line %2zu  %s%s\n", number,
+                label.empty() ? "matched no subscription" : label.c_str(), routed.c_str());
   }
   const herald::Counters c = engine.counters();
-  std::printf("\naccepted %llu, rejected %llu, matched %llu, unmatched %llu, notifications %llu\n",
-              static_cast<unsigned long long>(c.accepted),
-              static_cast<unsigned long long>(c.rejected),
-              static_cast<unsigned long long>(c.matched),
-              static_cast<unsigned long long>(c.unmatched),
-              static_cast<unsigned long long>(c.enqueued));
+  std::printf(
+      "\naccepted %llu, rejected %llu, matched %llu, unmatched %llu, notifications %llu\n",
+      static_cast<unsigned long long>(c.accepted), static_cast<unsigned long long>(c.rejected),
+      static_cast<unsigned long long>(c.matched), static_cast<unsigned long long>(c.unmatched),
+      static_cast<unsigned long long>(c.enqueued));
   return 0;
 }

@@ -45,10 +45,13 @@ int main(int argc, char** argv) {
   (*engine)->FlushIndex();
   herald::server::Api api(**engine, {.api_key = config->api_key, .ingest_key = config->ingest_key},
                           &sink, journal->get());
-  const int threads = config->threads > 0 ? config->threads
-                                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = config->threads > 0
+                          ? config->threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   herald::server::HttpServer server(
-      {.host = config->listen_host, .port = config->listen_port, .threads = threads,
+      {.host = config->listen_host,
+       .port = config->listen_port,
+       .threads = threads,
        .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 512u << 20)},
       [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
         api.Handle(req, res);

@@ -15,8 +15,9 @@ thread_local size_t allocations = 0;
 #if defined(__SANITIZE_ADDRESS__)
 // Under AddressSanitizer, its allocator owns operator new; its hooks see every allocation
 // (operator new and malloc alike).
-extern "C" int __sanitizer_install_malloc_and_free_hooks(
-    void (*malloc_hook)(const volatile void*, size_t), void (*free_hook)(const volatile void*));
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*,
+                                                                             size_t),
+                                                         void (*free_hook)(const volatile void*));
 namespace {
 void OnMalloc(const volatile void*, size_t) {
   if (counting) ++allocations;
@@ -64,7 +65,8 @@ TEST(EngineAllocations, SteadyStateIngestAllocatesNothing) {
   sub("general", {}, "", "", "p0");
   sub("specific", {"DELIVERY"}, "a1", "", "p1");
   sub("audit", {}, "", "audit", "p2");
-  for (int i = 0; i < 1000; ++i) sub("other" + std::to_string(i), {"CLICK"}, "x" + std::to_string(i), "", "p0");
+  for (int i = 0; i < 1000; ++i)
+    sub("other" + std::to_string(i), {"CLICK"}, "x" + std::to_string(i), "", "p0");
   engine->FlushIndex();
 
   const std::string single =

@@ -2,10 +2,10 @@
 #include "herald/engine.h"
 
 #include <chrono>
+#include <mutex>
 #include <set>
 #include <thread>
 
-#include <mutex>
 #include "gtest/gtest.h"
 
 namespace herald {
@@ -25,8 +25,8 @@ NotificationProfile Profile(const std::string& id) {
   return p;
 }
 
-Subscription Sub(const std::string& id, const std::string& channel,
-                 std::vector<std::string> events, const std::string& profile) {
+Subscription Sub(const std::string& id, const std::string& channel, std::vector<std::string> events,
+                 const std::string& profile) {
   Subscription s;
   s.subscription_id = id;
   s.channel = channel;
@@ -108,7 +108,8 @@ TEST(Engine, RoutesAnEventToItsProfileWithPayloadVerbatim) {
 
   const std::string payload = R"({"results":[{"messageId":"m1","status":{"id":5}}]})";
   const std::string event = R"({"channel":"SMS","event":"DELIVERY","eventId":"e-1",)"
-                            R"("applicationId":"a1","payload": )" + payload + " }";
+                            R"("applicationId":"a1","payload": )" +
+                            payload + " }";
   IngestResult r = engine->Ingest(event);
   EXPECT_EQ(r.accepted, 1u);
   EXPECT_EQ(r.matched, 1u);
@@ -224,8 +225,8 @@ TEST(Engine, OversizeEventsAreRejectedNotFatal) {
   ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "p1")).ok());
   engine->FlushIndex();
   std::vector<IngestError> errors;
-  const std::string big = R"({"channel":"SMS","event":"DELIVERY","payload":{"x":")" +
-                          std::string(200, 'x') + "\"}}";
+  const std::string big =
+      R"({"channel":"SMS","event":"DELIVERY","payload":{"x":")" + std::string(200, 'x') + "\"}}";
   EXPECT_EQ(engine->Ingest(big, InputFormat::kSingle, &errors).rejected, 1u);
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].reason, RejectReason::kOversize);
@@ -332,7 +333,8 @@ TEST(Engine, NativePayloadsRouteEachResultByCatalogPointers) {
   // An SMS delivery report (platform.md §8a): keys under /platform and /sender.
   const std::string item1 =
       R"({"messageId":"m1","sender":"ShopVIP","platform":{"entityId":"e1","applicationId":"shop-app"}})";
-  const std::string item2 = R"({"messageId":"m2","sender":"Other","platform":{"applicationId":"nobody"}})";
+  const std::string item2 =
+      R"({"messageId":"m2","sender":"Other","platform":{"applicationId":"nobody"}})";
   const std::string item3 = R"({"messageId":"m3","sender":"ShopVIP"})";
   std::vector<IngestError> errors;
   IngestResult r = engine->IngestNative(
@@ -353,7 +355,8 @@ TEST(Engine, NativePayloadsRouteEachResultByCatalogPointers) {
   mail.criteria = {Criterion{"news", std::nullopt}};
   ASSERT_TRUE(engine->CreateSubscription(mail).ok());
   engine->FlushIndex();
-  const std::string open = R"({"notificationType":"OPENED","applicationId":"news","recipient":"a@b.c"})";
+  const std::string open =
+      R"({"notificationType":"OPENED","applicationId":"news","recipient":"a@b.c"})";
   EXPECT_EQ(engine->IngestNative("EMAIL", "OPEN", open).matched, 1u);
   auto mail_got = Drain(*engine, "mail");
   ASSERT_EQ(mail_got.size(), 1u);
@@ -365,7 +368,8 @@ TEST(Engine, NativePayloadsRouteEachResultByCatalogPointers) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].reason, RejectReason::kUnknownEvent);
   errors.clear();
-  EXPECT_EQ(engine->IngestNative("SMS", "DELIVERY", R"({"results":[{"a":1},,]})", &errors).rejected, 1u);
+  EXPECT_EQ(engine->IngestNative("SMS", "DELIVERY", R"({"results":[{"a":1},,]})", &errors).rejected,
+            1u);
   EXPECT_EQ(errors[0].reason, RejectReason::kMalformedJson);
   errors.clear();
   r = engine->IngestNative("SMS", "DELIVERY", R"({"results":[{"sender":"ShopVIP"},7]})", &errors);
@@ -422,7 +426,8 @@ TEST(Engine, SinkReceivesEverythingFromConcurrentIngest) {
     }
     for (auto& t : threads) t.join();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (sink.total() < 4u * kThreads * kPerThread && std::chrono::steady_clock::now() < deadline) {
+    while (sink.total() < 4u * kThreads * kPerThread &&
+           std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     EXPECT_EQ(sink.total(), 4u * kThreads * kPerThread);

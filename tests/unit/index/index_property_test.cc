@@ -53,8 +53,8 @@ bool RefMatches(const RefSub& r, const Catalog& catalog, const Event& e, int* sp
     if (best < 0) return false;
     halves = best;
   }
-  if (!s.resources.empty() && std::find(s.resources.begin(), s.resources.end(), e.resource) ==
-                                  s.resources.end()) {
+  if (!s.resources.empty() &&
+      std::find(s.resources.begin(), s.resources.end(), e.resource) == s.resources.end()) {
     return false;
   }
   if (!s.users.empty() && std::find(s.users.begin(), s.users.end(), e.user) == s.users.end()) {
@@ -64,8 +64,8 @@ bool RefMatches(const RefSub& r, const Catalog& catalog, const Event& e, int* sp
   return true;
 }
 
-std::vector<std::string> RefRoute(const std::map<std::string, RefSub>& subs,
-                                  const Catalog& catalog, const Event& e, bool all) {
+std::vector<std::string> RefRoute(const std::map<std::string, RefSub>& subs, const Catalog& catalog,
+                                  const Event& e, bool all) {
   struct M {
     const RefSub* r;
     int spec;
@@ -106,7 +106,8 @@ class World {
   explicit World(std::shared_ptr<const Catalog> catalog, uint64_t seed)
       : catalog_(std::move(catalog)), rng_(seed) {
     for (int p = 0; p < 8; ++p) {
-      queues_.push_back(std::make_unique<dispatch::ProfileQueue>("p" + std::to_string(p), 10, 1000));
+      queues_.push_back(
+          std::make_unique<dispatch::ProfileQueue>("p" + std::to_string(p), 10, 1000));
     }
   }
 
@@ -215,8 +216,7 @@ class World {
   SubRef Compile(const Subscription& s, uint64_t created) {
     auto [it, inserted] = groups_.try_emplace(s.group, static_cast<uint32_t>(groups_.size()));
     const int p = std::stoi(s.profile_id.substr(1));
-    return herald::index::Compile(s, *catalog_, next_uid_++, created, it->second,
-                                  queues_[p].get());
+    return herald::index::Compile(s, *catalog_, next_uid_++, created, it->second, queues_[p].get());
   }
   std::string NewId() { return "s" + std::to_string(next_id_++); }
   std::string TakeDeleted() {
@@ -262,7 +262,8 @@ TEST(IndexProperty, MatchesReferenceOnRandomizedCases) {
   World world(catalog, 20261125);
   IndexManager index(catalog, SmallFolds());
   uint64_t seq = 0;
-  for (int i = 0; i < 400; ++i) seq = world.Create(index, world.RandomSubscription("init" + std::to_string(i)));
+  for (int i = 0; i < 400; ++i)
+    seq = world.Create(index, world.RandomSubscription("init" + std::to_string(i)));
   index.WaitPublished(seq);
 
   Matcher matcher;
@@ -295,7 +296,8 @@ TEST(IndexProperty, RoutersSeeConsistentStatesWhilePublishing) {
   World world(catalog, 7);
   IndexManager index(catalog, SmallFolds());
   uint64_t seq = 0;
-  for (int i = 0; i < 300; ++i) seq = world.Create(index, world.RandomSubscription("init" + std::to_string(i)));
+  for (int i = 0; i < 300; ++i)
+    seq = world.Create(index, world.RandomSubscription("init" + std::to_string(i)));
   index.WaitPublished(seq);
 
   // The reference set after every change, by sequence.
@@ -321,7 +323,8 @@ TEST(IndexProperty, RoutersSeeConsistentStatesWhilePublishing) {
         auto state = index.Load();
         const Event e = events.RandomEvent();
         const bool all = (i % 3) == 0;
-        seen[r].push_back({state->version, e, all, Ids(matcher.Route(*state, events.Keys(e), all))});
+        seen[r].push_back(
+            {state->version, e, all, Ids(matcher.Route(*state, events.Keys(e), all))});
       }
     });
   }

@@ -27,8 +27,8 @@ TEST(Snapshot, MembersFoundNonMembersMissAndIndexIsCompact) {
   EXPECT_EQ(snap->key_count(), size_t{kSubs});
   EXPECT_LE(snap->IndexBytes(), size_t{64} * kSubs) << "DESIGN §8: index <= 64 B/subscription";
 
-  const uint32_t pair = catalog->channels()[sms].events[static_cast<size_t>(
-                                                           catalog->FindEvent(sms, "DELIVERY"))]
+  const uint32_t pair = catalog->channels()[sms]
+                            .events[static_cast<size_t>(catalog->FindEvent(sms, "DELIVERY"))]
                             .pair_id;
   for (int i = 0; i < kSubs; i += 997) {
     uint64_t fp = KeyFingerprint(kApp, EventToken(pair), HashBytes("app" + std::to_string(i)), 0);
@@ -42,8 +42,7 @@ TEST(Snapshot, MembersFoundNonMembersMissAndIndexIsCompact) {
   for (int i = 0; i < 10000; ++i) {
     uint64_t fps[3] = {
         KeyFingerprint(kApp, EventToken(pair), HashBytes("other" + std::to_string(i)), 0),
-        KeyFingerprint(kEntity, EventToken(pair), HashBytes("app" + std::to_string(i)), 0),
-        rng()};
+        KeyFingerprint(kEntity, EventToken(pair), HashBytes("app" + std::to_string(i)), 0), rng()};
     Candidates found[3];
     snap->FindMany(fps, 3, found);
     for (const auto& f : found) EXPECT_TRUE(f.empty());
