@@ -94,14 +94,6 @@ bool IsVisibleAscii(std::string_view s) {
   return true;
 }
 
-std::string_view TrimRight(std::string_view raw) {
-  while (!raw.empty() &&
-         (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
-    raw.remove_suffix(1);
-  }
-  return raw;
-}
-
 // The contents of a string token without escapes, straight from the input (stage 1 has already
 // validated its UTF-8 and control characters); nullopt when it holds escapes to decode.
 std::optional<std::string_view> PlainString(std::string_view raw) {
@@ -124,6 +116,14 @@ simdjson::error_code CheckKey(ondemand::field& field, std::string_view* key) {
 }
 
 }  // namespace
+
+std::string_view TrimRight(std::string_view raw) {
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
+    raw.remove_suffix(1);
+  }
+  return raw;
+}
 
 bool IsJsonNumber(std::string_view s) {
   size_t i = 0, n = s.size();

@@ -64,6 +64,9 @@ class EnvelopeParser {
   simdjson::dom::parser validator_;
 };
 
+// `raw` without trailing JSON whitespace.
+std::string_view TrimRight(std::string_view raw);
+
 // True when `s` is a JSON number (RFC 8259 grammar).
 bool IsJsonNumber(std::string_view s);
 

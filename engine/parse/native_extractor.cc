@@ -4,14 +4,6 @@ namespace herald::parse {
 namespace ondemand = simdjson::ondemand;
 namespace {
 
-std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 ParseOutcome Failure(RejectReason reason, simdjson::error_code e, size_t offset,
                      std::string_view field = {}) {
   ParseOutcome o;

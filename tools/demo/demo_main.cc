@@ -2,8 +2,6 @@
 // security settings, profiles and subscriptions (the management API's JSON shapes), routes an
 // NDJSON file of events through libherald and prints which profile got what. A first look at the
 // routing semantics before the daemon exists.
-#include <toml++/toml.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "engine/model/json_codec.h"
+#include "engine/server/daemon_config.h"
 #include "herald/engine.h"
 
 namespace {
@@ -24,61 +23,6 @@ struct Flags {
   std::string events = "configs/demo/events.ndjson";
   std::string fanout;  // overrides the config's engine.fanout
 };
-
-// Reads the daemon's config file: engine settings are applied, daemon settings are recognized,
-// anything else is an error naming the key (exit code 2, as the daemon will).
-bool LoadConfig(const std::string& path, herald::EngineOptions* options, std::string* fanout) {
-  toml::table config;
-  try {
-    config = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    std::fprintf(stderr, "herald-demo: %s: %s\n", path.c_str(),
-                 std::string(e.description()).c_str());
-    return false;
-  }
-  static const char* kDaemonKeys[] = {"listen",
-                                      "data_dir",
-                                      "api_key",
-                                      "ingest_key",
-                                      "threads",
-                                      "durability",
-                                      "allow_private_targets"};
-  for (auto& [key, value] : config) {
-    const std::string k(key.str());
-    if (k == "engine") continue;
-    if (std::find(std::begin(kDaemonKeys), std::end(kDaemonKeys), k) == std::end(kDaemonKeys)) {
-      std::fprintf(stderr, "herald-demo: %s: unknown key \"%s\"\n", path.c_str(), k.c_str());
-      return false;
-    }
-  }
-  auto bad = [&](const std::string& key, const char* what) {
-    std::fprintf(stderr, "herald-demo: %s: engine.%s %s\n", path.c_str(), key.c_str(), what);
-    return false;
-  };
-  if (const toml::table* engine = config["engine"].as_table()) {
-    for (auto& [key, value] : *engine) {
-      const std::string k(key.str());
-      if (k == "catalog" || k == "fanout") {
-        if (!value.is_string()) return bad(k, "must be a string");
-        (k == "catalog" ? options->catalog_path : *fanout) = *value.value<std::string>();
-      } else if (k == "max_event_bytes" || k == "max_payload_depth" ||
-                 k == "queue_max_notifications" || k == "queue_max_bytes") {
-        const auto v = value.value<int64_t>();
-        if (!v || *v <= 0) return bad(k, "must be a positive integer");
-        if (k == "max_event_bytes") options->max_event_bytes = static_cast<size_t>(*v);
-        if (k == "max_payload_depth") options->max_payload_depth = static_cast<int>(*v);
-        if (k == "queue_max_notifications")
-          options->queue_max_notifications = static_cast<size_t>(*v);
-        if (k == "queue_max_bytes") options->queue_max_bytes = static_cast<size_t>(*v);
-      } else {
-        std::fprintf(stderr, "herald-demo: %s: unknown key \"engine.%s\"\n", path.c_str(),
-                     k.c_str());
-        return false;
-      }
-    }
-  }
-  return true;
-}
 
 void Usage(FILE* out) {
   std::fprintf(out,
@@ -136,16 +80,24 @@ int main(int argc, char** argv) {
     }
   }
 
-  herald::EngineOptions options;
-  std::string fanout = "group";
-  if (!LoadConfig(flags.config, &options, &fanout)) return 2;
-  if (!flags.catalog.empty()) options.catalog_path = flags.catalog;
-  if (!flags.fanout.empty()) fanout = flags.fanout;
-  if (fanout != "group" && fanout != "all") {
-    std::fprintf(stderr, "herald-demo: fanout must be group or all, not \"%s\"\n", fanout.c_str());
+  // The daemon's own config reader: the same keys, defaults and errors.
+  const char* config_args[] = {"herald-demo", "--config", flags.config.c_str()};
+  auto config = herald::server::ParseDaemonConfig(3, config_args);
+  if (!config.ok()) {
+    std::fprintf(stderr, "herald-demo: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  options.fanout = fanout == "all" ? herald::Fanout::kAll : herald::Fanout::kGroupWinner;
+  herald::EngineOptions options = config->engine;
+  if (!flags.catalog.empty()) options.catalog_path = flags.catalog;
+  if (!flags.fanout.empty()) {
+    if (flags.fanout != "group" && flags.fanout != "all") {
+      std::fprintf(stderr, "herald-demo: --fanout must be group or all, not \"%s\"\n",
+                   flags.fanout.c_str());
+      return 2;
+    }
+    options.fanout = flags.fanout == "all" ? herald::Fanout::kAll : herald::Fanout::kGroupWinner;
+  }
+  const std::string fanout = options.fanout == herald::Fanout::kAll ? "all" : "group";
   auto engine_or = herald::Engine::Create(options);
   if (!engine_or.ok()) return Fail("catalog", engine_or.status());
   herald::Engine& engine = **engine_or;
