@@ -28,9 +28,11 @@ struct CompiledCriterion {
 };
 
 struct CompiledSubscription {
-  mutable std::atomic<uint32_t> refs{1};
-  uint64_t uid = 0;          // unique per version: an update makes a new one
-  uint64_t created_seq = 0;  // creation order, kept across updates (tie-break)
+  // Queued notifications count here from other threads; a line of its own keeps that traffic
+  // off the fields below, which every router reads while matching.
+  alignas(64) mutable std::atomic<uint32_t> refs{1};
+  alignas(64) uint64_t uid = 0;  // unique per version: an update makes a new one
+  uint64_t created_seq = 0;      // creation order, kept across updates (tie-break)
   uint16_t channel = 0;
   bool events_any = true;
   uint64_t event_bits[2] = {0, 0};

@@ -228,28 +228,11 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
     if (doc.current_location().get(loc) != simdjson::SUCCESS || loc < data) return len;
     return static_cast<size_t>(loc - data);
   };
-  // Content after the envelope: this On-Demand version has no at_end() and its position is not
-  // readable once the document is consumed, so take the document's extent first, then rewind.
-  {
-    std::string_view whole;
-    if (auto e = doc.raw_json().get(whole)) {
-      if (e == simdjson::INCORRECT_TYPE) return fail(RejectReason::kNotAnObject, {}, e);
-      // Skipping checks only that brackets balance: when they don't, the document breaks at its
-      // end.
-      return fail(ReasonFor(e), {}, e, len);
-    }
-    size_t end = static_cast<size_t>(whole.data() - data) + whole.size();
-    while (end < len &&
-           (data[end] == ' ' || data[end] == '\t' || data[end] == '\n' || data[end] == '\r')) {
-      ++end;
-    }
-    if (end < len) return fail(RejectReason::kMalformedJson, {}, simdjson::TRAILING_CONTENT, end);
-    doc.rewind();
-  }
   ondemand::object obj;
   if (auto e = doc.get_object().get(obj)) {
     if (e == simdjson::INCORRECT_TYPE) return fail(RejectReason::kNotAnObject, {}, e);
-    return fail(ReasonFor(e), {}, e, offset_now());
+    // Brackets that do not balance: the event breaks at its end (truncated, or trailing content).
+    return fail(ReasonFor(e), {}, e, len);
   }
   bool has_payload = false;
   for (auto field_result : obj) {
@@ -332,6 +315,12 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
       case Field::kUnknown:
         break;
     }
+  }
+  // The object is consumed: any position left is content after it (this simdjson has no
+  // at_end(); current_location() reports OUT_OF_BOUNDS at the true end).
+  if (const char* rest = nullptr; doc.current_location().get(rest) == simdjson::SUCCESS) {
+    return fail(RejectReason::kMalformedJson, {}, simdjson::TRAILING_CONTENT,
+                static_cast<size_t>(rest - data));
   }
   if (out->channel.empty()) return fail(RejectReason::kMissingField, "channel");
   if (out->event.empty()) return fail(RejectReason::kMissingField, "event");
