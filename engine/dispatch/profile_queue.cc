@@ -26,7 +26,12 @@ bool ProfileQueue::TryEnqueue(Notification&& notification) {
     }
     return false;
   }
-  queue_.enqueue(std::move(notification));
+  if (!queue_.enqueue(std::move(notification))) {  // only when memory runs out
+    count_.fetch_sub(1, std::memory_order_relaxed);
+    bytes_.fetch_sub(size, std::memory_order_relaxed);
+    back_pressured_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   if (listener_ && !scheduled_.load(std::memory_order_seq_cst) &&
       !scheduled_.exchange(true, std::memory_order_seq_cst)) {
     listener_->OnReady(this);

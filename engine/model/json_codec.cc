@@ -1,5 +1,6 @@
 #include "engine/model/json_codec.h"
 
+#include "absl/strings/ascii.h"
 #include "engine/common/strings.h"
 
 namespace herald::model {
@@ -432,6 +433,26 @@ class Writer {
 
 constexpr std::string_view kMask = "********";
 
+// Header values that carry credentials (CUSTOM security puts them in profile headers).
+bool IsSecretHeader(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(absl::ascii_tolower(static_cast<unsigned char>(c)));
+  for (std::string_view word :
+       {"authorization", "token", "secret", "key", "password", "cookie", "signature"}) {
+    if (lower.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::vector<std::pair<std::string, std::string>> MaskHeaders(
+    const std::vector<std::pair<std::string, std::string>>& headers, bool all) {
+  auto out = headers;
+  for (auto& [name, value] : out) {
+    if (all || IsSecretHeader(name)) value = std::string(kMask);
+  }
+  return out;
+}
+
 std::string SecurityRef(std::string_view auth_id) {
   std::string out;
   Writer w(out);
@@ -442,7 +463,7 @@ std::string SecurityRef(std::string_view auth_id) {
 
 }  // namespace
 
-std::string EncodeProfile(const NotificationProfile& p) {
+std::string EncodeProfile(const NotificationProfile& p, bool mask) {
   std::string out;
   Writer w(out);
   w.Str("profileId", p.profile_id);
@@ -463,7 +484,7 @@ std::string EncodeProfile(const NotificationProfile& p) {
   w.Int("readTimeout", p.read_timeout_ms);
   if (p.rate_limit) w.Int("rateLimit", *p.rate_limit);
   if (!p.enabled_ssl_protocols.empty()) w.Strs("enabledSSLProtocols", p.enabled_ssl_protocols);
-  w.Map("headers", p.headers);
+  w.Map("headers", mask ? MaskHeaders(p.headers, /*all=*/false) : p.headers);
   if (!p.response_regex.empty()) w.Str("responseRegex", p.response_regex);
   if (!p.response_body_regex.empty()) w.Str("responseBodyRegex", p.response_body_regex);
   if (p.retry) {
@@ -506,7 +527,7 @@ std::string EncodeSecurity(const SecuritySetting& s, bool mask) {
       if (!s.password.empty()) c.Str("password", secret(s.password));
       if (!s.resource.empty()) c.Str("resource", s.resource);
       if (!s.refresh_token.empty()) c.Str("refreshToken", secret(s.refresh_token));
-      if (!s.headers.empty()) c.Map("headers", s.headers);
+      if (!s.headers.empty()) c.Map("headers", mask ? MaskHeaders(s.headers, true) : s.headers);
       break;
     case SecurityType::kCustom:
       break;

@@ -41,7 +41,8 @@ absl::StatusOr<ProfileRequest> DecodeProfile(std::string_view text);
 absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text);
 
 std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile);
-std::string EncodeProfile(const NotificationProfile& p);
+// Header values that look like credentials are masked unless `mask` is false (the store).
+std::string EncodeProfile(const NotificationProfile& p, bool mask = true);
 // Secrets (password, secretKey, clientSecret, refreshToken) are masked unless `mask` is false,
 // which only the store uses, to write them to data_dir.
 std::string EncodeSecurity(const SecuritySetting& s, bool mask = true);

@@ -265,7 +265,8 @@ void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
       Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
     } else if (!Authorized(request.authorization,
                            options_.ingest_key.empty() ? options_.api_key : options_.ingest_key) &&
-               !Authorized(request.authorization, options_.api_key)) {
+               !(!options_.api_key.empty() &&
+                 Authorized(request.authorization, options_.api_key))) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
     } else {
       Ingest(request, target.substr(10), response);
@@ -273,6 +274,8 @@ void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
   } else if (is("GET", "/v1/catalog")) {
     Json(response, 200, catalog_json_);
   } else if (target.starts_with("/subscriptions/1/")) {
+    std::unique_lock<std::mutex> mutation;
+    if (method != "GET") mutation = std::unique_lock(mutation_mu_);
     if (!Authorized(request.authorization, options_.api_key)) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
     } else if (target == "/subscriptions/1/import") {
@@ -398,10 +401,9 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
       return FromStatus(response, s);
     }
     if (journal_) {
-      absl::Status st = absl::OkStatus();
-      if (created_security) st = journal_->Put(*req->inline_security);
-      if (st.ok() && created_profile) st = journal_->Put(*req->inline_profile);
-      if (st.ok()) st = journal_->Put(*engine_.GetSubscription(req->subscription.subscription_id));
+      const absl::Status st = journal_->PutTogether(
+          created_security ? &*req->inline_security : nullptr,
+          created_profile ? &*req->inline_profile : nullptr, &req->subscription);
       if (!st.ok()) {
         (void)engine_.DeleteSubscription(req->subscription.subscription_id);
         undo();
@@ -470,7 +472,7 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     if (auto s = engine_.UpdateSubscription(req->subscription); !s.ok())
       return FromStatus(response, s);
     if (journal_) {
-      if (auto st = journal_->Put(*engine_.GetSubscription(id)); !st.ok()) {
+      if (auto st = journal_->Put(req->subscription); !st.ok()) {
         (void)engine_.UpdateSubscription(*existing);
         return NotPersisted(response, st);
       }
@@ -511,9 +513,8 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
       return FromStatus(response, s);
     }
     if (journal_) {
-      absl::Status st = absl::OkStatus();
-      if (req->inline_security) st = journal_->Put(*req->inline_security);
-      if (st.ok()) st = journal_->Put(req->profile);
+      const absl::Status st = journal_->PutTogether(
+          req->inline_security ? &*req->inline_security : nullptr, &req->profile, nullptr);
       if (!st.ok()) {
         (void)engine_.DeleteProfile(req->profile.profile_id);
         if (req->inline_security) (void)engine_.DeleteSecurity(req->inline_security->auth_id);
@@ -525,7 +526,9 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
   if (id.empty() && method == "GET") {
     size_t page, size;
     if (!Paging(ParseQuery(query), response, &page, &size)) return;
-    return Json(response, 200, Page(engine_.ListProfiles(), page, size, model::EncodeProfile));
+    return Json(response, 200,
+                Page(engine_.ListProfiles(), page, size,
+                     [](const NotificationProfile& p) { return model::EncodeProfile(p); }));
   }
   if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
   if (method == "GET") {

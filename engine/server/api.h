@@ -86,6 +86,9 @@ class Api {
   std::atomic<bool> ready_{false};
   // Responses by status class: 2xx, 4xx, 5xx.
   std::array<std::atomic<uint64_t>, 6> responses_{};
+  // Held across engine change → journal write → undo, so the journal records changes in the
+  // order the engine applied them and an undo never races another request.
+  std::mutex mutation_mu_;
   LatencyHistogram request_latency_;  // whole requests
   LatencyHistogram routing_latency_;  // Engine::Ingest / IngestNative calls
 };

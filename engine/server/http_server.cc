@@ -44,7 +44,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Closes the connection if it is idle between requests; a request in flight completes first.
   void CloseIfIdle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->Close();
+      // A request partly received is in flight too: let it finish.
+      if (!self->busy_ && !(self->parser_ && self->parser_->got_some())) self->Close();
     });
   }
 
@@ -91,6 +92,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = r.body;
     res->keep_alive(keep_alive);
     res->prepare_payload();
+    stream_.expires_after(kIdleTimeout);  // the read's deadline must not cut the answer short
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
                         self->busy_ = false;

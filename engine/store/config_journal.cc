@@ -105,7 +105,12 @@ absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
 
 absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::OkStatus();  // nothing yet
+  if (!in) {
+    // Nothing yet is fine; a file that exists but cannot be read must not be compacted over.
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return absl::OkStatus();
+    return absl::UnavailableError(Cat("cannot read ", path));
+  }
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string data = buffer.str();
@@ -202,7 +207,7 @@ absl::Status ConfigJournal::CompactLocked() {
     snapshot += PutRecord(Kind::kSecurity, model::EncodeSecurity(s, /*mask=*/false));
   }
   for (const auto& p : engine_.ListProfiles()) {
-    snapshot += PutRecord(Kind::kProfile, model::EncodeProfile(p));
+    snapshot += PutRecord(Kind::kProfile, model::EncodeProfile(p, /*mask=*/false));
   }
   auto subs = engine_.ListSubscriptions();
   // Oldest first, so creation order (a matching tie-break) survives the restart.
@@ -236,16 +241,24 @@ absl::Status ConfigJournal::Compact() {
 absl::Status ConfigJournal::Append(const std::string& record) {
   std::lock_guard lock(mu_);
   const std::string path = dir_ + "/" + kJournal;
-  if (auto s = WriteAll(fd_, record, path); !s.ok()) return s;
-  if (::fdatasync(fd_) != 0) return Errno("fdatasync", path);
-  return absl::OkStatus();
+  if (broken_)
+    return absl::UnavailableError(Cat(path, ": an earlier write failed; restart heraldd"));
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  absl::Status s = WriteAll(fd_, record, path);
+  if (s.ok() && ::fdatasync(fd_) != 0) s = Errno("fdatasync", path);
+  if (!s.ok()) {
+    // Take the record back, so a torn fragment cannot swallow the next record at replay and a
+    // change answered 503 cannot come back at restart.
+    if (before < 0 || ::ftruncate(fd_, before) != 0 || ::fdatasync(fd_) != 0) broken_ = true;
+  }
+  return s;
 }
 
 absl::Status ConfigJournal::Put(const SecuritySetting& security) {
   return Append(PutRecord(Kind::kSecurity, model::EncodeSecurity(security, /*mask=*/false)));
 }
 absl::Status ConfigJournal::Put(const NotificationProfile& profile) {
-  return Append(PutRecord(Kind::kProfile, model::EncodeProfile(profile)));
+  return Append(PutRecord(Kind::kProfile, model::EncodeProfile(profile, /*mask=*/false)));
 }
 absl::Status ConfigJournal::Put(const Subscription& subscription) {
   return Append(PutRecord(Kind::kSubscription, model::EncodeSubscription(subscription, nullptr)));
@@ -254,6 +267,18 @@ absl::Status ConfigJournal::PutMany(const std::vector<Subscription>& subscriptio
   std::string records;
   for (const auto& s : subscriptions) {
     records += PutRecord(Kind::kSubscription, model::EncodeSubscription(s, nullptr));
+  }
+  return Append(records);
+}
+
+absl::Status ConfigJournal::PutTogether(const SecuritySetting* security,
+                                        const NotificationProfile* profile,
+                                        const Subscription* subscription) {
+  std::string records;
+  if (security) records += PutRecord(Kind::kSecurity, model::EncodeSecurity(*security, false));
+  if (profile) records += PutRecord(Kind::kProfile, model::EncodeProfile(*profile, /*mask=*/false));
+  if (subscription) {
+    records += PutRecord(Kind::kSubscription, model::EncodeSubscription(*subscription, nullptr));
   }
   return Append(records);
 }

@@ -42,6 +42,10 @@ class ConfigJournal {
   absl::Status Delete(Kind kind, std::string_view id);
   // Many subscriptions with one write and one fsync (bulk import).
   absl::Status PutMany(const std::vector<Subscription>& subscriptions);
+  // An inline create — security setting, profile, subscription (each optional) — as one write:
+  // all of it is durable, or none.
+  absl::Status PutTogether(const SecuritySetting* security, const NotificationProfile* profile,
+                           const Subscription* subscription);
 
   // Rewrites the snapshot from the engine's state and empties the journal.
   absl::Status Compact();
@@ -58,7 +62,8 @@ class ConfigJournal {
   Engine& engine_;
   std::function<void(std::string_view)> log_;
   std::mutex mu_;
-  int fd_ = -1;  // the journal, O_APPEND
+  int fd_ = -1;          // the journal, O_APPEND
+  bool broken_ = false;  // a failed write could not be rolled back: refuse writes
   Stats stats_;
 };
 

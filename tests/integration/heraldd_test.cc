@@ -387,6 +387,14 @@ TEST(Heraldd, KeysAreRequiredWhenConfigured) {
   EXPECT_EQ(d.Call("POST", "/v1/events", event, "application/json", "App feed").status, 202);
   EXPECT_EQ(d.Call("GET", "/healthz").status, 200) << "health needs no key";
   EXPECT_EQ(d.Stop(), 0);
+
+  // An ingest key alone protects ingest (management stays open, as no api key was given).
+  Daemon ingest_only({"--listen", "127.0.0.1:0", "--ingest-key", "feed"});
+  ASSERT_NE(ingest_only.port(), 0);
+  EXPECT_EQ(ingest_only.Call("POST", "/v1/events", event).status, 401);
+  EXPECT_EQ(ingest_only.Call("POST", "/v1/events", event, "application/json", "App feed").status,
+            202);
+  EXPECT_EQ(ingest_only.Stop(), 0);
 }
 
 TEST(Heraldd, StateSurvivesRestartsAndKill9) {
@@ -435,6 +443,23 @@ TEST(Heraldd, StateSurvivesRestartsAndKill9) {
     EXPECT_EQ(d.Call("GET", "/subscriptions/1/subscription/SMS/sms-dlr").status, 404);
     EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles/shop").status, 200);
     EXPECT_EQ(d.Stop(), 0);
+  }
+  // Credentials in profile headers are masked by GET but kept for delivery.
+  {
+    Daemon d({"--listen", "127.0.0.1:0"}, dir.path());
+    ASSERT_NE(d.port(), 0);
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/profiles",
+                     R"({"profileId":"custom","webhook":{"notifyUrl":"https://x.example/h"},
+                         "headers":{"X-Api-Key":"hunter2","X-Team":"blue"}})")
+                  .status,
+              201);
+    const std::string got = d.Call("GET", "/subscriptions/1/profiles/custom").body;
+    EXPECT_EQ(got.find("hunter2"), std::string::npos) << got;
+    EXPECT_NE(got.find(R"("X-Team":"blue")"), std::string::npos) << got;
+    EXPECT_EQ(d.Stop(), 0);
+    std::ifstream snapshot(dir.path() + "/config.snapshot");
+    const std::string stored((std::istreambuf_iterator<char>(snapshot)), {});
+    EXPECT_NE(stored.find("hunter2"), std::string::npos);
   }
   // Secrets are on disk for delivery, in files only the owner can read.
   struct stat st {};
