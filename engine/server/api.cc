@@ -231,6 +231,36 @@ Api::Api(Engine& engine, Options options, const CountingSink* sink, store::Confi
       journal_(journal),
       catalog_json_(CatalogJson(engine.catalog())) {}
 
+bool Api::IngestAllowed(const std::string& authorization) const {
+  const std::string& key = options_.ingest_key.empty() ? options_.api_key : options_.ingest_key;
+  return Authorized(authorization, key) ||
+         (!options_.api_key.empty() && Authorized(authorization, options_.api_key));
+}
+
+bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, size_t* body_limit) {
+  const std::string_view target =
+      std::string_view(request.target).substr(0, request.target.find('?'));
+  if (target.starts_with("/v1/events")) {
+    if (!IngestAllowed(request.authorization)) {
+      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+      return false;
+    }
+    const bool ndjson = request.content_type.starts_with("application/x-ndjson");
+    // One envelope gets a little room over max_event_bytes, so it is refused as oversize by the
+    // engine (with its reason) rather than cut off here.
+    *body_limit = ndjson ? options_.max_batch_bytes : options_.max_event_bytes + 4096;
+  } else if (target.starts_with("/subscriptions/1/")) {
+    if (!Authorized(request.authorization, options_.api_key)) {
+      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+      return false;
+    }
+    if (target != "/subscriptions/1/import") *body_limit = 1 << 20;
+  } else {
+    *body_limit = 1 << 16;
+  }
+  return true;
+}
+
 void Api::Handle(const HttpRequest& request, HttpResponse& response) {
   const auto start = std::chrono::steady_clock::now();
   HandleRequest(request, response);

@@ -56,6 +56,8 @@ class Api {
   struct Options {
     std::string api_key;     // management (and ingest unless ingest_key is set); empty = open
     std::string ingest_key;  // ingest only
+    size_t max_event_bytes = 1 << 20;
+    size_t max_batch_bytes = 64u << 20;  // one NDJSON ingest request
   };
   // `sink`, when given, is the engine's sink; its counts are exported as metrics.
   // `journal`, when given, makes every change durable before it is answered.
@@ -63,12 +65,17 @@ class Api {
       store::ConfigJournal* journal = nullptr);
 
   void Handle(const HttpRequest& request, HttpResponse& response);
+  // HttpServer's header check: refuses unauthorized requests before their body is read, and
+  // bounds bodies per route (events: max_event_bytes, or the NDJSON batch limit; management:
+  // 1 MiB; import: the server's limit).
+  bool CheckHeaders(const HttpRequest& request, HttpResponse& response, size_t* body_limit);
   void set_ready(bool ready) { ready_.store(ready); }
 
  private:
   // `native` is the "/{channel}/{event}" after /v1/events, or empty for envelopes.
   void HandleRequest(const HttpRequest& request, HttpResponse& response);
   void Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response);
+  bool IngestAllowed(const std::string& authorization) const;
   void Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
                      HttpResponse& response);
   void Profiles(const HttpRequest& request, std::string_view rest, std::string_view query,

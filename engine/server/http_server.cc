@@ -1,5 +1,6 @@
 #include "engine/server/http_server.h"
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -25,6 +26,7 @@ class Session;
 struct HttpServer::Impl {
   Options options;
   Handler handler;
+  HeaderCheck check;
   asio::io_context io;
   tcp::acceptor acceptor{io};
   std::vector<std::thread> threads;
@@ -54,6 +56,45 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     stream_.expires_after(kIdleTimeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  HttpRequest RequestLine() {
+    auto& req = parser_->get();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.authorization = std::string(req[http::field::authorization]);
+    return request;
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return Close();
+    busy_ = true;
+    if (server_->check) {
+      size_t limit = server_->options.max_body_bytes;
+      HttpResponse early;
+      if (!server_->check(RequestLine(), early, &limit)) {
+        // Refused before its body is read: answer, then close gently (see LingerClose).
+        linger_ = true;
+        return Write(early, /*keep_alive=*/false);
+      }
+      limit = std::min(limit, server_->options.max_body_bytes);
+      // Beast checks a declared Content-Length against the limit in force when it parsed the
+      // header, so a tighter per-route limit is checked here; chunked bodies hit body_limit.
+      if (const auto length = parser_->content_length(); length && *length > limit) {
+        HttpResponse r;
+        r.status = 413;
+        r.body = Cat(R"({"requestError":{"serviceException":{"messageId":"PAYLOAD_TOO_LARGE",)",
+                     R"("text":"request body exceeds )", limit, R"( bytes"}}})");
+        linger_ = true;
+        return Write(r, /*keep_alive=*/false);
+      }
+      parser_->body_limit(limit);
+    }
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
@@ -69,13 +110,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec) return Close();
-    busy_ = true;
+    HttpRequest request = RequestLine();
     auto& req = parser_->get();
-    HttpRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    request.content_type = std::string(req[http::field::content_type]);
-    request.authorization = std::string(req[http::field::authorization]);
     request.body = std::move(req.body());
     HttpResponse response;
     server_->handler(request, response);
@@ -102,6 +138,24 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // After an early answer the client may still be sending its body; closing with unread data
+  // would reset the connection and could destroy the answer in flight. So: stop sending, then
+  // read and discard for a short while (bounded in time and bytes), then close.
+  void LingerClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    Discard();
+  }
+  void Discard() {
+    stream_.async_read_some(asio::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->discarded_ += n;
+                              if (ec || self->discarded_ > (64u << 20)) return self->Close();
+                              self->Discard();
+                            });
+  }
+
   void Close() {
     if (closed_) return;
     closed_ = true;
@@ -118,6 +172,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool busy_ = false;
   bool closed_ = false;
+  bool linger_ = false;
+  size_t discarded_ = 0;
+  std::array<char, 16384> discard_;
 };
 
 void HttpServer::Impl::Accept() {
@@ -135,9 +192,11 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-HttpServer::HttpServer(Options options, Handler handler) : impl_(std::make_unique<Impl>()) {
+HttpServer::HttpServer(Options options, Handler handler, HeaderCheck check)
+    : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
+  impl_->check = std::move(check);
 }
 
 HttpServer::~HttpServer() { Stop(); }

@@ -41,8 +41,12 @@ class HttpServer {
     size_t max_body_bytes = 64u << 20;
   };
   using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+  // Runs once the headers are in (request.body still empty): may answer at once (401, 404, …)
+  // so a body is never read for a request that will be refused, and sets the request's body
+  // limit (at most Options::max_body_bytes).
+  using HeaderCheck = std::function<bool(const HttpRequest&, HttpResponse&, size_t* body_limit)>;
 
-  HttpServer(Options options, Handler handler);
+  HttpServer(Options options, Handler handler, HeaderCheck check = {});
   ~HttpServer();
 
   // Binds and starts serving; an error names the address that could not be used.

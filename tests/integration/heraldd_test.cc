@@ -121,10 +121,12 @@ class Daemon {
     if (!auth.empty()) req.set(http::field::authorization, auth);
     req.body() = body;
     req.prepare_payload();
-    http::write(socket, req);
+    beast::error_code ec;
+    http::write(socket, req, ec);  // may fail when the daemon answers before the body is sent
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
-    http::read(socket, buffer, res);
+    http::read(socket, buffer, res, ec);
+    if (ec) return {-1, ec.message(), "", ""};
     return {static_cast<int>(res.result_int()), res.body(),
             std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
   }
@@ -386,6 +388,13 @@ TEST(Heraldd, KeysAreRequiredWhenConfigured) {
   EXPECT_EQ(d.Call("POST", "/v1/events", event).status, 401);
   EXPECT_EQ(d.Call("POST", "/v1/events", event, "application/json", "App feed").status, 202);
   EXPECT_EQ(d.Call("GET", "/healthz").status, 200) << "health needs no key";
+  // Refused on its headers: a large body is never read for an unauthorized request.
+  EXPECT_EQ(d.Call("POST", "/v1/events", std::string(8 << 20, ' ')).status, 401);
+  // Management bodies are small: 413 past 1 MiB.
+  EXPECT_EQ(d.Call("POST", "/subscriptions/1/profiles", std::string(2 << 20, ' '),
+                   "application/json", "App admin")
+                .status,
+            413);
   EXPECT_EQ(d.Stop(), 0);
 
   // An ingest key alone protects ingest (management stays open, as no api key was given).

@@ -43,7 +43,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*engine)->FlushIndex();
-  herald::server::Api api(**engine, {.api_key = config->api_key, .ingest_key = config->ingest_key},
+  herald::server::Api api(**engine,
+                          {.api_key = config->api_key,
+                           .ingest_key = config->ingest_key,
+                           .max_event_bytes = config->engine.max_event_bytes},
                           &sink, journal->get());
   const int threads = config->threads > 0
                           ? config->threads
@@ -55,7 +58,9 @@ int main(int argc, char** argv) {
        .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 512u << 20)},
       [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
         api.Handle(req, res);
-      });
+      },
+      [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res,
+             size_t* limit) { return api.CheckHeaders(req, res, limit); });
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(s.message()).c_str());
     return 1;
