@@ -292,10 +292,22 @@ class EngineImpl final : public Engine {
   }
 
   // --- data plane -----------------------------------------------------------------------------
+  IngestBuffer NewIngestBuffer(size_t bytes) override {
+    return internal::IngestBufferAccess::Wrap<IngestBuffer>(pool_.Acquire(bytes));
+  }
+
   IngestResult Ingest(std::string_view bytes, InputFormat format,
                       std::vector<IngestError>* errors) override {
-    internal::PayloadBlock* block = pool_.Acquire(bytes.size());
-    if (!bytes.empty()) std::memcpy(block->data(), bytes.data(), bytes.size());
+    IngestBuffer buffer = NewIngestBuffer(bytes.size());
+    if (!bytes.empty()) std::memcpy(buffer.data(), bytes.data(), bytes.size());
+    return Ingest(std::move(buffer), bytes.size(), format, errors);
+  }
+
+  IngestResult Ingest(IngestBuffer buffer, size_t size, InputFormat format,
+                      std::vector<IngestError>* errors) override {
+    if (!buffer) buffer = NewIngestBuffer(0);
+    HERALD_CHECK(size <= buffer.capacity());
+    internal::PayloadBlock* block = internal::IngestBufferAccess::Release(buffer);
     IngestResult result;
     RouterContext& ctx = AcquireContext();
     const uint64_t version = index_.published_version();
@@ -306,16 +318,15 @@ class EngineImpl final : public Engine {
     char* data = block->data();
     const size_t capacity = block->capacity + kInputPadding;
     if (format == InputFormat::kAuto)
-      format = LooksLikeNdjson(data, bytes.size()) ? InputFormat::kNdjson : InputFormat::kSingle;
+      format = LooksLikeNdjson(data, size) ? InputFormat::kNdjson : InputFormat::kSingle;
     if (format == InputFormat::kSingle) {
-      RouteOne(ctx, block, data, bytes.size(), capacity, 1, 0, result, errors);
+      RouteOne(ctx, block, data, size, capacity, 1, 0, result, errors);
     } else {
       size_t line = 0, pos = 0;
-      while (pos < bytes.size()) {
+      while (pos < size) {
         ++line;
-        const char* nl =
-            static_cast<const char*>(std::memchr(data + pos, '\n', bytes.size() - pos));
-        const size_t end = nl ? static_cast<size_t>(nl - data) : bytes.size();
+        const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
+        const size_t end = nl ? static_cast<size_t>(nl - data) : size;
         size_t len = end - pos;
         if (len > 0 && data[pos + len - 1] == '\r') --len;
         if (!IsBlank(data + pos, len)) {

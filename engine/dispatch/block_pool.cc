@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "herald/engine.h"
 #include "herald/event.h"
 #include "herald/sink.h"
 
@@ -12,6 +13,13 @@ void Unref(PayloadBlock* block) {
 }  // namespace herald::internal
 
 namespace herald {
+
+char* IngestBuffer::data() { return block_ ? block_->data() : nullptr; }
+size_t IngestBuffer::capacity() const { return block_ ? block_->capacity : 0; }
+void IngestBuffer::Reset() {
+  if (block_) internal::Unref(block_);
+  block_ = nullptr;
+}
 
 std::string_view Notification::payload() const {
   return block_ ? std::string_view(block_->data() + payload_offset_, payload_len_)

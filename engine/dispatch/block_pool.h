@@ -30,6 +30,22 @@ struct PayloadBlock {
 
 inline void Ref(PayloadBlock* block) { block->refs.fetch_add(1, std::memory_order_relaxed); }
 
+// The engine's side of herald::IngestBuffer.
+struct IngestBufferAccess {
+  template <typename Buffer>
+  static Buffer Wrap(PayloadBlock* block) {
+    Buffer b;
+    b.block_ = block;
+    return b;
+  }
+  template <typename Buffer>
+  static PayloadBlock* Release(Buffer& buffer) {
+    PayloadBlock* block = buffer.block_;
+    buffer.block_ = nullptr;
+    return block;
+  }
+};
+
 }  // namespace herald::internal
 
 namespace herald::dispatch {

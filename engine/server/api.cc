@@ -237,7 +237,8 @@ bool Api::IngestAllowed(const std::string& authorization) const {
          (!options_.api_key.empty() && Authorized(authorization, options_.api_key));
 }
 
-bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, size_t* body_limit) {
+bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, BodyPlan* plan) {
+  size_t* body_limit = &plan->limit;
   const std::string_view target =
       std::string_view(request.target).substr(0, request.target.find('?'));
   if (target.starts_with("/v1/events")) {
@@ -249,6 +250,7 @@ bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, size_
     // One envelope gets a little room over max_event_bytes, so it is refused as oversize by the
     // engine (with its reason) rather than cut off here.
     *body_limit = ndjson ? options_.max_batch_bytes : options_.max_event_bytes + 4096;
+    plan->into_ingest_buffer = true;  // parsed in place, payloads sliced from it
   } else if (target.starts_with("/subscriptions/1/")) {
     if (!Authorized(request.authorization, options_.api_key)) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
@@ -261,14 +263,14 @@ bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, size_
   return true;
 }
 
-void Api::Handle(const HttpRequest& request, HttpResponse& response) {
+void Api::Handle(HttpRequest& request, HttpResponse& response) {
   const auto start = std::chrono::steady_clock::now();
   HandleRequest(request, response);
   request_latency_.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
-void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
+void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
   std::string_view target = request.target;
   std::string_view query;
   if (const size_t q = target.find('?'); q != std::string_view::npos) {
@@ -329,7 +331,11 @@ void Api::HandleRequest(const HttpRequest& request, HttpResponse& response) {
   responses_[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
-void Api::Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response) {
+void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& response) {
+  // The body arrives in an ingest buffer (see CheckHeaders) or, from other callers, as a string.
+  const std::string_view input =
+      request.ingest_body ? std::string_view(request.ingest_body.data(), request.ingest_size)
+                          : std::string_view(request.body);
   const std::string_view type =
       std::string_view(request.content_type).substr(0, request.content_type.find(';'));
   InputFormat format;
@@ -358,7 +364,7 @@ void Api::Ingest(const HttpRequest& request, std::string_view native, HttpRespon
       return Error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "native payloads are application/json");
     }
     const auto start = std::chrono::steady_clock::now();
-    r = engine_.IngestNative(channel, event, request.body, &errors);
+    r = engine_.IngestNative(channel, event, input, &errors);
     routing_latency_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (r.accepted == 0 && r.rejected == 1 && !errors.empty()) {
@@ -369,7 +375,9 @@ void Api::Ingest(const HttpRequest& request, std::string_view native, HttpRespon
     }
   } else {
     const auto start = std::chrono::steady_clock::now();
-    r = engine_.Ingest(request.body, format, &errors);
+    r = request.ingest_body
+            ? engine_.Ingest(std::move(request.ingest_body), request.ingest_size, format, &errors)
+            : engine_.Ingest(input, format, &errors);
     routing_latency_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }

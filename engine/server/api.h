@@ -64,17 +64,17 @@ class Api {
   Api(Engine& engine, Options options, const CountingSink* sink = nullptr,
       store::ConfigJournal* journal = nullptr);
 
-  void Handle(const HttpRequest& request, HttpResponse& response);
+  void Handle(HttpRequest& request, HttpResponse& response);
   // HttpServer's header check: refuses unauthorized requests before their body is read, and
   // bounds bodies per route (events: max_event_bytes, or the NDJSON batch limit; management:
   // 1 MiB; import: the server's limit).
-  bool CheckHeaders(const HttpRequest& request, HttpResponse& response, size_t* body_limit);
+  bool CheckHeaders(const HttpRequest& request, HttpResponse& response, BodyPlan* plan);
   void set_ready(bool ready) { ready_.store(ready); }
 
  private:
   // `native` is the "/{channel}/{event}" after /v1/events, or empty for envelopes.
-  void HandleRequest(const HttpRequest& request, HttpResponse& response);
-  void Ingest(const HttpRequest& request, std::string_view native, HttpResponse& response);
+  void HandleRequest(HttpRequest& request, HttpResponse& response);
+  void Ingest(HttpRequest& request, std::string_view native, HttpResponse& response);
   bool IngestAllowed(const std::string& authorization) const;
   void Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
                      HttpResponse& response);

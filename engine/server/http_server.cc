@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -19,7 +20,46 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
-}
+
+// A Beast body that lands straight in an engine ingest buffer: the bytes are parsed in place
+// and the notifications slice their payloads from it.
+struct IngestBody {
+  struct value_type {
+    const std::function<IngestBuffer(size_t)>* allocate = nullptr;
+    IngestBuffer buffer;
+    size_t size = 0;
+  };
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      body_.buffer = (*body_.allocate)(length ? static_cast<size_t>(*length) : 64 * 1024);
+      body_.size = 0;
+      ec = {};
+    }
+    template <class ConstBufferSequence>
+    size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      const size_t n = asio::buffer_size(buffers);
+      if (body_.size + n > body_.buffer.capacity()) {  // chunked: grow
+        IngestBuffer bigger =
+            (*body_.allocate)(std::max(2 * body_.buffer.capacity(), body_.size + n));
+        std::memcpy(bigger.data(), body_.buffer.data(), body_.size);
+        body_.buffer = std::move(bigger);
+      }
+      asio::buffer_copy(asio::buffer(body_.buffer.data() + body_.size, n), buffers);
+      body_.size += n;
+      ec = {};
+      return n;
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+}  // namespace
 
 class Session;
 
@@ -47,22 +87,24 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseIfIdle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
       // A request partly received is in flight too: let it finish.
-      if (!self->busy_ && !(self->parser_ && self->parser_->got_some())) self->Close();
+      if (!self->busy_ && !(self->header_ && self->header_->got_some())) self->Close();
     });
   }
 
  private:
   void Read() {
-    parser_.emplace();
-    parser_->body_limit(server_->options.max_body_bytes);
+    header_.emplace();
+    header_->body_limit(server_->options.max_body_bytes);
+    string_.reset();
+    ingest_.reset();
     stream_.expires_after(kIdleTimeout);
     http::async_read_header(
-        stream_, buffer_, *parser_,
+        stream_, buffer_, *header_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   HttpRequest RequestLine() {
-    auto& req = parser_->get();
+    auto& req = header_->get();
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -74,30 +116,39 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (ec) return Close();
     busy_ = true;
+    request_ = RequestLine();
+    keep_alive_ = header_->get().keep_alive();
+    BodyPlan plan{.limit = server_->options.max_body_bytes};
     if (server_->check) {
-      size_t limit = server_->options.max_body_bytes;
       HttpResponse early;
-      if (!server_->check(RequestLine(), early, &limit)) {
+      if (!server_->check(request_, early, &plan)) {
         // Refused before its body is read: answer, then close gently (see LingerClose).
         linger_ = true;
         return Write(early, /*keep_alive=*/false);
       }
-      limit = std::min(limit, server_->options.max_body_bytes);
+      plan.limit = std::min(plan.limit, server_->options.max_body_bytes);
       // Beast checks a declared Content-Length against the limit in force when it parsed the
       // header, so a tighter per-route limit is checked here; chunked bodies hit body_limit.
-      if (const auto length = parser_->content_length(); length && *length > limit) {
+      if (const auto length = header_->content_length(); length && *length > plan.limit) {
         HttpResponse r;
         r.status = 413;
         r.body = Cat(R"({"requestError":{"serviceException":{"messageId":"PAYLOAD_TOO_LARGE",)",
-                     R"("text":"request body exceeds )", limit, R"( bytes"}}})");
+                     R"("text":"request body exceeds )", plan.limit, R"( bytes"}}})");
         linger_ = true;
         return Write(r, /*keep_alive=*/false);
       }
-      parser_->body_limit(limit);
     }
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); };
+    if (plan.into_ingest_buffer && server_->options.new_ingest_buffer) {
+      ingest_.emplace(std::move(*header_));
+      ingest_->body_limit(plan.limit);
+      ingest_->get().body().allocate = &server_->options.new_ingest_buffer;
+      http::async_read(stream_, buffer_, *ingest_, std::move(done));
+    } else {
+      string_.emplace(std::move(*header_));
+      string_->body_limit(plan.limit);
+      http::async_read(stream_, buffer_, *string_, std::move(done));
+    }
   }
 
   void OnRead(beast::error_code ec) {
@@ -110,12 +161,16 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec) return Close();
-    HttpRequest request = RequestLine();
-    auto& req = parser_->get();
-    request.body = std::move(req.body());
+    if (ingest_) {
+      request_.ingest_body = std::move(ingest_->get().body().buffer);
+      request_.ingest_size = ingest_->get().body().size;
+    } else {
+      request_.body = std::move(string_->get().body());
+    }
     HttpResponse response;
-    server_->handler(request, response);
-    Write(response, req.keep_alive() && !server_->stopping.load());
+    server_->handler(request_, response);
+    request_ = HttpRequest{};  // releases the ingest buffer's reference
+    Write(response, keep_alive_ && !server_->stopping.load());
   }
 
   void Write(const HttpResponse& r, bool keep_alive) {
@@ -169,7 +224,12 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   HttpServer::Impl* server_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  // The header is read first; the body parser, chosen by the header check, takes it over.
+  std::optional<http::request_parser<http::empty_body>> header_;
+  std::optional<http::request_parser<http::string_body>> string_;
+  std::optional<http::request_parser<IngestBody>> ingest_;
+  HttpRequest request_;
+  bool keep_alive_ = false;
   bool busy_ = false;
   bool closed_ = false;
   bool linger_ = false;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "herald/engine.h"
 
 namespace herald::server {
 
@@ -23,6 +24,15 @@ struct HttpRequest {
   std::string content_type;
   std::string authorization;
   std::string body;
+  // When the header check asks for it, the body is read straight into an ingest buffer instead.
+  IngestBuffer ingest_body;
+  size_t ingest_size = 0;
+};
+
+// What the header check decides about a request's body.
+struct BodyPlan {
+  size_t limit = 0;                 // bytes; larger bodies get 413
+  bool into_ingest_buffer = false;  // read into HttpRequest::ingest_body (no copy to ingest)
 };
 
 struct HttpResponse {
@@ -39,12 +49,15 @@ class HttpServer {
     uint16_t port = 8080;  // 0 = an ephemeral port; see port()
     int threads = 2;
     size_t max_body_bytes = 64u << 20;
+    // Allocates ingest buffers (Engine::NewIngestBuffer) for bodies planned into one.
+    std::function<IngestBuffer(size_t)> new_ingest_buffer;
   };
-  using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+  // May take the request's buffers (ingest moves its body into the engine).
+  using Handler = std::function<void(HttpRequest&, HttpResponse&)>;
   // Runs once the headers are in (request.body still empty): may answer at once (401, 404, …)
-  // so a body is never read for a request that will be refused, and sets the request's body
-  // limit (at most Options::max_body_bytes).
-  using HeaderCheck = std::function<bool(const HttpRequest&, HttpResponse&, size_t* body_limit)>;
+  // so a body is never read for a request that will be refused, and plans the body (its limit,
+  // at most Options::max_body_bytes, and where it goes).
+  using HeaderCheck = std::function<bool(const HttpRequest&, HttpResponse&, BodyPlan*)>;
 
   HttpServer(Options options, Handler handler, HeaderCheck check = {});
   ~HttpServer();

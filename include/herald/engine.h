@@ -85,6 +85,36 @@ struct QueueStats {
   uint64_t back_pressured = 0;
 };
 
+class Engine;
+
+// A pooled, padded buffer to read input into (e.g. an HTTP body as it arrives), then hand to
+// Engine::Ingest without another copy; notifications slice their payloads from it. Move-only.
+class IngestBuffer {
+ public:
+  IngestBuffer() = default;
+  IngestBuffer(IngestBuffer&& other) noexcept : block_(other.block_) { other.block_ = nullptr; }
+  IngestBuffer& operator=(IngestBuffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      block_ = other.block_;
+      other.block_ = nullptr;
+    }
+    return *this;
+  }
+  IngestBuffer(const IngestBuffer&) = delete;
+  IngestBuffer& operator=(const IngestBuffer&) = delete;
+  ~IngestBuffer() { Reset(); }
+
+  explicit operator bool() const { return block_ != nullptr; }
+  char* data();
+  size_t capacity() const;  // usable bytes; kInputPadding more follow them
+
+ private:
+  friend struct internal::IngestBufferAccess;
+  void Reset();
+  internal::PayloadBlock* block_ = nullptr;
+};
+
 class Engine {
  public:
   static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineOptions options);
@@ -126,6 +156,13 @@ class Engine {
   // never stop the batch: the good lines of an NDJSON input are routed. The bytes are copied once
   // into a pooled buffer that the notifications share.
   virtual IngestResult Ingest(std::string_view bytes, InputFormat format = InputFormat::kAuto,
+                              std::vector<IngestError>* errors = nullptr) = 0;
+
+  // A buffer of at least `bytes` usable bytes, for the Ingest overload below.
+  virtual IngestBuffer NewIngestBuffer(size_t bytes) = 0;
+  // Ingests the first `size` bytes of `buffer` in place (no copy).
+  virtual IngestResult Ingest(IngestBuffer buffer, size_t size,
+                              InputFormat format = InputFormat::kAuto,
                               std::vector<IngestError>* errors = nullptr) = 0;
 
   // Ingests a channel's native payload for (channel, event): each results[] item (or the whole

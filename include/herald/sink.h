@@ -9,6 +9,7 @@ namespace herald {
 
 namespace internal {
 struct PayloadBlock;
+struct IngestBufferAccess;
 struct CompiledSubscription;
 void Unref(PayloadBlock* block);
 void Unref(const CompiledSubscription* subscription);

@@ -55,12 +55,13 @@ int main(int argc, char** argv) {
       {.host = config->listen_host,
        .port = config->listen_port,
        .threads = threads,
-       .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 512u << 20)},
-      [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
+       .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 512u << 20),
+       .new_ingest_buffer = [&engine](size_t n) { return (*engine)->NewIngestBuffer(n); }},
+      [&api](herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
         api.Handle(req, res);
       },
       [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res,
-             size_t* limit) { return api.CheckHeaders(req, res, limit); });
+             herald::server::BodyPlan* plan) { return api.CheckHeaders(req, res, plan); });
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -2,6 +2,7 @@
 #include "herald/engine.h"
 
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -154,6 +155,26 @@ TEST(Engine, GeneratesStableDistinctIdsWhenEventIdIsAbsent) {
   EXPECT_EQ(a[0].webhook_id().substr(0, 4), "evt-");
   // Fan-out shares one payload buffer: both views point at the same bytes.
   EXPECT_EQ(a[0].payload().data(), b[0].payload().data());
+}
+
+TEST(Engine, IngestsInPlaceFromAnIngestBuffer) {
+  auto engine = MakeEngine();
+  ASSERT_TRUE(engine->CreateProfile(Profile("p1")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "p1")).ok());
+  engine->FlushIndex();
+  const std::string event = R"({"channel":"SMS","event":"CLICK","payload":{"url":"https://x"}})";
+  IngestBuffer buffer = engine->NewIngestBuffer(event.size());
+  ASSERT_GE(buffer.capacity(), event.size());
+  std::memcpy(buffer.data(), event.data(), event.size());
+  const char* base = buffer.data();
+  EXPECT_EQ(engine->Ingest(std::move(buffer), event.size()).notifications, 1u);
+  EXPECT_FALSE(buffer) << "the engine took the buffer";
+  auto got = Drain(*engine, "p1");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload(), R"({"url":"https://x"})");
+  // No copy: the payload is a slice of the very buffer that was filled.
+  EXPECT_GE(got[0].payload().data(), base);
+  EXPECT_LT(got[0].payload().data(), base + event.size());
 }
 
 TEST(Engine, GroupWinnerVersusFanoutAll) {
