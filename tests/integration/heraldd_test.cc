@@ -234,6 +234,64 @@ TEST(Heraldd, SubscriptionLifecycleInThePlatformsShapes) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// The request examples of the platform's OpenAPI document (Subscriptions API v3.210.0), verbatim;
+// each is accepted once its references exist.
+TEST(Heraldd, AcceptsThePlatformsRequestExamples) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0);
+  const char* create_subscription =
+      R"({"subscriptionId": "ABC-123-DEF", "name": "Default group", "events": ["DELIVERY"], "criteria": [{"applicationId": "production", "entityId": "entity1"}, {"applicationId": "production", "entityId": "entity2"}, {"applicationId": "test", "entityId": "entity1"}], "resources": ["1234"], "users": ["user1", "user2"], "profile": {"profileId": "NOTIF-32395", "webhook": {"notifyUrl": "https://www.example.com/pushme"}, "security": {"authId": "NEWAUTH-9291", "type": "BASIC", "credentials": {"username": "user1", "password": "password1"}}}})";
+  const char* update_subscription =
+      R"({"name": "Updated group", "profile": {"profileId": "NOTIF-98765"}, "events": ["DELIVERY"], "criteria": [{"applicationId": "production", "entityId": "entity1"}, {"applicationId": "production", "entityId": "entity2"}, {"applicationId": "test", "entityId": "entity1"}], "resources": ["1234"], "users": ["user1", "user2"]})";
+  const char* create_profile =
+      R"({"profileId": "NOTIF-32395", "webhook": {"notifyUrl": "https://www.example.com/pushme"}, "security": {"authId": "NEWAUTH-9291", "type": "BASIC", "credentials": {"username": "user1", "password": "password1"}}, "clientCertificateId": "MYCERT-1337", "maxBucketSize": 1, "windowSize": 20, "connectTimeout": 10000, "readTimeout": 10000, "enabledSSLProtocols": ["TLSv1.3", "TLSv1.2"], "headers": {"X-Important-Header": "Important Value"}, "responseRegex": "[1-9][0-9]", "responseBodyRegex": "[1-9][0-9]", "rateLimit": 5000})";
+  const char* update_profile =
+      R"({"webhook": {"notifyUrl": "https://www.example.com/pushme"}, "security": {"authId": "AUTH-123"}, "maxBucketSize": 1, "windowSize": 20, "connectTimeout": 10000, "readTimeout": 10000, "enabledSSLProtocols": ["TLSv1.3", "TLSv1.2"], "headers": {"X-Important-Header": "Important Value"}, "responseRegex": "[1-9][0-9]", "responseBodyRegex": "[1-9][0-9]", "rateLimit": 5000})";
+  const char* create_security =
+      R"({"authId": "NEWAUTH-9291", "type": "BASIC", "credentials": {"username": "user1", "password": "password1"}})";
+  const char* update_security =
+      R"({"type": "BASIC", "credentials": {"username": "user1", "password": "password1"}})";
+
+  Reply r = d.Call("POST", "/subscriptions/1/subscription/SMS", create_subscription);
+  EXPECT_EQ(r.status, 201) << r.body;
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/profiles",
+                   R"({"profileId":"NOTIF-98765","webhook":{"notifyUrl":"https://x.example/h"}})")
+                .status,
+            201);
+  r = d.Call("PUT", "/subscriptions/1/subscription/SMS/ABC-123-DEF", update_subscription);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(
+      d.Call("GET", "/subscriptions/1/subscription/SMS/ABC-123-DEF").body.find("Updated group"),
+      std::string::npos);
+
+  ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/subscription/SMS/ABC-123-DEF").status, 200);
+  ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/profiles/NOTIF-32395").status, 200);
+  ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/security/NEWAUTH-9291").status, 200);
+  r = d.Call("POST", "/subscriptions/1/profiles", create_profile);
+  EXPECT_EQ(r.status, 201) << r.body;
+  const std::string profile = d.Call("GET", "/subscriptions/1/profiles/NOTIF-32395").body;
+  EXPECT_NE(profile.find(R"("clientCertificateId":"MYCERT-1337")"), std::string::npos) << profile;
+  EXPECT_NE(profile.find(R"("rateLimit":5000)"), std::string::npos);
+  EXPECT_NE(profile.find(R"("responseRegex":"[1-9][0-9]")"), std::string::npos);
+
+  ASSERT_EQ(
+      d.Call(
+           "POST", "/subscriptions/1/security",
+           R"({"authId":"AUTH-123","type":"HMAC","credentials":{"secretKey":"k","algorithm":"HMAC_SHA_256"}})")
+          .status,
+      201);
+  r = d.Call("PUT", "/subscriptions/1/profiles/NOTIF-32395", update_profile);
+  EXPECT_EQ(r.status, 200) << r.body;
+
+  ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/profiles/NOTIF-32395").status, 200);
+  ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/security/NEWAUTH-9291").status, 200);
+  r = d.Call("POST", "/subscriptions/1/security", create_security);
+  EXPECT_EQ(r.status, 201) << r.body;
+  r = d.Call("PUT", "/subscriptions/1/security/NEWAUTH-9291", update_security);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 TEST(Heraldd, BulkImportReportsCountsAndLineErrors) {
   Daemon d({"--listen", "127.0.0.1:0"});
   ASSERT_NE(d.port(), 0);
