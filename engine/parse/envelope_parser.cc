@@ -74,19 +74,6 @@ std::string_view FieldName(Field f) {
   return "";
 }
 
-RejectReason ReasonFor(simdjson::error_code e) {
-  switch (e) {
-    case simdjson::UTF8_ERROR:
-      return RejectReason::kInvalidUtf8;
-    case simdjson::DEPTH_ERROR:
-      return RejectReason::kTooDeep;
-    case simdjson::CAPACITY:
-      return RejectReason::kOversize;
-    default:
-      return RejectReason::kMalformedJson;
-  }
-}
-
 bool IsVisibleAscii(std::string_view s) {
   for (char c : s) {
     if (c < 0x21 || c > 0x7e) return false;
@@ -123,6 +110,30 @@ std::string_view TrimRight(std::string_view raw) {
     raw.remove_suffix(1);
   }
   return raw;
+}
+
+RejectReason ReasonFor(simdjson::error_code e) {
+  switch (e) {
+    case simdjson::UTF8_ERROR:
+      return RejectReason::kInvalidUtf8;
+    case simdjson::DEPTH_ERROR:
+      return RejectReason::kTooDeep;
+    case simdjson::CAPACITY:
+      return RejectReason::kOversize;
+    default:
+      return RejectReason::kMalformedJson;
+  }
+}
+
+ParseOutcome Failure(RejectReason reason, simdjson::error_code json_error, size_t offset,
+                     std::string_view field) {
+  ParseOutcome o;
+  o.ok = false;
+  o.reason = reason;
+  o.json_error = json_error;
+  o.offset = offset;
+  o.field = field;
+  return o;
 }
 
 bool IsJsonNumber(std::string_view s) {
@@ -206,16 +217,9 @@ simdjson::error_code EnvelopeParser::ValidateValue(ondemand::value value, std::s
 ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, EventView* out) {
   HERALD_ASSERT(capacity >= len + simdjson::SIMDJSON_PADDING);
   *out = EventView{};
-  ParseOutcome r;
-  auto fail = [&](RejectReason reason, std::string_view field = {},
-                  simdjson::error_code json_error = simdjson::SUCCESS, size_t offset = 0) {
-    r.ok = false;
-    r.reason = reason;
-    r.field = field;
-    r.json_error = json_error;
-    r.offset = offset;
-    return r;
-  };
+  auto fail = [](RejectReason reason, std::string_view field = {},
+                 simdjson::error_code json_error = simdjson::SUCCESS,
+                 size_t offset = 0) { return Failure(reason, json_error, offset, field); };
   if (len > limits_.max_event_bytes) return fail(RejectReason::kOversize);
 
   ondemand::document doc;
@@ -325,7 +329,7 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
   if (out->channel.empty()) return fail(RejectReason::kMissingField, "channel");
   if (out->event.empty()) return fail(RejectReason::kMissingField, "event");
   if (!has_payload) return fail(RejectReason::kMissingField, "payload");
-  return r;
+  return ParseOutcome{};
 }
 
 std::string EnvelopeParser::Describe(const ParseOutcome& o, const EventView& view) {

@@ -40,6 +40,12 @@ struct ParseOutcome {
   simdjson::error_code json_error = simdjson::SUCCESS;
 };
 
+// A failed outcome.
+ParseOutcome Failure(RejectReason reason, simdjson::error_code json_error = simdjson::SUCCESS,
+                     size_t offset = 0, std::string_view field = {});
+// The reason a simdjson error means for an event (invalid UTF-8, too deep, else malformed).
+RejectReason ReasonFor(simdjson::error_code e);
+
 struct ParserLimits {
   size_t max_event_bytes = 1 << 20;
   int max_payload_depth = 64;

@@ -2,26 +2,6 @@
 
 namespace herald::parse {
 namespace ondemand = simdjson::ondemand;
-namespace {
-
-ParseOutcome Failure(RejectReason reason, simdjson::error_code e, size_t offset,
-                     std::string_view field = {}) {
-  ParseOutcome o;
-  o.ok = false;
-  o.reason = reason;
-  o.json_error = e;
-  o.offset = offset;
-  o.field = field;
-  return o;
-}
-
-RejectReason ReasonOf(simdjson::error_code e) {
-  if (e == simdjson::UTF8_ERROR) return RejectReason::kInvalidUtf8;
-  if (e == simdjson::DEPTH_ERROR) return RejectReason::kTooDeep;
-  return RejectReason::kMalformedJson;
-}
-
-}  // namespace
 
 NativeExtractor::NativeExtractor(ParserLimits limits)
     : limits_(limits),
@@ -38,12 +18,12 @@ bool NativeExtractor::Extract(char* data, size_t len, size_t capacity,
                               const std::function<void(size_t, const EventView&)>& item,
                               const std::function<void(size_t, const ParseOutcome&)>& error) {
   if (len > limits_.max_event_bytes) {
-    error(1, Failure(RejectReason::kOversize, simdjson::SUCCESS, 0));
+    error(1, Failure(RejectReason::kOversize));
     return false;
   }
   // The whole body is validated first: items are forwarded verbatim.
   if (auto e = validator_.parse(reinterpret_cast<const uint8_t*>(data), len, false).error()) {
-    error(1, Failure(ReasonOf(e), e, 0));
+    error(1, Failure(ReasonFor(e), e, 0));
     return false;
   }
   ondemand::document doc;
@@ -104,7 +84,7 @@ bool NativeExtractor::Extract(char* data, size_t len, size_t capacity,
     const size_t offset = static_cast<size_t>(begin - data);
     ondemand::document item_doc;
     if (auto e = item_parser_.iterate(begin, items[i].size(), capacity - offset).get(item_doc)) {
-      error(index, Failure(ReasonOf(e), e, offset));
+      error(index, Failure(ReasonFor(e), e, offset));
       continue;
     }
     EventView view;
