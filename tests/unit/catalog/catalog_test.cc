@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/unit/testing/shipped_catalog.h"
 
 namespace herald {
 namespace {
@@ -23,24 +24,13 @@ testing::AssertionResult Mentions(const std::string& text, std::string_view part
   return testing::AssertionFailure() << "\"" << text << "\" does not mention \"" << part << "\"";
 }
 
-std::string CatalogPath() {
-  const char* root = std::getenv("HERALD_SOURCE_DIR");
-  return root != nullptr ? std::string(root) + "/configs/catalog.json" : "configs/catalog.json";
-}
-
 class ShippedCatalog : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto loaded = Catalog::Load(CatalogPath());
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    catalog_ = new std::shared_ptr<const Catalog>(*std::move(loaded));
+  void SetUp() override {
+    ASSERT_NE(herald::test_support::ShippedCatalog(), nullptr)
+        << "configs/catalog.json did not load";
   }
-  static void TearDownTestSuite() {
-    delete catalog_;
-    catalog_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(catalog_, nullptr) << "configs/catalog.json did not load"; }
-  static const Catalog& catalog() { return **catalog_; }
+  static const Catalog& catalog() { return *herald::test_support::ShippedCatalog(); }
 
   static const ChannelInfo& Channel(std::string_view name) {
     const int c = catalog().FindChannel(name);
@@ -55,10 +45,7 @@ class ShippedCatalog : public testing::Test {
   }
 
  private:
-  static std::shared_ptr<const Catalog>* catalog_;
 };
-
-std::shared_ptr<const Catalog>* ShippedCatalog::catalog_ = nullptr;
 
 TEST_F(ShippedCatalog, HasTwentyChannelsAndOneHundredSixtyPairs) {
   EXPECT_EQ(catalog().channels().size(), 20u);

@@ -201,6 +201,14 @@ class World {
     return index.Commit(before, {});
   }
 
+  // `n` random subscriptions, published; returns the last sequence.
+  uint64_t Seed(IndexManager& index, int n) {
+    uint64_t seq = 0;
+    for (int i = 0; i < n; ++i) seq = Create(index, RandomSubscription("init" + std::to_string(i)));
+    index.WaitPublished(seq);
+    return seq;
+  }
+
   uint64_t Create(IndexManager& index, Subscription s) {
     const uint64_t created = next_created_++;
     SubRef c = Compile(s, created);
@@ -261,10 +269,7 @@ TEST(IndexProperty, MatchesReferenceOnRandomizedCases) {
   auto catalog = LoadCatalog();
   World world(catalog, 20261125);
   IndexManager index(catalog, SmallFolds());
-  uint64_t seq = 0;
-  for (int i = 0; i < 400; ++i)
-    seq = world.Create(index, world.RandomSubscription("init" + std::to_string(i)));
-  index.WaitPublished(seq);
+  uint64_t seq = world.Seed(index, 400);
 
   Matcher matcher;
   constexpr int kCases = 120'000;
@@ -295,10 +300,7 @@ TEST(IndexProperty, RoutersSeeConsistentStatesWhilePublishing) {
   auto catalog = LoadCatalog();
   World world(catalog, 7);
   IndexManager index(catalog, SmallFolds());
-  uint64_t seq = 0;
-  for (int i = 0; i < 300; ++i)
-    seq = world.Create(index, world.RandomSubscription("init" + std::to_string(i)));
-  index.WaitPublished(seq);
+  uint64_t seq = world.Seed(index, 300);
 
   // The reference set after every change, by sequence.
   std::map<uint64_t, std::map<std::string, RefSub>> history;

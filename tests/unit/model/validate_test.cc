@@ -15,14 +15,12 @@
 #include "herald/catalog.h"
 #include "herald/status.h"
 #include "herald/subscription.h"
+#include "tests/unit/testing/shipped_catalog.h"
 
 namespace herald {
 namespace {
 
-std::string CatalogPath() {
-  const char* root = std::getenv("HERALD_SOURCE_DIR");
-  return root != nullptr ? std::string(root) + "/configs/catalog.json" : "configs/catalog.json";
-}
+std::string CatalogPath() { return herald::test_support::ShippedCatalogPath(); }
 
 std::set<std::string> FieldsOf(const ValidationErrors& errors) {
   std::set<std::string> fields;
@@ -49,17 +47,11 @@ struct Case {
 
 class SubscriptionValidation : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto loaded = Catalog::Load(CatalogPath());
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    catalog_ = new std::shared_ptr<const Catalog>(*std::move(loaded));
+  void SetUp() override {
+    ASSERT_NE(herald::test_support::ShippedCatalog(), nullptr)
+        << "configs/catalog.json did not load";
   }
-  static void TearDownTestSuite() {
-    delete catalog_;
-    catalog_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(catalog_, nullptr) << "configs/catalog.json did not load"; }
-  static const Catalog& catalog() { return **catalog_; }
+  static const Catalog& catalog() { return *herald::test_support::ShippedCatalog(); }
 
   static Subscription Valid() {
     Subscription s;
@@ -71,10 +63,7 @@ class SubscriptionValidation : public testing::Test {
   }
 
  private:
-  static std::shared_ptr<const Catalog>* catalog_;
 };
-
-std::shared_ptr<const Catalog>* SubscriptionValidation::catalog_ = nullptr;
 
 TEST_F(SubscriptionValidation, EveryConstraint) {
   const std::string s255(255, 'x'), s256(256, 'x');
