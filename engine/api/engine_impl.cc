@@ -2,6 +2,7 @@
 // settings, committed to the index manager) and the data plane (router contexts that parse,
 // match and enqueue with no lock shared with the control plane and no allocation in steady state).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -101,6 +102,7 @@ class EngineImpl final : public Engine {
       return absl::AlreadyExistsError(Cat("security setting ", s.auth_id, " already exists"));
     }
     security_[s.auth_id] = SecurityEntry{s, 0};
+    profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
   }
 
@@ -110,6 +112,7 @@ class EngineImpl final : public Engine {
     auto it = security_.find(s.auth_id);
     if (it == security_.end()) return NotFound("security setting", s.auth_id);
     it->second.security = s;
+    profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
   }
 
@@ -122,6 +125,7 @@ class EngineImpl final : public Engine {
           Cat("security setting ", auth_id, " is used by ", it->second.profiles, " profile(s)"));
     }
     security_.erase(it);
+    profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
   }
 
@@ -150,6 +154,7 @@ class EngineImpl final : public Engine {
     }
     if (!p.auth_id.empty()) ++security_[p.auth_id].profiles;
     profiles_[p.profile_id] = ProfileEntry{p, queue, 0};
+    profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
   }
 
@@ -163,6 +168,7 @@ class EngineImpl final : public Engine {
     if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
     if (!p.auth_id.empty()) ++security_[p.auth_id].profiles;
     it->second.profile = p;
+    profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
   }
 
@@ -176,6 +182,7 @@ class EngineImpl final : public Engine {
     }
     if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
     profiles_.erase(it);
+    profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
   }
 
@@ -239,6 +246,9 @@ class EngineImpl final : public Engine {
     return it->second.subscription;
   }
 
+  uint64_t profile_version() const override {
+    return profile_version_.load(std::memory_order_acquire);
+  }
   size_t subscription_count() const override {
     std::lock_guard lock(mu_);
     return subscriptions_.size();
@@ -577,6 +587,7 @@ class EngineImpl final : public Engine {
 
   // std::mutex: see IndexManager (ThreadSanitizer cannot see Debian's absl::Mutex ordering).
   mutable std::mutex mu_;
+  std::atomic<uint64_t> profile_version_{0};
   absl::flat_hash_map<std::string, SecurityEntry> security_;
   absl::flat_hash_map<std::string, ProfileEntry> profiles_;
   absl::flat_hash_map<std::string, SubscriptionEntry> subscriptions_;

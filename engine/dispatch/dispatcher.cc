@@ -1,5 +1,6 @@
 #include "engine/dispatch/dispatcher.h"
 
+#include <algorithm>
 #include <chrono>
 #include <span>
 
@@ -29,10 +30,30 @@ void Dispatcher::Stop() {
   }
 }
 
+bool Dispatcher::Drain(ProfileQueue* queue, std::vector<Notification>& batch) {
+  do {
+    for (;;) {
+      const size_t room = std::min(sink_->Capacity(queue->profile_id()), kBatch);
+      if (room == 0) return false;
+      const size_t n = queue->DequeueBulk(batch.data(), room);
+      if (n == 0) break;
+      sink_->Deliver(queue->profile_id(), std::span<Notification>(batch.data(), n));
+      for (size_t i = 0; i < n; ++i) batch[i].Reset();
+    }
+  } while (queue->Unschedule());
+  return true;
+}
+
 void Dispatcher::Run() {
   std::vector<Notification> batch(kBatch);
+  std::vector<ProfileQueue*> parked;
+  auto next_parked_retry = std::chrono::steady_clock::now();
   int idle_rounds = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (!parked.empty() && std::chrono::steady_clock::now() >= next_parked_retry) {
+      std::erase_if(parked, [&](ProfileQueue* q) { return Drain(q, batch); });
+      next_parked_retry = std::chrono::steady_clock::now() + kParkedRetry;
+    }
     ProfileQueue* queue = nullptr;
     if (!ready_.try_dequeue(queue)) {
       ++idle_rounds;
@@ -46,13 +67,7 @@ void Dispatcher::Run() {
       continue;
     }
     idle_rounds = 0;
-    do {
-      size_t n;
-      while ((n = queue->DequeueBulk(batch.data(), kBatch)) > 0) {
-        sink_->Deliver(queue->profile_id(), std::span<Notification>(batch.data(), n));
-        for (size_t i = 0; i < n; ++i) batch[i].Reset();
-      }
-    } while (queue->Unschedule());
+    if (!Drain(queue, batch)) parked.push_back(queue);
   }
 }
 

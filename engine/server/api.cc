@@ -203,31 +203,86 @@ std::string CatalogJson(const Catalog& catalog) {
   return out;
 }
 
-}  // namespace
-
-void LatencyHistogram::Render(std::string& out, std::string_view name,
-                              std::string_view help) const {
-  out += Cat("# HELP ", name, " ", help, "\n# TYPE ", name, " histogram\n");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i <= kBounds.size(); ++i) {
-    cumulative += buckets_[i].load(std::memory_order_relaxed);
-    char le[32];
-    if (i < kBounds.size()) {
-      std::snprintf(le, sizeof le, "%g", kBounds[i]);
-    } else {
-      std::snprintf(le, sizeof le, "+Inf");
-    }
-    out += Cat(name, "_bucket{le=\"", std::string_view(le), "\"} ", cumulative, "\n");
-  }
-  char sum[32];
-  std::snprintf(sum, sizeof sum, "%.9f", static_cast<double>(sum_ns_.load()) / 1e9);
-  out += Cat(name, "_sum ", std::string_view(sum), "\n", name, "_count ", cumulative, "\n");
+std::string EncodeDeadLetter(const DeadLetter& d) {
+  std::string out = Cat(R"({"id":")", d.id, R"(","profileId":)");
+  AppendJsonString(out, d.profile_id);
+  out += R"(,"subscriptionId":)";
+  AppendJsonString(out, d.subscription_id);
+  out += R"(,"channel":)";
+  AppendJsonString(out, d.channel);
+  out += R"(,"event":)";
+  AppendJsonString(out, d.event);
+  out += R"(,"webhookId":)";
+  AppendJsonString(out, d.webhook_id);
+  out += Cat(R"(,"attempts":)", d.attempts, R"(,"lastStatus":)", d.last_status, R"(,"failedAt":)",
+             d.failed_at_ms, R"(,"lastError":)");
+  AppendJsonString(out, d.last_error);
+  // The payload is JSON that was validated at ingest: embedded as it is.
+  out += Cat(R"(,"payload":)", d.payload, "}");
+  return out;
 }
 
-Api::Api(Engine& engine, Options options, const CountingSink* sink, store::ConfigJournal* journal)
+void RenderDeliveryMetrics(std::string& out, const std::vector<ProfileDeliveryStats>& stats) {
+  struct Field {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t ProfileDeliveryStats::*value;
+  };
+  static constexpr Field kFields[] = {
+      {"herald_webhook_delivered_total", "counter",
+       "Notifications a receiver accepted (2xx), per profile.", &ProfileDeliveryStats::delivered},
+      {"herald_webhook_failed_total", "counter", "Failed delivery attempts, per notification.",
+       &ProfileDeliveryStats::failed},
+      {"herald_webhook_retried_total", "counter", "Notifications scheduled for another attempt.",
+       &ProfileDeliveryStats::retried},
+      {"herald_webhook_dead_lettered_total", "counter",
+       "Notifications kept as dead letters (exhausted, refused or disabled).",
+       &ProfileDeliveryStats::dead_lettered},
+      {"herald_webhook_requests_total", "counter", "Webhook requests made.",
+       &ProfileDeliveryStats::requests},
+      {"herald_webhook_in_flight", "gauge", "Webhook requests in flight.",
+       &ProfileDeliveryStats::in_flight},
+      {"herald_webhook_held", "gauge",
+       "Notifications held by the deliverer (waiting, in flight or awaiting a retry).",
+       &ProfileDeliveryStats::held},
+  };
+  for (const Field& f : kFields) {
+    out += Cat("# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name, " ", f.type, "\n");
+    for (const auto& p : stats) {
+      out += Cat(f.name, "{profile=\"", p.profile_id, "\"} ", p.*f.value, "\n");
+    }
+  }
+  out +=
+      "# HELP herald_webhook_disabled 1 when a 410 Gone disabled the profile.\n"
+      "# TYPE herald_webhook_disabled gauge\n";
+  for (const auto& p : stats) {
+    out +=
+        Cat("herald_webhook_disabled{profile=\"", p.profile_id, "\"} ", p.disabled ? 1 : 0, "\n");
+  }
+  out +=
+      "# HELP herald_webhook_circuit_open 1 while the profile's circuit breaker is open.\n"
+      "# TYPE herald_webhook_circuit_open gauge\n";
+  for (const auto& p : stats) {
+    out += Cat("herald_webhook_circuit_open{profile=\"", p.profile_id, "\"} ",
+               p.circuit_open ? 1 : 0, "\n");
+  }
+  RenderHistogramHeader(out, "herald_webhook_request_duration_seconds",
+                        "Webhook request latency, per profile.");
+  for (const auto& p : stats) {
+    RenderHistogram(out, "herald_webhook_request_duration_seconds",
+                    Cat("profile=\"", p.profile_id, "\""), p.latency_buckets,
+                    p.latency_sum_seconds);
+  }
+}
+
+}  // namespace
+
+Api::Api(Engine& engine, Options options, WebhookDeliverer* deliverer,
+         store::ConfigJournal* journal)
     : engine_(engine),
       options_(std::move(options)),
-      sink_(sink),
+      deliverer_(deliverer),
       journal_(journal),
       catalog_json_(CatalogJson(engine.catalog())) {}
 
@@ -251,7 +306,7 @@ bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, BodyP
     // engine (with its reason) rather than cut off here.
     *body_limit = ndjson ? options_.max_batch_bytes : options_.max_event_bytes + 4096;
     plan->into_ingest_buffer = true;  // parsed in place, payloads sliced from it
-  } else if (target.starts_with("/subscriptions/1/")) {
+  } else if (target.starts_with("/subscriptions/1/") || target.starts_with("/v1/dead-letters")) {
     if (!Authorized(request.authorization, options_.api_key)) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
       return false;
@@ -302,6 +357,12 @@ void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
       Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
     } else {
       Ingest(request, target.substr(10), response);
+    }
+  } else if (target == "/v1/dead-letters" || target.starts_with("/v1/dead-letters/")) {
+    if (!Authorized(request.authorization, options_.api_key)) {
+      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+    } else {
+      DeadLetters(request, target.substr(16), query, response);
     }
   } else if (is("GET", "/v1/catalog")) {
     Json(response, 200, catalog_json_);
@@ -566,13 +627,13 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
     if (!Paging(ParseQuery(query), response, &page, &size)) return;
     return Json(response, 200,
                 Page(engine_.ListProfiles(), page, size,
-                     [](const NotificationProfile& p) { return model::EncodeProfile(p); }));
+                     [this](const NotificationProfile& p) { return EncodeProfile(p); }));
   }
   if (id.empty()) return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or POST");
   if (method == "GET") {
     auto p = engine_.GetProfile(id);
     if (!p.ok()) return FromStatus(response, p.status());
-    return Json(response, 200, model::EncodeProfile(*p));
+    return Json(response, 200, EncodeProfile(*p));
   }
   if (method == "PUT") {
     auto req = model::DecodeProfile(request.body);
@@ -585,6 +646,10 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
         if (before.ok()) (void)engine_.UpdateProfile(*before);
         return NotPersisted(response, st);
       }
+    }
+    // An update is how an operator says a disabled (410 Gone) receiver is back.
+    if (deliverer_ && deliverer_->disabled(id)) {
+      if (auto st = deliverer_->Enable(id); !st.ok()) return NotPersisted(response, st);
     }
     return Json(response, 200, ProfileIds(id, req->profile.auth_id));
   }
@@ -715,6 +780,76 @@ void Api::Import(const HttpRequest& request, HttpResponse& response) {
            "]}"));
 }
 
+std::string Api::EncodeProfile(const NotificationProfile& profile) const {
+  std::string json = model::EncodeProfile(profile);
+  if (deliverer_ && !json.empty() && json.back() == '}') {
+    json.pop_back();
+    json +=
+        Cat(R"(,"disabled":)", deliverer_->disabled(profile.profile_id) ? "true" : "false", "}");
+  }
+  return json;
+}
+
+void Api::DeadLetters(const HttpRequest& request, std::string_view rest, std::string_view query,
+                      HttpResponse& response) {
+  if (!deliverer_) return Error(response, 404, "NOT_FOUND", "webhook delivery is not enabled");
+  if (rest.empty() || rest == "/") {
+    if (request.method != "GET") return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET");
+    const auto q = ParseQuery(query);
+    size_t page, size;
+    if (!Paging(q, response, &page, &size)) return;
+    const auto it = q.find("profileId");
+    const std::string profile = it == q.end() ? "" : it->second;
+    const DeadLetterPage letters = deliverer_->ListDeadLetters(profile, page, size);
+    std::string out = R"({"results":[)";
+    for (size_t i = 0; i < letters.results.size(); ++i) {
+      if (i) out += ',';
+      out += EncodeDeadLetter(letters.results[i]);
+    }
+    out += Cat(R"(],"paging":{"page":)", page, R"(,"size":)", size, R"(,"totalPages":)",
+               (letters.total + size - 1) / size, R"(,"totalResults":)", letters.total, "}}");
+    return Json(response, 200, std::move(out));
+  }
+  if (rest != "/replay") return Error(response, 404, "NOT_FOUND", "no such resource");
+  if (request.method != "POST") return Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
+  // {"profileId":"p1","ids":["3","4"]}; without ids, all of the profile's dead letters.
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::string_view profile;
+  if (parser.parse(request.body).get(root) != simdjson::SUCCESS) {
+    return Error(response, 400, "BAD_REQUEST", "the body is not JSON");
+  }
+  if (root["profileId"].get_string().get(profile) != simdjson::SUCCESS || profile.empty()) {
+    return Error(response, 400, "BAD_REQUEST", "profileId is required",
+                 {{"profileId", {"must be a profile id"}}});
+  }
+  std::vector<uint64_t> ids;
+  simdjson::dom::element ids_json;
+  if (root["ids"].get(ids_json) == simdjson::SUCCESS) {
+    simdjson::dom::array array;
+    bool ok = ids_json.get_array().get(array) == simdjson::SUCCESS;
+    for (auto id : ok ? array : simdjson::dom::array()) {
+      std::string_view text;
+      uint64_t v = 0;
+      if (id.get_uint64().get(v) == simdjson::SUCCESS) {
+        ids.push_back(v);
+      } else if (id.get_string().get(text) == simdjson::SUCCESS && !text.empty() &&
+                 text.size() < 20 && text.find_first_not_of("0123456789") == text.npos) {
+        ids.push_back(std::stoull(std::string(text)));
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      return Error(response, 400, "BAD_REQUEST", "ids must be a list of dead-letter ids",
+                   {{"ids", {"must be a list of dead-letter ids"}}});
+    }
+  }
+  auto replayed = deliverer_->Replay(profile, ids);
+  if (!replayed.ok()) return FromStatus(response, replayed.status());
+  Json(response, 200, Cat(R"({"replayed":)", *replayed, "}"));
+}
+
 void Api::Metrics(HttpResponse& response) {
   const Counters c = engine_.counters();
   std::string out;
@@ -749,25 +884,21 @@ void Api::Metrics(HttpResponse& response) {
       "gauge\n";
   for (const auto& q : stats)
     out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
-  if (sink_) {
-    out +=
-        "# HELP herald_notifications_delivered_total Notifications taken by the sink, per "
-        "profile.\n"
-        "# TYPE herald_notifications_delivered_total counter\n";
-    for (const auto& [profile, n] : sink_->counts()) {
-      out += Cat("herald_notifications_delivered_total{profile=\"", profile, "\"} ", n, "\n");
-    }
-  }
+  if (deliverer_) RenderDeliveryMetrics(out, deliverer_->stats());
   out +=
       "# HELP herald_http_responses_total HTTP responses by status class.\n"
       "# TYPE herald_http_responses_total counter\n";
   for (int cls = 2; cls <= 5; ++cls) {
     out += Cat("herald_http_responses_total{code=\"", cls, "xx\"} ", responses_[cls].load(), "\n");
   }
-  request_latency_.Render(out, "herald_http_request_duration_seconds",
-                          "Time to answer an HTTP request.");
-  routing_latency_.Render(out, "herald_routing_duration_seconds",
-                          "Time to parse, match and enqueue one ingest request's events.");
+  RenderHistogramHeader(out, "herald_http_request_duration_seconds",
+                        "Time to answer an HTTP request.");
+  RenderHistogram(out, "herald_http_request_duration_seconds", "", request_latency_.Buckets(),
+                  request_latency_.sum_seconds());
+  RenderHistogramHeader(out, "herald_routing_duration_seconds",
+                        "Time to parse, match and enqueue one ingest request's events.");
+  RenderHistogram(out, "herald_routing_duration_seconds", "", routing_latency_.Buckets(),
+                  routing_latency_.sum_seconds());
   response.status = 200;
   response.content_type = "text/plain; version=0.0.4";
   response.body = std::move(out);

@@ -5,51 +5,16 @@
 
 #include <array>
 #include <atomic>
-#include <map>
 #include <mutex>
 #include <string>
 
+#include "engine/common/latency_histogram.h"
 #include "engine/server/http_server.h"
 #include "engine/store/config_journal.h"
 #include "herald/engine.h"
+#include "herald/webhook_deliverer.h"
 
 namespace herald::server {
-
-// Serves every profile until webhook delivery lands: takes notifications off the queues and
-// counts them per profile (herald_notifications_delivered_total).
-class CountingSink final : public Sink {
- public:
-  void Deliver(std::string_view profile_id, std::span<Notification> batch) override {
-    std::lock_guard lock(mu_);
-    counts_[std::string(profile_id)] += batch.size();
-  }
-  std::map<std::string, uint64_t> counts() const {
-    std::lock_guard lock(mu_);
-    return counts_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> counts_;
-};
-
-// A Prometheus histogram with fixed buckets, lock-free to observe.
-class LatencyHistogram {
- public:
-  static constexpr std::array<double, 14> kBounds = {
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
-  void Observe(double seconds) {
-    size_t i = 0;
-    while (i < kBounds.size() && seconds > kBounds[i]) ++i;
-    buckets_[i].fetch_add(1, std::memory_order_relaxed);
-    sum_ns_.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
-  }
-  void Render(std::string& out, std::string_view name, std::string_view help) const;
-
- private:
-  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
-  std::atomic<uint64_t> sum_ns_{0};
-};
 
 class Api {
  public:
@@ -59,9 +24,10 @@ class Api {
     size_t max_event_bytes = 1 << 20;
     size_t max_batch_bytes = 64u << 20;  // one NDJSON ingest request
   };
-  // `sink`, when given, is the engine's sink; its counts are exported as metrics.
+  // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
+  // served, and updating a profile it disabled enables it again.
   // `journal`, when given, makes every change durable before it is answered.
-  Api(Engine& engine, Options options, const CountingSink* sink = nullptr,
+  Api(Engine& engine, Options options, WebhookDeliverer* deliverer = nullptr,
       store::ConfigJournal* journal = nullptr);
 
   void Handle(HttpRequest& request, HttpResponse& response);
@@ -83,11 +49,15 @@ class Api {
   void Security(const HttpRequest& request, std::string_view rest, std::string_view query,
                 HttpResponse& response);
   void Import(const HttpRequest& request, HttpResponse& response);
+  void DeadLetters(const HttpRequest& request, std::string_view rest, std::string_view query,
+                   HttpResponse& response);
   void Metrics(HttpResponse& response);
+  // A profile as the API shows it, with the deliverer's `disabled` flag.
+  std::string EncodeProfile(const NotificationProfile& profile) const;
 
   Engine& engine_;
   const Options options_;
-  const CountingSink* sink_;
+  WebhookDeliverer* deliverer_;
   store::ConfigJournal* journal_;
   std::string catalog_json_;
   std::atomic<bool> ready_{false};

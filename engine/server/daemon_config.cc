@@ -80,6 +80,41 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "engine.queue_max_bytes") {
     if (auto s = SetInt(key, value, 1024, 1LL << 40, &n); !s.ok()) return s;
     c.engine.queue_max_bytes = static_cast<size_t>(n);
+  } else if (key == "delivery.threads") {
+    if (auto s = SetInt(key, value, 1, 256, &n); !s.ok()) return s;
+    c.delivery.threads = static_cast<int>(n);
+  } else if (key == "delivery.ca_file") {
+    c.delivery.ca_file = std::string(value);
+  } else if (key == "delivery.retry_delays_ms") {
+    // A TOML array of integers, rendered as "a,b,c".
+    c.delivery.retry.delays_ms.clear();
+    for (std::string_view rest = value; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      if (auto s = SetInt(key, rest.substr(0, comma), 0, 86'400'000, &n); !s.ok()) return s;
+      c.delivery.retry.delays_ms.push_back(n);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  } else if (key == "delivery.max_attempts") {
+    if (auto s = SetInt(key, value, 1, 100, &n); !s.ok()) return s;
+    c.delivery.retry.max_attempts = static_cast<int>(n);
+  } else if (key == "delivery.jitter_percent") {
+    if (auto s = SetInt(key, value, 0, 100, &n); !s.ok()) return s;
+    c.delivery.jitter = static_cast<double>(n) / 100;
+  } else if (key == "delivery.breaker_failures") {
+    if (auto s = SetInt(key, value, 1, 1'000'000, &n); !s.ok()) return s;
+    c.delivery.breaker_failures = static_cast<int>(n);
+  } else if (key == "delivery.breaker_open_ms") {
+    if (auto s = SetInt(key, value, 1, 3'600'000, &n); !s.ok()) return s;
+    c.delivery.breaker_open = std::chrono::milliseconds(n);
+  } else if (key == "delivery.breaker_open_max_ms") {
+    if (auto s = SetInt(key, value, 1, 86'400'000, &n); !s.ok()) return s;
+    c.delivery.breaker_open_max = std::chrono::milliseconds(n);
+  } else if (key == "delivery.max_held_per_profile") {
+    if (auto s = SetInt(key, value, 1, 1LL << 32, &n); !s.ok()) return s;
+    c.delivery.max_held_per_profile = static_cast<size_t>(n);
+  } else if (key == "delivery.shutdown_grace_ms") {
+    if (auto s = SetInt(key, value, 0, 3'600'000, &n); !s.ok()) return s;
+    c.shutdown_grace = std::chrono::milliseconds(n);
   } else {
     return absl::InvalidArgumentError(Cat("unknown setting \"", key, "\""));
   }
@@ -101,18 +136,25 @@ absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
       *out = *node.value<bool>() ? "true" : "false";
     else if (node.is_integer())
       *out = std::to_string(*node.value<int64_t>());
-    else
+    else if (const toml::array* array = node.as_array()) {
+      out->clear();
+      for (const auto& item : *array) {
+        if (!item.is_integer()) return false;
+        *out += Cat(out->empty() ? "" : ",", *item.value<int64_t>());
+      }
+    } else {
       return false;
+    }
     return true;
   };
   for (auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key == "engine") {
-      const toml::table* engine = v.as_table();
-      if (!engine) return absl::InvalidArgumentError(Cat(path, ": engine: must be a table"));
-      for (auto& [ek, ev] : *engine) {
+    if (key == "engine" || key == "delivery") {
+      const toml::table* section = v.as_table();
+      if (!section) return absl::InvalidArgumentError(Cat(path, ": ", key, ": must be a table"));
+      for (auto& [ek, ev] : *section) {
         std::string value;
-        const std::string full = Cat("engine.", std::string(ek.str()));
+        const std::string full = Cat(key, ".", std::string(ek.str()));
         if (!text(ev, &value))
           return absl::InvalidArgumentError(Cat(path, ": ", full, ": bad value"));
         if (auto s = Apply(c, full, value); !s.ok()) {
@@ -134,7 +176,8 @@ absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
 
 std::string DaemonUsage() {
   return "usage: heraldd [flags]\n"
-         "  --config FILE             TOML settings (keys as below, '-' -> '_'; [engine] table)\n"
+         "  --config FILE             TOML settings (keys as below, '-' -> '_'; [engine] and\n"
+         "                            [delivery] tables, see configs/herald.toml)\n"
          "  --listen HOST:PORT        address to serve (default 127.0.0.1:8080; port 0 = any)\n"
          "  --data-dir DIR            state directory (default data)\n"
          "  --api-key KEY             management key (and ingest key unless --ingest-key)\n"
@@ -201,6 +244,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv
     }
   }
   c.engine.catalog_path = c.catalog;
+  c.delivery.data_dir = c.data_dir;
+  c.delivery.allow_private_targets = c.allow_private_targets;
   return c;
 }
 

@@ -3,11 +3,13 @@
 // key or value is an error that names it (the daemon exits with code 2).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "herald/engine.h"
+#include "herald/webhook_deliverer.h"
 
 namespace herald::server {
 
@@ -23,6 +25,12 @@ struct DaemonConfig {
   bool help = false;
   std::string catalog = "configs/catalog.json";
   EngineOptions engine;  // fanout, limits (catalog is set from `catalog`)
+  // [delivery]: workers, CA file, retry schedule, breaker (data_dir and allow_private_targets are
+  // set from the top-level keys).
+  DelivererOptions delivery;
+  // On SIGTERM, how long held notifications get to be delivered before they are kept as dead
+  // letters.
+  std::chrono::milliseconds shutdown_grace{5000};
 };
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);

@@ -3,14 +3,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "engine/common/framed_records.h"
 #include "engine/common/strings.h"
 #include "engine/model/json_codec.h"
 
@@ -32,44 +30,8 @@ std::string_view KindName(ConfigJournal::Kind kind) {
   return "";
 }
 
-uint32_t Crc(std::string_view s) {
-  return static_cast<uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
-}
-
-// "<crc32 as 8 hex digits> <json>\n"
-std::string Frame(std::string_view json) {
-  char crc[9];
-  std::snprintf(crc, sizeof crc, "%08x", Crc(json));
-  return Cat(std::string_view(crc, 8), " ", json, "\n");
-}
-
 std::string PutRecord(ConfigJournal::Kind kind, const std::string& value) {
-  return Frame(Cat(R"({"op":"put","kind":")", KindName(kind), R"(","value":)", value, "}"));
-}
-
-absl::Status Errno(std::string_view what, const std::string& path) {
-  return absl::UnavailableError(Cat(what, " ", path, ": ", std::strerror(errno)));
-}
-
-absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Errno("write", path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return Errno("open", dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  return rc == 0 ? absl::OkStatus() : Errno("fsync", dir);
+  return FrameRecord(Cat(R"({"op":"put","kind":")", KindName(kind), R"(","value":)", value, "}"));
 }
 
 // Applies a put: create, or update when it exists.
@@ -104,99 +66,76 @@ absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
 }
 
 absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    // Nothing yet is fine; a file that exists but cannot be read must not be compacted over.
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec) && !ec) return absl::OkStatus();
-    return absl::UnavailableError(Cat("cannot read ", path));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string data = buffer.str();
-  size_t pos = 0, line = 0;
-  while (pos < data.size()) {
+  size_t line = 0;
+  auto read = ReadRecords(path, [&](std::string_view json) {
     ++line;
-    const size_t nl = data.find('\n', pos);
-    const std::string_view record(data.data() + pos,
-                                  (nl == std::string::npos ? data.size() : nl) - pos);
-    bool good = nl != std::string::npos && record.size() > 9 && record[8] == ' ';
-    std::string_view json;
-    if (good) {
-      json = record.substr(9);
-      char crc[9];
-      std::snprintf(crc, sizeof crc, "%08x", Crc(json));
-      good = record.substr(0, 8) == std::string_view(crc, 8);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    std::string_view op, kind;
+    if (parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS ||
+        root["op"].get_string().get(op) != simdjson::SUCCESS ||
+        root["kind"].get_string().get(kind) != simdjson::SUCCESS) {
+      return false;
     }
     absl::Status applied = absl::OkStatus();
-    if (good) {
-      simdjson::dom::parser parser;
-      simdjson::dom::element root;
-      std::string_view op, kind;
-      good = parser.parse(json.data(), json.size()).get(root) == simdjson::SUCCESS &&
-             root["op"].get_string().get(op) == simdjson::SUCCESS &&
-             root["kind"].get_string().get(kind) == simdjson::SUCCESS;
-      if (good && op == "put") {
-        simdjson::dom::element value = root["value"];
-        if (kind == "security") {
-          auto s = model::DecodeSecurity(value);
-          applied = s.ok() ? Upsert(
-                                 *s, [&](auto& v) { return engine_.CreateSecurity(v); },
-                                 [&](auto& v) { return engine_.UpdateSecurity(v); })
-                           : s.status();
-        } else if (kind == "profile") {
-          auto p = model::DecodeProfile(value);
-          applied = p.ok() ? Upsert(
-                                 p->profile, [&](auto& v) { return engine_.CreateProfile(v); },
-                                 [&](auto& v) { return engine_.UpdateProfile(v); })
-                           : p.status();
-        } else if (kind == "subscription") {
-          auto s = model::DecodeSubscription(value);
-          applied =
-              s.ok() ? Upsert(
-                           s->subscription, [&](auto& v) { return engine_.CreateSubscription(v); },
-                           [&](auto& v) { return engine_.UpdateSubscription(v); })
-                     : s.status();
-        } else {
-          good = false;
-        }
-      } else if (good && op == "delete") {
-        std::string_view id;
-        good = root["id"].get_string().get(id) == simdjson::SUCCESS;
-        if (good) {
-          const std::string key(id);
-          if (kind == "security")
-            applied = engine_.DeleteSecurity(key);
-          else if (kind == "profile")
-            applied = engine_.DeleteProfile(key);
-          else if (kind == "subscription")
-            applied = engine_.DeleteSubscription(key);
-          else
-            good = false;
-        }
+    if (op == "put") {
+      simdjson::dom::element value = root["value"];
+      if (kind == "security") {
+        auto s = model::DecodeSecurity(value);
+        applied = s.ok() ? Upsert(
+                               *s, [&](auto& v) { return engine_.CreateSecurity(v); },
+                               [&](auto& v) { return engine_.UpdateSecurity(v); })
+                         : s.status();
+      } else if (kind == "profile") {
+        auto p = model::DecodeProfile(value);
+        applied = p.ok() ? Upsert(
+                               p->profile, [&](auto& v) { return engine_.CreateProfile(v); },
+                               [&](auto& v) { return engine_.UpdateProfile(v); })
+                         : p.status();
+      } else if (kind == "subscription") {
+        auto s = model::DecodeSubscription(value);
+        applied = s.ok()
+                      ? Upsert(
+                            s->subscription, [&](auto& v) { return engine_.CreateSubscription(v); },
+                            [&](auto& v) { return engine_.UpdateSubscription(v); })
+                      : s.status();
       } else {
-        good = false;
+        return false;
       }
-    }
-    if (!good) {
-      if (!truncate_tail) {
-        return absl::DataLossError(Cat(path, ": record ", line, " is corrupt"));
-      }
-      const size_t cut = data.size() - pos;
-      stats_.truncated_bytes += cut;
-      if (log_) {
-        log_(Cat("store: ", path, ": record ", line, " is torn or corrupt; cutting ", cut,
-                 " byte(s) from there (the records before it are kept)"));
-      }
-      if (::truncate(path.c_str(), static_cast<off_t>(pos)) != 0) return Errno("truncate", path);
-      return absl::OkStatus();
+    } else if (op == "delete") {
+      std::string_view id;
+      if (root["id"].get_string().get(id) != simdjson::SUCCESS) return false;
+      const std::string key(id);
+      if (kind == "security")
+        applied = engine_.DeleteSecurity(key);
+      else if (kind == "profile")
+        applied = engine_.DeleteProfile(key);
+      else if (kind == "subscription")
+        applied = engine_.DeleteSubscription(key);
+      else
+        return false;
+    } else {
+      return false;
     }
     if (!applied.ok() && log_) {
       log_(Cat("store: ", path, ": record ", line,
                " no longer applies: ", ToStd(applied.message())));
     }
-    ++stats_.replayed;
-    pos = nl + 1;
+    return true;
+  });
+  if (!read.ok()) return read.status();
+  stats_.replayed += read->records;
+  if (read->bad_bytes == 0) return absl::OkStatus();
+  if (!truncate_tail) {
+    return absl::DataLossError(Cat(path, ": record ", read->bad_line, " is corrupt"));
+  }
+  stats_.truncated_bytes += read->bad_bytes;
+  if (log_) {
+    log_(Cat("store: ", path, ": record ", read->bad_line, " is torn or corrupt; cutting ",
+             read->bad_bytes, " byte(s) from there (the records before it are kept)"));
+  }
+  if (::truncate(path.c_str(), static_cast<off_t>(read->good_bytes)) != 0) {
+    return ErrnoError("truncate", path);
   }
   return absl::OkStatus();
 }
@@ -216,20 +155,20 @@ absl::Status ConfigJournal::CompactLocked() {
   }
   const std::string tmp = dir_ + "/" + kSnapshot + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("open", tmp);
+  if (fd < 0) return ErrnoError("open", tmp);
   absl::Status s = WriteAll(fd, snapshot, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = Errno("fsync", tmp);
+  if (s.ok() && ::fsync(fd) != 0) s = ErrnoError("fsync", tmp);
   ::close(fd);
   if (!s.ok()) return s;
   const std::string final_path = dir_ + "/" + kSnapshot;
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) return Errno("rename", tmp);
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) return ErrnoError("rename", tmp);
   if (auto st = SyncDir(dir_); !st.ok()) return st;
   // The snapshot holds everything: start an empty journal.
   const std::string journal = dir_ + "/" + kJournal;
   if (fd_ >= 0) ::close(fd_);
   fd_ = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-  if (fd_ < 0) return Errno("open", journal);
-  if (::fsync(fd_) != 0) return Errno("fsync", journal);
+  if (fd_ < 0) return ErrnoError("open", journal);
+  if (::fsync(fd_) != 0) return ErrnoError("fsync", journal);
   return SyncDir(dir_);
 }
 
@@ -245,7 +184,7 @@ absl::Status ConfigJournal::Append(const std::string& record) {
     return absl::UnavailableError(Cat(path, ": an earlier write failed; restart heraldd"));
   const off_t before = ::lseek(fd_, 0, SEEK_END);
   absl::Status s = WriteAll(fd_, record, path);
-  if (s.ok() && ::fdatasync(fd_) != 0) s = Errno("fdatasync", path);
+  if (s.ok() && ::fdatasync(fd_) != 0) s = ErrnoError("fdatasync", path);
   if (!s.ok()) {
     // Take the record back, so a torn fragment cannot swallow the next record at replay and a
     // change answered 503 cannot come back at restart.
@@ -287,7 +226,7 @@ absl::Status ConfigJournal::Delete(Kind kind, std::string_view id) {
   std::string json = Cat(R"({"op":"delete","kind":")", KindName(kind), R"(","id":)");
   model::AppendJsonString(json, id);
   json += "}";
-  return Append(Frame(json));
+  return Append(FrameRecord(json));
 }
 
 }  // namespace herald::store

@@ -141,6 +141,8 @@ class Engine {
   virtual absl::Status DeleteSubscription(std::string_view subscription_id) = 0;
   virtual absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const = 0;
   virtual size_t subscription_count() const = 0;
+  // Bumped by every change to a profile or security setting, so a deliverer can cache them.
+  virtual uint64_t profile_version() const = 0;
 
   // Snapshots for listing, copied under the control-plane lock. Subscriptions of `channel`
   // (every channel when empty) come newest first; profiles and security settings by id.

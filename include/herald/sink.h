@@ -1,6 +1,7 @@
 // What an embedder receives: notifications, by polling a profile's queue or through a Sink.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -89,6 +90,11 @@ class Sink {
  public:
   virtual ~Sink() = default;
   virtual void Deliver(std::string_view profile_id, std::span<Notification> batch) = 0;
+
+  // How many more notifications the sink takes for the profile now. 0 parks the profile: its
+  // notifications stay in the engine's bounded queue, so ingest sees back-pressure instead of the
+  // sink buffering without bound, and the dispatcher asks again about a millisecond later.
+  virtual size_t Capacity(std::string_view /*profile_id*/) { return SIZE_MAX; }
 };
 
 }  // namespace herald

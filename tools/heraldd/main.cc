@@ -6,6 +6,7 @@
 #include "engine/server/api.h"
 #include "engine/server/daemon_config.h"
 #include "engine/server/http_server.h"
+#include "herald/webhook_deliverer.h"
 
 int main(int argc, char** argv) {
   auto config = herald::server::ParseDaemonConfig(argc, argv);
@@ -27,11 +28,17 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  herald::server::CountingSink sink;  // until webhook delivery lands
-  config->engine.sink = &sink;
   config->engine.log = [](std::string_view line) {
     std::fprintf(stderr, "heraldd: %.*s\n", static_cast<int>(line.size()), line.data());
   };
+  config->delivery.log = config->engine.log;
+  // Before the engine, so it outlives the engine's dispatch threads that feed it.
+  auto deliverer = herald::WebhookDeliverer::Create(config->delivery);
+  if (!deliverer.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n", std::string(deliverer.status().message()).c_str());
+    return 1;
+  }
+  config->engine.sink = deliverer->get();
   auto engine = herald::Engine::Create(config->engine);
   if (!engine.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(engine.status().message()).c_str());
@@ -43,11 +50,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*engine)->FlushIndex();
+  (*deliverer)->Start(**engine);
   herald::server::Api api(**engine,
                           {.api_key = config->api_key,
                            .ingest_key = config->ingest_key,
                            .max_event_bytes = config->engine.max_event_bytes},
-                          &sink, journal->get());
+                          deliverer->get(), journal->get());
   const int threads = config->threads > 0
                           ? config->threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -81,6 +89,7 @@ int main(int argc, char** argv) {
   std::printf("heraldd: %s received, stopping\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   api.set_ready(false);
   server.Stop();
+  (*deliverer)->Stop(config->shutdown_grace);
   if (auto s = (*journal)->Compact(); !s.ok()) {
     std::fprintf(stderr, "heraldd: compacting the store: %s\n", std::string(s.message()).c_str());
   }

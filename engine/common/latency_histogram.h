@@ -1,0 +1,43 @@
+// A latency histogram with fixed buckets (50 µs .. 1 s), lock-free to observe, rendered in the
+// Prometheus text format.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace herald {
+
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 14> kBounds = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+
+  void Observe(double seconds) {
+    size_t i = 0;
+    while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_ns_.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+  }
+  // Cumulative counts per upper bound; the last bound is +inf.
+  std::vector<std::pair<double, uint64_t>> Buckets() const;
+  double sum_seconds() const {
+    return static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+  }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
+// "# HELP"/"# TYPE" lines of a histogram; then one RenderHistogram per label set.
+void RenderHistogramHeader(std::string& out, std::string_view name, std::string_view help);
+// `labels` like `profile="p1"`, or empty.
+void RenderHistogram(std::string& out, std::string_view name, std::string_view labels,
+                     const std::vector<std::pair<double, uint64_t>>& buckets, double sum_seconds);
+
+}  // namespace herald

@@ -1,0 +1,222 @@
+#include "engine/deliver/dead_letters.h"
+
+#include <fcntl.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "engine/common/framed_records.h"
+#include "engine/common/strings.h"
+#include "engine/model/json_codec.h"
+
+namespace herald::deliver {
+namespace {
+
+constexpr char kFile[] = "dead-letters.log";
+
+std::string AddRecord(const DeadLetter& d) {
+  std::string json = Cat(R"({"op":"add","id":)", d.id, R"(,"profileId":)");
+  model::AppendJsonString(json, d.profile_id);
+  json += R"(,"subscriptionId":)";
+  model::AppendJsonString(json, d.subscription_id);
+  json += R"(,"channel":)";
+  model::AppendJsonString(json, d.channel);
+  json += R"(,"event":)";
+  model::AppendJsonString(json, d.event);
+  json += R"(,"webhookId":)";
+  model::AppendJsonString(json, d.webhook_id);
+  json += Cat(R"(,"attempts":)", d.attempts, R"(,"lastStatus":)", d.last_status, R"(,"failedAt":)",
+              d.failed_at_ms, R"(,"lastError":)");
+  model::AppendJsonString(json, d.last_error);
+  json += R"(,"payload":)";
+  model::AppendJsonString(json, d.payload);  // as a string: a payload may span lines
+  json += "}";
+  return FrameRecord(json);
+}
+
+std::string ProfileRecord(std::string_view op, std::string_view profile_id) {
+  std::string json = Cat(R"({"op":")", op, R"(","profileId":)");
+  model::AppendJsonString(json, profile_id);
+  json += "}";
+  return FrameRecord(json);
+}
+
+}  // namespace
+
+DeadLetterStore::~DeadLetterStore() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(
+    const std::string& dir, std::function<void(std::string_view)> log) {
+  if (dir.empty()) return std::unique_ptr<DeadLetterStore>(new DeadLetterStore(""));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(Cat("data_dir ", dir, ": ", ec.message()));
+  std::unique_ptr<DeadLetterStore> store(new DeadLetterStore(dir + "/" + kFile));
+  auto read = ReadRecords(store->path_, [&](std::string_view r) { return store->Apply(r); });
+  if (!read.ok()) return read.status();
+  if (read->bad_bytes > 0 && log) {
+    log(Cat("dead letters: ", store->path_, ": record ", read->bad_line,
+            " is torn or corrupt; cutting ", read->bad_bytes,
+            " byte(s) from there (the records before it are kept)"));
+  }
+  // Compact: the live set into a new file, then swap it in.
+  std::string live;
+  for (const auto& [id, d] : store->letters_) live += AddRecord(d);
+  for (const auto& p : store->disabled_) live += ProfileRecord("disable", p);
+  const std::string tmp = store->path_ + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("open", tmp);
+  absl::Status s = WriteAll(fd, live, tmp);
+  if (s.ok() && ::fsync(fd) != 0) s = ErrnoError("fsync", tmp);
+  ::close(fd);
+  if (!s.ok()) return s;
+  if (::rename(tmp.c_str(), store->path_.c_str()) != 0) return ErrnoError("rename", tmp);
+  if (auto st = SyncDir(dir); !st.ok()) return st;
+  store->fd_ = ::open(store->path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (store->fd_ < 0) return ErrnoError("open", store->path_);
+  return store;
+}
+
+bool DeadLetterStore::Apply(std::string_view record) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::string_view op;
+  if (parser.parse(record.data(), record.size()).get(root) != simdjson::SUCCESS ||
+      root["op"].get_string().get(op) != simdjson::SUCCESS) {
+    return false;
+  }
+  auto str = [&](const char* key, std::string& out) {
+    std::string_view v;
+    if (root[key].get_string().get(v) != simdjson::SUCCESS) return false;
+    out = std::string(v);
+    return true;
+  };
+  if (op == "add") {
+    DeadLetter d;
+    int64_t attempts = 0, status = 0;
+    if (root["id"].get_uint64().get(d.id) != simdjson::SUCCESS || !str("profileId", d.profile_id) ||
+        !str("subscriptionId", d.subscription_id) || !str("channel", d.channel) ||
+        !str("event", d.event) || !str("webhookId", d.webhook_id) ||
+        !str("lastError", d.last_error) || !str("payload", d.payload) ||
+        root["attempts"].get_int64().get(attempts) != simdjson::SUCCESS ||
+        root["lastStatus"].get_int64().get(status) != simdjson::SUCCESS ||
+        root["failedAt"].get_int64().get(d.failed_at_ms) != simdjson::SUCCESS) {
+      return false;
+    }
+    d.attempts = static_cast<int>(attempts);
+    d.last_status = static_cast<int>(status);
+    next_id_ = std::max(next_id_, d.id + 1);
+    letters_[d.id] = std::move(d);
+    return true;
+  }
+  if (op == "remove") {
+    simdjson::dom::array ids;
+    if (root["ids"].get_array().get(ids) != simdjson::SUCCESS) return false;
+    for (auto id : ids) {
+      uint64_t v;
+      if (id.get_uint64().get(v) != simdjson::SUCCESS) return false;
+      letters_.erase(v);
+    }
+    return true;
+  }
+  std::string profile;
+  if (!str("profileId", profile)) return false;
+  if (op == "disable") {
+    if (std::find(disabled_.begin(), disabled_.end(), profile) == disabled_.end()) {
+      disabled_.push_back(profile);
+    }
+    return true;
+  }
+  if (op == "enable") {
+    std::erase(disabled_, profile);
+    return true;
+  }
+  return false;
+}
+
+absl::Status DeadLetterStore::Append(const std::string& records) {
+  if (fd_ < 0) return absl::OkStatus();
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  absl::Status s = WriteAll(fd_, records, path_);
+  if (s.ok() && ::fdatasync(fd_) != 0) s = ErrnoError("fdatasync", path_);
+  if (!s.ok() && before >= 0) {
+    // Take a partial write back, so it cannot swallow the next record at replay.
+    if (::ftruncate(fd_, before) != 0) return s;
+  }
+  return s;
+}
+
+absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters) {
+  std::lock_guard lock(mu_);
+  std::string records;
+  for (auto& d : letters) {
+    d.id = next_id_++;
+    records += AddRecord(d);
+  }
+  if (auto s = Append(records); !s.ok()) return s;
+  for (auto& d : letters) letters_[d.id] = d;
+  return absl::OkStatus();
+}
+
+DeadLetterPage DeadLetterStore::List(std::string_view profile_id, size_t page, size_t size) const {
+  std::lock_guard lock(mu_);
+  DeadLetterPage out;
+  const size_t first = page * size;
+  for (const auto& [id, d] : letters_) {
+    if (!profile_id.empty() && d.profile_id != profile_id) continue;
+    if (out.total >= first && out.results.size() < size) out.results.push_back(d);
+    ++out.total;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::Take(std::string_view profile_id,
+                                                              const std::vector<uint64_t>& ids) {
+  std::lock_guard lock(mu_);
+  std::vector<DeadLetter> taken;
+  if (ids.empty()) {
+    for (const auto& [id, d] : letters_) {
+      if (d.profile_id == profile_id) taken.push_back(d);
+    }
+  } else {
+    for (const uint64_t id : ids) {
+      auto it = letters_.find(id);
+      if (it != letters_.end() && it->second.profile_id == profile_id) taken.push_back(it->second);
+    }
+    std::sort(taken.begin(), taken.end(),
+              [](const DeadLetter& a, const DeadLetter& b) { return a.id < b.id; });
+  }
+  if (taken.empty()) return taken;
+  std::string json = R"({"op":"remove","ids":[)";
+  for (size_t i = 0; i < taken.size(); ++i) json += Cat(i ? "," : "", taken[i].id);
+  json += "]}";
+  if (auto s = Append(FrameRecord(json)); !s.ok()) return s;
+  for (const auto& d : taken) letters_.erase(d.id);
+  return taken;
+}
+
+absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disabled) {
+  std::lock_guard lock(mu_);
+  const bool now = std::find(disabled_.begin(), disabled_.end(), profile_id) != disabled_.end();
+  if (now == disabled) return absl::OkStatus();
+  if (auto s = Append(ProfileRecord(disabled ? "disable" : "enable", profile_id)); !s.ok()) {
+    return s;
+  }
+  if (disabled) {
+    disabled_.emplace_back(profile_id);
+  } else {
+    std::erase(disabled_, profile_id);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> DeadLetterStore::disabled() const {
+  std::lock_guard lock(mu_);
+  return disabled_;
+}
+
+}  // namespace herald::deliver

@@ -1,0 +1,210 @@
+#include "engine/deliver/http_client.h"
+
+// clang-format off
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+// clang-format on
+
+#include "engine/common/strings.h"
+#include "engine/deliver/address_guard.h"
+
+namespace herald::deliver {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+struct HttpClient::Connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
+};
+
+namespace {
+
+beast::string_view View(std::string_view s) { return {s.data(), s.size()}; }
+
+std::string Describe(std::string_view step, const beast::error_code& ec,
+                     std::chrono::milliseconds timeout) {
+  if (ec == beast::error::timeout) return Cat(step, ": timed out after ", timeout.count(), " ms");
+  return Cat(step, ": ", ec.message());
+}
+
+}  // namespace
+
+HttpClient::HttpClient(asio::io_context& io, Options options)
+    : io_(io), options_(std::move(options)), tls_(asio::ssl::context::tls_client) {}
+
+HttpClient::~HttpClient() = default;
+
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(asio::io_context& io,
+                                                               Options options) {
+  std::unique_ptr<HttpClient> client(new HttpClient(io, std::move(options)));
+  beast::error_code ec;
+  client->tls_.set_verify_mode(asio::ssl::verify_peer, ec);
+  if (!ec) {
+    if (client->options_.ca_file.empty()) {
+      client->tls_.set_default_verify_paths(ec);
+    } else {
+      client->tls_.load_verify_file(client->options_.ca_file, ec);
+    }
+  }
+  if (ec) {
+    return absl::InvalidArgumentError(Cat(
+        "TLS CA file ", client->options_.ca_file.empty() ? "(system)" : client->options_.ca_file,
+        ": ", ec.message()));
+  }
+  return client;
+}
+
+void HttpClient::CloseIdle() { idle_.clear(); }
+
+asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::Connect(
+    const ClientRequest& request, ClientResponse& response) {
+  const Url& url = *request.url;
+  const auto redirect = [](beast::error_code& ec) {
+    return asio::redirect_error(asio::use_awaitable, ec);
+  };
+  beast::error_code ec;
+  std::vector<tcp::endpoint> endpoints;
+  const auto literal = asio::ip::make_address(url.host, ec);
+  if (!ec) {
+    endpoints.emplace_back(literal, url.port);
+  } else {
+    tcp::resolver resolver(io_);
+    // Locals, not temporaries, in co_await expressions: GCC 12 destroys those twice.
+    const std::string port = std::to_string(url.port);
+    ec = {};
+    const auto results = co_await resolver.async_resolve(url.host, port, redirect(ec));
+    if (ec) {
+      response.error = Cat("resolve ", url.host, ": ", ec.message());
+      co_return nullptr;
+    }
+    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+  }
+  if (!options_.allow_private_targets) {
+    std::erase_if(endpoints, [](const tcp::endpoint& e) { return !IsPublicAddress(e.address()); });
+    if (endpoints.empty()) {
+      response.error = Cat("refused: ", url.host,
+                           " is a loopback, private, link-local or multicast address "
+                           "(allow_private_targets is off)");
+      response.refused = true;
+      co_return nullptr;
+    }
+  }
+  auto connection = std::make_unique<Connection>();
+  if (url.tls) {
+    connection->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, tls_);
+  } else {
+    connection->plain = std::make_unique<beast::tcp_stream>(io_);
+  }
+  beast::tcp_stream& stream = connection->lowest();
+  stream.expires_after(request.connect_timeout);
+  co_await stream.async_connect(endpoints, redirect(ec));
+  if (ec) {
+    response.error = Describe(Cat("connect to ", url.host_header), ec, request.connect_timeout);
+    co_return nullptr;
+  }
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  if (url.tls) {
+    SSL* ssl = connection->tls->native_handle();
+    if (!SSL_set_tlsext_host_name(ssl, url.host.c_str())) {
+      response.error = Cat("TLS: cannot set the server name ", url.host);
+      co_return nullptr;
+    }
+    connection->tls->set_verify_callback(asio::ssl::host_name_verification(url.host));
+    co_await connection->tls->async_handshake(asio::ssl::stream_base::client, redirect(ec));
+    if (ec) {
+      const long verify = SSL_get_verify_result(ssl);
+      response.error =
+          Describe(Cat("TLS handshake with ", url.host_header), ec, request.connect_timeout);
+      if (verify != X509_V_OK) {
+        response.error += Cat(" (", X509_verify_cert_error_string(verify), ")");
+      }
+      co_return nullptr;
+    }
+  }
+  stream.expires_never();
+  co_return connection;
+}
+
+template <typename Stream>
+asio::awaitable<void> HttpClient::Exchange(Stream& stream, Connection& connection,
+                                           const ClientRequest& request, ClientResponse& response,
+                                           bool& keep_alive, bool& got_bytes) {
+  http::request<http::span_body<const char>> message{http::verb::post, request.url->target, 11};
+  message.set(http::field::host, View(request.url->host_header));
+  message.set(http::field::user_agent, "herald");
+  message.set(http::field::content_type, View(request.content_type));
+  if (request.headers) {
+    for (const auto& [name, value] : *request.headers) message.insert(View(name), View(value));
+  }
+  message.body() = {request.body.data(), request.body.size()};
+  message.prepare_payload();
+  message.keep_alive(true);
+
+  beast::error_code ec;
+  connection.lowest().expires_after(request.read_timeout);
+  co_await http::async_write(stream, message, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    response.error = Describe("send", ec, request.read_timeout);
+    got_bytes = ec == beast::error::timeout;  // a slow receiver, not a stale connection
+    co_return;
+  }
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options_.max_response_bytes);
+  co_await http::async_read(stream, connection.buffer, parser,
+                            asio::redirect_error(asio::use_awaitable, ec));
+  got_bytes = parser.got_some() || ec == beast::error::timeout;
+  if (ec) {
+    response.error = Describe("response", ec, request.read_timeout);
+    co_return;
+  }
+  connection.lowest().expires_never();
+  auto& r = parser.get();
+  response.status = static_cast<int>(r.result_int());
+  const auto retry_after = r[http::field::retry_after];
+  response.retry_after.assign(retry_after.data(), retry_after.size());
+  response.body = std::move(r.body());
+  keep_alive = r.keep_alive();
+}
+
+asio::awaitable<ClientResponse> HttpClient::Send(ClientRequest request) {
+  const std::string& key = request.url->origin;
+  for (int round = 0;; ++round) {
+    ClientResponse response;
+    std::unique_ptr<Connection> connection;
+    if (auto it = idle_.find(key); it != idle_.end() && !it->second.empty()) {
+      connection = std::move(it->second.back());
+      it->second.pop_back();
+    }
+    const bool reused = connection != nullptr;
+    if (!connection) {
+      connection = co_await Connect(request, response);
+      if (!connection) co_return response;
+    }
+    bool keep_alive = false, got_bytes = false;
+    if (connection->tls) {
+      co_await Exchange(*connection->tls, *connection, request, response, keep_alive, got_bytes);
+    } else {
+      co_await Exchange(*connection->plain, *connection, request, response, keep_alive, got_bytes);
+    }
+    // A pooled connection the receiver closed while idle fails before any response byte.
+    if (response.status == 0 && reused && !got_bytes && round == 0) continue;
+    if (response.status != 0 && keep_alive) {
+      auto& pool = idle_[key];
+      if (pool.size() < options_.max_idle_per_origin) pool.push_back(std::move(connection));
+    }
+    co_return response;
+  }
+}
+
+}  // namespace herald::deliver

@@ -1,0 +1,79 @@
+// The deliverer's HTTP/1.1 client on Boost.Beast, one per delivery worker (single-threaded: it
+// runs on its worker's io_context). Keep-alive connections are pooled per origin (scheme, host,
+// port); TLS verifies the peer's chain (system CAs, or a CA file) and host name. Each request has
+// a connect timeout (resolve, connect and TLS handshake) and a read timeout (writing the request
+// and reading the whole response, so a receiver that trickles bytes is cut off). Redirects are
+// not followed. A reused connection the peer had closed is retried once on a fresh one.
+#pragma once
+
+// clang-format off
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+// clang-format on
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "engine/deliver/url.h"
+
+namespace herald::deliver {
+
+struct ClientRequest {
+  const Url* url = nullptr;
+  std::string_view content_type;
+  const std::vector<std::pair<std::string, std::string>>* headers = nullptr;
+  std::string_view body;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds read_timeout{10000};
+};
+
+struct ClientResponse {
+  int status = 0;        // 0: no response; `error` says why
+  std::string error;     // transport failure (connect, TLS, timeout, reset, refused target)
+  bool refused = false;  // the target was refused by policy (private address): do not retry
+  std::string retry_after;
+  std::string body;  // at most Options::max_response_bytes
+};
+
+class HttpClient {
+ public:
+  struct Options {
+    std::string ca_file;  // empty: the system's CAs
+    bool allow_private_targets = false;
+    size_t max_idle_per_origin = 256;
+    size_t max_response_bytes = 1 << 20;
+  };
+
+  static absl::StatusOr<std::unique_ptr<HttpClient>> Create(boost::asio::io_context& io,
+                                                            Options options);
+  ~HttpClient();
+
+  boost::asio::awaitable<ClientResponse> Send(ClientRequest request);
+
+  // Closes pooled idle connections (on shutdown).
+  void CloseIdle();
+
+ private:
+  struct Connection;
+  HttpClient(boost::asio::io_context& io, Options options);
+  boost::asio::awaitable<std::unique_ptr<Connection>> Connect(const ClientRequest& request,
+                                                              ClientResponse& response);
+  template <typename Stream>
+  boost::asio::awaitable<void> Exchange(Stream& stream, Connection& connection,
+                                        const ClientRequest& request, ClientResponse& response,
+                                        bool& keep_alive, bool& got_bytes);
+
+  boost::asio::io_context& io_;
+  const Options options_;
+  boost::asio::ssl::context tls_;
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
+};
+
+}  // namespace herald::deliver

@@ -1,0 +1,30 @@
+// Request authentication (DESIGN §5): Standard Webhooks signatures for HMAC security settings,
+// Basic credentials, and the form body of an OAuth client-credentials token request.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "herald/subscription.h"
+
+namespace herald::deliver {
+
+std::string Base64(std::string_view bytes);
+
+// The `webhook-signature` value for an HMAC setting, over "<id>.<timestamp>.<body>":
+// HMAC_SHA_256 → "v1,<base64>" (Standard Webhooks); the others "<alg>,<base64>", e.g.
+// "hmac-sha512,…". The key is the base64 after "whsec_" when the secret has that prefix, else the
+// secret's bytes as they are.
+std::string WebhookSignature(const SecuritySetting& security, std::string_view id,
+                             int64_t timestamp, std::string_view body);
+
+// "Basic base64(username:password)".
+std::string BasicAuthorization(std::string_view username, std::string_view password);
+
+// application/x-www-form-urlencoded body of a token request for an OAUTH setting: its grantType
+// (client_credentials, or password / refresh_token with their fields) with the client's id,
+// secret, scope and resource when set.
+std::string TokenRequestForm(const SecuritySetting& security);
+
+}  // namespace herald::deliver

@@ -1,0 +1,978 @@
+// The webhook deliverer. Profiles are sharded over workers; each worker is one thread running an
+// io_context, and owns its profiles' state (waiting notifications, retry timers, rate limiter,
+// circuit breaker), its HTTP client with the connection pools, and its OAuth token cache — so
+// none of that needs a lock. Dispatch threads hand notifications over through a small per-profile
+// inbox and post one pump to the worker when the inbox goes from empty to not.
+#include "herald/webhook_deliverer.h"
+
+// clang-format off
+#include <utility>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+// clang-format on
+#include <simdjson.h>
+#include <time.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "engine/common/latency_histogram.h"
+#include "engine/common/strings.h"
+#include "engine/deliver/dead_letters.h"
+#include "engine/deliver/http_client.h"
+#include "engine/deliver/signing.h"
+#include "engine/deliver/url.h"
+
+namespace herald {
+namespace deliver {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kStoppedError = "stopped before delivery";
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Retry-After: delta-seconds or an HTTP-date; nullopt when absent or unreadable.
+std::optional<milliseconds> ParseRetryAfter(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  if (value.find_first_not_of("0123456789") == std::string::npos && value.size() < 10) {
+    return milliseconds(std::stoll(value) * 1000);
+  }
+  struct tm tm = {};
+  const char* end = strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  const int64_t at_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  return milliseconds(std::max<int64_t>(0, at_ms - UnixMillis()));
+}
+
+// One notification held by the deliverer: from the engine, or a replayed dead letter.
+struct Item {
+  Notification notification;
+  std::shared_ptr<const DeadLetter> letter;  // its payload has SIMDJSON_PADDING spare capacity
+
+  std::string_view payload() const { return letter ? letter->payload : notification.payload(); }
+  std::string_view webhook_id() const {
+    return letter ? letter->webhook_id : notification.webhook_id();
+  }
+  std::string_view subscription_id() const {
+    return letter ? letter->subscription_id : notification.subscription_id();
+  }
+  std::string_view channel() const { return letter ? letter->channel : notification.channel(); }
+  std::string_view event() const { return letter ? letter->event : notification.event(); }
+};
+
+// One request's worth of notifications; kept together across retries, so its webhook-id and
+// body stay the same.
+struct Batch {
+  std::vector<Item> items;
+  std::string id;
+  std::string body;  // {"results":[…]}; empty for a lone notification, sent verbatim
+  int attempts = 0;
+  int last_status = 0;
+  std::string last_error;
+
+  std::string_view request_body() const { return body.empty() ? items[0].payload() : body; }
+};
+
+struct ProfileConfig {
+  NotificationProfile profile;
+  std::optional<SecuritySetting> security;
+  absl::StatusOr<Url> url = absl::UnknownError("unset");
+  RetryPolicy retry;
+};
+
+enum class Breaker { kClosed, kOpen, kHalfOpen };
+
+struct OAuthToken {
+  std::string fingerprint;  // of the setting the token was fetched with
+  std::string token;
+  Clock::time_point expires = Clock::time_point::max();
+  bool fetching = false;
+  std::unique_ptr<asio::steady_timer> fetched;  // waiters wait on it; cancelled when done
+};
+
+class Worker;
+
+struct ProfileState {
+  ProfileState(std::string profile_id, Worker* owner, asio::io_context& io)
+      : id(std::move(profile_id)), worker(owner), retry_timer(io), gate_timer(io) {}
+
+  const std::string id;
+  Worker* const worker;
+
+  // Dispatch threads → worker.
+  std::mutex inbox_mu;
+  std::vector<Item> inbox;
+  bool pump_posted = false;
+  std::atomic<uint64_t> held{0};
+  std::atomic<uint64_t> awaiting_retry{0};  // of `held`, those in `retries`
+
+  // Worker thread only.
+  uint64_t config_version = ~uint64_t{0};
+  std::shared_ptr<const ProfileConfig> config;
+  std::deque<Item> ready;
+  std::deque<std::unique_ptr<Batch>> due;
+  std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
+  std::set<Batch*> sending;
+  asio::steady_timer retry_timer;
+  Clock::time_point retry_timer_at = Clock::time_point::max();
+  asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
+  Clock::time_point gate_timer_at = Clock::time_point::max();
+  double tokens = 0;
+  Clock::time_point refilled = Clock::now();
+  Breaker breaker = Breaker::kClosed;
+  int consecutive_failures = 0;
+  Clock::time_point open_until;
+  milliseconds open_for{0};
+  uint32_t in_flight = 0;
+
+  // Read by any thread.
+  std::atomic<uint64_t> delivered{0}, failed{0}, retried{0}, dead_lettered{0}, requests{0};
+  std::atomic<uint64_t> in_flight_stat{0};
+  std::atomic<bool> disabled{false};
+  std::atomic<bool> circuit_open{false};
+  LatencyHistogram latency;
+};
+
+class Deliverer;
+
+class Worker {
+ public:
+  Worker(Deliverer& deliverer, std::unique_ptr<HttpClient> client)
+      : deliverer_(deliverer), client_(std::move(client)), rng_(std::random_device{}()) {}
+
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(Deliverer& deliverer,
+                                                        const DelivererOptions& options);
+  ~Worker() { Join(); }
+
+  asio::io_context& io() { return io_; }
+  void Run() {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Posted by Deliverer: moves the inbox in and sends what the profile's limits allow.
+  void Pump(ProfileState& p);
+  // Stop: turns everything the worker's profiles hold into dead letters, then stops the loop.
+  void Drain(std::vector<ProfileState*> profiles);
+
+ private:
+  bool RefreshConfig(ProfileState& p);
+  std::unique_ptr<Batch> FormBatch(ProfileState& p, const ProfileConfig& config);
+  std::optional<std::pair<std::string_view, size_t>> ResultsOf(std::string_view payload);
+  asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,
+                             std::shared_ptr<const ProfileConfig> config);
+  asio::awaitable<absl::StatusOr<std::string>> Token(const SecuritySetting& security,
+                                                     std::string stale);
+  void OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ClientResponse& response);
+  void BreakerFailure(ProfileState& p);
+  milliseconds RetryDelay(const ProfileConfig& config, int attempts,
+                          const std::string& retry_after);
+  void ArmRetryTimer(ProfileState& p);
+  void ArmGate(ProfileState& p, Clock::time_point at);
+  void DeadLetterAll(ProfileState& p, int status, std::string_view error);
+
+  Deliverer& deliverer_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::unique_ptr<HttpClient> client_;
+  simdjson::ondemand::parser parser_;
+  absl::flat_hash_map<std::string, OAuthToken> tokens_;
+  std::mt19937_64 rng_;
+  std::thread thread_;
+};
+
+class Deliverer final : public WebhookDeliverer {
+ public:
+  explicit Deliverer(DelivererOptions options) : options_(std::move(options)) {}
+  ~Deliverer() override { Stop(milliseconds(0)); }
+
+  absl::Status Init() {
+    auto store = DeadLetterStore::Open(options_.data_dir, options_.log);
+    if (!store.ok()) return store.status();
+    dead_letters_ = std::move(*store);
+    for (int i = 0; i < std::max(1, options_.threads); ++i) {
+      auto worker = Worker::Create(*this, options_);
+      if (!worker.ok()) return worker.status();
+      workers_.push_back(std::move(*worker));
+    }
+    for (const auto& id : dead_letters_->disabled()) State(id).disabled.store(true);
+    return absl::OkStatus();
+  }
+
+  void Start(Engine& engine) override {
+    engine_ = &engine;
+    for (auto& w : workers_) w->Run();
+  }
+
+  void Stop(milliseconds grace) override;
+
+  void Deliver(std::string_view profile_id, std::span<Notification> batch) override {
+    std::shared_lock lifecycle(lifecycle_mu_);
+    if (stopping_.load(std::memory_order_acquire)) {
+      // Raced with Stop(): keep them, like everything else still held then.
+      KeepStopped(profile_id, batch);
+      return;
+    }
+    ProfileState& p = State(profile_id);
+    std::vector<Item> items;
+    items.reserve(batch.size());
+    for (auto& n : batch) items.push_back(Item{std::move(n), nullptr});
+    Hand(p, std::move(items));
+  }
+
+  size_t Capacity(std::string_view profile_id) override {
+    if (stopping_.load(std::memory_order_acquire)) return 0;
+    const uint64_t held = State(profile_id).held.load(std::memory_order_relaxed);
+    return held >= options_.max_held_per_profile ? 0 : options_.max_held_per_profile - held;
+  }
+
+  std::vector<ProfileDeliveryStats> stats() const override;
+  bool disabled(std::string_view profile_id) const override {
+    std::shared_lock lock(profiles_mu_);
+    auto it = profiles_.find(ToAbsl(profile_id));
+    return it != profiles_.end() && it->second->disabled.load();
+  }
+  absl::Status Enable(std::string_view profile_id) override {
+    if (auto s = dead_letters_->SetDisabled(profile_id, false); !s.ok()) return s;
+    std::shared_lock lifecycle(lifecycle_mu_);
+    if (stopping_.load()) return absl::OkStatus();
+    ProfileState& p = State(profile_id);
+    if (p.disabled.exchange(false) && options_.log) {
+      options_.log(Cat("delivery: profile ", profile_id, " enabled again"));
+    }
+    return absl::OkStatus();
+  }
+  DeadLetterPage ListDeadLetters(std::string_view profile_id, size_t page,
+                                 size_t size) const override {
+    return dead_letters_->List(profile_id, page, size);
+  }
+  absl::StatusOr<size_t> Replay(std::string_view profile_id,
+                                const std::vector<uint64_t>& ids) override;
+
+  // For workers.
+  const DelivererOptions& options() const { return options_; }
+  Engine* engine() const { return engine_; }
+  DeadLetterStore& dead_letters() { return *dead_letters_; }
+  void PostPump(ProfileState& p) {
+    asio::post(p.worker->io(), [&p] { p.worker->Pump(p); });
+  }
+
+ private:
+  ProfileState& State(std::string_view profile_id) {
+    {
+      std::shared_lock lock(profiles_mu_);
+      auto it = profiles_.find(ToAbsl(profile_id));
+      if (it != profiles_.end()) return *it->second;
+    }
+    std::unique_lock lock(profiles_mu_);
+    auto& slot = profiles_[ToAbsl(profile_id)];
+    if (!slot) {
+      Worker* w = workers_[absl::Hash<std::string_view>{}(profile_id) % workers_.size()].get();
+      slot = std::make_unique<ProfileState>(std::string(profile_id), w, w->io());
+    }
+    return *slot;
+  }
+
+  void Hand(ProfileState& p, std::vector<Item> items) {
+    p.held.fetch_add(items.size(), std::memory_order_relaxed);
+    bool post = false;
+    {
+      std::lock_guard lock(p.inbox_mu);
+      for (auto& item : items) p.inbox.push_back(std::move(item));
+      post = !p.pump_posted;
+      p.pump_posted = true;
+    }
+    if (post) PostPump(p);
+  }
+
+  // Notifications handed over after Stop() began become dead letters at once.
+  void KeepStopped(std::string_view profile_id, std::span<Notification> batch);
+
+  DelivererOptions options_;
+  Engine* engine_ = nullptr;
+  // Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no handover
+  // is half done when the workers go away.
+  std::shared_mutex lifecycle_mu_;
+  std::unique_ptr<DeadLetterStore> dead_letters_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  mutable std::shared_mutex profiles_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ProfileState>> profiles_;
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;
+};
+
+// --- worker -------------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(Deliverer& deliverer,
+                                                       const DelivererOptions& options) {
+  auto worker = std::make_unique<Worker>(deliverer, nullptr);
+  auto client = HttpClient::Create(
+      worker->io_,
+      {.ca_file = options.ca_file, .allow_private_targets = options.allow_private_targets});
+  if (!client.ok()) return client.status();
+  worker->client_ = std::move(*client);
+  return worker;
+}
+
+bool Worker::RefreshConfig(ProfileState& p) {
+  Engine* engine = deliverer_.engine();
+  const uint64_t version = engine->profile_version();
+  if (p.config && version == p.config_version) return true;
+  auto profile = engine->GetProfile(p.id);
+  if (!profile.ok()) {
+    p.config.reset();
+    return false;
+  }
+  auto config = std::make_shared<ProfileConfig>();
+  config->profile = std::move(*profile);
+  if (!config->profile.auth_id.empty()) {
+    auto security = engine->GetSecurity(config->profile.auth_id);
+    if (security.ok()) config->security = std::move(*security);
+  }
+  config->url = ParseUrl(config->profile.webhook.notify_url);
+  config->retry = config->profile.retry ? *config->profile.retry : deliverer_.options().retry;
+  if (!p.config || p.config->profile.rate_limit != config->profile.rate_limit) {
+    p.tokens = config->profile.rate_limit ? 1 : 0;
+    p.refilled = Clock::now();
+  }
+  p.config = std::move(config);
+  p.config_version = version;
+  return true;
+}
+
+void Worker::Pump(ProfileState& p) {
+  {
+    std::lock_guard lock(p.inbox_mu);
+    for (auto& item : p.inbox) p.ready.push_back(std::move(item));
+    p.inbox.clear();
+    p.pump_posted = false;
+  }
+  if (!RefreshConfig(p)) {
+    DeadLetterAll(p, 0, Cat("profile ", p.id, " no longer exists"));
+    return;
+  }
+  if (p.disabled.load()) {
+    DeadLetterAll(p, 410, "profile disabled: its receiver answered 410 Gone");
+    return;
+  }
+  const auto now = Clock::now();
+  while (!p.retries.empty() && p.retries.begin()->first <= now) {
+    p.awaiting_retry.fetch_sub(p.retries.begin()->second->items.size(), std::memory_order_relaxed);
+    p.due.push_back(std::move(p.retries.begin()->second));
+    p.retries.erase(p.retries.begin());
+  }
+  ArmRetryTimer(p);
+  const ProfileConfig& config = *p.config;
+  while (!p.due.empty() || !p.ready.empty()) {
+    if (p.breaker == Breaker::kOpen) {
+      if (now < p.open_until) {
+        ArmGate(p, p.open_until);
+        return;
+      }
+      p.breaker = Breaker::kHalfOpen;  // one probe
+    }
+    const uint32_t window =
+        p.breaker == Breaker::kHalfOpen ? 1 : static_cast<uint32_t>(config.profile.window_size);
+    if (p.in_flight >= window) return;
+    if (config.profile.rate_limit) {
+      const double rate = *config.profile.rate_limit;
+      const double burst = std::max(1.0, rate / 20);
+      p.tokens = std::min(
+          burst, p.tokens + rate * std::chrono::duration<double>(now - p.refilled).count());
+      p.refilled = now;
+      if (p.tokens < 1) {
+        const auto wait = std::chrono::duration<double>((1 - p.tokens) / rate);
+        ArmGate(p, now + std::chrono::duration_cast<Clock::duration>(wait));
+        return;
+      }
+      p.tokens -= 1;
+    }
+    std::unique_ptr<Batch> batch;
+    if (!p.due.empty()) {
+      batch = std::move(p.due.front());
+      p.due.pop_front();
+    } else {
+      batch = FormBatch(p, config);
+    }
+    ++p.in_flight;
+    p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
+    asio::co_spawn(io_, Send(&p, std::move(batch), p.config), asio::detached);
+  }
+}
+
+std::optional<std::pair<std::string_view, size_t>> Worker::ResultsOf(std::string_view payload) {
+  // Payloads sit in padded buffers (engine blocks, or dead letters reserved with padding).
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  simdjson::ondemand::array results;
+  size_t fields = 0, count = 0;
+  std::string_view raw;
+  if (parser_.iterate(payload.data(), payload.size(), payload.size() + simdjson::SIMDJSON_PADDING)
+              .get(doc) != simdjson::SUCCESS ||
+      doc.get_object().get(object) != simdjson::SUCCESS ||
+      object.count_fields().get(fields) != simdjson::SUCCESS || fields != 1 ||
+      object["results"].get_array().get(results) != simdjson::SUCCESS ||
+      results.count_elements().get(count) != simdjson::SUCCESS ||
+      results.raw_json().get(raw) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  // "[ a, b ]" → "a, b"
+  raw.remove_prefix(1);
+  while (!raw.empty() && raw.back() != ']') raw.remove_suffix(1);
+  if (!raw.empty()) raw.remove_suffix(1);
+  return std::make_pair(raw, count);
+}
+
+std::unique_ptr<Batch> Worker::FormBatch(ProfileState& p, const ProfileConfig& config) {
+  auto batch = std::make_unique<Batch>();
+  const size_t max_items = static_cast<size_t>(config.profile.max_bucket_size);
+  if (p.ready.size() == 1 || max_items == 1) {
+    batch->items.push_back(std::move(p.ready.front()));
+    p.ready.pop_front();
+  } else {
+    // More than one waiting: {"results":[…]}, each payload contributing its own results items
+    // when it is {"results":[…]} itself.
+    std::string body = R"({"results":[)";
+    size_t items = 0;
+    bool empty = true;
+    while (!p.ready.empty() && items < max_items) {
+      Item& item = p.ready.front();
+      const std::string_view payload = item.payload();
+      auto results = ResultsOf(payload);
+      const std::string_view part = results ? results->first : payload;
+      const size_t n = results ? results->second : 1;
+      if (!batch->items.empty() && items + n > max_items) break;
+      if (!part.empty()) {
+        if (!empty) body += ',';
+        body += part;
+        empty = false;
+      }
+      items += n;
+      batch->items.push_back(std::move(item));
+      p.ready.pop_front();
+    }
+    body += "]}";
+    if (batch->items.size() > 1) batch->body = std::move(body);
+  }
+  if (batch->items.size() == 1) {
+    batch->id = std::string(batch->items[0].webhook_id());
+  } else {
+    // Stable for this set of notifications, so receivers can de-duplicate a retried batch.
+    std::string ids;
+    for (const auto& item : batch->items) ids += Cat(item.webhook_id(), "\n");
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx",
+                  static_cast<unsigned long long>(absl::Hash<std::string>{}(ids)));
+    batch->id = Cat("batch-", std::string_view(hex, 16), "-", batch->items.size());
+  }
+  return batch;
+}
+
+asio::awaitable<absl::StatusOr<std::string>> Worker::Token(const SecuritySetting& security,
+                                                           std::string stale) {
+  const std::string fingerprint =
+      Cat(security.token_url, "\n", security.client_id, "\n", security.client_secret, "\n",
+          security.scope, "\n", security.grant_type, "\n", security.username, "\n",
+          security.password, "\n", security.resource, "\n", security.refresh_token);
+  OAuthToken& entry = tokens_[security.auth_id];
+  for (;;) {
+    const bool current = entry.fingerprint == fingerprint && !entry.token.empty() &&
+                         Clock::now() < entry.expires && entry.token != stale;
+    if (current) co_return entry.token;
+    if (!entry.fetching) break;
+    // Another request is fetching: wait for it (the timer is cancelled when it is done).
+    boost::system::error_code ec;
+    co_await entry.fetched->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    stale.clear();
+  }
+  entry.fetching = true;
+  entry.fetched = std::make_unique<asio::steady_timer>(io_, Clock::time_point::max());
+  absl::StatusOr<std::string> result = absl::UnavailableError("no token");
+  auto url = ParseUrl(security.token_url);
+  if (!url.ok()) {
+    result = url.status();
+  } else {
+    const std::string form = TokenRequestForm(security);
+    std::vector<std::pair<std::string, std::string>> headers = security.headers;
+    headers.emplace_back("accept", "application/json");
+    const ClientRequest request{
+        .url = &*url,
+        .content_type = "application/x-www-form-urlencoded",
+        .headers = &headers,
+        .body = form,
+        .connect_timeout = milliseconds(NotificationProfile::kDefaultConnectTimeoutMs),
+        .read_timeout = milliseconds(NotificationProfile::kDefaultReadTimeoutMs)};
+    ClientResponse response = co_await client_->Send(request);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    std::string_view token;
+    if (response.status == 0) {
+      result =
+          absl::UnavailableError(Cat("token request to ", url->host_header, ": ", response.error));
+    } else if (response.status < 200 || response.status > 299) {
+      result = absl::UnavailableError(
+          Cat("token endpoint ", url->host_header, " answered HTTP ", response.status));
+    } else if (parser.parse(response.body).get(root) != simdjson::SUCCESS ||
+               root["access_token"].get_string().get(token) != simdjson::SUCCESS || token.empty()) {
+      result = absl::UnavailableError(
+          Cat("token endpoint ", url->host_header, " answered without an access_token"));
+    } else {
+      entry.token = std::string(token);
+      entry.fingerprint = fingerprint;
+      entry.expires = Clock::time_point::max();
+      int64_t expires_in = 0;
+      if (root["expires_in"].get_int64().get(expires_in) == simdjson::SUCCESS && expires_in > 0) {
+        // Refresh a little early, so a token does not expire on its way to the receiver.
+        const int64_t margin_ms = std::min<int64_t>(30'000, expires_in * 100);
+        entry.expires = Clock::now() + milliseconds(expires_in * 1000 - margin_ms);
+      }
+      result = entry.token;
+    }
+  }
+  entry.fetching = false;
+  entry.fetched->cancel();
+  co_return result;
+}
+
+asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch,
+                                   std::shared_ptr<const ProfileConfig> config) {
+  p->sending.insert(batch.get());
+  ++batch->attempts;
+  const auto start = Clock::now();
+  ClientResponse response;
+  if (!config->url.ok()) {
+    response.error = std::string(ToStd(config->url.status().message()));
+    response.refused = true;
+  } else {
+    const NotificationProfile& profile = config->profile;
+    const std::string_view body = batch->request_body();
+    const bool oauth = config->security && config->security->type == SecurityType::kOAuth;
+    std::string token;
+    for (int round = 0; round < 2; ++round) {
+      std::vector<std::pair<std::string, std::string>> headers = profile.headers;
+      const int64_t timestamp = UnixMillis() / 1000;
+      headers.emplace_back("webhook-id", batch->id);
+      headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
+      auto joined = [&](auto field) {
+        std::vector<std::string_view> seen;
+        for (const auto& item : batch->items) {
+          const std::string_view v = (item.*field)();
+          if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+        }
+        std::string out;
+        for (const auto v : seen) out += Cat(out.empty() ? "" : ",", v);
+        return out;
+      };
+      headers.emplace_back("x-herald-subscription", joined(&Item::subscription_id));
+      headers.emplace_back("x-herald-channel", joined(&Item::channel));
+      headers.emplace_back("x-herald-event", joined(&Item::event));
+      if (config->security) {
+        const SecuritySetting& security = *config->security;
+        if (security.type == SecurityType::kHmac) {
+          headers.emplace_back("webhook-signature",
+                               WebhookSignature(security, batch->id, timestamp, body));
+        } else if (security.type == SecurityType::kBasic) {
+          headers.emplace_back("authorization",
+                               BasicAuthorization(security.username, security.password));
+        } else if (oauth) {
+          std::string stale = round == 0 ? std::string() : token;
+          auto fetched = co_await Token(security, std::move(stale));
+          if (!fetched.ok()) {
+            response = {};
+            response.error = std::string(ToStd(fetched.status().message()));
+            break;
+          }
+          token = std::move(*fetched);
+          headers.emplace_back("authorization", Cat("Bearer ", token));
+        }
+      }
+      // Named, not a temporary: GCC 12 destroys temporaries of a co_await expression twice.
+      const ClientRequest request{
+          .url = &*config->url,
+          .content_type = profile.webhook.content_type.empty()
+                              ? std::string_view("application/json")
+                              : std::string_view(profile.webhook.content_type),
+          .headers = &headers,
+          .body = body,
+          .connect_timeout = milliseconds(profile.connect_timeout_ms),
+          .read_timeout = milliseconds(profile.read_timeout_ms)};
+      response = co_await client_->Send(request);
+      // A 401 with OAuth: the token may have been revoked; fetch a new one, once.
+      if (!(oauth && response.status == 401)) break;
+    }
+  }
+  p->latency.Observe(std::chrono::duration<double>(Clock::now() - start).count());
+  p->requests.fetch_add(1, std::memory_order_relaxed);
+  p->sending.erase(batch.get());
+  OnResult(*p, std::move(batch), response);
+}
+
+void Worker::BreakerFailure(ProfileState& p) {
+  const DelivererOptions& options = deliverer_.options();
+  ++p.consecutive_failures;
+  const bool reopen = p.breaker == Breaker::kHalfOpen;
+  if (!reopen && (p.breaker == Breaker::kOpen || p.consecutive_failures < options.breaker_failures))
+    return;
+  p.open_for = reopen ? std::min(options.breaker_open_max, p.open_for * 2) : options.breaker_open;
+  p.breaker = Breaker::kOpen;
+  p.open_until = Clock::now() + p.open_for;
+  p.circuit_open.store(true);
+  if (options.log) {
+    options.log(Cat("delivery: profile ", p.id, ": circuit open after ", p.consecutive_failures,
+                    " consecutive failures; next probe in ", p.open_for.count(), " ms"));
+  }
+}
+
+milliseconds Worker::RetryDelay(const ProfileConfig& config, int attempts,
+                                const std::string& retry_after) {
+  if (auto honoured = ParseRetryAfter(retry_after)) {
+    return std::min<milliseconds>(*honoured, std::chrono::hours(24));
+  }
+  // attempts ≥ 1 were made; this is retry number `attempts`.
+  double base;
+  const auto& delays = config.retry.delays_ms;
+  if (delays.empty()) {
+    base = 60'000.0 * (1 + static_cast<double>(attempts) * attempts);
+  } else {
+    base = static_cast<double>(delays[std::min<size_t>(attempts - 1, delays.size() - 1)]);
+  }
+  const double jitter = deliverer_.options().jitter;
+  std::uniform_real_distribution<double> spread(1 - jitter, 1 + jitter);
+  return milliseconds(static_cast<int64_t>(base * (jitter > 0 ? spread(rng_) : 1)));
+}
+
+void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch,
+                      const ClientResponse& response) {
+  --p.in_flight;
+  p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
+  const size_t n = batch->items.size();
+  const int status = response.status;
+  if (status >= 200 && status <= 299) {
+    p.delivered.fetch_add(n, std::memory_order_relaxed);
+    p.held.fetch_sub(n, std::memory_order_relaxed);
+    p.consecutive_failures = 0;
+    if (p.breaker != Breaker::kClosed) {
+      p.breaker = Breaker::kClosed;
+      p.circuit_open.store(false);
+      if (deliverer_.options().log) {
+        deliverer_.options().log(Cat("delivery: profile ", p.id, ": circuit closed"));
+      }
+    }
+    batch.reset();
+    Pump(p);
+    return;
+  }
+  p.failed.fetch_add(n, std::memory_order_relaxed);
+  batch->last_status = status;
+  batch->last_error = status == 0 ? response.error : Cat("HTTP ", status);
+  const bool transport = status == 0 && !response.refused;
+  if (transport || status == 408 || status >= 500) BreakerFailure(p);
+  if (status == 410) {
+    p.disabled.store(true);
+    if (auto s = deliverer_.dead_letters().SetDisabled(p.id, true);
+        !s.ok() && deliverer_.options().log) {
+      deliverer_.options().log(
+          Cat("delivery: recording that profile ", p.id, " is disabled: ", ToStd(s.message())));
+    }
+    if (deliverer_.options().log) {
+      deliverer_.options().log(Cat("delivery: profile ", p.id,
+                                   " disabled: its receiver answered 410 Gone; update the "
+                                   "profile to enable it again"));
+    }
+  }
+  const bool retryable = transport || status == 408 || status == 429 || status >= 500;
+  const ProfileConfig& config = *p.config;
+  if (retryable && batch->attempts < config.retry.max_attempts) {
+    const auto delay = RetryDelay(config, batch->attempts, response.retry_after);
+    p.retried.fetch_add(n, std::memory_order_relaxed);
+    p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
+    p.retries.emplace(Clock::now() + delay, std::move(batch));
+  } else {
+    std::vector<DeadLetter> letters;
+    for (const auto& item : batch->items) {
+      letters.push_back({.profile_id = p.id,
+                         .subscription_id = std::string(item.subscription_id()),
+                         .channel = std::string(item.channel()),
+                         .event = std::string(item.event()),
+                         .webhook_id = std::string(item.webhook_id()),
+                         .payload = std::string(item.payload()),
+                         .attempts = batch->attempts,
+                         .last_status = batch->last_status,
+                         .last_error = batch->last_error,
+                         .failed_at_ms = UnixMillis()});
+    }
+    if (auto s = deliverer_.dead_letters().Add(letters); !s.ok()) {
+      // Not kept on disk: keep trying, rather than lose the notifications.
+      if (deliverer_.options().log) {
+        deliverer_.options().log(Cat("delivery: profile ", p.id, ": writing dead letters: ",
+                                     ToStd(s.message()), "; retrying them"));
+      }
+      p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
+      p.retries.emplace(Clock::now() + std::chrono::seconds(1), std::move(batch));
+    } else {
+      p.dead_lettered.fetch_add(n, std::memory_order_relaxed);
+      p.held.fetch_sub(n, std::memory_order_relaxed);
+    }
+  }
+  Pump(p);
+}
+
+void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {
+  std::vector<std::unique_ptr<Batch>> batches;
+  for (auto& b : p.due) batches.push_back(std::move(b));
+  p.due.clear();
+  for (auto& [at, b] : p.retries) batches.push_back(std::move(b));
+  p.retries.clear();
+  p.awaiting_retry.store(0, std::memory_order_relaxed);
+  std::vector<DeadLetter> letters;
+  auto add = [&](const Item& item, int attempts) {
+    letters.push_back({.profile_id = p.id,
+                       .subscription_id = std::string(item.subscription_id()),
+                       .channel = std::string(item.channel()),
+                       .event = std::string(item.event()),
+                       .webhook_id = std::string(item.webhook_id()),
+                       .payload = std::string(item.payload()),
+                       .attempts = attempts,
+                       .last_status = status,
+                       .last_error = std::string(error),
+                       .failed_at_ms = UnixMillis()});
+  };
+  for (const auto& b : batches) {
+    for (const auto& item : b->items) add(item, b->attempts);
+  }
+  for (const auto& item : p.ready) add(item, 0);
+  if (letters.empty()) return;
+  if (auto s = deliverer_.dead_letters().Add(letters); !s.ok()) {
+    if (deliverer_.options().log) {
+      deliverer_.options().log(
+          Cat("delivery: profile ", p.id, ": writing dead letters: ", ToStd(s.message())));
+    }
+    // Keep them waiting rather than lose them; the next pump tries again.
+    for (auto& b : batches) p.due.push_back(std::move(b));
+    ArmGate(p, Clock::now() + std::chrono::seconds(1));
+    return;
+  }
+  p.ready.clear();
+  p.dead_lettered.fetch_add(letters.size(), std::memory_order_relaxed);
+  p.held.fetch_sub(letters.size(), std::memory_order_relaxed);
+}
+
+void Worker::ArmRetryTimer(ProfileState& p) {
+  if (p.retries.empty()) return;
+  const auto at = p.retries.begin()->first;
+  if (at >= p.retry_timer_at) return;
+  p.retry_timer_at = at;
+  p.retry_timer.expires_at(at);
+  p.retry_timer.async_wait([this, &p](const boost::system::error_code& ec) {
+    if (ec) return;  // re-armed earlier, or stopping
+    p.retry_timer_at = Clock::time_point::max();
+    Pump(p);
+  });
+}
+
+void Worker::ArmGate(ProfileState& p, Clock::time_point at) {
+  if (at >= p.gate_timer_at) return;
+  p.gate_timer_at = at;
+  p.gate_timer.expires_at(at);
+  p.gate_timer.async_wait([this, &p](const boost::system::error_code& ec) {
+    if (ec) return;
+    p.gate_timer_at = Clock::time_point::max();
+    Pump(p);
+  });
+}
+
+void Worker::Drain(std::vector<ProfileState*> profiles) {
+  for (ProfileState* p : profiles) {
+    {
+      std::lock_guard lock(p->inbox_mu);
+      for (auto& item : p->inbox) p->ready.push_back(std::move(item));
+      p->inbox.clear();
+    }
+    // Requests still in flight are abandoned: their notifications become dead letters too
+    // (the receiver may have them already; replay may then duplicate, never lose).
+    for (Batch* b : p->sending) {
+      for (auto& item : b->items) {
+        Item copy;
+        copy.letter = std::make_shared<DeadLetter>(
+            DeadLetter{.profile_id = p->id,
+                       .subscription_id = std::string(item.subscription_id()),
+                       .channel = std::string(item.channel()),
+                       .event = std::string(item.event()),
+                       .webhook_id = std::string(item.webhook_id()),
+                       .payload = std::string(item.payload())});
+        p->ready.push_back(std::move(copy));
+      }
+    }
+    p->sending.clear();
+    DeadLetterAll(*p, 0, kStoppedError);
+    p->retry_timer.cancel();
+    p->gate_timer.cancel();
+  }
+  client_->CloseIdle();
+  work_.reset();
+  io_.stop();
+}
+
+// --- deliverer ----------------------------------------------------------------------------------
+
+void Deliverer::Stop(milliseconds grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (engine_) {
+    // Let what is held be delivered, within the grace period; what only waits for a retry
+    // timer is not worth waiting for.
+    const auto deadline = Clock::now() + grace;
+    for (;;) {
+      bool idle = true;
+      for (const auto& q : engine_->queue_stats()) idle = idle && q.depth == 0;
+      {
+        std::shared_lock lock(profiles_mu_);
+        for (const auto& [id, p] : profiles_) {
+          idle = idle && p->held.load() == p->awaiting_retry.load();
+        }
+      }
+      if (idle || Clock::now() >= deadline) break;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+  {
+    std::unique_lock lifecycle(lifecycle_mu_);
+    stopping_.store(true, std::memory_order_release);  // the dispatcher parks every profile now
+  }
+  std::vector<ProfileState*> all;
+  {
+    std::shared_lock lock(profiles_mu_);
+    for (const auto& [id, p] : profiles_) all.push_back(p.get());
+  }
+  for (auto& w : workers_) {
+    std::vector<ProfileState*> mine;
+    for (ProfileState* p : all) {
+      if (p->worker == w.get()) mine.push_back(p);
+    }
+    if (engine_) {
+      asio::post(w->io(), [worker = w.get(), mine] { worker->Drain(mine); });
+    } else {
+      w->io().stop();
+    }
+    w->Join();
+  }
+  // The notifications the engine still queues.
+  if (engine_) {
+    for (const auto& q : engine_->queue_stats()) {
+      std::vector<Notification> left;
+      (void)engine_->Poll(q.profile_id, SIZE_MAX, &left);
+      KeepStopped(q.profile_id, left);
+    }
+  }
+  // Destroys the profiles (their timers first) and then the workers' pending operations, with
+  // the notifications they hold, while the engine is still alive.
+  {
+    std::unique_lock lock(profiles_mu_);
+    profiles_.clear();
+  }
+  workers_.clear();
+}
+
+void Deliverer::KeepStopped(std::string_view profile_id, std::span<Notification> batch) {
+  if (batch.empty()) return;
+  std::vector<DeadLetter> letters;
+  for (const auto& n : batch) {
+    letters.push_back({.profile_id = std::string(profile_id),
+                       .subscription_id = std::string(n.subscription_id()),
+                       .channel = std::string(n.channel()),
+                       .event = std::string(n.event()),
+                       .webhook_id = std::string(n.webhook_id()),
+                       .payload = std::string(n.payload()),
+                       .last_error = std::string(kStoppedError),
+                       .failed_at_ms = UnixMillis()});
+  }
+  const auto s = dead_letters_->Add(letters);
+  if (options_.log) {
+    options_.log(s.ok() ? Cat("delivery: profile ", profile_id, ": ", letters.size(),
+                              " undelivered notification(s) kept as dead letters")
+                        : Cat("delivery: profile ", profile_id, ": keeping ", letters.size(),
+                              " undelivered notification(s) failed: ", ToStd(s.message())));
+  }
+}
+
+std::vector<ProfileDeliveryStats> Deliverer::stats() const {
+  std::vector<ProfileDeliveryStats> out;
+  std::shared_lock lock(profiles_mu_);
+  for (const auto& [id, p] : profiles_) {
+    out.push_back({.profile_id = id,
+                   .delivered = p->delivered.load(),
+                   .failed = p->failed.load(),
+                   .retried = p->retried.load(),
+                   .dead_lettered = p->dead_lettered.load(),
+                   .requests = p->requests.load(),
+                   .in_flight = p->in_flight_stat.load(),
+                   .held = p->held.load(),
+                   .disabled = p->disabled.load(),
+                   .circuit_open = p->circuit_open.load(),
+                   .latency_buckets = p->latency.Buckets(),
+                   .latency_sum_seconds = p->latency.sum_seconds()});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
+  return out;
+}
+
+absl::StatusOr<size_t> Deliverer::Replay(std::string_view profile_id,
+                                         const std::vector<uint64_t>& ids) {
+  std::shared_lock lifecycle(lifecycle_mu_);
+  if (engine_ == nullptr || stopping_.load()) {
+    return absl::FailedPreconditionError("the deliverer is not running");
+  }
+  if (auto profile = engine_->GetProfile(profile_id); !profile.ok()) return profile.status();
+  auto letters = dead_letters_->Take(profile_id, ids);
+  if (!letters.ok()) return letters.status();
+  std::vector<Item> items;
+  for (auto& letter : *letters) {
+    auto owned = std::make_shared<DeadLetter>(std::move(letter));
+    owned->payload.reserve(owned->payload.size() + simdjson::SIMDJSON_PADDING);
+    items.push_back(Item{Notification(), std::move(owned)});
+  }
+  const size_t n = items.size();
+  if (n > 0) Hand(State(profile_id), std::move(items));
+  return n;
+}
+
+}  // namespace
+}  // namespace deliver
+
+absl::StatusOr<std::unique_ptr<WebhookDeliverer>> WebhookDeliverer::Create(
+    DelivererOptions options) {
+  if (options.retry.max_attempts < 1) {
+    return absl::InvalidArgumentError("retry.max_attempts must be at least 1");
+  }
+  auto deliverer = std::make_unique<deliver::Deliverer>(std::move(options));
+  if (auto s = deliverer->Init(); !s.ok()) return s;
+  return deliverer;
+}
+
+}  // namespace herald

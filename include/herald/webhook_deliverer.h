@@ -1,0 +1,116 @@
+// herald::WebhookDeliverer — the library's webhook delivery (DESIGN §5), a Sink an embedder
+// hands to the Engine (or writes its own instead).
+//
+//   auto deliverer = herald::WebhookDeliverer::Create({.threads = 2}).value();
+//   auto engine = herald::Engine::Create({.catalog_path = ..., .sink = deliverer.get()}).value();
+//   deliverer->Start(*engine);   // before events are ingested
+//   ...
+//   deliverer->Stop(std::chrono::seconds(5));  // before the engine is destroyed
+//
+// Each profile's notifications are POSTed to its notifyUrl: alone when only one is waiting, else
+// batched as {"results":[…]} of up to maxBucketSize items; signed and authenticated per its
+// security setting; at most windowSize requests in flight and rateLimit requests per second;
+// retried on connect errors, timeouts, 408, 429 and 5xx on the profile's (or the default)
+// schedule, honouring Retry-After; other statuses and exhausted retries become dead letters,
+// kept (in data_dir when given) until replayed. 410 Gone disables the profile until it is
+// updated. A circuit breaker per profile probes a failing receiver instead of hammering it.
+// Profiles are sharded over worker threads, and no receiver can delay another profile.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "herald/engine.h"
+#include "herald/sink.h"
+#include "herald/subscription.h"
+
+namespace herald {
+
+struct DelivererOptions {
+  int threads = 1;       // delivery workers (io threads); profiles are sharded over them
+  std::string data_dir;  // dead letters and disabled profiles persist here; empty = in memory
+  std::string ca_file;   // PEM CA bundle to verify receivers with; empty = the system's
+  bool allow_private_targets = false;  // let webhooks target loopback and private addresses
+  // For profiles without a `retry` of their own. Empty delays = the platform's schedule,
+  // 1 min + n² min before retry n; each delay gets ±jitter.
+  RetryPolicy retry;
+  double jitter = 0.2;
+  // After this many consecutive failed requests a profile's circuit opens: no requests for
+  // breaker_open (doubling per failed probe, up to breaker_open_max), then one probe.
+  int breaker_failures = 5;
+  std::chrono::milliseconds breaker_open{1000};
+  std::chrono::milliseconds breaker_open_max{60000};
+  // Notifications a profile may hold (waiting, in flight, awaiting retry) before the engine
+  // keeps the rest in its bounded queue.
+  size_t max_held_per_profile = 10'000;
+  std::function<void(std::string_view)> log;
+};
+
+struct DeadLetter {
+  uint64_t id = 0;
+  std::string profile_id;
+  std::string subscription_id;
+  std::string channel;
+  std::string event;
+  std::string webhook_id;
+  std::string payload;  // verbatim
+  int attempts = 0;
+  int last_status = 0;  // 0: no response
+  std::string last_error;
+  int64_t failed_at_ms = 0;  // Unix time
+};
+
+struct ProfileDeliveryStats {
+  std::string profile_id;
+  uint64_t delivered = 0;  // notifications a receiver answered 2xx for
+  uint64_t failed = 0;     // failed attempts, per notification
+  uint64_t retried = 0;    // notifications scheduled for another attempt
+  uint64_t dead_lettered = 0;
+  uint64_t requests = 0;   // HTTP requests answered or failed
+  uint64_t in_flight = 0;  // requests
+  uint64_t held = 0;       // notifications waiting, in flight or awaiting retry
+  bool disabled = false;   // by 410 Gone, until the profile is updated
+  bool circuit_open = false;
+  // Request latency: cumulative counts per upper bound (seconds), the last bound +inf.
+  std::vector<std::pair<double, uint64_t>> latency_buckets;
+  double latency_sum_seconds = 0;
+};
+
+struct DeadLetterPage {
+  std::vector<DeadLetter> results;
+  size_t total = 0;
+};
+
+class WebhookDeliverer : public Sink {
+ public:
+  static absl::StatusOr<std::unique_ptr<WebhookDeliverer>> Create(DelivererOptions options);
+  ~WebhookDeliverer() override = default;
+
+  // Reads profiles and security settings from `engine`; call before events are ingested.
+  virtual void Start(Engine& engine) = 0;
+  // Waits up to `grace` for held notifications to be delivered, then stops the workers; whatever
+  // is still undelivered becomes a dead letter ("stopped before delivery"), so nothing is lost.
+  virtual void Stop(std::chrono::milliseconds grace) = 0;
+
+  virtual std::vector<ProfileDeliveryStats> stats() const = 0;
+  virtual bool disabled(std::string_view profile_id) const = 0;
+  // Re-enables a profile disabled by 410 Gone (heraldd does so when the profile is updated).
+  virtual absl::Status Enable(std::string_view profile_id) = 0;
+
+  // Dead letters of a profile (every profile when empty), oldest first.
+  virtual DeadLetterPage ListDeadLetters(std::string_view profile_id, size_t page,
+                                         size_t size) const = 0;
+  // Re-queues a profile's dead letters (those of `ids`, or all when empty) for delivery with
+  // their original webhook-id; returns how many. NotFound for an unknown profile.
+  virtual absl::StatusOr<size_t> Replay(std::string_view profile_id,
+                                        const std::vector<uint64_t>& ids) = 0;
+};
+
+}  // namespace herald
