@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/unit/testing/shipped_catalog.h"
+#include "tests/testing/shipped_catalog.h"
 
 namespace herald {
 namespace {

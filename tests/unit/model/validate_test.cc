@@ -15,7 +15,7 @@
 #include "herald/catalog.h"
 #include "herald/status.h"
 #include "herald/subscription.h"
-#include "tests/unit/testing/shipped_catalog.h"
+#include "tests/testing/shipped_catalog.h"
 
 namespace herald {
 namespace {
