@@ -7,7 +7,12 @@ packages=(
   build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libsimdjson-dev libabsl-dev libconcurrentqueue-dev libtomlplusplus-dev
   libboost-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev curl bc
+  openssl nginx
 )
+
+# Node.js and npm run the reference signature verifier in the tests; a machine that already has
+# them (from any source) keeps its own.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 
 missing=()
 for p in "${packages[@]}"; do

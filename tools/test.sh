@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh
 jobs=$(nproc)
 
+# Test-only npm packages (the reference Standard Webhooks verifier), in a folder of their own.
+echo "== npm test tools (build/npm)"
+mkdir -p build/npm
+[[ -f build/npm/package.json ]] || echo '{"private": true}' > build/npm/package.json
+if [[ ! -d build/npm/node_modules/standardwebhooks ]]; then
+  (cd build/npm && npm install --no-audit --no-fund --silent standardwebhooks@1)
+fi
+
 echo "== format (clang-format, .clang-format)"
 git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 

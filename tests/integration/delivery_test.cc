@@ -1,8 +1,12 @@
 // Webhook delivery (DESIGN §5) end to end in process: an Engine with the library's
 // WebhookDeliverer as its sink, delivering over real HTTP on loopback to real receivers.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <signal.h>
 #include <simdjson.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,9 +154,8 @@ TEST(Delivery, ALoneNotificationGoesVerbatimWithItsHeaders) {
   EXPECT_EQ(r.header("x-tenant"), "acme");
   EXPECT_EQ(r.header("webhook-id"), "evt-42");
   const int64_t ts = std::stoll(r.header("webhook-timestamp"));
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          before.time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(before.time_since_epoch()).count();
   EXPECT_LE(std::abs(ts - now), 2);
   EXPECT_EQ(r.header("x-herald-subscription"), "sub-p1");
   EXPECT_EQ(r.header("x-herald-channel"), "SMS");
@@ -175,11 +178,13 @@ TEST(Delivery, WaitingNotificationsAreBatchedUpToMaxBucketSize) {
   p.window_size = 20;
   world.AddProfile(p);
   // Serialize: one request at a time, so the batches form behind the first.
-  ASSERT_TRUE(world.engine().UpdateProfile([&] {
-    auto q = p;
-    q.rate_limit = 1000;
-    return q;
-  }()).ok());
+  ASSERT_TRUE(world.engine()
+                  .UpdateProfile([&] {
+                    auto q = p;
+                    q.rate_limit = 1000;
+                    return q;
+                  }())
+                  .ok());
   world.Send("p1", R"({"results":[{"n":0}]})", "first");
   ASSERT_TRUE(receiver.WaitFor(1, 10s));
   std::vector<std::string> expected;
@@ -314,8 +319,7 @@ TEST(Delivery, BasicCredentialsAndCustomHeaders) {
                                    .username = "user",
                                    .password = "pass"})
                   .ok());
-  ASSERT_TRUE(
-      world.engine().CreateSecurity({.auth_id = "c", .type = SecurityType::kCustom}).ok());
+  ASSERT_TRUE(world.engine().CreateSecurity({.auth_id = "c", .type = SecurityType::kCustom}).ok());
   auto basic = Profile("basic", receiver, "/basic");
   basic.auth_id = "b";
   world.AddProfile(basic);
@@ -375,8 +379,9 @@ TEST(Delivery, OAuthTokensAreCachedUntilExpiryAndRefreshedOnceOn401) {
   for (const auto& r : receiver.requests()) {
     if (r.target != "/token") continue;
     EXPECT_EQ(r.header("content-type"), "application/x-www-form-urlencoded");
-    EXPECT_EQ(r.body, "grant_type=client_credentials&client_id=herald&client_secret=s3cret&"
-                      "scope=hooks");
+    EXPECT_EQ(r.body,
+              "grant_type=client_credentials&client_id=herald&client_secret=s3cret&"
+              "scope=hooks");
   }
   // The receiver revokes t1: one 401, a new token, the same notification delivered.
   valid_token = 2;
@@ -620,10 +625,10 @@ TEST(Delivery, CircuitBreakerProbesInsteadOfHammering) {
   // 3 failures open the circuit; then probes one at a time, 300 ms, then 600 ms apart (each
   // failed probe doubles the pause); the probe that succeeds closes it.
   ASSERT_GE(r.size(), 7u);
-  EXPECT_GE(r[3].at - r[2].at, 290ms);  // first probe (fails)
-  EXPECT_GE(r[4].at - r[3].at, 590ms);  // second probe (fails)
+  EXPECT_GE(r[3].at - r[2].at, 290ms);   // first probe (fails)
+  EXPECT_GE(r[4].at - r[3].at, 590ms);   // second probe (fails)
   EXPECT_GE(r[5].at - r[4].at, 1190ms);  // third probe (fails: the 6th failure)
-  EXPECT_LT(r.size(), 12u);  // without the breaker, 5 ms retries would have made dozens
+  EXPECT_LT(r.size(), 12u);              // without the breaker, 5 ms retries would have made dozens
 }
 
 TEST(Delivery, RateLimitAndWindowSizeBoundTheRequests) {
@@ -645,7 +650,7 @@ TEST(Delivery, RateLimitAndWindowSizeBoundTheRequests) {
   }));
   const auto r = limited.requests();
   EXPECT_GE(r.back().at - r.front().at, 950ms);  // 20 intervals of 50 ms
-  EXPECT_EQ(windowed.max_in_progress(), 20);  // never more than windowSize at once
+  EXPECT_EQ(windowed.max_in_progress(), 20);     // never more than windowSize at once
 }
 
 TEST(Delivery, TlsReceiversAreVerifiedAgainstTheConfiguredCa) {
@@ -680,16 +685,14 @@ TEST(Delivery, PrivateTargetsAreRefusedUnlessAllowed) {
   ASSERT_TRUE(engine.ok());
   (*deliverer)->Start(**engine);
   ASSERT_TRUE((*engine)->CreateProfile(Profile("p1", receiver)).ok());
-  ASSERT_TRUE((*engine)
-                  ->CreateSubscription({.subscription_id = "s1",
-                                        .channel = "SMS",
-                                        .profile_id = "p1"})
-                  .ok());
+  ASSERT_TRUE(
+      (*engine)
+          ->CreateSubscription({.subscription_id = "s1", .channel = "SMS", .profile_id = "p1"})
+          .ok());
   (*engine)->FlushIndex();
   (*engine)->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{}})");
-  ASSERT_TRUE(World::Eventually([&] {
-    return (*deliverer)->ListDeadLetters("p1", 0, 1).total == 1;
-  }));
+  ASSERT_TRUE(
+      World::Eventually([&] { return (*deliverer)->ListDeadLetters("p1", 0, 1).total == 1; }));
   const auto letter = (*deliverer)->ListDeadLetters("p1", 0, 1).results.at(0);
   EXPECT_NE(letter.last_error.find("allow_private_targets is off"), std::string::npos);
   EXPECT_EQ(letter.attempts, 1);  // refused targets are not retried
@@ -751,8 +754,109 @@ TEST(Delivery, StoppingKeepsWhatIsUndeliveredAndARestartCanReplayIt) {
     }
   }
   std::sort(items.begin(), items.end());
-  EXPECT_EQ(items, (std::vector<std::string>{R"({"n":0})", R"({"n":1})", R"({"n":2})",
-                                             R"({"n":3})", R"({"n":4})"}));
+  EXPECT_EQ(items, (std::vector<std::string>{R"({"n":0})", R"({"n":1})", R"({"n":2})", R"({"n":3})",
+                                             R"({"n":4})"}));
+}
+
+// nginx (Debian) as a plain receiver: many requests over few kept-alive connections.
+class Nginx {
+ public:
+  explicit Nginx(const std::string& dir) : dir_(dir) {
+    // A free port: bind to 0, read it, let go.
+    port_ = FreePort();
+    std::ofstream conf(dir + "/nginx.conf");
+    conf << "daemon off; master_process off; worker_processes 1;\n"
+         << "pid " << dir << "/nginx.pid;\nerror_log " << dir << "/error.log;\n"
+         << "events { worker_connections 256; }\n"
+         << "http {\n  log_format hook '$request_method $uri $status $connection "
+            "$connection_requests $request_length';\n"
+         << "  access_log " << dir << "/access.log hook;\n"
+         << "  client_body_temp_path " << dir << "/body; proxy_temp_path " << dir << "/proxy;\n"
+         << "  fastcgi_temp_path " << dir << "/fcgi; uwsgi_temp_path " << dir << "/uwsgi;\n"
+         << "  scgi_temp_path " << dir << "/scgi;\n"
+         << "  server { listen 127.0.0.1:" << port_ << "; location / { return 200 'ok'; } }\n"
+         << "}\n";
+    conf.close();
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/usr/sbin/nginx", "nginx", "-p", dir.c_str(), "-c", (dir + "/nginx.conf").c_str(),
+            "-e", (dir + "/error.log").c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Ready when it accepts connections.
+    for (int i = 0; i < 500 && !Accepts(); ++i) std::this_thread::sleep_for(10ms);
+  }
+  ~Nginx() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  bool Accepts() const {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port_);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    return ok;
+  }
+  // Access-log lines: method, uri, status, connection, request number on it, length.
+  std::vector<std::vector<std::string>> log() const {
+    std::ifstream in(dir_ + "/access.log");
+    std::vector<std::vector<std::string>> lines;
+    std::string method, uri, status, connection, number, length;
+    while (in >> method >> uri >> status >> connection >> number >> length) {
+      lines.push_back({method, uri, status, connection, number, length});
+    }
+    return lines;
+  }
+
+ private:
+  static uint16_t FreePort() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+  }
+
+  std::string dir_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+TEST(Delivery, NginxReceivesEveryNotificationOverKeptAliveConnections) {
+  ASSERT_EQ(access("/usr/sbin/nginx", X_OK), 0) << "nginx is missing: run tools/deps.sh";
+  TempDir dir;
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Accepts()) << "nginx did not start; see " << dir.path() << "/error.log";
+  World world;
+  NotificationProfile p;
+  p.profile_id = "nginx";
+  p.webhook.notify_url = nginx.url();
+  p.max_bucket_size = 1;
+  world.AddProfile(p);
+  for (int i = 0; i < 500; ++i) world.Send("nginx", R"({"n":)" + std::to_string(i) + "}");
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("nginx").delivered == 500; }));
+  world.Stop();
+  std::vector<std::vector<std::string>> lines;
+  ASSERT_TRUE(World::Eventually([&] { return (lines = nginx.log()).size() == 500; }))
+      << lines.size();
+  std::set<std::string> connections;
+  for (const auto& l : lines) {
+    EXPECT_EQ(l[0], "POST");
+    EXPECT_EQ(l[1], "/hook");
+    EXPECT_EQ(l[2], "200");
+    connections.insert(l[3]);
+  }
+  EXPECT_LE(connections.size(), 20u);  // at most windowSize connections, each reused
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/receiver.h"
 
 extern char** environ;
 
@@ -553,6 +554,107 @@ TEST(Heraldd, BadFlagsAndConfigExitWithCode2) {
     const std::string named = args[0] == "--config" ? "/nonexistent.toml" : args[0].substr(2);
     EXPECT_NE(out.find(named), std::string::npos) << out;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Polls `done` for up to 10 s.
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+TEST(Heraldd, DeliversWebhooksKeepsDeadLettersAndReplaysThem) {
+  herald::test_support::Receiver receiver;
+  std::atomic<int> status{400};
+  receiver.set_handler([&](const herald::test_support::ReceivedRequest&) {
+    return herald::test_support::Reply{.status = status.load()};
+  });
+  TempDir data;
+  const std::string profile = R"({"profileId":"rx","webhook":{"notifyUrl":")" + receiver.url() +
+                              R"("},"retry":{"delaysMs":[10],"maxAttempts":2}})";
+  const std::string event =
+      R"({"channel":"SMS","event":"DELIVERY","eventId":"e-1","payload":{"results":[{"m":1}]}})";
+  {
+    Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"}, data.path());
+    ASSERT_NE(d.port(), 0) << d.output();
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/profiles", profile).status, 201);
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"rx"}})")
+                  .status,
+              201);
+    // A committed change reaches routing within 100 ms (DESIGN §2).
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    ASSERT_EQ(d.Call("POST", "/v1/events", event).status, 202);
+    // 400 is not retried: one request, one dead letter.
+    ASSERT_TRUE(Eventually([&] {
+      return d.Call("GET", "/v1/dead-letters?profileId=rx").body.find(R"("totalResults":1)") !=
+             std::string::npos;
+    }));
+    EXPECT_EQ(receiver.count(), 1u);
+    const Reply letters = d.Call("GET", "/v1/dead-letters?profileId=rx&page=0&size=10");
+    EXPECT_EQ(letters.status, 200);
+    EXPECT_NE(letters.body.find(R"("webhookId":"e-1")"), std::string::npos) << letters.body;
+    EXPECT_NE(letters.body.find(R"("lastStatus":400)"), std::string::npos);
+    EXPECT_NE(letters.body.find(R"("payload":{"results":[{"m":1}]})"), std::string::npos);
+    EXPECT_NE(d.Call("GET", "/metrics")
+                  .body.find(R"(herald_webhook_dead_lettered_total{profile="rx"} 1)"),
+              std::string::npos);
+
+    // Replay once the receiver is fixed: delivered with the same webhook-id.
+    status = 200;
+    EXPECT_EQ(d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"rx","ids":["1"]})").body,
+              R"({"replayed":1})");
+    ASSERT_TRUE(receiver.WaitFor(2, std::chrono::seconds(10)));
+    EXPECT_EQ(receiver.requests()[1].header("webhook-id"), "e-1");
+    ASSERT_TRUE(Eventually([&] {
+      return d.Call("GET", "/metrics")
+                 .body.find(R"(herald_webhook_delivered_total{profile="rx"} 1)") !=
+             std::string::npos;
+    }));
+    EXPECT_NE(d.Call("GET", "/v1/dead-letters").body.find(R"("totalResults":0)"),
+              std::string::npos);
+    EXPECT_NE(d.Call("GET", "/metrics")
+                  .body.find("herald_webhook_request_duration_seconds_bucket{profile=\"rx\""),
+              std::string::npos);
+    // Bad replays get clear errors.
+    EXPECT_EQ(d.Call("POST", "/v1/dead-letters/replay", "{}").status, 400);
+    EXPECT_EQ(
+        d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"rx","ids":[true]})").status,
+        400);
+    EXPECT_EQ(d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"nope"})").status, 404);
+    EXPECT_EQ(d.Call("GET", "/v1/dead-letters?size=0").status, 400);
+
+    // 410 disables the profile; the API and the metrics say so.
+    status = 410;
+    ASSERT_EQ(d.Call("POST", "/v1/events", event).status, 202);
+    ASSERT_TRUE(Eventually([&] {
+      return d.Call("GET", "/subscriptions/1/profiles/rx").body.find(R"("disabled":true)") !=
+             std::string::npos;
+    }));
+    EXPECT_NE(d.Call("GET", "/metrics").body.find(R"(herald_webhook_disabled{profile="rx"} 1)"),
+              std::string::npos);
+    EXPECT_EQ(d.Stop(), 0);
+  }
+  // Disabled survives a restart; updating the profile enables it again.
+  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"}, data.path());
+  ASSERT_NE(d.port(), 0) << d.output();
+  EXPECT_NE(d.Call("GET", "/subscriptions/1/profiles/rx").body.find(R"("disabled":true)"),
+            std::string::npos);
+  ASSERT_EQ(d.Call("PUT", "/subscriptions/1/profiles/rx", profile).status, 200);
+  EXPECT_NE(d.Call("GET", "/subscriptions/1/profiles/rx").body.find(R"("disabled":false)"),
+            std::string::npos);
+  status = 200;
+  ASSERT_EQ(d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"rx"})").body,
+            R"({"replayed":1})");
+  ASSERT_TRUE(receiver.WaitFor(4, std::chrono::seconds(10)));
+  EXPECT_EQ(d.Stop(), 0);
 }
 
 }  // namespace

@@ -5,15 +5,13 @@
 namespace herald::deliver {
 namespace {
 
-bool Public(const char* address) {
-  return IsPublicAddress(boost::asio::ip::make_address(address));
-}
+bool Public(const char* address) { return IsPublicAddress(boost::asio::ip::make_address(address)); }
 
 TEST(AddressGuard, RefusesLoopbackPrivateLinkLocalMulticastAndMetadata) {
-  for (const char* a : {"127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255",
-                        "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
-                        "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "fd12::1",
-                        "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"}) {
+  for (const char* a :
+       {"127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+        "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1",
+        "::", "fe80::1", "fc00::1", "fd12::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"}) {
     EXPECT_FALSE(Public(a)) << a;
   }
 }

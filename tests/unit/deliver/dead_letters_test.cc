@@ -86,9 +86,8 @@ TEST(DeadLetters, ATornTailIsCutAndTheRestKept) {
     out << "0badc0de {\"op\":\"add\",\"id\":9";  // a crash in the middle of a write
   }
   std::vector<std::string> logged;
-  auto store = DeadLetterStore::Open(dir.path(), [&](std::string_view l) {
-    logged.emplace_back(l);
-  });
+  auto store =
+      DeadLetterStore::Open(dir.path(), [&](std::string_view l) { logged.emplace_back(l); });
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ((*store)->List("p1", 0, 10).total, 2u);
   ASSERT_EQ(logged.size(), 1u);

@@ -20,9 +20,9 @@ SecuritySetting Hmac(std::string secret, HmacAlgorithm algorithm) {
 // The example of the Standard Webhooks specification.
 TEST(Signing, MatchesTheStandardWebhooksExample) {
   const auto s = Hmac("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", HmacAlgorithm::kSha256);
-  EXPECT_EQ(WebhookSignature(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                             R"({"test": 2432232314})"),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  EXPECT_EQ(
+      WebhookSignature(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})"),
+      "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
 // Other algorithms and raw (non-whsec_) secrets, against OpenSSL's one-shot HMAC.
