@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
              herald::server::BodyPlan* plan) { return api.CheckHeaders(req, res, plan); });
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(s.message()).c_str());
+    (*deliverer)->Stop(std::chrono::milliseconds(0));  // while the engine it reads still exists
     return 1;
   }
   api.set_ready(true);
