@@ -1,8 +1,10 @@
-// A minimal embedder: loads the installed catalog, subscribes, routes one event, polls it.
+// A minimal embedder: loads the installed catalog, subscribes, routes one event, polls it; and
+// links the library's webhook deliverer.
 #include <cstdio>
 #include <vector>
 
 #include "herald/engine.h"
+#include "herald/webhook_deliverer.h"
 
 int main() {
   herald::EngineOptions options;
@@ -33,6 +35,12 @@ int main() {
     std::fprintf(stderr, "expected one notification with the payload verbatim\n");
     return 1;
   }
+  auto deliverer = herald::WebhookDeliverer::Create({});
+  if (!deliverer.ok()) {
+    std::fprintf(stderr, "deliverer: %s\n", std::string(deliverer.status().message()).c_str());
+    return 1;
+  }
+  (*deliverer)->Stop(std::chrono::milliseconds(0));
   std::printf("consumer: routed %.*s to %.*s\n", static_cast<int>(out[0].webhook_id().size()),
               out[0].webhook_id().data(), static_cast<int>(out[0].profile_id().size()),
               out[0].profile_id().data());
