@@ -25,8 +25,9 @@ cmake --build --preset debug -j "$jobs"
 echo "== test"
 ctest --preset debug -j "$jobs" --timeout 900
 
-# The concurrency tests again under ThreadSanitizer: routers, snapshot publishing, queues, sinks.
+# The concurrency tests again under ThreadSanitizer: routers, snapshot publishing, queues, sinks,
+# webhook delivery.
 echo "== configure, build and test (tsan: concurrency tests)"
 cmake --preset tsan >/dev/null
-cmake --build --preset tsan -j "$jobs" --target index_test engine_test
-ctest --preset tsan -R '^(index_test|engine_test)$' --timeout 900
+cmake --build --preset tsan -j "$jobs" --target index_test engine_test delivery_test
+ctest --preset tsan -R "^(index_test|engine_test|delivery_test)$" --timeout 900

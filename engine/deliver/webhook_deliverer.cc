@@ -246,6 +246,7 @@ class Deliverer final : public WebhookDeliverer {
   }
 
   size_t Capacity(std::string_view profile_id) override {
+    std::shared_lock lifecycle(lifecycle_mu_);
     if (stopping_.load(std::memory_order_acquire)) return 0;
     const uint64_t held = State(profile_id).held.load(std::memory_order_relaxed);
     return held >= options_.max_held_per_profile ? 0 : options_.max_held_per_profile - held;
@@ -315,7 +316,7 @@ class Deliverer final : public WebhookDeliverer {
 
   DelivererOptions options_;
   Engine* engine_ = nullptr;
-  // Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no handover
+  // Capacity/Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no handover
   // is half done when the workers go away.
   std::shared_mutex lifecycle_mu_;
   std::unique_ptr<DeadLetterStore> dead_letters_;

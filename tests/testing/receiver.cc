@@ -166,14 +166,14 @@ Receiver::~Receiver() {
   impl.stop.store(true);
   impl.cv.notify_all();
   beast::error_code ignored;
-  impl.acceptor.close(ignored);
-  // Wake the accept call: connect once.
+  // Wake the blocked accept call with one connection; it sees `stop` and returns.
   {
     asio::io_context io;
     tcp::socket s(io);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ignored);
   }
   impl.accept_thread.join();
+  impl.acceptor.close(ignored);
   {
     std::lock_guard lock(impl.mu);
     for (auto& s : impl.sockets) s->shutdown(tcp::socket::shutdown_both, ignored);
