@@ -121,14 +121,7 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   return absl::OkStatus();
 }
 
-absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
-  toml::table table;
-  try {
-    table = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(
-        Cat(path, ": ", std::string(e.description()), " (line ", e.source().begin.line, ")"));
-  }
+absl::Status LoadTable(DaemonConfig& c, const toml::table& table, std::string_view path) {
   auto text = [](const toml::node& node, std::string* out) {
     if (node.is_string())
       *out = *node.value<std::string>();
@@ -172,7 +165,30 @@ absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status LoadFile(DaemonConfig& c, const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        Cat(path, ": ", std::string(e.description()), " (line ", e.source().begin.line, ")"));
+  }
+  return LoadTable(c, table, path);
+}
+
 }  // namespace
+
+absl::Status ApplyConfigText(DaemonConfig& config, std::string_view toml_text,
+                             std::string_view origin) {
+  toml::table table;
+  try {
+    table = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        Cat(origin, ": ", std::string(e.description()), " (line ", e.source().begin.line, ")"));
+  }
+  return LoadTable(config, table, origin);
+}
 
 std::string DaemonUsage() {
   return "usage: heraldd [flags]\n"

@@ -34,6 +34,10 @@ struct DaemonConfig {
 };
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);
+// Applies the settings of a TOML document (the --config file's format); `origin` names it in
+// errors.
+absl::Status ApplyConfigText(DaemonConfig& config, std::string_view toml_text,
+                             std::string_view origin);
 std::string DaemonUsage();
 
 }  // namespace herald::server
