@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "engine/common/framed_records.h"
 #include "engine/common/strings.h"
@@ -183,12 +184,12 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::Take(std::string_view p
       if (d.profile_id == profile_id) taken.push_back(d);
     }
   } else {
-    for (const uint64_t id : ids) {
+    // Each once, however often it is named.
+    const std::set<uint64_t> unique(ids.begin(), ids.end());
+    for (const uint64_t id : unique) {
       auto it = letters_.find(id);
       if (it != letters_.end() && it->second.profile_id == profile_id) taken.push_back(it->second);
     }
-    std::sort(taken.begin(), taken.end(),
-              [](const DeadLetter& a, const DeadLetter& b) { return a.id < b.id; });
   }
   if (taken.empty()) return taken;
   std::string json = R"({"op":"remove","ids":[)";

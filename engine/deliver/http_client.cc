@@ -164,6 +164,13 @@ asio::awaitable<void> HttpClient::Exchange(Stream& stream, Connection& connectio
   co_await http::async_read(stream, connection.buffer, parser,
                             asio::redirect_error(asio::use_awaitable, ec));
   got_bytes = parser.got_some() || ec == beast::error::timeout;
+  if (ec == http::error::body_limit && parser.is_header_done()) {
+    // The status is what matters; the oversized body is dropped with the connection.
+    response.status = static_cast<int>(parser.get().result_int());
+    const auto retry_after = parser.get()[http::field::retry_after];
+    response.retry_after.assign(retry_after.data(), retry_after.size());
+    co_return;
+  }
   if (ec) {
     response.error = Describe("response", ec, request.read_timeout);
     co_return;
@@ -182,7 +189,10 @@ asio::awaitable<ClientResponse> HttpClient::Send(ClientRequest request) {
   for (int round = 0;; ++round) {
     ClientResponse response;
     std::unique_ptr<Connection> connection;
-    if (auto it = idle_.find(key); it != idle_.end() && !it->second.empty()) {
+    auto it = idle_.find(key);
+    if (round > 0 && it != idle_.end()) {
+      it->second.clear();  // the peer closed its idle connections: the others are stale too
+    } else if (it != idle_.end() && !it->second.empty()) {
       connection = std::move(it->second.back());
       it->second.pop_back();
     }

@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
 #include "engine/common/latency_histogram.h"
 #include "engine/common/strings.h"
@@ -92,6 +93,7 @@ struct Batch {
   int attempts = 0;
   int last_status = 0;
   std::string last_error;
+  bool probe = false;  // the one request of a half-open circuit
 
   std::string_view request_body() const { return body.empty() ? items[0].payload() : body; }
 };
@@ -111,6 +113,8 @@ struct OAuthToken {
   Clock::time_point expires = Clock::time_point::max();
   bool fetching = false;
   std::unique_ptr<asio::steady_timer> fetched;  // waiters wait on it; cancelled when done
+  uint64_t fetches = 0;                         // completed fetches
+  absl::Status error;                           // of the last fetch
 };
 
 class Worker;
@@ -136,6 +140,7 @@ struct ProfileState {
   std::deque<std::unique_ptr<Batch>> due;
   std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
   std::set<Batch*> sending;
+  std::vector<DeadLetter> unwritten;  // dead letters the store refused; written again by Pump
   asio::steady_timer retry_timer;
   Clock::time_point retry_timer_at = Clock::time_point::max();
   asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
@@ -186,14 +191,20 @@ class Worker {
   std::optional<std::pair<std::string_view, size_t>> ResultsOf(std::string_view payload);
   asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,
                              std::shared_ptr<const ProfileConfig> config);
+  // `stale`: a token the receiver refused, to be replaced (the caller keeps it alive).
   asio::awaitable<absl::StatusOr<std::string>> Token(const SecuritySetting& security,
-                                                     std::string stale);
-  void OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ClientResponse& response);
+                                                     std::string_view stale);
+  void OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
+                const ClientResponse& response);
   void BreakerFailure(ProfileState& p);
   milliseconds RetryDelay(const ProfileConfig& config, int attempts,
                           const std::string& retry_after);
   void ArmRetryTimer(ProfileState& p);
   void ArmGate(ProfileState& p, Clock::time_point at);
+  static DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
+                             std::string_view error);
+  // Writes dead letters; when the store refuses, keeps them to write again (never re-sends).
+  void Bury(ProfileState& p, std::vector<DeadLetter> letters);
   void DeadLetterAll(ProfileState& p, int status, std::string_view error);
 
   Deliverer& deliverer_;
@@ -201,7 +212,8 @@ class Worker {
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::unique_ptr<HttpClient> client_;
   simdjson::ondemand::parser parser_;
-  absl::flat_hash_map<std::string, OAuthToken> tokens_;
+  // Node-stable: a fetch holds a reference to its entry across co_await.
+  absl::node_hash_map<std::string, OAuthToken> tokens_;
   std::mt19937_64 rng_;
   std::thread thread_;
 };
@@ -316,8 +328,8 @@ class Deliverer final : public WebhookDeliverer {
 
   DelivererOptions options_;
   Engine* engine_ = nullptr;
-  // Capacity/Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no handover
-  // is half done when the workers go away.
+  // Capacity/Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no
+  // handover is half done when the workers go away.
   std::shared_mutex lifecycle_mu_;
   std::unique_ptr<DeadLetterStore> dead_letters_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -373,6 +385,7 @@ void Worker::Pump(ProfileState& p) {
     p.inbox.clear();
     p.pump_posted = false;
   }
+  if (!p.unwritten.empty()) Bury(p, std::exchange(p.unwritten, {}));
   if (!RefreshConfig(p)) {
     DeadLetterAll(p, 0, Cat("profile ", p.id, " no longer exists"));
     return;
@@ -420,8 +433,12 @@ void Worker::Pump(ProfileState& p) {
     } else {
       batch = FormBatch(p, config);
     }
+    batch->probe = p.breaker == Breaker::kHalfOpen;
     ++p.in_flight;
     p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
+    // Registered now, not when the coroutine starts (co_spawn only posts its first step), so a
+    // Stop() in between still finds it.
+    p.sending.insert(batch.get());
     asio::co_spawn(io_, Send(&p, std::move(batch), p.config), asio::detached);
   }
 }
@@ -495,7 +512,7 @@ std::unique_ptr<Batch> Worker::FormBatch(ProfileState& p, const ProfileConfig& c
 }
 
 asio::awaitable<absl::StatusOr<std::string>> Worker::Token(const SecuritySetting& security,
-                                                           std::string stale) {
+                                                           std::string_view stale) {
   const std::string fingerprint =
       Cat(security.token_url, "\n", security.client_id, "\n", security.client_secret, "\n",
           security.scope, "\n", security.grant_type, "\n", security.username, "\n",
@@ -506,10 +523,13 @@ asio::awaitable<absl::StatusOr<std::string>> Worker::Token(const SecuritySetting
                          Clock::now() < entry.expires && entry.token != stale;
     if (current) co_return entry.token;
     if (!entry.fetching) break;
-    // Another request is fetching: wait for it (the timer is cancelled when it is done).
+    // Another request is fetching: wait for it (the timer is cancelled when it is done), and
+    // share its failure rather than trying again at once.
+    const uint64_t seen = entry.fetches;
     boost::system::error_code ec;
     co_await entry.fetched->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    stale.clear();
+    if (entry.fetches != seen && !entry.error.ok()) co_return entry.error;
+    stale = {};
   }
   entry.fetching = true;
   entry.fetched = std::make_unique<asio::steady_timer>(io_, Clock::time_point::max());
@@ -556,13 +576,14 @@ asio::awaitable<absl::StatusOr<std::string>> Worker::Token(const SecuritySetting
     }
   }
   entry.fetching = false;
+  entry.error = result.ok() ? absl::OkStatus() : result.status();
+  ++entry.fetches;
   entry.fetched->cancel();
   co_return result;
 }
 
 asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch,
                                    std::shared_ptr<const ProfileConfig> config) {
-  p->sending.insert(batch.get());
   ++batch->attempts;
   const auto start = Clock::now();
   ClientResponse response;
@@ -601,8 +622,8 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
           headers.emplace_back("authorization",
                                BasicAuthorization(security.username, security.password));
         } else if (oauth) {
-          std::string stale = round == 0 ? std::string() : token;
-          auto fetched = co_await Token(security, std::move(stale));
+          const std::string_view stale = round == 0 ? std::string_view() : token;
+          auto fetched = co_await Token(security, stale);
           if (!fetched.ok()) {
             response = {};
             response.error = std::string(ToStd(fetched.status().message()));
@@ -630,7 +651,7 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
   p->latency.Observe(std::chrono::duration<double>(Clock::now() - start).count());
   p->requests.fetch_add(1, std::memory_order_relaxed);
   p->sending.erase(batch.get());
-  OnResult(*p, std::move(batch), response);
+  OnResult(*p, std::move(batch), *config, response);
 }
 
 void Worker::BreakerFailure(ProfileState& p) {
@@ -667,7 +688,7 @@ milliseconds Worker::RetryDelay(const ProfileConfig& config, int attempts,
   return milliseconds(static_cast<int64_t>(base * (jitter > 0 ? spread(rng_) : 1)));
 }
 
-void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch,
+void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
                       const ClientResponse& response) {
   --p.in_flight;
   p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
@@ -692,7 +713,11 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch,
   batch->last_status = status;
   batch->last_error = status == 0 ? response.error : Cat("HTTP ", status);
   const bool transport = status == 0 && !response.refused;
-  if (transport || status == 408 || status >= 500) BreakerFailure(p);
+  // While half-open only the probe's failure counts: older requests may still be finishing.
+  if ((transport || status == 408 || status >= 500) &&
+      (p.breaker != Breaker::kHalfOpen || batch->probe)) {
+    BreakerFailure(p);
+  }
   if (status == 410) {
     p.disabled.store(true);
     if (auto s = deliverer_.dead_letters().SetDisabled(p.id, true);
@@ -707,7 +732,6 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch,
     }
   }
   const bool retryable = transport || status == 408 || status == 429 || status >= 500;
-  const ProfileConfig& config = *p.config;
   if (retryable && batch->attempts < config.retry.max_attempts) {
     const auto delay = RetryDelay(config, batch->attempts, response.retry_after);
     p.retried.fetch_add(n, std::memory_order_relaxed);
@@ -716,71 +740,60 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch,
   } else {
     std::vector<DeadLetter> letters;
     for (const auto& item : batch->items) {
-      letters.push_back({.profile_id = p.id,
-                         .subscription_id = std::string(item.subscription_id()),
-                         .channel = std::string(item.channel()),
-                         .event = std::string(item.event()),
-                         .webhook_id = std::string(item.webhook_id()),
-                         .payload = std::string(item.payload()),
-                         .attempts = batch->attempts,
-                         .last_status = batch->last_status,
-                         .last_error = batch->last_error,
-                         .failed_at_ms = UnixMillis()});
+      letters.push_back(LetterOf(p, item, batch->attempts, batch->last_status, batch->last_error));
     }
-    if (auto s = deliverer_.dead_letters().Add(letters); !s.ok()) {
-      // Not kept on disk: keep trying, rather than lose the notifications.
-      if (deliverer_.options().log) {
-        deliverer_.options().log(Cat("delivery: profile ", p.id, ": writing dead letters: ",
-                                     ToStd(s.message()), "; retrying them"));
-      }
-      p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
-      p.retries.emplace(Clock::now() + std::chrono::seconds(1), std::move(batch));
-    } else {
-      p.dead_lettered.fetch_add(n, std::memory_order_relaxed);
-      p.held.fetch_sub(n, std::memory_order_relaxed);
-    }
+    Bury(p, std::move(letters));
   }
   Pump(p);
 }
 
-void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {
-  std::vector<std::unique_ptr<Batch>> batches;
-  for (auto& b : p.due) batches.push_back(std::move(b));
-  p.due.clear();
-  for (auto& [at, b] : p.retries) batches.push_back(std::move(b));
-  p.retries.clear();
-  p.awaiting_retry.store(0, std::memory_order_relaxed);
-  std::vector<DeadLetter> letters;
-  auto add = [&](const Item& item, int attempts) {
-    letters.push_back({.profile_id = p.id,
-                       .subscription_id = std::string(item.subscription_id()),
-                       .channel = std::string(item.channel()),
-                       .event = std::string(item.event()),
-                       .webhook_id = std::string(item.webhook_id()),
-                       .payload = std::string(item.payload()),
-                       .attempts = attempts,
-                       .last_status = status,
-                       .last_error = std::string(error),
-                       .failed_at_ms = UnixMillis()});
-  };
-  for (const auto& b : batches) {
-    for (const auto& item : b->items) add(item, b->attempts);
-  }
-  for (const auto& item : p.ready) add(item, 0);
+DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
+                            std::string_view error) {
+  return {.profile_id = p.id,
+          .subscription_id = std::string(item.subscription_id()),
+          .channel = std::string(item.channel()),
+          .event = std::string(item.event()),
+          .webhook_id = std::string(item.webhook_id()),
+          .payload = std::string(item.payload()),
+          .attempts = attempts,
+          .last_status = status,
+          .last_error = std::string(error),
+          .failed_at_ms = UnixMillis()};
+}
+
+void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters) {
   if (letters.empty()) return;
+  const size_t n = letters.size();
   if (auto s = deliverer_.dead_letters().Add(letters); !s.ok()) {
+    // Not on disk yet: keep them (still held) and write again shortly — never send again.
     if (deliverer_.options().log) {
-      deliverer_.options().log(
-          Cat("delivery: profile ", p.id, ": writing dead letters: ", ToStd(s.message())));
+      deliverer_.options().log(Cat("delivery: profile ", p.id, ": writing ", n,
+                                   " dead letter(s): ", ToStd(s.message()), "; will retry"));
     }
-    // Keep them waiting rather than lose them; the next pump tries again.
-    for (auto& b : batches) p.due.push_back(std::move(b));
+    for (auto& letter : letters) p.unwritten.push_back(std::move(letter));
     ArmGate(p, Clock::now() + std::chrono::seconds(1));
     return;
   }
+  p.dead_lettered.fetch_add(n, std::memory_order_relaxed);
+  p.held.fetch_sub(n, std::memory_order_relaxed);
+}
+
+void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {
+  std::vector<DeadLetter> letters;
+  for (const auto& b : p.due) {
+    for (const auto& item : b->items)
+      letters.push_back(LetterOf(p, item, b->attempts, status, error));
+  }
+  p.due.clear();
+  for (const auto& [at, b] : p.retries) {
+    for (const auto& item : b->items)
+      letters.push_back(LetterOf(p, item, b->attempts, status, error));
+  }
+  p.retries.clear();
+  p.awaiting_retry.store(0, std::memory_order_relaxed);
+  for (const auto& item : p.ready) letters.push_back(LetterOf(p, item, 0, status, error));
   p.ready.clear();
-  p.dead_lettered.fetch_add(letters.size(), std::memory_order_relaxed);
-  p.held.fetch_sub(letters.size(), std::memory_order_relaxed);
+  Bury(p, std::move(letters));
 }
 
 void Worker::ArmRetryTimer(ProfileState& p) {
@@ -816,21 +829,20 @@ void Worker::Drain(std::vector<ProfileState*> profiles) {
     }
     // Requests still in flight are abandoned: their notifications become dead letters too
     // (the receiver may have them already; replay may then duplicate, never lose).
-    for (Batch* b : p->sending) {
-      for (auto& item : b->items) {
-        Item copy;
-        copy.letter = std::make_shared<DeadLetter>(
-            DeadLetter{.profile_id = p->id,
-                       .subscription_id = std::string(item.subscription_id()),
-                       .channel = std::string(item.channel()),
-                       .event = std::string(item.event()),
-                       .webhook_id = std::string(item.webhook_id()),
-                       .payload = std::string(item.payload())});
-        p->ready.push_back(std::move(copy));
+    std::vector<DeadLetter> letters;
+    for (const Batch* b : p->sending) {
+      for (const auto& item : b->items) {
+        letters.push_back(LetterOf(*p, item, b->attempts, 0, kStoppedError));
       }
     }
     p->sending.clear();
+    Bury(*p, std::move(letters));
     DeadLetterAll(*p, 0, kStoppedError);
+    if (!p->unwritten.empty() && deliverer_.options().log) {
+      deliverer_.options().log(Cat("delivery: profile ", p->id, ": ", p->unwritten.size(),
+                                   " undelivered notification(s) LOST: the dead-letter store "
+                                   "refused them"));
+    }
     p->retry_timer.cancel();
     p->gate_timer.cancel();
   }

@@ -827,8 +827,12 @@ void Api::DeadLetters(const HttpRequest& request, std::string_view rest, std::st
   simdjson::dom::element ids_json;
   if (root["ids"].get(ids_json) == simdjson::SUCCESS) {
     simdjson::dom::array array;
-    bool ok = ids_json.get_array().get(array) == simdjson::SUCCESS;
-    for (auto id : ok ? array : simdjson::dom::array()) {
+    if (ids_json.get_array().get(array) != simdjson::SUCCESS) {
+      return Error(response, 400, "BAD_REQUEST", "ids must be a list of dead-letter ids",
+                   {{"ids", {"must be a list of dead-letter ids"}}});
+    }
+    bool ok = true;
+    for (auto id : array) {
       std::string_view text;
       uint64_t v = 0;
       if (id.get_uint64().get(v) == simdjson::SUCCESS) {

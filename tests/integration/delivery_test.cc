@@ -762,6 +762,89 @@ TEST(Delivery, StoppingKeepsWhatIsUndeliveredAndARestartCanReplayIt) {
                                              R"({"n":4})"}));
 }
 
+TEST(Delivery, TokenFetchesAreSharedAndSoAreTheirFailures) {
+  Receiver receiver;
+  std::atomic<int> token_requests{0};
+  std::atomic<bool> token_endpoint_up{false};
+  receiver.set_handler([&](const ReceivedRequest& r) {
+    Reply reply;
+    if (r.target.starts_with("/token")) {
+      ++token_requests;
+      reply.delay = 200ms;  // slow: every request of a burst finds a fetch in progress
+      if (!token_endpoint_up) return reply.status = 500, reply;
+      reply.body = R"({"access_token":"t","expires_in":3600})";
+    }
+    return reply;
+  });
+  World world;
+  // Two settings on one worker, fetching at once.
+  for (const char* id : {"o1", "o2"}) {
+    ASSERT_TRUE(world.engine()
+                    .CreateSecurity({.auth_id = id,
+                                     .type = SecurityType::kOAuth,
+                                     .token_url = receiver.url(std::string("/token/") + id),
+                                     .grant_type = "client_credentials",
+                                     .client_id = "c"})
+                    .ok());
+    auto p = Profile(id, receiver);
+    p.auth_id = id;
+    p.max_bucket_size = 1;
+    p.retry = RetryPolicy{.delays_ms = {10}, .max_attempts = 1};
+    world.AddProfile(p);
+  }
+  // The token endpoint fails: a burst of 20 shares one failed fetch per setting.
+  for (int i = 0; i < 20; ++i) world.Send("o1", "{}");
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("o1").dead_lettered == 20; }));
+  EXPECT_LE(token_requests.load(), 3);
+  EXPECT_NE(world.deliverer()
+                .ListDeadLetters("o1", 0, 1)
+                .results.at(0)
+                .last_error.find("answered HTTP 500"),
+            std::string::npos);
+  token_endpoint_up = true;
+  token_requests = 0;
+  for (int i = 0; i < 20; ++i) {
+    world.Send("o1", "{}");
+    world.Send("o2", "{}");
+  }
+  ASSERT_TRUE(World::Eventually(
+      [&] { return world.Stats("o1").delivered == 20 && world.Stats("o2").delivered == 20; }));
+  EXPECT_EQ(token_requests.load(), 2);
+}
+
+TEST(Delivery, ABigSuccessfulAnswerIsStillASuccess) {
+  Receiver receiver;
+  receiver.set_handler(
+      [](const ReceivedRequest&) { return Reply{.body = std::string(3 << 20, 'x')}; });
+  World world;
+  world.AddProfile(Profile("p1", receiver));
+  world.Send("p1", "{}");
+  world.Send("p1", "{}");
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").delivered == 2; }));
+  EXPECT_EQ(world.Stats("p1").failed, 0u);
+}
+
+TEST(Delivery, DeletingAProfileWithRequestsInFlightKeepsItsNotifications) {
+  Receiver receiver;
+  receiver.set_handler([](const ReceivedRequest&) { return Reply{.status = 503, .delay = 100ms}; });
+  World world;
+  auto p = Profile("p1", receiver);
+  p.max_bucket_size = 1;
+  p.retry = RetryPolicy{.delays_ms = {20}, .max_attempts = 100};
+  world.AddProfile(p);
+  for (int i = 0; i < 10; ++i) world.Send("p1", "{}");
+  ASSERT_TRUE(receiver.WaitFor(5, 10s));
+  ASSERT_TRUE(world.engine().DeleteSubscription("sub-p1").ok());
+  ASSERT_TRUE(world.engine().DeleteProfile("p1").ok());
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").held == 0; }));
+  EXPECT_EQ(world.Stats("p1").dead_lettered, 10u);
+  EXPECT_NE(world.deliverer()
+                .ListDeadLetters("p1", 0, 1)
+                .results.at(0)
+                .last_error.find("no longer exists"),
+            std::string::npos);
+}
+
 // nginx (Debian) as a plain receiver: many requests over few kept-alive connections.
 class Nginx {
  public:

@@ -628,6 +628,13 @@ TEST(Heraldd, DeliversWebhooksKeepsDeadLettersAndReplaysThem) {
     EXPECT_EQ(
         d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"rx","ids":[true]})").status,
         400);
+    for (const char* ids : {"null", "\"3\"", "{}"}) {
+      EXPECT_EQ(d.Call("POST", "/v1/dead-letters/replay",
+                       std::string(R"({"profileId":"rx","ids":)") + ids + "}")
+                    .status,
+                400)
+          << ids;
+    }
     EXPECT_EQ(d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"nope"})").status, 404);
     EXPECT_EQ(d.Call("GET", "/v1/dead-letters?size=0").status, 400);
 

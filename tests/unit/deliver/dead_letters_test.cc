@@ -58,7 +58,7 @@ TEST(DeadLetters, SurviveReopenAndReplayTakesThem) {
   EXPECT_EQ((*store)->List("", 1, 2).results.size(), 1u);  // paging over every profile
   EXPECT_EQ((*store)->disabled(), std::vector<std::string>{"p2"});
 
-  auto taken = (*store)->Take("p1", {3});
+  auto taken = (*store)->Take("p1", {3, 3});  // named twice, taken once
   ASSERT_TRUE(taken.ok());
   ASSERT_EQ(taken->size(), 1u);
   EXPECT_EQ((*taken)[0].payload, "\"three\"");
