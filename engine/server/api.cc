@@ -1,5 +1,8 @@
 #include "engine/server/api.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -159,14 +162,15 @@ std::string ProfileIds(std::string_view profile_id, std::string_view auth_id) {
   return out;
 }
 
-bool Authorized(const std::string& header, const std::string& key) {
-  if (key.empty()) return true;
+// True when `header` is "App <key>". Compares SHA-256 digests in constant time, so neither the
+// key's bytes nor its length leak through timing.
+bool KeyMatches(std::string_view header, const std::string& key) {
+  if (key.empty()) return false;
   const std::string expected = "App " + key;
-  if (header.size() != expected.size()) return false;
-  unsigned char diff = 0;  // constant time: a wrong key leaks nothing through timing
-  for (size_t i = 0; i < header.size(); ++i)
-    diff |= static_cast<unsigned char>(header[i] ^ expected[i]);
-  return diff == 0;
+  unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(header.data()), header.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
 std::string CatalogJson(const Catalog& catalog) {
@@ -286,10 +290,19 @@ Api::Api(Engine& engine, Options options, WebhookDeliverer* deliverer,
       journal_(journal),
       catalog_json_(CatalogJson(engine.catalog())) {}
 
-bool Api::IngestAllowed(const std::string& authorization) const {
-  const std::string& key = options_.ingest_key.empty() ? options_.api_key : options_.ingest_key;
-  return Authorized(authorization, key) ||
-         (!options_.api_key.empty() && Authorized(authorization, options_.api_key));
+bool Api::Authorize(const HttpRequest& request, Scope scope, HttpResponse& response) const {
+  const bool management_open = options_.api_key.empty();
+  const bool ingest_open = options_.ingest_key.empty() && management_open;
+  const bool management = KeyMatches(request.authorization, options_.api_key);
+  const bool ingest = KeyMatches(request.authorization, options_.ingest_key);
+  if (scope == Scope::kIngest && (ingest_open || ingest || management)) return true;
+  if (scope == Scope::kManagement && (management_open || management)) return true;
+  if (scope == Scope::kManagement && ingest) {
+    Error(response, 403, "FORBIDDEN", "the ingest key cannot use the management API");
+  } else {
+    Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+  }
+  return false;
 }
 
 bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, BodyPlan* plan) {
@@ -297,20 +310,14 @@ bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, BodyP
   const std::string_view target =
       std::string_view(request.target).substr(0, request.target.find('?'));
   if (target.starts_with("/v1/events")) {
-    if (!IngestAllowed(request.authorization)) {
-      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
-      return false;
-    }
+    if (!Authorize(request, Scope::kIngest, response)) return false;
     const bool ndjson = request.content_type.starts_with("application/x-ndjson");
     // One envelope gets a little room over max_event_bytes, so it is refused as oversize by the
     // engine (with its reason) rather than cut off here.
     *body_limit = ndjson ? options_.max_batch_bytes : options_.max_event_bytes + 4096;
     plan->into_ingest_buffer = true;  // parsed in place, payloads sliced from it
   } else if (target.starts_with("/subscriptions/1/") || target.starts_with("/v1/dead-letters")) {
-    if (!Authorized(request.authorization, options_.api_key)) {
-      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
-      return false;
-    }
+    if (!Authorize(request, Scope::kManagement, response)) return false;
     if (target != "/subscriptions/1/import") *body_limit = 1 << 20;
   } else {
     *body_limit = 1 << 16;
@@ -350,18 +357,11 @@ void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
   } else if (target == "/v1/events" || target.starts_with("/v1/events/")) {
     if (method != "POST") {
       Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
-    } else if (!Authorized(request.authorization,
-                           options_.ingest_key.empty() ? options_.api_key : options_.ingest_key) &&
-               !(!options_.api_key.empty() &&
-                 Authorized(request.authorization, options_.api_key))) {
-      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
-    } else {
+    } else if (Authorize(request, Scope::kIngest, response)) {
       Ingest(request, target.substr(10), response);
     }
   } else if (target == "/v1/dead-letters" || target.starts_with("/v1/dead-letters/")) {
-    if (!Authorized(request.authorization, options_.api_key)) {
-      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
-    } else {
+    if (Authorize(request, Scope::kManagement, response)) {
       DeadLetters(request, target.substr(16), query, response);
     }
   } else if (is("GET", "/v1/catalog")) {
@@ -369,8 +369,8 @@ void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
   } else if (target.starts_with("/subscriptions/1/")) {
     std::unique_lock<std::mutex> mutation;
     if (method != "GET") mutation = std::unique_lock(mutation_mu_);
-    if (!Authorized(request.authorization, options_.api_key)) {
-      Error(response, 401, "UNAUTHORIZED", "missing or wrong Authorization: App <key>");
+    if (!Authorize(request, Scope::kManagement, response)) {
+      // answered: 401 or 403
     } else if (target == "/subscriptions/1/import") {
       if (method != "POST") return Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
       Import(request, response);

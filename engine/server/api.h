@@ -41,7 +41,10 @@ class Api {
   // `native` is the "/{channel}/{event}" after /v1/events, or empty for envelopes.
   void HandleRequest(HttpRequest& request, HttpResponse& response);
   void Ingest(HttpRequest& request, std::string_view native, HttpResponse& response);
-  bool IngestAllowed(const std::string& authorization) const;
+  enum class Scope { kIngest, kManagement };
+  // The key scopes: the management key may do everything, the ingest key only ingest. Answers
+  // 401 (missing or wrong key) or 403 (the ingest key on the management API) itself.
+  bool Authorize(const HttpRequest& request, Scope scope, HttpResponse& response) const;
   void Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
                      HttpResponse& response);
   void Profiles(const HttpRequest& request, std::string_view rest, std::string_view query,

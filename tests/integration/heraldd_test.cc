@@ -446,6 +446,14 @@ TEST(Heraldd, KeysAreRequiredWhenConfigured) {
   EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles", "", "", "App admin").status, 200);
   EXPECT_EQ(d.Call("POST", "/v1/events", event).status, 401);
   EXPECT_EQ(d.Call("POST", "/v1/events", event, "application/json", "App feed").status, 202);
+  EXPECT_EQ(d.Call("POST", "/v1/events", event, "application/json", "App admin").status, 202);
+  // Separate scopes: the ingest key may not manage.
+  const Reply forbidden = d.Call("GET", "/subscriptions/1/profiles", "", "", "App feed");
+  EXPECT_EQ(forbidden.status, 403);
+  EXPECT_NE(forbidden.body.find("FORBIDDEN"), std::string::npos);
+  EXPECT_EQ(d.Call("GET", "/v1/dead-letters", "", "", "App feed").status, 403);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles", "", "", "App feedx").status, 401);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles", "", "", "app admin").status, 401);
   EXPECT_EQ(d.Call("GET", "/healthz").status, 200) << "health needs no key";
   // Refused on its headers: a large body is never read for an unauthorized request.
   EXPECT_EQ(d.Call("POST", "/v1/events", std::string(8 << 20, ' ')).status, 401);
@@ -455,6 +463,8 @@ TEST(Heraldd, KeysAreRequiredWhenConfigured) {
                 .status,
             413);
   EXPECT_EQ(d.Stop(), 0);
+  EXPECT_EQ(d.output().find("admin"), std::string::npos) << "keys are never logged";
+  EXPECT_EQ(d.output().find("feed"), std::string::npos);
 
   // An ingest key alone protects ingest (management stays open, as no api key was given).
   Daemon ingest_only({"--listen", "127.0.0.1:0", "--ingest-key", "feed"});
