@@ -1,5 +1,15 @@
 #include "engine/deliver/address_guard.h"
 
+// clang-format off
+#include <utility>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+// clang-format on
+
+#include "engine/common/strings.h"
+#include "engine/deliver/url.h"
+#include "herald/webhook_deliverer.h"
+
 namespace herald::deliver {
 namespace {
 
@@ -34,3 +44,35 @@ bool IsPublicAddress(const boost::asio::ip::address& address) {
 }
 
 }  // namespace herald::deliver
+
+namespace herald {
+
+absl::Status CheckWebhookTarget(std::string_view url, bool allow_private) {
+  auto parsed = deliver::ParseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  if (allow_private) return absl::OkStatus();
+  namespace asio = boost::asio;
+  boost::system::error_code ec;
+  std::vector<asio::ip::address> addresses;
+  const auto literal = asio::ip::make_address(parsed->host, ec);
+  if (!ec) {
+    addresses.push_back(literal);
+  } else {
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    const auto results = resolver.resolve(parsed->host, "", ec);
+    if (ec) return absl::OkStatus();  // unknown now; checked again at connect time
+    for (const auto& entry : results) addresses.push_back(entry.endpoint().address());
+  }
+  for (const auto& address : addresses) {
+    if (!deliver::IsPublicAddress(address)) {
+      return absl::InvalidArgumentError(
+          Cat(parsed->host, " is, or resolves to, ", address.to_string(),
+              ": a loopback, private, link-local or multicast address (allow_private_targets is "
+              "off)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace herald

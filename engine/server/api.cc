@@ -477,6 +477,10 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
   if (id.empty() && method == "POST") {
     auto req = model::DecodeSubscription(request.body, channel);
     if (!req.ok()) return FromStatus(response, req.status());
+    if (!TargetsAllowed(req->inline_profile ? &*req->inline_profile : nullptr,
+                        req->inline_security ? &*req->inline_security : nullptr, response)) {
+      return;
+    }
     // Inline definitions are created first and removed again if a later step fails.
     bool created_security = false, created_profile = false;
     if (req->inline_security) {
@@ -603,6 +607,10 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
   if (id.empty() && method == "POST") {
     auto req = model::DecodeProfile(request.body);
     if (!req.ok()) return FromStatus(response, req.status());
+    if (!TargetsAllowed(&req->profile, req->inline_security ? &*req->inline_security : nullptr,
+                        response)) {
+      return;
+    }
     if (req->inline_security) {
       if (auto s = engine_.CreateSecurity(*req->inline_security); !s.ok())
         return FromStatus(response, s);
@@ -639,6 +647,7 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
     auto req = model::DecodeProfile(request.body);
     if (!req.ok()) return FromStatus(response, req.status());
     req->profile.profile_id = id;
+    if (!TargetsAllowed(&req->profile, nullptr, response)) return;
     auto before = engine_.GetProfile(id);
     if (auto s = engine_.UpdateProfile(req->profile); !s.ok()) return FromStatus(response, s);
     if (journal_) {
@@ -674,6 +683,7 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
   if (id.empty() && method == "POST") {
     auto s = model::DecodeSecurity(request.body);
     if (!s.ok()) return FromStatus(response, s.status());
+    if (!TargetsAllowed(nullptr, &*s, response)) return;
     if (auto st = engine_.CreateSecurity(*s); !st.ok()) return FromStatus(response, st);
     if (journal_) {
       if (auto st = journal_->Put(*s); !st.ok()) {
@@ -700,6 +710,7 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
     auto s = model::DecodeSecurity(request.body);
     if (!s.ok()) return FromStatus(response, s.status());
     s->auth_id = id;
+    if (!TargetsAllowed(nullptr, &*s, response)) return;
     auto before = engine_.GetSecurity(id);
     if (auto st = engine_.UpdateSecurity(*s); !st.ok()) return FromStatus(response, st);
     if (journal_) {
@@ -778,6 +789,34 @@ void Api::Import(const HttpRequest& request, HttpResponse& response) {
   Json(response, 200,
        Cat(R"({"imported":)", created.size(), R"(,"failed":)", failed, R"(,"errors":[)", errors,
            "]}"));
+}
+
+bool Api::TargetsAllowed(const NotificationProfile* profile, const SecuritySetting* security,
+                         HttpResponse& response) const {
+  // Reported together with the model's own errors, so a request learns all of them at once;
+  // a URL that is malformed is the model's to report.
+  ValidationErrors errors;
+  if (profile) errors = Validate(*profile);
+  if (security) {
+    for (auto& [field, messages] : Validate(*security)) {
+      auto& all = errors[field];
+      all.insert(all.end(), messages.begin(), messages.end());
+    }
+  }
+  if (profile && !errors.contains("webhook.notifyUrl")) {
+    const absl::Status s =
+        CheckWebhookTarget(profile->webhook.notify_url, options_.allow_private_targets);
+    if (!s.ok()) errors["webhook.notifyUrl"].push_back(std::string(ToStd(s.message())));
+  }
+  if (security && security->type == SecurityType::kOAuth &&
+      !errors.contains("credentials.tokenUrl")) {
+    const absl::Status s = CheckWebhookTarget(security->token_url, options_.allow_private_targets);
+    if (!s.ok()) errors["credentials.tokenUrl"].push_back(std::string(ToStd(s.message())));
+  }
+  if (errors.empty()) return true;
+  Error(response, 400, "BAD_REQUEST", Cat(errors.begin()->first, ": ", errors.begin()->second[0]),
+        errors);
+  return false;
 }
 
 std::string Api::EncodeProfile(const NotificationProfile& profile) const {

@@ -23,6 +23,7 @@ class Api {
     std::string ingest_key;  // ingest only
     size_t max_event_bytes = 1 << 20;
     size_t max_batch_bytes = 64u << 20;  // one NDJSON ingest request
+    bool allow_private_targets = false;  // webhooks may target loopback and private addresses
   };
   // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
   // served, and updating a profile it disabled enables it again.
@@ -52,6 +53,10 @@ class Api {
   void Security(const HttpRequest& request, std::string_view rest, std::string_view query,
                 HttpResponse& response);
   void Import(const HttpRequest& request, HttpResponse& response);
+  // The SSRF guard on what a request would store: the profile's notifyUrl and the security
+  // setting's tokenUrl. Answers 400 with the field's error itself and returns false.
+  bool TargetsAllowed(const NotificationProfile* profile, const SecuritySetting* security,
+                      HttpResponse& response) const;
   void DeadLetters(const HttpRequest& request, std::string_view rest, std::string_view query,
                    HttpResponse& response);
   void Metrics(HttpResponse& response);

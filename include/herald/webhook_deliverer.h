@@ -88,6 +88,13 @@ struct DeadLetterPage {
   size_t total = 0;
 };
 
+// The SSRF guard at write time, for webhook and OAuth token URLs: the URL must parse (http or
+// https), and unless `allow_private` a host that is, or resolves to, a loopback, private,
+// link-local (cloud metadata), multicast or otherwise non-public address is refused. A name that
+// does not resolve now is accepted: the deliverer checks the resolved addresses again on every
+// connection (DNS rebinding).
+absl::Status CheckWebhookTarget(std::string_view url, bool allow_private);
+
 class WebhookDeliverer : public Sink {
  public:
   static absl::StatusOr<std::unique_ptr<WebhookDeliverer>> Create(DelivererOptions options);

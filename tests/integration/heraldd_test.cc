@@ -675,3 +675,50 @@ TEST(Heraldd, DeliversWebhooksKeepsDeadLettersAndReplaysThem) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Heraldd, WebhookTargetsOnPrivateAddressesAreRefused) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  auto profile = [](const std::string& url) {
+    return R"({"profileId":"p","webhook":{"notifyUrl":")" + url + R"("}})";
+  };
+  for (const char* url : {"http://127.0.0.1:9/h", "http://localhost/h", "http://10.1.2.3/h",
+                          "https://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
+                          "http://[::ffff:192.168.0.1]/", "http://0.0.0.0/"}) {
+    const Reply r = d.Call("POST", "/subscriptions/1/profiles", profile(url));
+    EXPECT_EQ(r.status, 400) << url;
+    EXPECT_NE(r.body.find(R"("webhook.notifyUrl":[)"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("allow_private_targets is off"), std::string::npos) << r.body;
+  }
+  const Reply token = d.Call(
+      "POST", "/subscriptions/1/security",
+      R"({"authId":"o","type":"OAUTH","credentials":{"tokenUrl":"http://192.168.1.1/token","grantType":"client_credentials"}})");
+  EXPECT_EQ(token.status, 400);
+  EXPECT_NE(token.body.find(R"("credentials.tokenUrl":[)"), std::string::npos) << token.body;
+  // Inline definitions in a subscription are checked too.
+  EXPECT_EQ(
+      d.Call(
+           "POST", "/subscriptions/1/subscription/SMS",
+           R"({"subscriptionId":"s","profile":{"profileId":"q","webhook":{"notifyUrl":"http://127.0.0.1/"}}})")
+          .status,
+      400);
+  // Public addresses pass; a name that does not resolve now is checked again at connect time.
+  EXPECT_EQ(d.Call("POST", "/subscriptions/1/profiles", profile("https://93.184.216.34/h")).status,
+            201);
+  EXPECT_EQ(d.Call("POST", "/subscriptions/1/profiles",
+                   R"({"profileId":"p2","webhook":{"notifyUrl":"https://hooks.invalid/h"}})")
+                .status,
+            201);
+  EXPECT_EQ(d.Stop(), 0);
+
+  Daemon allowed({"--listen", "127.0.0.1:0", "--allow-private-targets"});
+  ASSERT_NE(allowed.port(), 0);
+  EXPECT_EQ(
+      allowed.Call("POST", "/subscriptions/1/profiles", profile("http://127.0.0.1:9/h")).status,
+      201);
+  EXPECT_EQ(allowed.Stop(), 0);
+}
+
+}  // namespace

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
   herald::server::Api api(**engine,
                           {.api_key = config->api_key,
                            .ingest_key = config->ingest_key,
-                           .max_event_bytes = config->engine.max_event_bytes},
+                           .max_event_bytes = config->engine.max_event_bytes,
+                           .allow_private_targets = config->allow_private_targets},
                           deliverer->get(), journal->get());
   const int threads = config->threads > 0
                           ? config->threads
