@@ -203,6 +203,11 @@ class EngineImpl final : public Engine {
       return absl::AlreadyExistsError(Cat("subscription ", s.subscription_id, " already exists"));
     }
     SubscriptionEntry entry{Canonical(s), {}};
+    size_t& in_channel = per_channel_[entry.subscription.channel];
+    if (in_channel >= options_.max_subscriptions_per_channel) {
+      return ChannelFull(entry.subscription.channel);
+    }
+    ++in_channel;
     entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++, next_created_++,
                                     GroupId(s.group), profile->second.queue);
     ++profile->second.subscriptions;
@@ -219,10 +224,17 @@ class EngineImpl final : public Engine {
     auto it = subscriptions_.find(s.subscription_id);
     if (it == subscriptions_.end()) return NotFound("subscription", s.subscription_id);
     SubscriptionEntry& entry = it->second;
+    Subscription updated = Canonical(s);
+    if (updated.channel != entry.subscription.channel) {
+      size_t& in_channel = per_channel_[updated.channel];
+      if (in_channel >= options_.max_subscriptions_per_channel) return ChannelFull(updated.channel);
+      ++in_channel;
+      --per_channel_[entry.subscription.channel];
+    }
     --profiles_[entry.subscription.profile_id].subscriptions;
     ++profile->second.subscriptions;
     internal::SubRef before = entry.compiled;
-    entry.subscription = Canonical(s);
+    entry.subscription = std::move(updated);
     entry.compiled = index::Compile(entry.subscription, *catalog_, next_uid_++, before->created_seq,
                                     GroupId(s.group), profile->second.queue);
     last_commit_ = index_.Commit(std::move(before), entry.compiled);
@@ -234,6 +246,7 @@ class EngineImpl final : public Engine {
     auto it = subscriptions_.find(ToAbsl(subscription_id));
     if (it == subscriptions_.end()) return NotFound("subscription", subscription_id);
     --profiles_[it->second.subscription.profile_id].subscriptions;
+    --per_channel_[it->second.subscription.channel];
     last_commit_ = index_.Commit(std::move(it->second.compiled), {});
     subscriptions_.erase(it);
     return absl::OkStatus();
@@ -567,6 +580,12 @@ class EngineImpl final : public Engine {
     return it;
   }
 
+  absl::Status ChannelFull(std::string_view channel) const {
+    return absl::ResourceExhaustedError(Cat("channel ", channel, " has reached its limit of ",
+                                            options_.max_subscriptions_per_channel,
+                                            " subscriptions (max_subscriptions_per_channel)"));
+  }
+
   Subscription Canonical(const Subscription& s) const {
     Subscription c = s;
     c.channel = catalog_->channels()[catalog_->FindChannel(s.channel)].channel;
@@ -587,6 +606,7 @@ class EngineImpl final : public Engine {
 
   // std::mutex: see IndexManager (ThreadSanitizer cannot see Debian's absl::Mutex ordering).
   mutable std::mutex mu_;
+  absl::flat_hash_map<std::string, size_t> per_channel_;  // subscriptions per canonical channel
   std::atomic<uint64_t> profile_version_{0};
   absl::flat_hash_map<std::string, SecurityEntry> security_;
   absl::flat_hash_map<std::string, ProfileEntry> profiles_;

@@ -59,6 +59,8 @@ void FromStatus(HttpResponse& r, const absl::Status& s) {
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kFailedPrecondition:
       return Error(r, 409, "CONFLICT", text);
+    case absl::StatusCode::kResourceExhausted:
+      return Error(r, 403, "LIMIT_EXCEEDED", text);
     default:
       return Error(r, 500, "INTERNAL_SERVER_ERROR", text);
   }
@@ -387,6 +389,10 @@ void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
     }
   } else {
     Error(response, 404, "NOT_FOUND", Cat("no such resource: ", target));
+  }
+  if (response.status == 403 && options_.limit_hits &&
+      response.body.find("LIMIT_EXCEEDED") != std::string::npos) {
+    options_.limit_hits->subscriptions.fetch_add(1, std::memory_order_relaxed);
   }
   const int cls = std::clamp(response.status / 100, 0, 5);
   responses_[cls].fetch_add(1, std::memory_order_relaxed);
@@ -928,6 +934,21 @@ void Api::Metrics(HttpResponse& response) {
   for (const auto& q : stats)
     out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
   if (deliverer_) RenderDeliveryMetrics(out, deliverer_->stats());
+  if (const LimitHits* hits = options_.limit_hits) {
+    out +=
+        "# HELP herald_limit_hits_total Requests and connections refused by a limit.\n"
+        "# TYPE herald_limit_hits_total counter\n";
+    const std::pair<const char*, const std::atomic<uint64_t>*> limits[] = {
+        {"max_connections", &hits->connections},
+        {"max_header_bytes", &hits->header_bytes},
+        {"body_bytes", &hits->body_bytes},
+        {"max_requests_per_second", &hits->request_rate},
+        {"header_timeout", &hits->slow_headers},
+        {"max_subscriptions_per_channel", &hits->subscriptions}};
+    for (const auto& [name, value] : limits) {
+      out += Cat("herald_limit_hits_total{limit=\"", name, "\"} ", value->load(), "\n");
+    }
+  }
   out +=
       "# HELP herald_http_responses_total HTTP responses by status class.\n"
       "# TYPE herald_http_responses_total counter\n";

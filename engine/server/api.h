@@ -24,6 +24,7 @@ class Api {
     size_t max_event_bytes = 1 << 20;
     size_t max_batch_bytes = 64u << 20;  // one NDJSON ingest request
     bool allow_private_targets = false;  // webhooks may target loopback and private addresses
+    LimitHits* limit_hits = nullptr;     // the server's, exported as metrics; counts 403 limits
   };
   // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
   // served, and updating a profile it disabled enables it again.

@@ -80,6 +80,24 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "engine.queue_max_bytes") {
     if (auto s = SetInt(key, value, 1024, 1LL << 40, &n); !s.ok()) return s;
     c.engine.queue_max_bytes = static_cast<size_t>(n);
+  } else if (key == "limits.max_connections") {
+    if (auto s = SetInt(key, value, 1, 1'000'000, &n); !s.ok()) return s;
+    c.max_connections = static_cast<size_t>(n);
+  } else if (key == "limits.max_header_bytes") {
+    if (auto s = SetInt(key, value, 1024, 1 << 20, &n); !s.ok()) return s;
+    c.max_header_bytes = static_cast<size_t>(n);
+  } else if (key == "limits.header_timeout_ms") {
+    if (auto s = SetInt(key, value, 100, 3'600'000, &n); !s.ok()) return s;
+    c.header_timeout = std::chrono::milliseconds(n);
+  } else if (key == "limits.max_requests_per_second") {
+    if (auto s = SetInt(key, value, 0, 100'000'000, &n); !s.ok()) return s;
+    c.max_requests_per_second = static_cast<uint32_t>(n);
+  } else if (key == "limits.max_batch_bytes") {
+    if (auto s = SetInt(key, value, 1024, 1LL << 32, &n); !s.ok()) return s;
+    c.max_batch_bytes = static_cast<size_t>(n);
+  } else if (key == "limits.max_subscriptions_per_channel") {
+    if (auto s = SetInt(key, value, 1, 1LL << 40, &n); !s.ok()) return s;
+    c.engine.max_subscriptions_per_channel = static_cast<size_t>(n);
   } else if (key == "delivery.threads") {
     if (auto s = SetInt(key, value, 1, 256, &n); !s.ok()) return s;
     c.delivery.threads = static_cast<int>(n);
@@ -142,7 +160,7 @@ absl::Status LoadTable(DaemonConfig& c, const toml::table& table, std::string_vi
   };
   for (auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key == "engine" || key == "delivery") {
+    if (key == "engine" || key == "delivery" || key == "limits") {
       const toml::table* section = v.as_table();
       if (!section) return absl::InvalidArgumentError(Cat(path, ": ", key, ": must be a table"));
       for (auto& [ek, ev] : *section) {
@@ -193,7 +211,7 @@ absl::Status ApplyConfigText(DaemonConfig& config, std::string_view toml_text,
 std::string DaemonUsage() {
   return "usage: heraldd [flags]\n"
          "  --config FILE             TOML settings (keys as below, '-' -> '_'; [engine] and\n"
-         "                            [delivery] tables, see configs/herald.toml)\n"
+         "                            [delivery] and [limits] tables, see configs/herald.toml)\n"
          "  --listen HOST:PORT        address to serve (default 127.0.0.1:8080; port 0 = any)\n"
          "  --data-dir DIR            state directory (default data)\n"
          "  --api-key KEY             management key (and ingest key unless --ingest-key)\n"

@@ -28,6 +28,12 @@ struct DaemonConfig {
   // [delivery]: workers, CA file, retry schedule, breaker (data_dir and allow_private_targets are
   // set from the top-level keys).
   DelivererOptions delivery;
+  // [limits]: protections against hostile or runaway clients.
+  size_t max_connections = 10'000;
+  size_t max_header_bytes = 16 << 10;
+  std::chrono::milliseconds header_timeout{30'000};
+  uint32_t max_requests_per_second = 50'000;  // per connection; 0 = unlimited
+  size_t max_batch_bytes = 64u << 20;         // one NDJSON ingest request
   // On SIGTERM, how long held notifications get to be delivered before they are kept as dead
   // letters.
   std::chrono::milliseconds shutdown_grace{5000};

@@ -21,6 +21,18 @@ using tcp = asio::ip::tcp;
 namespace {
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
 
+void Count(std::atomic<uint64_t> LimitHits::*counter, LimitHits* hits) {
+  if (hits) (hits->*counter).fetch_add(1, std::memory_order_relaxed);
+}
+
+HttpResponse LimitAnswer(int status, std::string_view message_id, std::string_view text) {
+  HttpResponse r;
+  r.status = status;
+  r.body = Cat(R"({"requestError":{"serviceException":{"messageId":")", message_id, R"(","text":")",
+               text, R"("}}})");
+  return r;
+}
+
 // A Beast body that lands straight in an engine ingest buffer: the bytes are parsed in place
 // and the notifications slice their payloads from it.
 struct IngestBody {
@@ -95,9 +107,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Read() {
     header_.emplace();
     header_->body_limit(server_->options.max_body_bytes);
+    header_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
     string_.reset();
     ingest_.reset();
-    stream_.expires_after(kIdleTimeout);
+    stream_.expires_after(server_->options.header_timeout);
     http::async_read_header(
         stream_, buffer_, *header_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -113,9 +126,43 @@ class Session : public std::enable_shared_from_this<Session> {
     return request;
   }
 
+  // A token bucket per connection: max_requests_per_second, bursts of as many.
+  bool WithinRate() {
+    const uint32_t rate = server_->options.max_requests_per_second;
+    if (rate == 0) return true;
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min<double>(
+        rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+    refilled_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
   void OnHeader(beast::error_code ec) {
-    if (ec) return Close();
+    LimitHits* hits = server_->options.hits;
+    if (ec == http::error::header_limit) {
+      Count(&LimitHits::header_bytes, hits);
+      linger_ = true;
+      return Write(
+          LimitAnswer(431, "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                      Cat("request headers exceed ", server_->options.max_header_bytes, " bytes")),
+          /*keep_alive=*/false);
+    }
+    if (ec) {
+      if (ec == beast::error::timeout && header_->got_some()) Count(&LimitHits::slow_headers, hits);
+      return Close();
+    }
     busy_ = true;
+    if (!WithinRate()) {
+      Count(&LimitHits::request_rate, hits);
+      HttpResponse r =
+          LimitAnswer(429, "TOO_MANY_REQUESTS",
+                      "too many requests on this connection (max_requests_per_second)");
+      r.headers.emplace_back("Retry-After", "1");
+      linger_ = true;
+      return Write(r, /*keep_alive=*/false);
+    }
     request_ = RequestLine();
     keep_alive_ = header_->get().keep_alive();
     BodyPlan plan{.limit = server_->options.max_body_bytes};
@@ -130,6 +177,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // Beast checks a declared Content-Length against the limit in force when it parsed the
       // header, so a tighter per-route limit is checked here; chunked bodies hit body_limit.
       if (const auto length = header_->content_length(); length && *length > plan.limit) {
+        Count(&LimitHits::body_bytes, hits);
         HttpResponse r;
         r.status = 413;
         r.body = Cat(R"({"requestError":{"serviceException":{"messageId":"PAYLOAD_TOO_LARGE",)",
@@ -153,6 +201,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
+      Count(&LimitHits::body_bytes, server_->options.hits);
       HttpResponse r;
       r.status = 413;
       r.body =
@@ -187,6 +236,7 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
                         self->busy_ = false;
+                        if (!ec && self->linger_) return self->LingerClose();
                         if (ec || !keep_alive || self->server_->stopping.load())
                           return self->Close();
                         self->Read();
@@ -234,6 +284,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool linger_ = false;
   size_t discarded_ = 0;
+  double tokens_ = 1e9;  // full until the first refill caps it
+  std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
   std::array<char, 16384> discard_;
 };
 
@@ -242,11 +294,19 @@ void HttpServer::Impl::Accept() {
     if (stopping.load()) return;
     if (!ec) {
       auto session = std::make_shared<Session>(std::move(socket), this);
+      bool admitted = false;
       {
         std::lock_guard lock(sessions_mu);
-        sessions.insert(session);
+        if (sessions.size() < options.max_connections) {
+          sessions.insert(session);
+          admitted = true;
+        }
       }
-      session->Start();
+      if (admitted) {
+        session->Start();
+      } else {
+        Count(&LimitHits::connections, options.hits);  // the session closes as it goes
+      }
     }
     Accept();
   });

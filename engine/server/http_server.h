@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,6 +43,16 @@ struct HttpResponse {
   std::string body;
 };
 
+// Requests and connections refused by a limit, exported as metrics.
+struct LimitHits {
+  std::atomic<uint64_t> connections{0};    // over max_connections: closed at accept
+  std::atomic<uint64_t> header_bytes{0};   // headers over max_header_bytes: 431
+  std::atomic<uint64_t> body_bytes{0};     // bodies over their route's limit: 413
+  std::atomic<uint64_t> request_rate{0};   // over max_requests_per_second on a connection: 429
+  std::atomic<uint64_t> slow_headers{0};   // headers unfinished after header_timeout: closed
+  std::atomic<uint64_t> subscriptions{0};  // a channel at max_subscriptions_per_channel: 403
+};
+
 class HttpServer {
  public:
   struct Options {
@@ -51,6 +62,13 @@ class HttpServer {
     size_t max_body_bytes = 64u << 20;
     // Allocates ingest buffers (Engine::NewIngestBuffer) for bodies planned into one.
     std::function<IngestBuffer(size_t)> new_ingest_buffer;
+    size_t max_connections = 10'000;
+    size_t max_header_bytes = 16 << 10;
+    // A request's headers must arrive within this (slow clients are cut off); also how long an
+    // idle keep-alive connection is kept.
+    std::chrono::milliseconds header_timeout{30'000};
+    uint32_t max_requests_per_second = 50'000;  // per connection; 0 = unlimited
+    LimitHits* hits = nullptr;                  // counted when given
   };
   // May take the request's buffers (ingest moves its body into the engine).
   using Handler = std::function<void(HttpRequest&, HttpResponse&)>;

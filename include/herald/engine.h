@@ -51,6 +51,9 @@ struct EngineOptions {
   size_t max_event_bytes = 1 << 20;  // larger events are rejected as kOversize
   int max_payload_depth = 64;        // deeper payloads are rejected as kTooDeep
 
+  // More subscriptions in one channel are refused with ResourceExhausted.
+  size_t max_subscriptions_per_channel = 10'000'000;
+
   // Per-profile queue bounds; a full queue refuses the notification and counts back-pressure.
   size_t queue_max_notifications = 100'000;
   size_t queue_max_bytes = 256u << 20;
@@ -125,7 +128,8 @@ class Engine {
   // --- control plane -------------------------------------------------------------------------
   // Create fails with AlreadyExists for a taken id; Update/Delete/Get with NotFound for a missing
   // one; a reference to a missing profile or security setting is a validation error; deleting
-  // something still referenced is FailedPrecondition.
+  // something still referenced is FailedPrecondition; a channel at its
+  // max_subscriptions_per_channel is ResourceExhausted.
   virtual absl::Status CreateSecurity(const SecuritySetting& security) = 0;
   virtual absl::Status UpdateSecurity(const SecuritySetting& security) = 0;
   virtual absl::Status DeleteSecurity(std::string_view auth_id) = 0;

@@ -51,11 +51,14 @@ int main(int argc, char** argv) {
   }
   (*engine)->FlushIndex();
   (*deliverer)->Start(**engine);
+  herald::server::LimitHits limit_hits;
   herald::server::Api api(**engine,
                           {.api_key = config->api_key,
                            .ingest_key = config->ingest_key,
                            .max_event_bytes = config->engine.max_event_bytes,
-                           .allow_private_targets = config->allow_private_targets},
+                           .max_batch_bytes = config->max_batch_bytes,
+                           .allow_private_targets = config->allow_private_targets,
+                           .limit_hits = &limit_hits},
                           deliverer->get(), journal->get());
   const int threads = config->threads > 0
                           ? config->threads
@@ -65,7 +68,12 @@ int main(int argc, char** argv) {
        .port = config->listen_port,
        .threads = threads,
        .max_body_bytes = std::max<size_t>(config->engine.max_event_bytes, 512u << 20),
-       .new_ingest_buffer = [&engine](size_t n) { return (*engine)->NewIngestBuffer(n); }},
+       .new_ingest_buffer = [&engine](size_t n) { return (*engine)->NewIngestBuffer(n); },
+       .max_connections = config->max_connections,
+       .max_header_bytes = config->max_header_bytes,
+       .header_timeout = config->header_timeout,
+       .max_requests_per_second = config->max_requests_per_second,
+       .hits = &limit_hits},
       [&api](herald::server::HttpRequest& req, herald::server::HttpResponse& res) {
         api.Handle(req, res);
       },
