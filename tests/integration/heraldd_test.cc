@@ -1,17 +1,7 @@
 // heraldd end to end: the real binary, real HTTP over loopback, every endpoint that exists and
 // its error paths, auth, and a graceful stop on SIGTERM.
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-// clang-format off
-#include <utility>  // before Asio: Boost 1.74's asio uses std::exchange without including it
-// clang-format on
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,125 +11,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/daemon.h"
 #include "tests/testing/receiver.h"
-
-extern char** environ;
 
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
-
-struct Reply {
-  int status = 0;
-  std::string body;
-  std::string content_type;
-  std::string retry_after;
-};
-
-// A fresh data_dir per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/heraldd-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-class Daemon {
- public:
-  explicit Daemon(std::vector<std::string> args, const std::string& data_dir = "") {
-    if (data_dir.empty()) {
-      args.push_back("--data-dir");
-      args.push_back(own_dir_.path());
-    } else {
-      args.push_back("--data-dir");
-      args.push_back(data_dir);
-    }
-    int out[2];
-    if (pipe(out) != 0) std::abort();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::vector<std::string> all = {HERALDD_PATH};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ) != 0)
-      std::abort();
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    stdout_ = fdopen(out[0], "r");
-    char line[512];
-    while (fgets(line, sizeof line, stdout_)) {
-      output_ += line;
-      unsigned port = 0;
-      if (std::sscanf(line, "heraldd listening on http://127.0.0.1:%u", &port) == 1) {
-        port_ = static_cast<uint16_t>(port);
-        break;
-      }
-    }
-  }
-  ~Daemon() {
-    if (pid_ > 0 && !reaped_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_) fclose(stdout_);
-  }
-  uint16_t port() const { return port_; }
-  const std::string& output() const { return output_; }
-
-  // SIGTERM, then the exit code.
-  int Stop() { return Signal(SIGTERM); }
-  // Sends `sig` and returns the exit code (-signal when killed by it).
-  int Signal(int sig) {
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    reaped_ = true;
-    char line[512];
-    while (fgets(line, sizeof line, stdout_)) output_ += line;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
-
-  Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
-             const std::string& content_type = "application/json", const std::string& auth = "") {
-    boost::asio::io_context io;
-    tcp::socket socket(io);
-    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_));
-    http::request<http::string_body> req(http::string_to_verb(method), target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    if (!content_type.empty()) req.set(http::field::content_type, content_type);
-    if (!auth.empty()) req.set(http::field::authorization, auth);
-    req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec;
-    http::write(socket, req, ec);  // may fail when the daemon answers before the body is sent
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(socket, buffer, res, ec);
-    if (ec) return {-1, ec.message(), "", ""};
-    return {static_cast<int>(res.result_int()), res.body(),
-            std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
-  }
-
- private:
-  TempDir own_dir_;
-  pid_t pid_ = -1;
-  FILE* stdout_ = nullptr;
-  std::string output_;
-  uint16_t port_ = 0;
-  bool reaped_ = false;
-};
+using herald::test_support::Daemon;
+using Reply = herald::test_support::HttpReply;
+using herald::test_support::TempDir;
 
 const char* kInline = R"({"subscriptionId":"sms-dlr","name":"Shop DLRs","events":["DELIVERY"],
   "criteria":[{"applicationId":"shop"}],

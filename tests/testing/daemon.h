@@ -1,0 +1,179 @@
+// heraldd as a child process for integration tests: started on an ephemeral port with its own
+// data_dir, called over real HTTP, stopped by signal with its exit code and output.
+#pragma once
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// clang-format off
+#include <utility>  // before Asio: Boost 1.74's asio uses std::exchange without including it
+// clang-format on
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace herald::test_support {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  std::string content_type;
+  std::string retry_after;
+};
+
+// A fresh data_dir per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/heraldd-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(std::vector<std::string> args, const std::string& data_dir = "") {
+    if (data_dir.empty()) {
+      args.push_back("--data-dir");
+      args.push_back(own_dir_.path());
+    } else {
+      args.push_back("--data-dir");
+      args.push_back(data_dir);
+    }
+    int out[2];
+    if (pipe(out) != 0) std::abort();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<std::string> all = {HERALDD_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ) != 0)
+      std::abort();
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    stdout_ = fdopen(out[0], "r");
+    char line[512];
+    while (fgets(line, sizeof line, stdout_)) {
+      output_ += line;
+      unsigned port = 0;
+      if (std::sscanf(line, "heraldd listening on http://127.0.0.1:%u", &port) == 1) {
+        port_ = static_cast<uint16_t>(port);
+        break;
+      }
+    }
+  }
+  ~Daemon() {
+    if (pid_ > 0 && !reaped_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_) fclose(stdout_);
+  }
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  // Resident memory of the daemon, in KiB (from /proc).
+  long RssKib() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+  }
+
+  // Sends raw bytes on a new connection, then returns everything received until the daemon
+  // closes the connection or `timeout` passes.
+  std::string Raw(const std::string& bytes,
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    boost::asio::io_context io;
+    tcp::socket socket(io);
+    boost::system::error_code ec;
+    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_), ec);
+    if (ec) return "connect failed: " + ec.message();
+    boost::asio::write(socket, boost::asio::buffer(bytes), ec);
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(socket.native_handle(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  const std::string& output() const { return output_; }
+
+  // SIGTERM, then the exit code.
+  int Stop() { return Signal(SIGTERM); }
+  // Sends `sig` and returns the exit code (-signal when killed by it).
+  int Signal(int sig) {
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
+    char line[512];
+    while (fgets(line, sizeof line, stdout_)) output_ += line;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+
+  HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
+                 const std::string& content_type = "application/json",
+                 const std::string& auth = "") {
+    boost::asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_));
+    http::request<http::string_body> req(http::string_to_verb(method), target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    if (!content_type.empty()) req.set(http::field::content_type, content_type);
+    if (!auth.empty()) req.set(http::field::authorization, auth);
+    req.body() = body;
+    req.prepare_payload();
+    beast::error_code ec;
+    http::write(socket, req, ec);  // may fail when the daemon answers before the body is sent
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res, ec);
+    if (ec) return {-1, ec.message(), "", ""};
+    return {static_cast<int>(res.result_int()), res.body(),
+            std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
+  }
+
+ private:
+  TempDir own_dir_;
+  pid_t pid_ = -1;
+  FILE* stdout_ = nullptr;
+  std::string output_;
+  uint16_t port_ = 0;
+  bool reaped_ = false;
+};
+
+}  // namespace herald::test_support
