@@ -10,6 +10,9 @@ packages=(
   openssl nginx
 )
 
+# `tools/deps.sh bench` adds what bench/run.sh needs: the nats-server peer and the plots.
+if [[ "${1:-}" == "bench" ]]; then packages+=(nats-server libnats-dev gnuplot-nox linux-perf); fi
+
 # Node.js and npm run the reference signature verifier in the tests; a machine that already has
 # them (from any source) keeps its own.
 if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "tools/loadgen/workload.h"
+
 // clang-format off
 #include <utility>  // before Asio: Boost 1.74's asio uses std::exchange without including it
 #include <boost/asio.hpp>
@@ -37,11 +39,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -150,92 +147,6 @@ bool ParseOptions(int argc, char** argv, Options& o) {
   return true;
 }
 
-// --- the workload --------------------------------------------------------------------------
-
-struct Kind {
-  const char* channel;
-  const char* event;
-  int shape;  // 0 delivery report, 1 inbound message, 2 email user event
-};
-constexpr Kind kKinds[] = {
-    {"SMS", "DELIVERY", 0},        {"SMS", "INBOUND_MESSAGE", 1},
-    {"WHATSAPP", "DELIVERY", 0},   {"WHATSAPP", "INBOUND_MESSAGE", 1},
-    {"EMAIL", "OPEN", 2},          {"EMAIL", "CLICK", 2},
-    {"EMAIL", "DELIVERY", 0},      {"VIBER", "DELIVERY", 0},
-    {"RCS", "INBOUND_MESSAGE", 1}, {"MMS", "DELIVERY", 0},
-};
-
-// Subscription j: kind j % kinds, application "app-j", profile j % P. An event for app-j matches
-// exactly that subscription, so every accepted event is one webhook notification.
-const Kind& KindOf(size_t j) { return kKinds[j % std::size(kKinds)]; }
-
-std::string Subscription(size_t j, size_t profiles) {
-  const Kind& k = KindOf(j);
-  char line[320];
-  std::snprintf(line, sizeof line,
-                R"({"channel":"%s","subscriptionId":"lg-s%zu","events":["%s"],)"
-                R"("criteria":[{"applicationId":"app-%zu"}],"profile":{"profileId":"lg-p%zu"}})",
-                k.channel, j, k.event, j, j % profiles);
-  return line;
-}
-
-// One envelope, 200 B .. 2 KB, its payload stamped with the send time ("lgts", ns).
-void AppendEvent(std::string& out, size_t j, uint64_t seq, std::mt19937_64& rng) {
-  const Kind& k = KindOf(j);
-  static const std::string kText(2048, 'x');
-  const size_t pad = rng() % 1500;  // spreads sizes over 200 B .. 2 KB
-  char head[256];
-  std::snprintf(head, sizeof head,
-                R"({"channel":"%s","event":"%s","eventId":"lg-%)" PRIu64
-                R"(","applicationId":"app-%zu","payload":)",
-                k.channel, k.event, seq, j);
-  out += head;
-  char body[512];
-  const long long ts = NowNs();
-  switch (k.shape) {
-    case 0:
-      std::snprintf(
-          body, sizeof body,
-          R"({"results":[{"bulkId":"b-%)" PRIu64 R"(","messageId":"m-%)" PRIu64
-          R"(","to":"4479%08u","sender":"InfoSMS","sentAt":"2026-11-25T12:00:00.000+0000",)"
-          R"("doneAt":"2026-11-25T12:00:01.000+0000","messageCount":1,)"
-          R"("price":{"pricePerMessage":0.01,"currency":"EUR"},)"
-          R"("status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET"},)"
-          R"("error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR","permanent":false},)"
-          R"("platform":{"applicationId":"app-%zu"},"lgts":%lld,"callbackData":")",
-          seq / 100, seq, static_cast<unsigned>(rng() % 100000000), j, ts);
-      out += body;
-      out.append(kText, 0, pad);
-      out += R"("}]})";
-      break;
-    case 1:
-      std::snprintf(
-          body, sizeof body,
-          R"({"results":[{"messageId":"mo-%)" PRIu64
-          R"(","from":"38591%07u","to":"InfoSMS","receivedAt":"2026-11-25T12:00:00.000+0000",)"
-          R"("smsCount":1,"price":{"pricePerMessage":0,"currency":"EUR"},)"
-          R"("applicationId":"app-%zu","lgts":%lld,"text":")",
-          seq, static_cast<unsigned>(rng() % 10000000), j, ts);
-      out += body;
-      out.append(kText, 0, pad);
-      out += R"("}],"messageCount":1,"pendingMessageCount":0})";
-      break;
-    default:
-      std::snprintf(
-          body, sizeof body,
-          R"({"notificationType":"OPENED","eventId":"ev-%)" PRIu64
-          R"(","domain":"example.com","recipient":"john.doe@example.com",)"
-          R"("sendDateTime":1704106800000,"messageId":"em-%)" PRIu64
-          R"(","applicationId":"app-%zu","lgts":%lld,"recipientInfo":{"deviceType":"Phone","os":")",
-          seq, seq, j, ts);
-      out += body;
-      out.append(kText, 0, pad);
-      out += R"("}})";
-      break;
-  }
-  out += "}";
-}
-
 // --- webhook receivers -------------------------------------------------------------------------
 
 class Receivers {
@@ -298,7 +209,7 @@ class Receivers {
 
   // Every "lgts":<ns> in the body is one delivered event (batches carry several).
   void Record(const std::string& body) {
-    const int64_t now = NowNs();
+    const int64_t now = herald::loadgen::NowNs();
     std::vector<int64_t> found;
     for (size_t at = body.find("\"lgts\":"); at != std::string::npos;
          at = body.find("\"lgts\":", at + 7)) {
@@ -432,7 +343,7 @@ int main(int argc, char** argv) {
   for (size_t first = 0; first < o.subscriptions; first += 100'000) {
     std::string ndjson;
     for (size_t j = first; j < std::min(o.subscriptions, first + 100'000); ++j) {
-      ndjson += Subscription(j, o.profiles);
+      ndjson += herald::loadgen::Subscription(j, o.profiles);
       ndjson += '\n';
     }
     auto [status, answer] =
@@ -469,7 +380,7 @@ int main(int argc, char** argv) {
         }
         body.clear();
         for (uint64_t k = 0; k < n; ++k) {
-          AppendEvent(body, rng() % o.subscriptions, first + k, rng);
+          herald::loadgen::AppendEvent(body, rng() % o.subscriptions, first + k, rng);
           if (ndjson) body += '\n';
         }
         auto [status, answer] = client.Call(http::verb::post, "/v1/events", body,
