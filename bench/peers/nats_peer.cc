@@ -39,7 +39,8 @@ std::vector<int64_t> g_latencies;
 
 void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void*) {
   const int64_t now = NowNs();
-  const std::string_view data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  const std::string_view data(natsMsg_GetData(msg),
+                              static_cast<size_t>(natsMsg_GetDataLength(msg)));
   const size_t at = data.find("\"lgts\":");
   if (at != std::string_view::npos) {
     int64_t ts = 0;
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   size_t subscriptions = 1000, profiles = 10, events = 100'000;
   uint64_t seed = 42;
   bool json = false;
+  std::string latency_out;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--json") {
@@ -82,12 +84,14 @@ int main(int argc, char** argv) {
       profiles = std::strtoull(argv[++i], nullptr, 10);
     } else if (i + 1 < argc && a == "--events") {
       events = std::strtoull(argv[++i], nullptr, 10);
+    } else if (i + 1 < argc && a == "--latency-out") {
+      latency_out = argv[++i];
     } else if (i + 1 < argc && a == "--seed") {
       seed = std::strtoull(argv[++i], nullptr, 10);
     } else {
       std::fprintf(stderr,
                    "usage: herald-nats-peer [--url URL] [--subscriptions N] [--profiles P] "
-                   "[--events E] [--seed S] [--json]\n");
+                   "[--events E] [--seed S] [--json] [--latency-out FILE]\n");
       return 2;
     }
   }
@@ -99,9 +103,9 @@ int main(int argc, char** argv) {
   for (size_t j = 0; j < subscriptions; ++j) {
     Profile& p = subscribers[j % profiles];
     natsSubscription* sub = nullptr;
-    if (!Check(natsConnection_Subscribe(&sub, p.connection, SubjectOf(j).c_str(), OnMessage,
-                                        nullptr),
-               "subscribe")) {
+    if (!Check(
+            natsConnection_Subscribe(&sub, p.connection, SubjectOf(j).c_str(), OnMessage, nullptr),
+            "subscribe")) {
       return 1;
     }
     natsSubscription_SetPendingLimits(sub, -1, -1);  // never drop on the client side
@@ -141,10 +145,11 @@ int main(int argc, char** argv) {
     lat = g_latencies;
   }
   std::sort(lat.begin(), lat.end());
+  if (!latency_out.empty()) herald::loadgen::WriteQuantiles(latency_out, lat);
   auto pct = [&](double q) {
     return lat.empty() ? 0.0
-                       : static_cast<double>(lat[std::min(lat.size() - 1,
-                                                          static_cast<size_t>(q * lat.size()))]) /
+                       : static_cast<double>(
+                             lat[std::min(lat.size() - 1, static_cast<size_t>(q * lat.size()))]) /
                              1000.0;
   };
   const uint64_t lost = events > delivered ? events - delivered : 0;

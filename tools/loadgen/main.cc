@@ -56,6 +56,7 @@ struct Options {
   uint64_t seed = 42;
   bool json = false;
   int drain_timeout_s = 60;
+  std::string latency_out;  // quantile,latency_us lines, for plots
 };
 
 void Usage() {
@@ -74,7 +75,8 @@ void Usage() {
       "  --receiver-threads T    webhook receiver threads (default 2)\n"
       "  --seed S                workload seed (default 42)\n"
       "  --drain-timeout S       seconds to wait for deliveries after sending (default 60)\n"
-      "  --json                  print a JSON summary on stdout\n",
+      "  --json                  print a JSON summary on stdout\n"
+      "  --latency-out FILE      write the latency distribution (quantile, us) as CSV\n",
       stderr);
 }
 
@@ -129,6 +131,8 @@ bool ParseOptions(int argc, char** argv, Options& o) {
       ok = num(o.receiver_threads);
     } else if (a == "--seed") {
       ok = num(o.seed);
+    } else if (a == "--latency-out") {
+      o.latency_out = v;
     } else if (a == "--drain-timeout") {
       ok = num(o.drain_timeout_s);
     } else {
@@ -431,6 +435,7 @@ int main(int argc, char** argv) {
           1e9);
   auto latencies = receivers.TakeLatencies();
   const Percentiles p = Summarize(latencies);
+  if (!o.latency_out.empty()) herald::loadgen::WriteQuantiles(o.latency_out, latencies);
   const uint64_t missing = accepted.load() > delivered ? accepted.load() - delivered : 0;
   const uint64_t all_errors = errors.load() + rejected.load() + missing;
   const double eps = static_cast<double>(accepted.load()) / send_s;

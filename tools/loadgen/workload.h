@@ -3,6 +3,7 @@
 // email events, 200 B to 2 KB — each stamped with its send time ("lgts", steady-clock ns).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace herald::loadgen {
 
@@ -111,6 +113,22 @@ inline std::string Payload(size_t j, uint64_t seq, std::mt19937_64& rng) {
   AppendEvent(envelope, j, seq, rng);
   const size_t at = envelope.find("\"payload\":") + 10;
   return envelope.substr(at, envelope.size() - at - 1);
+}
+
+// Writes "quantile,latency_us" for 1000 quantiles of sorted nanosecond latencies, then the max.
+inline void WriteQuantiles(const std::string& path, const std::vector<int64_t>& sorted_ns) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr || sorted_ns.empty()) {
+    if (f) std::fclose(f);
+    return;
+  }
+  std::fprintf(f, "quantile,latency_us\n");
+  for (int i = 0; i < 1000; ++i) {
+    const size_t at = std::min(sorted_ns.size() - 1, sorted_ns.size() * i / 1000);
+    std::fprintf(f, "%.3f,%.1f\n", i / 1000.0, static_cast<double>(sorted_ns[at]) / 1000.0);
+  }
+  std::fprintf(f, "1.000,%.1f\n", static_cast<double>(sorted_ns.back()) / 1000.0);
+  std::fclose(f);
 }
 
 }  // namespace herald::loadgen
