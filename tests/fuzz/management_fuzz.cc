@@ -57,6 +57,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(created);
       if (!created.ok()) return 0;
       auto back = model::DecodeProfile(model::EncodeProfile(req->profile, /*mask=*/false));
+      // An empty content type means application/json, and is written out as such.
+      if (req->profile.webhook.content_type.empty()) {
+        req->profile.webhook.content_type = "application/json";
+      }
       if (!back.ok() || back->profile != req->profile) std::abort();
       if (!engine.DeleteProfile(req->profile.profile_id).ok()) std::abort();
       break;
