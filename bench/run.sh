@@ -85,12 +85,12 @@ echo "== plots"
 # Throughput against subscriptions, from the pipeline benchmark (in process, one router thread).
 if [[ -f "$out/pipeline_bench.json" ]]; then
   for kind in Single Ndjson64; do
-    grep -A12 "\"name\": \"BM_Pipeline$kind/" "$out/pipeline_bench.json" |
+    grep -A16 "\"name\": \"BM_Pipeline$kind/" "$out/pipeline_bench.json" |
       awk -v k="$kind" '/"name"/ { split($0, a, "/"); n = a[2] + 0 }
                          /"items_per_second"/ { gsub(/[,]/, "", $2); print n, $2 / 1e6 }' \
         >"$work/pipeline_$kind.dat"
   done
-  gnuplot <<GP
+  gnuplot <<GP || echo "plot: throughput_vs_subscriptions.svg failed"
 set terminal svg size 720,420 font "sans,12"
 set output "$out/throughput_vs_subscriptions.svg"
 set title "parse + match + enqueue, one router thread"
@@ -101,7 +101,7 @@ plot "$work/pipeline_Single.dat" with linespoints lw 2 title "single events", \
      3 with lines dt 2 title "target at 100k (3 M/s)"
 GP
 fi
-gnuplot <<GP
+gnuplot <<GP || echo "plot: latency_distribution.svg failed"
 set terminal svg size 720,420 font "sans,12"
 set output "$out/latency_distribution.svg"
 set title "ingest -> delivery latency, $subs subscriptions (same run)"

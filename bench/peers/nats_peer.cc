@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   std::string url = "nats://127.0.0.1:4222";
   size_t subscriptions = 1000, profiles = 10, events = 100'000;
   uint64_t seed = 42;
+  int publishers = 4;  // as herald-loadgen's client connections
   bool json = false;
   std::string latency_out;
   for (int i = 1; i < argc; ++i) {
@@ -86,19 +87,30 @@ int main(int argc, char** argv) {
       events = std::strtoull(argv[++i], nullptr, 10);
     } else if (i + 1 < argc && a == "--latency-out") {
       latency_out = argv[++i];
+    } else if (i + 1 < argc && a == "--publishers") {
+      publishers = std::max(1, std::atoi(argv[++i]));
     } else if (i + 1 < argc && a == "--seed") {
       seed = std::strtoull(argv[++i], nullptr, 10);
     } else {
       std::fprintf(stderr,
                    "usage: herald-nats-peer [--url URL] [--subscriptions N] [--profiles P] "
-                   "[--events E] [--seed S] [--json] [--latency-out FILE]\n");
+                   "[--events E] [--publishers N] [--seed S] [--json] [--latency-out FILE]\n");
       return 2;
     }
   }
   if (subscriptions == 0 || profiles == 0) return 2;
+  // libnats gives every async subscription its own delivery thread by default: thousands of
+  // threads on two cores. A small shared pool is how it is meant to run at this scale.
+  natsOptions* options = nullptr;
+  if (!Check(natsOptions_Create(&options), "options") ||
+      !Check(natsOptions_SetURL(options, url.c_str()), "url") ||
+      !Check(natsOptions_UseGlobalMessageDelivery(options, true), "global delivery") ||
+      !Check(nats_SetMessageDeliveryPoolSize(2), "delivery pool")) {
+    return 1;
+  }
   std::vector<Profile> subscribers(profiles);
   for (auto& p : subscribers) {
-    if (!Check(natsConnection_ConnectTo(&p.connection, url.c_str()), "connect")) return 1;
+    if (!Check(natsConnection_Connect(&p.connection, options), "connect")) return 1;
   }
   for (size_t j = 0; j < subscriptions; ++j) {
     Profile& p = subscribers[j % profiles];
@@ -114,23 +126,38 @@ int main(int argc, char** argv) {
   for (auto& p : subscribers) {
     if (!Check(natsConnection_Flush(p.connection), "flush subscriptions")) return 1;
   }
-  natsConnection* publisher = nullptr;
-  if (!Check(natsConnection_ConnectTo(&publisher, url.c_str()), "connect publisher")) return 1;
-
-  std::mt19937_64 rng(seed);
-  const int64_t start = NowNs();
-  for (uint64_t seq = 0; seq < events; ++seq) {
-    const size_t j = rng() % subscriptions;
-    const std::string payload = herald::loadgen::Payload(j, seq, rng);
-    if (!Check(natsConnection_Publish(publisher, SubjectOf(j).c_str(), payload.data(),
-                                      static_cast<int>(payload.size())),
-               "publish")) {
-      return 1;
-    }
-    // A round trip now and then: publishing never runs unboundedly ahead of the server.
-    if (seq % 5000 == 4999) natsConnection_Flush(publisher);
+  std::vector<natsConnection*> publisher_connections(publishers);
+  for (auto& c : publisher_connections) {
+    if (!Check(natsConnection_Connect(&c, options), "connect publisher")) return 1;
   }
-  natsConnection_Flush(publisher);
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  const int64_t start = NowNs();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < publishers; ++t) {
+    threads.emplace_back([&, t] {
+      natsConnection* publisher = publisher_connections[t];
+      std::mt19937_64 rng(seed * 1000 + t);
+      for (uint64_t n = 0;; ++n) {
+        const uint64_t seq = next.fetch_add(1);
+        if (seq >= events) break;
+        const size_t j = rng() % subscriptions;
+        const std::string payload = herald::loadgen::Payload(j, seq, rng);
+        const std::string subject = SubjectOf(j);
+        if (!Check(natsConnection_Publish(publisher, subject.c_str(), payload.data(),
+                                          static_cast<int>(payload.size())),
+                   "publish")) {
+          failed = true;
+          return;
+        }
+        // A round trip now and then: publishing never runs unboundedly ahead of the server.
+        if (n % 5000 == 4999) natsConnection_Flush(publisher);
+      }
+      natsConnection_Flush(publisher);
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (failed) return 1;
   const int64_t sent_ns = NowNs();
   const int64_t deadline = sent_ns + 30'000'000'000LL;
   while (g_delivered.load() < events && NowNs() < deadline) {
@@ -172,7 +199,8 @@ int main(int argc, char** argv) {
     for (auto* s : p.subscriptions) natsSubscription_Destroy(s);
     natsConnection_Destroy(p.connection);
   }
-  natsConnection_Destroy(publisher);
+  for (auto* c : publisher_connections) natsConnection_Destroy(c);
+  natsOptions_Destroy(options);
   nats_Close();
   return lost == 0 ? 0 : 1;
 }

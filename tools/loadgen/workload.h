@@ -61,7 +61,7 @@ inline void AppendEvent(std::string& out, size_t j, uint64_t seq, std::mt19937_6
                 R"(","applicationId":"app-%zu","payload":)",
                 k.channel, k.event, seq, j);
   out += head;
-  char body[512];
+  char body[1024];
   const long long ts = NowNs();
   switch (k.shape) {
     case 0:
