@@ -413,6 +413,13 @@ void Worker::Pump(ProfileState& p) {
     const uint32_t window =
         p.breaker == Breaker::kHalfOpen ? 1 : static_cast<uint32_t>(config.profile.window_size);
     if (p.in_flight >= window) return;
+    // Adaptive batching: with a request already in flight, a partial batch waits for it to
+    // finish (or for a full batch) instead of going out thin. An idle profile sends at once, so
+    // a lone notification never waits; under load batches fill and the window opens up.
+    if (p.due.empty() && p.in_flight > 0 &&
+        p.ready.size() < static_cast<size_t>(config.profile.max_bucket_size)) {
+      return;
+    }
     if (config.profile.rate_limit) {
       const double rate = *config.profile.rate_limit;
       const double burst = std::max(1.0, rate / 20);
