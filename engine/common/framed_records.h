@@ -29,6 +29,10 @@ absl::StatusOr<ReadRecordsResult> ReadRecords(
 
 // write(2) all of `data`, retrying short writes and EINTR.
 absl::Status WriteAll(int fd, std::string_view data, const std::string& path);
+// Replaces dir/name with `contents` so that a crash leaves the old file or the new, never a mix:
+// write a temporary (mode 0600: these files hold secrets), fsync, rename, fsync the directory.
+absl::Status WriteFileAtomically(const std::string& dir, const std::string& name,
+                                 std::string_view contents);
 // fsync a directory, so a created or renamed file in it survives a crash.
 absl::Status SyncDir(const std::string& dir);
 // An Unavailable error naming the call, the path and errno.

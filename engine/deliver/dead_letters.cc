@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <set>
 
@@ -18,23 +19,9 @@ namespace {
 constexpr char kFile[] = "dead-letters.log";
 
 std::string AddRecord(const DeadLetter& d) {
-  std::string json = Cat(R"({"op":"add","id":)", d.id, R"(,"profileId":)");
-  model::AppendJsonString(json, d.profile_id);
-  json += R"(,"subscriptionId":)";
-  model::AppendJsonString(json, d.subscription_id);
-  json += R"(,"channel":)";
-  model::AppendJsonString(json, d.channel);
-  json += R"(,"event":)";
-  model::AppendJsonString(json, d.event);
-  json += R"(,"webhookId":)";
-  model::AppendJsonString(json, d.webhook_id);
-  json += Cat(R"(,"attempts":)", d.attempts, R"(,"lastStatus":)", d.last_status, R"(,"failedAt":)",
-              d.failed_at_ms, R"(,"lastError":)");
-  model::AppendJsonString(json, d.last_error);
-  json += R"(,"payload":)";
-  model::AppendJsonString(json, d.payload);  // as a string: a payload may span lines
-  json += "}";
-  return FrameRecord(json);
+  // The payload as a string: it may span lines, and records are one line each.
+  return FrameRecord(
+      Cat(R"({"op":"add","letter":)", EncodeDeadLetter(d, /*payload_as_json=*/false), "}"));
 }
 
 std::string ProfileRecord(std::string_view op, std::string_view profile_id) {
@@ -45,6 +32,30 @@ std::string ProfileRecord(std::string_view op, std::string_view profile_id) {
 }
 
 }  // namespace
+
+std::string EncodeDeadLetter(const DeadLetter& d, bool payload_as_json) {
+  std::string out = Cat(R"({"id":")", d.id, R"(","profileId":)");
+  model::AppendJsonString(out, d.profile_id);
+  out += R"(,"subscriptionId":)";
+  model::AppendJsonString(out, d.subscription_id);
+  out += R"(,"channel":)";
+  model::AppendJsonString(out, d.channel);
+  out += R"(,"event":)";
+  model::AppendJsonString(out, d.event);
+  out += R"(,"webhookId":)";
+  model::AppendJsonString(out, d.webhook_id);
+  out += Cat(R"(,"attempts":)", d.attempts, R"(,"lastStatus":)", d.last_status, R"(,"failedAt":)",
+             d.failed_at_ms, R"(,"lastError":)");
+  model::AppendJsonString(out, d.last_error);
+  out += R"(,"payload":)";
+  if (payload_as_json) {
+    out += d.payload;  // validated at ingest
+  } else {
+    model::AppendJsonString(out, d.payload);
+  }
+  out += "}";
+  return out;
+}
 
 DeadLetterStore::~DeadLetterStore() {
   if (fd_ >= 0) ::close(fd_);
@@ -68,15 +79,7 @@ absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(
   std::string live;
   for (const auto& [id, d] : store->letters_) live += AddRecord(d);
   for (const auto& p : store->disabled_) live += ProfileRecord("disable", p);
-  const std::string tmp = store->path_ + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("open", tmp);
-  absl::Status s = WriteAll(fd, live, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = ErrnoError("fsync", tmp);
-  ::close(fd);
-  if (!s.ok()) return s;
-  if (::rename(tmp.c_str(), store->path_.c_str()) != 0) return ErrnoError("rename", tmp);
-  if (auto st = SyncDir(dir); !st.ok()) return st;
+  if (auto s = WriteFileAtomically(dir, kFile, live); !s.ok()) return s;
   store->fd_ = ::open(store->path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (store->fd_ < 0) return ErrnoError("open", store->path_);
   return store;
@@ -97,15 +100,25 @@ bool DeadLetterStore::Apply(std::string_view record) {
     return true;
   };
   if (op == "add") {
+    simdjson::dom::element letter;
+    std::string_view id;
     DeadLetter d;
     int64_t attempts = 0, status = 0;
-    if (root["id"].get_uint64().get(d.id) != simdjson::SUCCESS || !str("profileId", d.profile_id) ||
-        !str("subscriptionId", d.subscription_id) || !str("channel", d.channel) ||
-        !str("event", d.event) || !str("webhookId", d.webhook_id) ||
+    auto str = [&](const char* key, std::string& out) {
+      std::string_view v;
+      if (letter[key].get_string().get(v) != simdjson::SUCCESS) return false;
+      out = std::string(v);
+      return true;
+    };
+    if (root["letter"].get(letter) != simdjson::SUCCESS ||
+        letter["id"].get_string().get(id) != simdjson::SUCCESS ||
+        std::from_chars(id.data(), id.data() + id.size(), d.id).ec != std::errc() ||
+        !str("profileId", d.profile_id) || !str("subscriptionId", d.subscription_id) ||
+        !str("channel", d.channel) || !str("event", d.event) || !str("webhookId", d.webhook_id) ||
         !str("lastError", d.last_error) || !str("payload", d.payload) ||
-        root["attempts"].get_int64().get(attempts) != simdjson::SUCCESS ||
-        root["lastStatus"].get_int64().get(status) != simdjson::SUCCESS ||
-        root["failedAt"].get_int64().get(d.failed_at_ms) != simdjson::SUCCESS) {
+        letter["attempts"].get_int64().get(attempts) != simdjson::SUCCESS ||
+        letter["lastStatus"].get_int64().get(status) != simdjson::SUCCESS ||
+        letter["failedAt"].get_int64().get(d.failed_at_ms) != simdjson::SUCCESS) {
       return false;
     }
     d.attempts = static_cast<int>(attempts);

@@ -16,6 +16,10 @@
 
 namespace herald::deliver {
 
+// A dead letter as JSON: the API's shape ("id" a string), with the payload embedded as the JSON
+// it is, or as a string (for the one-line records of the store).
+std::string EncodeDeadLetter(const DeadLetter& letter, bool payload_as_json);
+
 class DeadLetterStore {
  public:
   static absl::StatusOr<std::unique_ptr<DeadLetterStore>> Open(

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "engine/common/strings.h"
+#include "engine/deliver/dead_letters.h"
 #include "engine/model/json_codec.h"
 
 namespace herald::server {
@@ -206,25 +207,6 @@ std::string CatalogJson(const Catalog& catalog) {
     out += "]}";
   }
   out += "]}";
-  return out;
-}
-
-std::string EncodeDeadLetter(const DeadLetter& d) {
-  std::string out = Cat(R"({"id":")", d.id, R"(","profileId":)");
-  AppendJsonString(out, d.profile_id);
-  out += R"(,"subscriptionId":)";
-  AppendJsonString(out, d.subscription_id);
-  out += R"(,"channel":)";
-  AppendJsonString(out, d.channel);
-  out += R"(,"event":)";
-  AppendJsonString(out, d.event);
-  out += R"(,"webhookId":)";
-  AppendJsonString(out, d.webhook_id);
-  out += Cat(R"(,"attempts":)", d.attempts, R"(,"lastStatus":)", d.last_status, R"(,"failedAt":)",
-             d.failed_at_ms, R"(,"lastError":)");
-  AppendJsonString(out, d.last_error);
-  // The payload is JSON that was validated at ingest: embedded as it is.
-  out += Cat(R"(,"payload":)", d.payload, "}");
   return out;
 }
 
@@ -849,7 +831,7 @@ void Api::DeadLetters(const HttpRequest& request, std::string_view rest, std::st
     std::string out = R"({"results":[)";
     for (size_t i = 0; i < letters.results.size(); ++i) {
       if (i) out += ',';
-      out += EncodeDeadLetter(letters.results[i]);
+      out += deliver::EncodeDeadLetter(letters.results[i], /*payload_as_json=*/true);
     }
     out += Cat(R"(],"paging":{"page":)", page, R"(,"size":)", size, R"(,"totalPages":)",
                (letters.total + size - 1) / size, R"(,"totalResults":)", letters.total, "}}");

@@ -153,16 +153,7 @@ absl::Status ConfigJournal::CompactLocked() {
   for (auto it = subs.rbegin(); it != subs.rend(); ++it) {
     snapshot += PutRecord(Kind::kSubscription, model::EncodeSubscription(*it, nullptr));
   }
-  const std::string tmp = dir_ + "/" + kSnapshot + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("open", tmp);
-  absl::Status s = WriteAll(fd, snapshot, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = ErrnoError("fsync", tmp);
-  ::close(fd);
-  if (!s.ok()) return s;
-  const std::string final_path = dir_ + "/" + kSnapshot;
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) return ErrnoError("rename", tmp);
-  if (auto st = SyncDir(dir_); !st.ok()) return st;
+  if (auto s = WriteFileAtomically(dir_, kSnapshot, snapshot); !s.ok()) return s;
   // The snapshot holds everything: start an empty journal.
   const std::string journal = dir_ + "/" + kJournal;
   if (fd_ >= 0) ::close(fd_);

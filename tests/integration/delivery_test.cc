@@ -25,6 +25,7 @@
 #include "herald/webhook_deliverer.h"
 #include "tests/testing/receiver.h"
 #include "tests/testing/shipped_catalog.h"
+#include "tests/testing/temp_dir.h"
 
 namespace herald {
 namespace {
@@ -35,18 +36,7 @@ using test_support::Receiver;
 using test_support::Reply;
 using Clock = std::chrono::steady_clock;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/herald-delivery-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_support::TempDir;
 
 // An engine whose sink is a WebhookDeliverer; one SMS subscription per profile.
 class World {

@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/temp_dir.h"
+
 extern char** environ;
 
 namespace herald::test_support {
@@ -36,20 +38,6 @@ struct HttpReply {
   std::string body;
   std::string content_type;
   std::string retry_after;
-};
-
-// A fresh data_dir per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/heraldd-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 class Daemon {

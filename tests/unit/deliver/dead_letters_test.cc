@@ -6,22 +6,12 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace herald::deliver {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/herald-dl-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_support::TempDir;
 
 DeadLetter Letter(std::string profile, std::string payload) {
   return {.profile_id = std::move(profile),
