@@ -28,10 +28,16 @@ Try it (in another terminal):
     "subscriptionId":"shop-dlr","events":["DELIVERY"],"criteria":[{"applicationId":"shop"}],
     "profile":{"profileId":"shop","webhook":{"notifyUrl":"https://shop.example.com/dlr"}}}'
 
-  # post an event, then see it counted as delivered to profile "shop"
+  # post an event: heraldd POSTs its payload to the profile's notifyUrl
   curl -s -X POST $url/v1/events -H 'content-type: application/json' -d '{
     "channel":"SMS","event":"DELIVERY","applicationId":"shop","payload":{"results":[{"messageId":"m1"}]}}'
-  curl -s $url/metrics | grep -E 'accepted|delivered'
+  curl -s $url/metrics | grep -E '^herald_(events_accepted|webhook_(delivered|failed|retried))'
+
+  # shop.example.com does not answer, so the webhook is retried on the platform's schedule
+  # (1 min + n² min) and ends as a dead letter, listed and replayed here:
+  curl -s "$url/v1/dead-letters?profileId=shop"
+
+  # To deliver to a receiver on this machine, start with: tools/run.sh --allow-private-targets
 
 Stop with Ctrl-C.
 EXAMPLE
