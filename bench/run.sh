@@ -70,13 +70,13 @@ nats_pid=$!
 sleep 0.5
 echo "-- nats"
 "$bin/herald-nats-peer" --url "nats://127.0.0.1:$nport" --subscriptions "$subs" \
-  --profiles "$profiles" --events "$events" --seed 42 --json --latency-out "$out/nats.latency.csv" |
+  --profiles "$profiles" --events "$events" --seed 42 --json --latency-out "$out/nats.latency.csv" \
+  --compare "$out/e2e_batched.json" |
   tee "$out/nats.json"
 
 field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" "$out/$1.json"; }
 ratio=$(awk -v h="$(field e2e_batched deliveries_per_second)" -v n="$(field nats deliveries_per_second)" \
   'BEGIN { printf "%.2f", h / n }')
-echo "herald/nats-server delivered events per second (batched): $ratio"
 printf '{"herald_deliveries_per_second":%s,"nats_deliveries_per_second":%s,"ratio":%s}\n' \
   "$(field e2e_batched deliveries_per_second)" "$(field nats deliveries_per_second)" "$ratio" \
   >"$out/e2e_ratio.json"

@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   int publishers = 4;  // as herald-loadgen's client connections
   bool json = false;
   std::string latency_out;
+  std::string compare;  // a herald-loadgen --json summary of the same workload
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--json") {
@@ -85,6 +86,8 @@ int main(int argc, char** argv) {
       profiles = std::strtoull(argv[++i], nullptr, 10);
     } else if (i + 1 < argc && a == "--events") {
       events = std::strtoull(argv[++i], nullptr, 10);
+    } else if (i + 1 < argc && a == "--compare") {
+      compare = argv[++i];
     } else if (i + 1 < argc && a == "--latency-out") {
       latency_out = argv[++i];
     } else if (i + 1 < argc && a == "--publishers") {
@@ -94,7 +97,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: herald-nats-peer [--url URL] [--subscriptions N] [--profiles P] "
-                   "[--events E] [--publishers N] [--seed S] [--json] [--latency-out FILE]\n");
+                   "[--events E] [--publishers N] [--seed S] [--json] [--latency-out FILE] "
+                   "[--compare HERALD_JSON]\n");
       return 2;
     }
   }
@@ -194,6 +198,23 @@ int main(int argc, char** argv) {
                 " (%.0f/s); latency us p50 %.1f p99 %.1f; lost %" PRIu64 "\n",
                 events, send_s, delivered, static_cast<double>(delivered) / deliver_s, pct(0.5),
                 pct(0.99), lost);
+  }
+  if (!compare.empty()) {
+    // herald/nats-server for delivered events per second, from herald-loadgen's summary.
+    std::FILE* f = std::fopen(compare.c_str(), "r");
+    std::string text;
+    char buf[4096];
+    for (size_t n; f && (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+    if (f) std::fclose(f);
+    const size_t at = text.find("\"deliveries_per_second\":");
+    if (at == std::string::npos) {
+      std::fprintf(stderr, "herald-nats-peer: %s has no deliveries_per_second\n", compare.c_str());
+      return 1;
+    }
+    const double herald = std::strtod(text.c_str() + at + 24, nullptr);
+    const double nats = static_cast<double>(delivered) / deliver_s;
+    std::fprintf(stderr, "herald/nats-server delivered events per second: %.0f / %.0f = %.2f\n",
+                 herald, nats, herald / nats);
   }
   for (auto& p : subscribers) {
     for (auto* s : p.subscriptions) natsSubscription_Destroy(s);
