@@ -17,6 +17,11 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+// Each connection runs on a strand of the shared io_context. Naming the executor type (rather
+// than Asio's type-erased any_io_executor) spares every operation a ref-counted executor copy.
+using Strand = asio::strand<asio::io_context::executor_type>;
+using Socket = tcp::socket::rebind_executor<Strand>::other;
+using Stream = beast::basic_stream<tcp, Strand>;
 
 namespace {
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
@@ -91,8 +96,7 @@ struct HttpServer::Impl {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
+  Session(Socket socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {}
 
   void Start() { Read(); }
   // Closes the connection if it is idle between requests; a request in flight completes first.
@@ -271,7 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->sessions.erase(shared_from_this());
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpServer::Impl* server_;
   beast::flat_buffer buffer_;
   // The header is read first; the body parser, chosen by the header check, takes it over.
@@ -290,26 +294,27 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
-    if (stopping.load()) return;
-    if (!ec) {
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      bool admitted = false;
-      {
-        std::lock_guard lock(sessions_mu);
-        if (sessions.size() < options.max_connections) {
-          sessions.insert(session);
-          admitted = true;
+  acceptor.async_accept(
+      asio::make_strand(io.get_executor()), [this](beast::error_code ec, Socket socket) {
+        if (stopping.load()) return;
+        if (!ec) {
+          auto session = std::make_shared<Session>(std::move(socket), this);
+          bool admitted = false;
+          {
+            std::lock_guard lock(sessions_mu);
+            if (sessions.size() < options.max_connections) {
+              sessions.insert(session);
+              admitted = true;
+            }
+          }
+          if (admitted) {
+            session->Start();
+          } else {
+            Count(&LimitHits::connections, options.hits);  // the session closes as it goes
+          }
         }
-      }
-      if (admitted) {
-        session->Start();
-      } else {
-        Count(&LimitHits::connections, options.hits);  // the session closes as it goes
-      }
-    }
-    Accept();
-  });
+        Accept();
+      });
 }
 
 HttpServer::HttpServer(Options options, Handler handler, HeaderCheck check)
