@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark suites with fixed seeds and records their JSON in bench/results/:
 #   - micro (Google Benchmark): parse, index (MPHF vs absl::flat_hash_map), pipeline, latency;
-#   - end to end: heraldd driven by herald-loadgen (single events with one webhook each, and
-#     NDJSON batches with batched webhooks), and the same routing work through nats-server core
+#   - end to end: heraldd driven by herald-loadgen (NDJSON ingest alone, single events with one
+#     webhook each, and NDJSON batches with batched webhooks), and the same routing work through nats-server core
 #     pub/sub by herald-nats-peer, in the same run on the same machine;
 # then renders the plots (gnuplot) that bench/RESULTS.md embeds.
 #
@@ -58,6 +58,7 @@ run_loadgen() {  # name, then loadgen flags
   "$bin/herald-loadgen" --target "127.0.0.1:$port" --subscriptions "$subs" --profiles "$profiles" \
     --seed 42 --json --latency-out "$out/$name.latency.csv" "$@" | tee "$out/$name.json"
 }
+run_loadgen e2e_ingest --events "$events" --batch 1000 --concurrency 2 --unmatched
 run_loadgen e2e_single --events $((events / 3)) --batch 1 --concurrency 8 --max-bucket-size 1
 run_loadgen e2e_batched --events "$events" --batch 100 --concurrency 4 --max-bucket-size 100
 kill "$heraldd_pid" && wait "$heraldd_pid" 2>/dev/null || true

@@ -57,6 +57,7 @@ struct Options {
   bool json = false;
   int drain_timeout_s = 60;
   std::string latency_out;  // quantile,latency_us lines, for plots
+  bool unmatched = false;   // events no subscription matches: measures ingest alone
 };
 
 void Usage() {
@@ -76,7 +77,8 @@ void Usage() {
       "  --seed S                workload seed (default 42)\n"
       "  --drain-timeout S       seconds to wait for deliveries after sending (default 60)\n"
       "  --json                  print a JSON summary on stdout\n"
-      "  --latency-out FILE      write the latency distribution (quantile, us) as CSV\n",
+      "  --latency-out FILE      write the latency distribution (quantile, us) as CSV\n"
+      "  --unmatched             events that match no subscription (ingest alone, no webhooks)\n",
       stderr);
 }
 
@@ -85,6 +87,10 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     const std::string_view a = argv[i];
     if (a == "--json") {
       o.json = true;
+      continue;
+    }
+    if (a == "--unmatched") {
+      o.unmatched = true;
       continue;
     }
     if (a == "--help" || a == "-h") return false;
@@ -384,7 +390,9 @@ int main(int argc, char** argv) {
         }
         body.clear();
         for (uint64_t k = 0; k < n; ++k) {
-          herald::loadgen::AppendEvent(body, rng() % o.subscriptions, first + k, rng);
+          // Subscription j matches only events of app-j; app-(N+j) matches none.
+          const size_t j = rng() % o.subscriptions + (o.unmatched ? o.subscriptions : 0);
+          herald::loadgen::AppendEvent(body, j, first + k, rng);
           if (ndjson) body += '\n';
         }
         auto [status, answer] = client.Call(http::verb::post, "/v1/events", body,
@@ -399,10 +407,11 @@ int main(int argc, char** argv) {
       }
     });
   }
+  auto expected = [&] { return o.unmatched ? uint64_t{0} : accepted.load(); };
   // Progress, once a second, until everything sent is delivered (or the drain timeout).
   std::thread progress([&] {
     uint64_t last = 0;
-    while (sent.load() < o.events || receivers.delivered() < accepted.load()) {
+    while (sent.load() < o.events || receivers.delivered() < expected()) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
       const uint64_t d = receivers.delivered();
       std::fprintf(stderr,
@@ -422,7 +431,7 @@ int main(int argc, char** argv) {
   for (auto& t : clients) t.join();
   const double send_s = std::chrono::duration<double>(Clock::now() - start).count();
   const auto drain_deadline = Clock::now() + std::chrono::seconds(o.drain_timeout_s);
-  while (receivers.delivered() < accepted.load() && Clock::now() < drain_deadline) {
+  while (receivers.delivered() < expected() && Clock::now() < drain_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   progress.join();
@@ -436,7 +445,7 @@ int main(int argc, char** argv) {
   auto latencies = receivers.TakeLatencies();
   const Percentiles p = Summarize(latencies);
   if (!o.latency_out.empty()) herald::loadgen::WriteQuantiles(o.latency_out, latencies);
-  const uint64_t missing = accepted.load() > delivered ? accepted.load() - delivered : 0;
+  const uint64_t missing = expected() > delivered ? expected() - delivered : 0;
   const uint64_t all_errors = errors.load() + rejected.load() + missing;
   const double eps = static_cast<double>(accepted.load()) / send_s;
   const double dps = static_cast<double>(delivered) / deliver_s;
