@@ -209,6 +209,25 @@ TEST(Delivery, WaitingNotificationsAreBatchedUpToMaxBucketSize) {
   EXPECT_LT(requests.size(), 8u);  // batched: 1 + at least ceil(27/10)
 }
 
+TEST(Delivery, WhileARequestIsInFlightNotificationsGatherIntoOneBatch) {
+  Receiver receiver;
+  receiver.set_handler([](const ReceivedRequest& r) {
+    return Reply{.delay = r.header("webhook-id") == "first" ? 300ms : 0ms};
+  });
+  World world;
+  auto p = Profile("p1", receiver);
+  p.max_bucket_size = 50;
+  world.AddProfile(p);
+  world.Send("p1", R"({"n":0})", "first");  // an idle profile: sent at once, alone
+  ASSERT_TRUE(receiver.WaitFor(1, 10s));
+  for (int i = 1; i <= 5; ++i) world.Send("p1", R"({"n":)" + std::to_string(i) + "}");
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").delivered == 6; }));
+  const auto r = receiver.requests();
+  ASSERT_EQ(r.size(), 2u);  // the five waited for the first request, then went together
+  EXPECT_EQ(r[0].body, R"({"n":0})");
+  EXPECT_EQ(ResultsItems(r[1].body).size(), 5u);
+}
+
 TEST(Delivery, HmacSignaturesVerifyWithTheStandardWebhooksPackage) {
   Receiver receiver;
   World world;
