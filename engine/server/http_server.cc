@@ -17,11 +17,12 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-// Each connection runs on a strand of the shared io_context. Naming the executor type (rather
-// than Asio's type-erased any_io_executor) spares every operation a ref-counted executor copy.
-using Strand = asio::strand<asio::io_context::executor_type>;
-using Socket = tcp::socket::rebind_executor<Strand>::other;
-using Stream = beast::basic_stream<tcp, Strand>;
+// One io_context per thread, connections spread over them: a connection's handlers all run on
+// its thread, so it needs no strand, and threads share no scheduler. Naming the executor type
+// (rather than Asio's type-erased any_io_executor) spares every operation an executor copy.
+using Executor = asio::io_context::executor_type;
+using Socket = tcp::socket::rebind_executor<Executor>::other;
+using Stream = beast::basic_stream<tcp, Executor>;
 
 namespace {
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
@@ -84,8 +85,11 @@ struct HttpServer::Impl {
   Options options;
   Handler handler;
   HeaderCheck check;
-  asio::io_context io;
-  tcp::acceptor acceptor{io};
+  // contexts[0] also runs the acceptor.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<Executor>> work;
+  size_t next_context = 0;
+  std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   std::mutex sessions_mu;
@@ -294,27 +298,27 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(
-      asio::make_strand(io.get_executor()), [this](beast::error_code ec, Socket socket) {
-        if (stopping.load()) return;
-        if (!ec) {
-          auto session = std::make_shared<Session>(std::move(socket), this);
-          bool admitted = false;
-          {
-            std::lock_guard lock(sessions_mu);
-            if (sessions.size() < options.max_connections) {
-              sessions.insert(session);
-              admitted = true;
-            }
-          }
-          if (admitted) {
-            session->Start();
-          } else {
-            Count(&LimitHits::connections, options.hits);  // the session closes as it goes
-          }
+  asio::io_context& target = *contexts[next_context++ % contexts.size()];
+  acceptor->async_accept(target.get_executor(), [this](beast::error_code ec, Socket socket) {
+    if (stopping.load()) return;
+    if (!ec) {
+      auto session = std::make_shared<Session>(std::move(socket), this);
+      bool admitted = false;
+      {
+        std::lock_guard lock(sessions_mu);
+        if (sessions.size() < options.max_connections) {
+          sessions.insert(session);
+          admitted = true;
         }
-        Accept();
-      });
+      }
+      if (admitted) {
+        session->Start();
+      } else {
+        Count(&LimitHits::connections, options.hits);  // the session closes as it goes
+      }
+    }
+    Accept();
+  });
 }
 
 HttpServer::HttpServer(Options options, Handler handler, HeaderCheck check)
@@ -327,50 +331,57 @@ HttpServer::HttpServer(Options options, Handler handler, HeaderCheck check)
 HttpServer::~HttpServer() { Stop(); }
 
 absl::Status HttpServer::Start() {
-  beast::error_code ec;
-  const auto address = asio::ip::make_address(impl_->options.host, ec);
-  if (ec)
-    return absl::InvalidArgumentError(Cat("listen: bad address \"", impl_->options.host, "\""));
-  const tcp::endpoint endpoint(address, impl_->options.port);
-  impl_->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(endpoint, ec);
-  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(Cat("listen: cannot use ", impl_->options.host, ":",
-                                      impl_->options.port, ": ", ec.message()));
+  Impl& impl = *impl_;
+  for (int i = 0; i < std::max(1, impl.options.threads); ++i) {
+    impl.contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl.work.push_back(asio::make_work_guard(impl.contexts.back()->get_executor()));
   }
-  port_ = impl_->acceptor.local_endpoint().port();
-  impl_->Accept();
-  for (int i = 0; i < std::max(1, impl_->options.threads); ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+  impl.acceptor.emplace(*impl.contexts[0]);
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(impl.options.host, ec);
+  if (ec) return absl::InvalidArgumentError(Cat("listen: bad address \"", impl.options.host, "\""));
+  const tcp::endpoint endpoint(address, impl.options.port);
+  impl.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl.acceptor->bind(endpoint, ec);
+  if (!ec) impl.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        Cat("listen: cannot use ", impl.options.host, ":", impl.options.port, ": ", ec.message()));
+  }
+  port_ = impl.acceptor->local_endpoint().port();
+  impl.Accept();
+  for (auto& context : impl.contexts) {
+    impl.threads.emplace_back([io = context.get()] { io->run(); });
   }
   return absl::OkStatus();
 }
 
 void HttpServer::Stop() {
-  if (impl_->threads.empty() || impl_->stopping.exchange(true)) return;
-  asio::post(impl_->io, [this] {
+  Impl& impl = *impl_;
+  if (impl.threads.empty() || impl.stopping.exchange(true)) return;
+  asio::post(*impl.contexts[0], [&impl] {
     beast::error_code ec;
-    impl_->acceptor.close(ec);
+    impl.acceptor->close(ec);
   });
   {
-    std::lock_guard lock(impl_->sessions_mu);
-    for (const auto& s : impl_->sessions) s->CloseIfIdle();
+    std::lock_guard lock(impl.sessions_mu);
+    for (const auto& s : impl.sessions) s->CloseIfIdle();
   }
   // Requests in flight finish and close their connections; then nothing keeps io busy.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
     {
-      std::lock_guard lock(impl_->sessions_mu);
-      if (impl_->sessions.empty()) break;
+      std::lock_guard lock(impl.sessions_mu);
+      if (impl.sessions.empty()) break;
     }
     if (std::chrono::steady_clock::now() > deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  impl_->io.stop();
-  for (auto& t : impl_->threads) t.join();
-  impl_->threads.clear();
+  impl.work.clear();
+  for (auto& context : impl.contexts) context->stop();
+  for (auto& t : impl.threads) t.join();
+  impl.threads.clear();
 }
 
 }  // namespace herald::server

@@ -117,11 +117,9 @@ inline std::string Payload(size_t j, uint64_t seq, std::mt19937_64& rng) {
 
 // Writes "quantile,latency_us" for 1000 quantiles of sorted nanosecond latencies, then the max.
 inline void WriteQuantiles(const std::string& path, const std::vector<int64_t>& sorted_ns) {
+  if (sorted_ns.empty()) return;
   FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr || sorted_ns.empty()) {
-    if (f) std::fclose(f);
-    return;
-  }
+  if (f == nullptr) return;
   std::fprintf(f, "quantile,latency_us\n");
   for (int i = 0; i < 1000; ++i) {
     const size_t at = std::min(sorted_ns.size() - 1, sorted_ns.size() * i / 1000);
