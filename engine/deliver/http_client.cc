@@ -21,11 +21,15 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+// A worker's io_context runs on one thread: streams name its executor type, rather than Asio's
+// type-erased any_io_executor, which would copy a ref-counted executor at every operation.
+using Stream = beast::basic_stream<tcp, asio::io_context::executor_type>;
+
 struct HttpClient::Connection {
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::unique_ptr<Stream> plain;
+  std::unique_ptr<beast::ssl_stream<Stream>> tls;
   beast::flat_buffer buffer;
-  beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
+  Stream& lowest() { return tls ? tls->next_layer() : *plain; }
 };
 
 namespace {
@@ -102,11 +106,11 @@ asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::Connect(
   }
   auto connection = std::make_unique<Connection>();
   if (url.tls) {
-    connection->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, tls_);
+    connection->tls = std::make_unique<beast::ssl_stream<Stream>>(io_, tls_);
   } else {
-    connection->plain = std::make_unique<beast::tcp_stream>(io_);
+    connection->plain = std::make_unique<Stream>(io_);
   }
-  beast::tcp_stream& stream = connection->lowest();
+  Stream& stream = connection->lowest();
   stream.expires_after(request.connect_timeout);
   co_await stream.async_connect(endpoints, redirect(ec));
   if (ec) {
