@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
 #include "engine/common/latency_histogram.h"
@@ -94,6 +95,8 @@ struct Batch {
   int last_status = 0;
   std::string last_error;
   bool probe = false;  // the one request of a half-open circuit
+  // The x-herald-* header values: each distinct value once, comma-separated.
+  std::string subscriptions, channels, events;
 
   std::string_view request_body() const { return body.empty() ? items[0].payload() : body; }
 };
@@ -504,6 +507,18 @@ std::unique_ptr<Batch> Worker::FormBatch(ProfileState& p, const ProfileConfig& c
     body += "]}";
     if (batch->items.size() > 1) batch->body = std::move(body);
   }
+  auto joined = [&](auto field) {
+    absl::flat_hash_set<std::string_view> seen;
+    std::string out;
+    for (const auto& item : batch->items) {
+      const std::string_view v = (item.*field)();
+      if (seen.insert(v).second) out += Cat(out.empty() ? "" : ",", v);
+    }
+    return out;
+  };
+  batch->subscriptions = joined(&Item::subscription_id);
+  batch->channels = joined(&Item::channel);
+  batch->events = joined(&Item::event);
   if (batch->items.size() == 1) {
     batch->id = std::string(batch->items[0].webhook_id());
   } else {
@@ -607,19 +622,9 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
       const int64_t timestamp = UnixMillis() / 1000;
       headers.emplace_back("webhook-id", batch->id);
       headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
-      auto joined = [&](auto field) {
-        std::vector<std::string_view> seen;
-        for (const auto& item : batch->items) {
-          const std::string_view v = (item.*field)();
-          if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
-        }
-        std::string out;
-        for (const auto v : seen) out += Cat(out.empty() ? "" : ",", v);
-        return out;
-      };
-      headers.emplace_back("x-herald-subscription", joined(&Item::subscription_id));
-      headers.emplace_back("x-herald-channel", joined(&Item::channel));
-      headers.emplace_back("x-herald-event", joined(&Item::event));
+      headers.emplace_back("x-herald-subscription", batch->subscriptions);
+      headers.emplace_back("x-herald-channel", batch->channels);
+      headers.emplace_back("x-herald-event", batch->events);
       if (config->security) {
         const SecuritySetting& security = *config->security;
         if (security.type == SecurityType::kHmac) {
