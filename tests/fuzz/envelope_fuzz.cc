@@ -6,43 +6,10 @@
 #include <string_view>
 
 #include "herald/engine.h"
-
-namespace {
-
-herald::Engine& TheEngine() {
-  static herald::Engine* engine = [] {
-    herald::EngineOptions options;
-    options.catalog_path = "configs/catalog.json";
-    options.max_event_bytes = 4096;
-    options.max_payload_depth = 16;
-    options.queue_max_notifications = 64;
-    auto e = herald::Engine::Create(options);
-    if (!e.ok()) std::abort();
-    herald::NotificationProfile p;
-    p.profile_id = "p";
-    p.webhook.notify_url = "https://example.com/hook";
-    if (!(*e)->CreateProfile(p).ok()) std::abort();
-    herald::Subscription s;
-    s.subscription_id = "s";
-    s.channel = "SMS";
-    s.profile_id = "p";
-    if (!(*e)->CreateSubscription(s).ok()) std::abort();
-    s.subscription_id = "t";
-    s.channel = "EMAIL";
-    s.events = {"OPEN"};
-    s.criteria = {herald::Criterion{"a1", std::nullopt}};
-    s.group = "g";
-    if (!(*e)->CreateSubscription(s).ok()) std::abort();
-    (*e)->FlushIndex();
-    return e->release();
-  }();
-  return *engine;
-}
-
-}  // namespace
+#include "tests/fuzz/fuzz_engine.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  herald::Engine& engine = TheEngine();
+  herald::Engine& engine = herald::fuzz::FuzzEngine();
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   std::vector<herald::IngestError> errors;
   const herald::IngestResult r = engine.Ingest(input, herald::InputFormat::kAuto, &errors);

@@ -7,32 +7,10 @@
 #include <string_view>
 
 #include "herald/engine.h"
-
-namespace {
-
-herald::Engine& TheEngine() {
-  static herald::Engine* engine = [] {
-    auto e = herald::Engine::Create({.catalog_path = "configs/catalog.json",
-                                     .max_event_bytes = 4096,
-                                     .max_payload_depth = 16,
-                                     .queue_max_notifications = 64});
-    if (!e.ok()) std::abort();
-    if (!(*e)->CreateProfile({.profile_id = "p", .webhook = {.notify_url = "https://x.test/"}})
-             .ok() ||
-        !(*e)->CreateSubscription({.subscription_id = "s", .channel = "SMS", .profile_id = "p"})
-             .ok()) {
-      std::abort();
-    }
-    (*e)->FlushIndex();
-    return e->release();
-  }();
-  return *engine;
-}
-
-}  // namespace
+#include "tests/fuzz/fuzz_engine.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  herald::Engine& engine = TheEngine();
+  herald::Engine& engine = herald::fuzz::FuzzEngine();
   herald::IngestBuffer buffer = engine.NewIngestBuffer(size);
   if (!buffer || buffer.capacity() < size) std::abort();
   if (size > 0) std::memcpy(buffer.data(), data, size);
