@@ -22,7 +22,7 @@ out=bench/results
 mkdir -p "$out"
 
 if ((!quick)); then
-  for b in parse_bench index_bench pipeline_bench; do
+  for b in parse_bench index_bench pipeline_bench spool_bench; do
     echo "== $b"
     "$bin/$b" --benchmark_out="$out/$b.json" --benchmark_out_format=json
   done

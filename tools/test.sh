@@ -29,5 +29,5 @@ ctest --preset debug -j "$jobs" --timeout 900
 # webhook delivery.
 echo "== configure, build and test (tsan: concurrency tests)"
 cmake --preset tsan >/dev/null
-cmake --build --preset tsan -j "$jobs" --target index_test engine_test delivery_test
-ctest --preset tsan -R "^(index_test|engine_test|delivery_test)$" --timeout 900
+cmake --build --preset tsan -j "$jobs" --target index_test engine_test delivery_test store_test
+ctest --preset tsan -R "^(index_test|engine_test|delivery_test|store_test)$" --timeout 900

@@ -1,0 +1,280 @@
+#include "engine/store/spool.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/common/framed_records.h"
+#include "engine/common/strings.h"
+
+namespace herald::store {
+namespace {
+
+constexpr size_t kHeader = 16;             // length, CRC, sequence
+constexpr uint32_t kMaxRecord = 1u << 30;  // a larger length field is corruption
+
+uint32_t RecordCrc(uint64_t seq, std::string_view payload) {
+  uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(&seq), sizeof seq);
+  return static_cast<uint32_t>(crc32(crc, reinterpret_cast<const Bytef*>(payload.data()),
+                                     static_cast<uInt>(payload.size())));
+}
+
+void AppendRecord(std::string& out, uint64_t seq, std::string_view payload) {
+  const uint32_t len = static_cast<uint32_t>(payload.size());
+  const uint32_t crc = RecordCrc(seq, payload);
+  char header[kHeader];
+  std::memcpy(header, &len, 4);
+  std::memcpy(header + 4, &crc, 4);
+  std::memcpy(header + 8, &seq, 8);
+  out.append(header, kHeader);
+  out.append(payload);
+}
+
+std::string SegmentName(uint64_t first_seq) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020llu.seg", static_cast<unsigned long long>(first_seq));
+  return name;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::UnavailableError(Cat("cannot read ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Walks the records of one segment from its start: fn(seq, payload) for each good one, in order;
+// returns the length of the good prefix. Stops at the first record that is short, fails its CRC
+// or breaks the sequence.
+size_t ScanSegment(std::string_view data, uint64_t first_seq,
+                   const std::function<bool(uint64_t, std::string_view)>& fn) {
+  size_t pos = 0;
+  uint64_t expected = first_seq;
+  while (data.size() - pos >= kHeader) {
+    uint32_t len, crc;
+    uint64_t seq;
+    std::memcpy(&len, data.data() + pos, 4);
+    std::memcpy(&crc, data.data() + pos + 4, 4);
+    std::memcpy(&seq, data.data() + pos + 8, 8);
+    if (len > kMaxRecord || data.size() - pos - kHeader < len || seq != expected) break;
+    const std::string_view payload = data.substr(pos + kHeader, len);
+    if (RecordCrc(seq, payload) != crc) break;
+    pos += kHeader + len;
+    ++expected;
+    if (!fn(seq, payload)) break;
+  }
+  return pos;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(Options options) {
+  std::unique_ptr<Spool> spool(new Spool(std::move(options)));
+  if (auto s = spool->Recover(); !s.ok()) return s;
+  if (spool->options_.durability == Durability::kBatch) {
+    spool->flusher_ = std::thread([s = spool.get()] { s->Flusher(); });
+  }
+  return spool;
+}
+
+Spool::~Spool() {
+  {
+    std::lock_guard lock(flusher_mu_);
+    stop_ = true;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  if (fd_ >= 0) {
+    if (options_.durability != Durability::kNone) ::fdatasync(fd_);
+    ::close(fd_);
+  }
+}
+
+absl::Status Spool::Recover() {
+  const std::string& dir = options_.dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(Cat("spool ", dir, ": ", ec.message()));
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() != 24 || !name.ends_with(".seg")) continue;
+    segments_[std::stoull(name.substr(0, 20))] = entry.path().string();
+  }
+  if (ec) return absl::UnavailableError(Cat("spool ", dir, ": ", ec.message()));
+  uint64_t next = segments_.empty() ? 0 : segments_.begin()->first;
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    const bool last = std::next(it) == segments_.end();
+    auto data = ReadFile(it->second);
+    if (!data.ok()) return data.status();
+    if (it->first != next) {
+      return absl::DataLossError(Cat("spool: ", it->second, " starts at record ", it->first,
+                                     " but ", next, " was expected: a segment is missing"));
+    }
+    uint64_t count = 0;
+    const size_t good = ScanSegment(*data, it->first, [&](uint64_t, std::string_view) {
+      ++count;
+      return true;
+    });
+    next = it->first + count;
+    if (good == data->size()) continue;
+    if (!last) {
+      return absl::DataLossError(Cat("spool: ", it->second, " is corrupt at byte ", good,
+                                     " and later segments follow it; refusing to skip records"));
+    }
+    recovery_.truncated_bytes = data->size() - good;
+    if (options_.log) {
+      options_.log(Cat("spool: ", it->second, ": a torn or corrupt tail at byte ", good,
+                       " (after record ", next, "): cutting ", recovery_.truncated_bytes,
+                       " byte(s); the records before it are kept"));
+    }
+    if (::truncate(it->second.c_str(), static_cast<off_t>(good)) != 0) {
+      return ErrnoError("truncate", it->second);
+    }
+  }
+  next_seq_ = next;
+  written_seq_ = next;
+  synced_seq_ = next;
+  recovery_.first_seq = segments_.empty() ? next : segments_.begin()->first;
+  recovery_.next_seq = next;
+  recovery_.segments = segments_.size();
+  if (segments_.empty()) return OpenSegment(next);
+  const std::string& path = segments_.rbegin()->second;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) return ErrnoError("open", path);
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoError("stat", path);
+  segment_size_ = static_cast<size_t>(st.st_size);
+  return absl::OkStatus();
+}
+
+absl::Status Spool::OpenSegment(uint64_t first_seq) {
+  const std::string path = options_.dir + "/" + SegmentName(first_seq);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("open", path);
+  if (auto s = SyncDir(options_.dir); !s.ok()) {
+    ::close(fd);
+    return s;
+  }
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  segment_size_ = 0;
+  segments_[first_seq] = path;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Spool::Append(std::span<const std::string_view> records) {
+  uint64_t first, end;
+  {
+    std::lock_guard lock(mu_);
+    if (broken_) {
+      return absl::UnavailableError(
+          Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
+    }
+    std::string frames;
+    for (size_t i = 0; i < records.size(); ++i) AppendRecord(frames, next_seq_ + i, records[i]);
+    if (segment_size_ > 0 && segment_size_ + frames.size() > options_.segment_bytes) {
+      // The old segment is complete: make it durable before the new one takes appends.
+      if (options_.durability != Durability::kNone && ::fdatasync(fd_) != 0) {
+        return ErrnoError("fdatasync", segments_.rbegin()->second);
+      }
+      if (auto s = OpenSegment(next_seq_); !s.ok()) return s;
+    }
+    const std::string& path = segments_.rbegin()->second;
+    if (auto s = WriteAll(fd_, frames, path); !s.ok()) {
+      // Take back a partial write, so the records after it are not lost behind a torn one.
+      if (::ftruncate(fd_, static_cast<off_t>(segment_size_)) != 0) broken_ = true;
+      return s;
+    }
+    segment_size_ += frames.size();
+    first = next_seq_;
+    next_seq_ += records.size();
+    end = next_seq_;
+    written_seq_.store(end, std::memory_order_release);
+  }
+  if (options_.durability == Durability::kAlways) {
+    if (auto s = SyncUpTo(end); !s.ok()) return s;
+  }
+  return first;
+}
+
+absl::Status Spool::SyncUpTo(uint64_t seq) {
+  std::lock_guard sync(sync_mu_);
+  if (synced_seq_.load(std::memory_order_acquire) >= seq) return absl::OkStatus();  // grouped
+  int fd;
+  uint64_t upto;
+  std::string path;
+  {
+    std::lock_guard lock(mu_);
+    fd = ::dup(fd_);  // a roll may close fd_ meanwhile; it synced that segment first
+    upto = written_seq_.load(std::memory_order_acquire);
+    path = segments_.rbegin()->second;
+  }
+  if (fd < 0) return ErrnoError("dup", path);
+  const int rc = ::fdatasync(fd);
+  ::close(fd);
+  if (rc != 0) return ErrnoError("fdatasync", path);
+  synced_seq_.store(upto, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+void Spool::Flusher() {
+  std::unique_lock lock(flusher_mu_);
+  while (!stop_) {
+    flusher_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_; });
+    const uint64_t written = written_seq_.load(std::memory_order_acquire);
+    if (written > synced_seq_.load(std::memory_order_acquire)) {
+      if (auto s = SyncUpTo(written); !s.ok() && options_.log) {
+        options_.log(Cat("spool: ", ToStd(s.message())));
+      }
+    }
+  }
+}
+
+absl::Status Spool::Read(uint64_t from,
+                         const std::function<bool(uint64_t, std::string_view)>& fn) const {
+  std::map<uint64_t, std::string> segments;
+  {
+    std::lock_guard lock(mu_);
+    segments = segments_;
+  }
+  for (auto it = segments.begin(); it != segments.end(); ++it) {
+    const auto next = std::next(it);
+    if (next != segments.end() && next->first <= from) continue;  // entirely before `from`
+    auto data = ReadFile(it->second);
+    if (!data.ok()) return data.status();
+    bool more = true;
+    ScanSegment(*data, it->first, [&](uint64_t seq, std::string_view payload) {
+      if (seq >= from) more = fn(seq, payload);
+      return more;
+    });
+    if (!more) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Spool::Retain(uint64_t before) {
+  std::lock_guard lock(mu_);
+  bool removed = false;
+  while (segments_.size() > 1 && std::next(segments_.begin())->first <= before) {
+    const std::string path = segments_.begin()->second;
+    if (::unlink(path.c_str()) != 0) return ErrnoError("unlink", path);
+    segments_.erase(segments_.begin());
+    removed = true;
+  }
+  return removed ? SyncDir(options_.dir) : absl::OkStatus();
+}
+
+uint64_t Spool::next_seq() const {
+  std::lock_guard lock(mu_);
+  return next_seq_;
+}
+
+}  // namespace herald::store
