@@ -707,8 +707,9 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   const size_t n = batch->items.size();
   const int status = response.status;
   if (status >= 200 && status <= 299) {
-    p.delivered.fetch_add(n, std::memory_order_relaxed);
+    // held first: whoever sees the outcome counter move also sees held (and failed) settled.
     p.held.fetch_sub(n, std::memory_order_relaxed);
+    p.delivered.fetch_add(n, std::memory_order_release);
     p.consecutive_failures = 0;
     if (p.breaker != Breaker::kClosed) {
       p.breaker = Breaker::kClosed;
@@ -786,8 +787,8 @@ void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters) {
     ArmGate(p, Clock::now() + std::chrono::seconds(1));
     return;
   }
-  p.dead_lettered.fetch_add(n, std::memory_order_relaxed);
   p.held.fetch_sub(n, std::memory_order_relaxed);
+  p.dead_lettered.fetch_add(n, std::memory_order_release);
 }
 
 void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {

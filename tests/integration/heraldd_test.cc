@@ -492,9 +492,12 @@ TEST(Heraldd, DeliversWebhooksKeepsDeadLettersAndReplaysThem) {
     EXPECT_NE(letters.body.find(R"("webhookId":"e-1")"), std::string::npos) << letters.body;
     EXPECT_NE(letters.body.find(R"("lastStatus":400)"), std::string::npos);
     EXPECT_NE(letters.body.find(R"("payload":{"results":[{"m":1}]})"), std::string::npos);
-    EXPECT_NE(d.Call("GET", "/metrics")
-                  .body.find(R"(herald_webhook_dead_lettered_total{profile="rx"} 1)"),
-              std::string::npos);
+    // The counter follows the write to the store.
+    EXPECT_TRUE(Eventually([&] {
+      return d.Call("GET", "/metrics")
+                 .body.find(R"(herald_webhook_dead_lettered_total{profile="rx"} 1)") !=
+             std::string::npos;
+    }));
 
     // Replay once the receiver is fixed: delivered with the same webhook-id.
     status = 200;
