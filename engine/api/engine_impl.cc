@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "engine/common/assert.h"
+#include "engine/common/hash.h"
 #include "engine/common/strings.h"
 #include "engine/dispatch/block_pool.h"
 #include "engine/dispatch/dispatcher.h"
@@ -181,6 +182,10 @@ class EngineImpl final : public Engine {
                                                it->second.subscriptions, " subscription(s)"));
     }
     if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
+    // Its outstanding notifications no longer hold anything back; a profile re-created with
+    // this id starts afresh.
+    it->second.queue->tracker().Reset();
+    it->second.queue->set_replay_floor(0);
     profiles_.erase(it);
     profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
@@ -319,18 +324,19 @@ class EngineImpl final : public Engine {
     return internal::IngestBufferAccess::Wrap<IngestBuffer>(pool_.Acquire(bytes));
   }
 
-  IngestResult Ingest(std::string_view bytes, InputFormat format,
-                      std::vector<IngestError>* errors) override {
+  IngestResult Ingest(std::string_view bytes, InputFormat format, std::vector<IngestError>* errors,
+                      uint64_t sequence) override {
     IngestBuffer buffer = NewIngestBuffer(bytes.size());
     if (!bytes.empty()) std::memcpy(buffer.data(), bytes.data(), bytes.size());
-    return Ingest(std::move(buffer), bytes.size(), format, errors);
+    return Ingest(std::move(buffer), bytes.size(), format, errors, sequence);
   }
 
   IngestResult Ingest(IngestBuffer buffer, size_t size, InputFormat format,
-                      std::vector<IngestError>* errors) override {
+                      std::vector<IngestError>* errors, uint64_t sequence) override {
     if (!buffer) buffer = NewIngestBuffer(0);
     HERALD_CHECK(size <= buffer.capacity());
     internal::PayloadBlock* block = internal::IngestBufferAccess::Release(buffer);
+    block->sequence = sequence;
     IngestResult result;
     RouterContext& ctx = AcquireContext();
     const uint64_t version = index_.published_version();
@@ -364,7 +370,8 @@ class EngineImpl final : public Engine {
   }
 
   IngestResult IngestNative(std::string_view channel, std::string_view event,
-                            std::string_view bytes, std::vector<IngestError>* errors) override {
+                            std::string_view bytes, std::vector<IngestError>* errors,
+                            uint64_t sequence) override {
     IngestResult result;
     RouterContext& ctx = AcquireContext();
     const int64_t pair = catalog_->PairId(channel, event);
@@ -380,6 +387,7 @@ class EngineImpl final : public Engine {
       return result;
     }
     internal::PayloadBlock* block = pool_.Acquire(bytes.size());
+    block->sequence = sequence;
     if (!bytes.empty()) std::memcpy(block->data(), bytes.data(), bytes.size());
     const uint64_t version = index_.published_version();
     if (version != ctx.state_version) {
@@ -436,6 +444,24 @@ class EngineImpl final : public Engine {
       c.back_pressured += r.back_pressured.load(std::memory_order_relaxed);
     }
     return c;
+  }
+
+  std::vector<ProfileProgress> DeliveryProgress() const override {
+    std::vector<ProfileProgress> out;
+    std::lock_guard lock(mu_);
+    out.reserve(profiles_.size());
+    for (const auto& [id, entry] : profiles_) {
+      out.push_back({id, entry.queue->tracker().Oldest(), entry.queue->tracker().outstanding()});
+    }
+    return out;
+  }
+
+  absl::Status SetReplayFloor(std::string_view profile_id, uint64_t sequence) override {
+    std::lock_guard lock(mu_);
+    auto it = profiles_.find(ToAbsl(profile_id));
+    if (it == profiles_.end()) return NotFound("profile", profile_id);
+    it->second.queue->set_replay_floor(sequence);
+    return absl::OkStatus();
   }
 
   std::vector<QueueStats> queue_stats() const override {
@@ -548,16 +574,29 @@ class EngineImpl final : public Engine {
     }
     ++result.matched;
     Bump(ctx.counters.matched);
-    const uint64_t generated =
-        view.event_id.empty() ? next_event_id_.fetch_add(1, std::memory_order_relaxed) : 0;
+    const uint64_t seq = block->sequence;
+    uint64_t generated = 0;
+    if (view.event_id.empty()) {
+      // From a logged input the id depends only on its position and the event's place in it, so
+      // a replay sends the same webhook-id.
+      generated = seq != 0 ? HashCombine(seq, result.accepted)
+                           : next_event_id_.fetch_add(1, std::memory_order_relaxed);
+    }
     const std::string_view event_name = catalog_->event_info(keys.pair_id).event;
     for (const auto* winner : winners) {
+      dispatch::ProfileQueue* queue = winner->queue;
+      if (seq != 0) {
+        if (seq < queue->replay_floor()) continue;  // delivered before the restart
+        // Counted before it is queued: a consumer may settle it at once.
+        queue->tracker().Add(seq, winner->queue_generation);
+      }
       Notification n = NotificationBuilder::Make(block, winner, event_name, view.payload,
                                                  view.event_id, generated);
-      if (winner->queue->TryEnqueue(std::move(n))) {
+      if (queue->TryEnqueue(std::move(n))) {
         ++result.notifications;
         Bump(ctx.counters.enqueued);
       } else {
+        if (seq != 0) queue->tracker().Settle(seq, winner->queue_generation);
         ++result.back_pressured;
         Bump(ctx.counters.back_pressured);
       }

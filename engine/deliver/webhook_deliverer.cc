@@ -144,6 +144,7 @@ struct ProfileState {
   std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
   std::set<Batch*> sending;
   std::vector<DeadLetter> unwritten;  // dead letters the store refused; written again by Pump
+  std::vector<Notification> unwritten_sources;  // settled once `unwritten` is stored
   asio::steady_timer retry_timer;
   Clock::time_point retry_timer_at = Clock::time_point::max();
   asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
@@ -206,9 +207,13 @@ class Worker {
   void ArmGate(ProfileState& p, Clock::time_point at);
   static DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
                              std::string_view error);
-  // Writes dead letters; when the store refuses, keeps them to write again (never re-sends).
-  void Bury(ProfileState& p, std::vector<DeadLetter> letters);
+  // Writes dead letters and then settles their notifications; when the store refuses, keeps
+  // them to write again (never re-sends).
+  void Bury(ProfileState& p, std::vector<DeadLetter> letters, std::vector<Notification> sources);
   void DeadLetterAll(ProfileState& p, int status, std::string_view error);
+  // Stop with a log that replays unsettled notifications: drops them (unsettled) and puts only
+  // replayed dead letters back in the store.
+  void LeaveToLog(ProfileState& p);
 
   Deliverer& deliverer_;
   asio::io_context io_;
@@ -388,7 +393,9 @@ void Worker::Pump(ProfileState& p) {
     p.inbox.clear();
     p.pump_posted = false;
   }
-  if (!p.unwritten.empty()) Bury(p, std::exchange(p.unwritten, {}));
+  if (!p.unwritten.empty()) {
+    Bury(p, std::exchange(p.unwritten, {}), std::exchange(p.unwritten_sources, {}));
+  }
   if (!RefreshConfig(p)) {
     DeadLetterAll(p, 0, Cat("profile ", p.id, " no longer exists"));
     return;
@@ -708,6 +715,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   const int status = response.status;
   if (status >= 200 && status <= 299) {
     // held first: whoever sees the outcome counter move also sees held (and failed) settled.
+    for (auto& item : batch->items) item.notification.Settle();
     p.held.fetch_sub(n, std::memory_order_relaxed);
     p.delivered.fetch_add(n, std::memory_order_release);
     p.consecutive_failures = 0;
@@ -752,10 +760,12 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     p.retries.emplace(Clock::now() + delay, std::move(batch));
   } else {
     std::vector<DeadLetter> letters;
-    for (const auto& item : batch->items) {
+    std::vector<Notification> sources;
+    for (auto& item : batch->items) {
       letters.push_back(LetterOf(p, item, batch->attempts, batch->last_status, batch->last_error));
+      sources.push_back(std::move(item.notification));
     }
-    Bury(p, std::move(letters));
+    Bury(p, std::move(letters), std::move(sources));
   }
   Pump(p);
 }
@@ -774,7 +784,8 @@ DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempt
           .failed_at_ms = UnixMillis()};
 }
 
-void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters) {
+void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters,
+                  std::vector<Notification> sources) {
   if (letters.empty()) return;
   const size_t n = letters.size();
   if (auto s = deliverer_.dead_letters().Add(letters); !s.ok()) {
@@ -784,29 +795,62 @@ void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters) {
                                    " dead letter(s): ", ToStd(s.message()), "; will retry"));
     }
     for (auto& letter : letters) p.unwritten.push_back(std::move(letter));
+    for (auto& source : sources) p.unwritten_sources.push_back(std::move(source));
     ArmGate(p, Clock::now() + std::chrono::seconds(1));
     return;
   }
+  for (auto& source : sources) source.Settle();
   p.held.fetch_sub(n, std::memory_order_relaxed);
   p.dead_lettered.fetch_add(n, std::memory_order_release);
 }
 
+void Worker::LeaveToLog(ProfileState& p) {
+  std::vector<DeadLetter> letters;
+  size_t left = 0;
+  auto take = [&](Item& item, int attempts) {
+    if (item.letter) {
+      letters.push_back(LetterOf(p, item, attempts, 0, kStoppedError));
+    } else {
+      ++left;
+    }
+  };
+  for (auto& b : p.due) {
+    for (auto& item : b->items) take(item, b->attempts);
+  }
+  for (auto& [at, b] : p.retries) {
+    for (auto& item : b->items) take(item, b->attempts);
+  }
+  for (auto& item : p.ready) take(item, 0);
+  p.due.clear();
+  p.retries.clear();
+  p.ready.clear();
+  p.unwritten_sources.clear();
+  Bury(p, std::move(letters), {});
+  if (left > 0 && deliverer_.options().log) {
+    deliverer_.options().log(Cat("delivery: profile ", p.id, ": ", left,
+                                 " undelivered notification(s) left to the spool's replay"));
+  }
+}
+
 void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {
   std::vector<DeadLetter> letters;
-  for (const auto& b : p.due) {
-    for (const auto& item : b->items)
-      letters.push_back(LetterOf(p, item, b->attempts, status, error));
+  std::vector<Notification> sources;
+  auto add = [&](Item& item, int attempts) {
+    letters.push_back(LetterOf(p, item, attempts, status, error));
+    sources.push_back(std::move(item.notification));
+  };
+  for (auto& b : p.due) {
+    for (auto& item : b->items) add(item, b->attempts);
   }
   p.due.clear();
-  for (const auto& [at, b] : p.retries) {
-    for (const auto& item : b->items)
-      letters.push_back(LetterOf(p, item, b->attempts, status, error));
+  for (auto& [at, b] : p.retries) {
+    for (auto& item : b->items) add(item, b->attempts);
   }
   p.retries.clear();
   p.awaiting_retry.store(0, std::memory_order_relaxed);
-  for (const auto& item : p.ready) letters.push_back(LetterOf(p, item, 0, status, error));
+  for (auto& item : p.ready) add(item, 0);
   p.ready.clear();
-  Bury(p, std::move(letters));
+  Bury(p, std::move(letters), std::move(sources));
 }
 
 void Worker::ArmRetryTimer(ProfileState& p) {
@@ -841,16 +885,23 @@ void Worker::Drain(std::vector<ProfileState*> profiles) {
       p->inbox.clear();
     }
     // Requests still in flight are abandoned: their notifications become dead letters too
-    // (the receiver may have them already; replay may then duplicate, never lose).
+    // (the receiver may have them already; replay may then duplicate, never lose). With a log
+    // that replays unsettled notifications, only replayed dead letters go back to the store.
+    const bool leave = deliverer_.options().log_replays_unsettled;
     std::vector<DeadLetter> letters;
     for (const Batch* b : p->sending) {
       for (const auto& item : b->items) {
-        letters.push_back(LetterOf(*p, item, b->attempts, 0, kStoppedError));
+        if (!leave || item.letter)
+          letters.push_back(LetterOf(*p, item, b->attempts, 0, kStoppedError));
       }
     }
     p->sending.clear();
-    Bury(*p, std::move(letters));
-    DeadLetterAll(*p, 0, kStoppedError);
+    Bury(*p, std::move(letters), {});
+    if (leave) {
+      LeaveToLog(*p);
+    } else {
+      DeadLetterAll(*p, 0, kStoppedError);
+    }
     if (!p->unwritten.empty() && deliverer_.options().log) {
       deliverer_.options().log(Cat("delivery: profile ", p->id, ": ", p->unwritten.size(),
                                    " undelivered notification(s) LOST: the dead-letter store "
@@ -926,6 +977,10 @@ void Deliverer::Stop(milliseconds grace) {
 
 void Deliverer::KeepStopped(std::string_view profile_id, std::span<Notification> batch) {
   if (batch.empty()) return;
+  if (options_.log_replays_unsettled) {
+    for (auto& n : batch) n.Reset();  // unsettled: the log replays them after a restart
+    return;
+  }
   std::vector<DeadLetter> letters;
   for (const auto& n : batch) {
     letters.push_back({.profile_id = std::string(profile_id),

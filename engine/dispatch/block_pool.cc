@@ -7,6 +7,8 @@
 #include "herald/sink.h"
 
 namespace herald::internal {
+uint64_t SequenceOf(const PayloadBlock* block) { return block->sequence; }
+
 void Unref(PayloadBlock* block) {
   if (block->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) block->pool->Recycle(block);
 }
@@ -83,6 +85,7 @@ internal::PayloadBlock* BlockPool::Acquire(size_t bytes) {
   if (list.blocks.try_dequeue(block)) {
     list.retained_bytes.fetch_sub(static_cast<int64_t>(block->capacity), std::memory_order_relaxed);
     block->refs.store(1, std::memory_order_relaxed);
+    block->sequence = 0;
     return block;
   }
   allocations_.fetch_add(1, std::memory_order_relaxed);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "concurrentqueue/concurrentqueue.h"
+#include "engine/dispatch/sequence_tracker.h"
 #include "herald/sink.h"
 
 namespace herald::dispatch {
@@ -52,6 +53,13 @@ class ProfileQueue {
   }
   uint64_t back_pressured() const { return back_pressured_.load(std::memory_order_relaxed); }
 
+  // Delivery progress against a durable log (notifications made from inputs with a sequence).
+  SequenceTracker& tracker() { return tracker_; }
+  const SequenceTracker& tracker() const { return tracker_; }
+  // Replay after a restart: inputs before this position are already done for the profile.
+  uint64_t replay_floor() const { return replay_floor_.load(std::memory_order_relaxed); }
+  void set_replay_floor(uint64_t seq) { replay_floor_.store(seq, std::memory_order_relaxed); }
+
  private:
   const std::string profile_id_;
   const int64_t max_count_;
@@ -64,6 +72,8 @@ class ProfileQueue {
   alignas(64) std::atomic<bool> scheduled_{false};
   std::atomic<bool> full_{false};
   alignas(64) std::atomic<uint64_t> back_pressured_{0};
+  std::atomic<uint64_t> replay_floor_{0};
+  SequenceTracker tracker_;
 };
 
 }  // namespace herald::dispatch

@@ -2,12 +2,19 @@
 
 #include <algorithm>
 
+#include "engine/dispatch/block_pool.h"
+
 namespace herald::internal {
 
 void Ref(const CompiledSubscription* s) { s->refs.fetch_add(1, std::memory_order_relaxed); }
 
 void Unref(const CompiledSubscription* s) {
   if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
+}
+
+void Settle(const CompiledSubscription* s, const PayloadBlock* block) {
+  if (block->sequence != 0 && s->queue)
+    s->queue->tracker().Settle(block->sequence, s->queue_generation);
 }
 
 std::string_view SubscriptionIdOf(const CompiledSubscription* s) {
@@ -87,6 +94,7 @@ SubRef Compile(const Subscription& s, const Catalog& catalog, uint64_t uid, uint
   c->group = s.group;
   c->group_id = group_id;
   c->queue = queue;
+  if (queue) c->queue_generation = queue->tracker().generation();
   return SubRef::Adopt(c);
 }
 

@@ -45,6 +45,7 @@ struct CompiledSubscription {
   std::string channel_name;
   std::string group;
   dispatch::ProfileQueue* queue = nullptr;  // queues live as long as the engine
+  uint32_t queue_generation = 0;            // the queue's tracker generation when compiled
 
   bool HasEvent(int event_index) const {
     return (event_bits[event_index >> 6] >> (event_index & 63)) & 1;

@@ -88,6 +88,12 @@ struct QueueStats {
   uint64_t back_pressured = 0;
 };
 
+struct ProfileProgress {
+  std::string profile_id;
+  uint64_t oldest_unsettled = UINT64_MAX;
+  uint64_t outstanding = 0;  // notifications not yet settled
+};
+
 class Engine;
 
 // A pooled, padded buffer to read input into (e.g. an HTTP body as it arrives), then hand to
@@ -161,15 +167,21 @@ class Engine {
   // Ingests one envelope or NDJSON. Bad events are counted, reported in `errors` when given, and
   // never stop the batch: the good lines of an NDJSON input are routed. The bytes are copied once
   // into a pooled buffer that the notifications share.
+  //
+  // `sequence` (> 0) is the input's position in a durable log the embedder appended it to
+  // (heraldd's spool). Its notifications then count in DeliveryProgress until settled, generated
+  // webhook ids derive from it (a replay makes the same ids), and a profile's replay floor applies.
   virtual IngestResult Ingest(std::string_view bytes, InputFormat format = InputFormat::kAuto,
-                              std::vector<IngestError>* errors = nullptr) = 0;
+                              std::vector<IngestError>* errors = nullptr,
+                              uint64_t sequence = 0) = 0;
 
   // A buffer of at least `bytes` usable bytes, for the Ingest overload below.
   virtual IngestBuffer NewIngestBuffer(size_t bytes) = 0;
   // Ingests the first `size` bytes of `buffer` in place (no copy).
   virtual IngestResult Ingest(IngestBuffer buffer, size_t size,
                               InputFormat format = InputFormat::kAuto,
-                              std::vector<IngestError>* errors = nullptr) = 0;
+                              std::vector<IngestError>* errors = nullptr,
+                              uint64_t sequence = 0) = 0;
 
   // Ingests a channel's native payload for (channel, event): each results[] item (or the whole
   // body when it has no results array) is routed on its own, its routing keys read at the
@@ -177,7 +189,8 @@ class Engine {
   // rejection with that reason.
   virtual IngestResult IngestNative(std::string_view channel, std::string_view event,
                                     std::string_view bytes,
-                                    std::vector<IngestError>* errors = nullptr) = 0;
+                                    std::vector<IngestError>* errors = nullptr,
+                                    uint64_t sequence = 0) = 0;
 
   // Moves up to `max` notifications of the profile's queue into `out` (appended).
   // Returns how many; NotFound for an unknown profile.
@@ -186,6 +199,15 @@ class Engine {
 
   virtual Counters counters() const = 0;
   virtual std::vector<QueueStats> queue_stats() const = 0;
+
+  // --- delivery progress (a durable log in front of the engine) ------------------------------
+  // Per profile, the oldest input sequence with a notification not yet settled
+  // (Notification::Settle), or UINT64_MAX when none is outstanding. Inputs being ingested at the
+  // moment are the caller's to account for.
+  virtual std::vector<ProfileProgress> DeliveryProgress() const = 0;
+  // After a restart: inputs with a sequence below `sequence` are done for the profile, so
+  // replaying them makes no notification for it. NotFound for an unknown profile.
+  virtual absl::Status SetReplayFloor(std::string_view profile_id, uint64_t sequence) = 0;
 };
 
 }  // namespace herald

@@ -17,6 +17,8 @@ void Unref(const CompiledSubscription* subscription);
 std::string_view SubscriptionIdOf(const CompiledSubscription* subscription);
 std::string_view ProfileIdOf(const CompiledSubscription* subscription);
 std::string_view ChannelOf(const CompiledSubscription* subscription);
+uint64_t SequenceOf(const PayloadBlock* block);
+void Settle(const CompiledSubscription* subscription, const PayloadBlock* block);
 }  // namespace internal
 
 // One event for one profile. Holds a reference to the event's payload bytes (shared, never
@@ -48,6 +50,17 @@ class Notification {
   std::string_view event() const { return event_; }
   // Bytes this notification accounts for in its queue's byte bound.
   uint32_t size_bytes() const { return payload_len_; }
+  // The log position its input was ingested with (see Engine::Ingest), or 0.
+  uint64_t sequence() const { return block_ ? internal::SequenceOf(block_) : 0; }
+
+  // Done: delivered, or kept where it cannot be lost (a dead letter). With a sequence, the
+  // engine's delivery progress for the profile moves past it (Engine::DeliveryProgress); a
+  // notification released without Settle stays outstanding, so a log replays it after a
+  // restart. Releases the notification.
+  void Settle() {
+    if (block_ && subscription_) internal::Settle(subscription_, block_);
+    Reset();
+  }
 
   void Reset() {
     if (block_) internal::Unref(block_);

@@ -50,6 +50,10 @@ struct DelivererOptions {
   // Notifications a profile may hold (waiting, in flight, awaiting retry) before the engine
   // keeps the rest in its bounded queue.
   size_t max_held_per_profile = 10'000;
+  // The notifications come from a durable log that replays every unsettled one after a restart
+  // (heraldd's spool; see Notification::Settle). Stop() then leaves what it could not deliver to
+  // the log instead of making it dead letters.
+  bool log_replays_unsettled = false;
   std::function<void(std::string_view)> log;
 };
 
@@ -103,7 +107,8 @@ class WebhookDeliverer : public Sink {
   // Reads profiles and security settings from `engine`; call before events are ingested.
   virtual void Start(Engine& engine) = 0;
   // Waits up to `grace` for held notifications to be delivered, then stops the workers; whatever
-  // is still undelivered becomes a dead letter ("stopped before delivery"), so nothing is lost.
+  // is still undelivered becomes a dead letter ("stopped before delivery"), so nothing is lost
+  // (with log_replays_unsettled, it stays unsettled for the log to replay instead).
   virtual void Stop(std::chrono::milliseconds grace) = 0;
 
   virtual std::vector<ProfileDeliveryStats> stats() const = 0;

@@ -157,6 +157,112 @@ TEST(Engine, GeneratesStableDistinctIdsWhenEventIdIsAbsent) {
   EXPECT_EQ(a[0].payload().data(), b[0].payload().data());
 }
 
+uint64_t OldestUnsettled(const Engine& engine, const std::string& profile) {
+  for (const auto& p : engine.DeliveryProgress()) {
+    if (p.profile_id == profile) return p.oldest_unsettled;
+  }
+  ADD_FAILURE() << "no progress for " << profile;
+  return 0;
+}
+
+TEST(Engine, DeliveryProgressFollowsOutOfOrderSettlementPerProfile) {
+  auto engine = MakeEngine({.fanout = Fanout::kAll});
+  ASSERT_TRUE(engine->CreateProfile(Profile("fast")).ok());
+  ASSERT_TRUE(engine->CreateProfile(Profile("slow")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "fast")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s2", "SMS", {}, "slow")).ok());
+  engine->FlushIndex();
+  EXPECT_EQ(OldestUnsettled(*engine, "fast"), UINT64_MAX);
+
+  // Inputs 10, 11 (two events) and 12; unlogged input (sequence 0) is not tracked.
+  engine->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{"n":10}})", InputFormat::kAuto,
+                 nullptr, 10);
+  engine->Ingest(
+      "{\"channel\":\"SMS\",\"event\":\"DELIVERY\",\"payload\":{\"n\":11}}\n"
+      "{\"channel\":\"SMS\",\"event\":\"DELIVERY\",\"payload\":{\"n\":11}}\n",
+      InputFormat::kNdjson, nullptr, 11);
+  engine->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{"n":12}})", InputFormat::kAuto,
+                 nullptr, 12);
+  engine->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{"n":0}})");
+  auto fast = Drain(*engine, "fast");
+  auto slow = Drain(*engine, "slow");
+  ASSERT_EQ(fast.size(), 5u);
+  ASSERT_EQ(slow.size(), 5u);
+  // Queued counts as outstanding: nothing is done yet.
+  EXPECT_EQ(OldestUnsettled(*engine, "fast"), 10u);
+  EXPECT_EQ(fast[0].sequence(), 10u);
+  EXPECT_EQ(fast[4].sequence(), 0u);
+
+  // Out of order: 12 and one of 11's two first; 10 still holds the profile back.
+  fast[3].Settle();
+  fast[1].Settle();
+  EXPECT_TRUE(fast[1].empty());
+  EXPECT_EQ(OldestUnsettled(*engine, "fast"), 10u);
+  fast[0].Settle();
+  EXPECT_EQ(OldestUnsettled(*engine, "fast"), 11u);
+  fast[2].Settle();
+  EXPECT_EQ(OldestUnsettled(*engine, "fast"), UINT64_MAX);
+  fast[4].Settle();  // untracked: no effect
+  // Released without Settle (a crash, a stop): still outstanding, so a log would replay it.
+  slow[1].Reset();
+  EXPECT_EQ(OldestUnsettled(*engine, "slow"), 10u);
+  slow[0].Settle();
+  EXPECT_EQ(OldestUnsettled(*engine, "slow"), 11u);
+}
+
+TEST(Engine, ReplayFloorSkipsWhatAProfileHadDoneAndIdsRepeat) {
+  auto engine = MakeEngine({.fanout = Fanout::kAll});
+  ASSERT_TRUE(engine->CreateProfile(Profile("a")).ok());
+  ASSERT_TRUE(engine->CreateProfile(Profile("b")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "a")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s2", "SMS", {}, "b")).ok());
+  engine->FlushIndex();
+  const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{}})";
+  engine->Ingest(event, InputFormat::kAuto, nullptr, 7);
+  auto first = Drain(*engine, "a");
+  ASSERT_EQ(first.size(), 1u);
+  const std::string id(first[0].webhook_id());
+  Drain(*engine, "b");
+
+  ASSERT_TRUE(engine->SetReplayFloor("a", 8).ok());
+  EXPECT_EQ(engine->SetReplayFloor("nope", 8).code(), absl::StatusCode::kNotFound);
+  // The same input replayed: `a` had finished it, `b` gets it again with the same generated id.
+  const IngestResult r = engine->Ingest(event, InputFormat::kAuto, nullptr, 7);
+  EXPECT_EQ(r.notifications, 1u);
+  EXPECT_TRUE(Drain(*engine, "a").empty());
+  auto again = Drain(*engine, "b");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].webhook_id(), id);
+  // Later inputs reach `a` again.
+  engine->Ingest(event, InputFormat::kAuto, nullptr, 8);
+  EXPECT_EQ(Drain(*engine, "a").size(), 1u);
+}
+
+TEST(Engine, DeletingAProfileForgetsItsOutstandingNotifications) {
+  auto engine = MakeEngine();
+  ASSERT_TRUE(engine->CreateProfile(Profile("p")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s", "SMS", {}, "p")).ok());
+  engine->FlushIndex();
+  engine->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{}})", InputFormat::kAuto,
+                 nullptr, 3);
+  auto old = Drain(*engine, "p");
+  ASSERT_EQ(old.size(), 1u);
+  ASSERT_TRUE(engine->DeleteSubscription("s").ok());
+  ASSERT_TRUE(engine->DeleteProfile("p").ok());
+  ASSERT_TRUE(engine->CreateProfile(Profile("p")).ok());
+  EXPECT_EQ(OldestUnsettled(*engine, "p"), UINT64_MAX);
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s", "SMS", {}, "p")).ok());
+  engine->FlushIndex();
+  engine->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{}})", InputFormat::kAuto,
+                 nullptr, 3);
+  auto fresh = Drain(*engine, "p");
+  ASSERT_EQ(fresh.size(), 1u);
+  old[0].Settle();  // a stale completion must not settle the new incarnation's notification
+  EXPECT_EQ(OldestUnsettled(*engine, "p"), 3u);
+  fresh[0].Settle();
+  EXPECT_EQ(OldestUnsettled(*engine, "p"), UINT64_MAX);
+}
+
 TEST(Engine, IngestsInPlaceFromAnIngestBuffer) {
   auto engine = MakeEngine();
   ASSERT_TRUE(engine->CreateProfile(Profile("p1")).ok());
