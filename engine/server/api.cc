@@ -267,11 +267,12 @@ void RenderDeliveryMetrics(std::string& out, const std::vector<ProfileDeliverySt
 }  // namespace
 
 Api::Api(Engine& engine, Options options, WebhookDeliverer* deliverer,
-         store::ConfigJournal* journal)
+         store::ConfigJournal* journal, store::DeliveryLog* events)
     : engine_(engine),
       options_(std::move(options)),
       deliverer_(deliverer),
       journal_(journal),
+      events_(events),
       catalog_json_(CatalogJson(engine.catalog())) {}
 
 bool Api::Authorize(const HttpRequest& request, Scope scope, HttpResponse& response) const {
@@ -397,7 +398,7 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
                  "use Content-Type: application/json (one event) or application/x-ndjson");
   }
   std::vector<IngestError> errors;
-  IngestResult r;
+  absl::StatusOr<IngestResult> routed;
   if (!native.empty()) {
     // /v1/events/{channel}/{event}: the channel's own payload.
     const size_t slash = native.find('/', 1);
@@ -413,10 +414,11 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
       return Error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "native payloads are application/json");
     }
     const auto start = std::chrono::steady_clock::now();
-    r = engine_.IngestNative(channel, event, input, &errors);
+    routed = events_ ? events_->IngestNative(channel, event, input, &errors)
+                     : engine_.IngestNative(channel, event, input, &errors);
     routing_latency_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (r.accepted == 0 && r.rejected == 1 && !errors.empty()) {
+    if (routed.ok() && routed->accepted == 0 && routed->rejected == 1 && !errors.empty()) {
       return Error(
           response, errors[0].reason == RejectReason::kOversize ? 413 : 400,
           errors[0].reason == RejectReason::kOversize ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
@@ -424,12 +426,24 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
     }
   } else {
     const auto start = std::chrono::steady_clock::now();
-    r = request.ingest_body
-            ? engine_.Ingest(std::move(request.ingest_body), request.ingest_size, format, &errors)
-            : engine_.Ingest(input, format, &errors);
+    if (events_) {
+      routed = request.ingest_body ? events_->Ingest(std::move(request.ingest_body),
+                                                     request.ingest_size, format, &errors)
+                                   : events_->Ingest(input, format, &errors);
+    } else {
+      routed = request.ingest_body ? engine_.Ingest(std::move(request.ingest_body),
+                                                    request.ingest_size, format, &errors)
+                                   : engine_.Ingest(input, format, &errors);
+    }
     routing_latency_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
+  if (!routed.ok()) {
+    // The spool refused it (disk full, I/O error): nothing was accepted; the client retries.
+    response.headers.emplace_back("Retry-After", "5");
+    return Error(response, 503, "SERVICE_UNAVAILABLE", ToStd(routed.status().message()));
+  }
+  const IngestResult& r = *routed;
   if (native.empty() && format == InputFormat::kSingle && r.rejected == 1 && !errors.empty()) {
     if (errors[0].reason == RejectReason::kOversize) {
       return Error(response, 413, "PAYLOAD_TOO_LARGE", errors[0].message);
@@ -916,6 +930,30 @@ void Api::Metrics(HttpResponse& response) {
   for (const auto& q : stats)
     out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
   if (deliverer_) RenderDeliveryMetrics(out, deliverer_->stats());
+  if (events_) {
+    const store::DeliveryLog::Stats s = events_->stats();
+    counter("herald_spool_records_total", "Ingest requests appended to the event spool.",
+            s.appended);
+    counter("herald_spool_bytes_total", "Bytes appended to the event spool.", s.appended_bytes);
+    counter("herald_spool_append_errors_total",
+            "Ingest requests refused (503) because the spool could not store them.",
+            s.append_errors);
+    counter("herald_spool_replayed_records_total", "Spool records re-routed at start.", s.replayed);
+    counter("herald_spool_cursor_writes_total", "Delivery cursor checkpoints written.",
+            s.cursor_writes);
+    counter("herald_spool_cursor_errors_total", "Delivery cursor checkpoints that failed.",
+            s.cursor_errors);
+    auto gauge = [&](const char* name, const char* help, uint64_t v) {
+      out += Cat("# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " ", v, "\n");
+    };
+    gauge("herald_spool_segments", "Spool segment files kept.", s.segments);
+    gauge("herald_spool_next_sequence", "The sequence number of the next spool record.",
+          s.next_seq);
+    gauge("herald_spool_oldest_sequence", "The oldest spool record kept.", s.first_seq);
+    gauge("herald_spool_slowest_cursor",
+          "The oldest spool record some profile has not finished (retention keeps it).",
+          s.slowest_cursor);
+  }
   if (const LimitHits* hits = options_.limit_hits) {
     out +=
         "# HELP herald_limit_hits_total Requests and connections refused by a limit.\n"

@@ -11,6 +11,7 @@
 #include "engine/common/latency_histogram.h"
 #include "engine/server/http_server.h"
 #include "engine/store/config_journal.h"
+#include "engine/store/delivery_log.h"
 #include "herald/engine.h"
 #include "herald/webhook_deliverer.h"
 
@@ -29,8 +30,9 @@ class Api {
   // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
   // served, and updating a profile it disabled enables it again.
   // `journal`, when given, makes every change durable before it is answered.
+  // `events`, when given, spools every ingest request before it is routed and answered.
   Api(Engine& engine, Options options, WebhookDeliverer* deliverer = nullptr,
-      store::ConfigJournal* journal = nullptr);
+      store::ConfigJournal* journal = nullptr, store::DeliveryLog* events = nullptr);
 
   void Handle(HttpRequest& request, HttpResponse& response);
   // HttpServer's header check: refuses unauthorized requests before their body is read, and
@@ -68,6 +70,7 @@ class Api {
   const Options options_;
   WebhookDeliverer* deliverer_;
   store::ConfigJournal* journal_;
+  store::DeliveryLog* events_;
   std::string catalog_json_;
   std::atomic<bool> ready_{false};
   // Responses by status class: 2xx, 4xx, 5xx.

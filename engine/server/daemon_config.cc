@@ -130,6 +130,12 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "delivery.max_held_per_profile") {
     if (auto s = SetInt(key, value, 1, 1LL << 32, &n); !s.ok()) return s;
     c.delivery.max_held_per_profile = static_cast<size_t>(n);
+  } else if (key == "spool.segment_mb") {
+    if (auto s = SetInt(key, value, 1, 4096, &n); !s.ok()) return s;
+    c.spool_segment_bytes = static_cast<size_t>(n) << 20;
+  } else if (key == "spool.cursor_interval_ms") {
+    if (auto s = SetInt(key, value, 10, 60'000, &n); !s.ok()) return s;
+    c.cursor_interval = std::chrono::milliseconds(n);
   } else if (key == "delivery.shutdown_grace_ms") {
     if (auto s = SetInt(key, value, 0, 3'600'000, &n); !s.ok()) return s;
     c.shutdown_grace = std::chrono::milliseconds(n);
@@ -160,7 +166,7 @@ absl::Status LoadTable(DaemonConfig& c, const toml::table& table, std::string_vi
   };
   for (auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key == "engine" || key == "delivery" || key == "limits") {
+    if (key == "engine" || key == "delivery" || key == "limits" || key == "spool") {
       const toml::table* section = v.as_table();
       if (!section) return absl::InvalidArgumentError(Cat(path, ": ", key, ": must be a table"));
       for (auto& [ek, ev] : *section) {
@@ -211,13 +217,16 @@ absl::Status ApplyConfigText(DaemonConfig& config, std::string_view toml_text,
 std::string DaemonUsage() {
   return "usage: heraldd [flags]\n"
          "  --config FILE             TOML settings (keys as below, '-' -> '_'; [engine] and\n"
-         "                            [delivery] and [limits] tables, see configs/herald.toml)\n"
+         "                            [delivery], [limits] and [spool] tables, see\n"
+         "                            configs/herald.toml)\n"
          "  --listen HOST:PORT        address to serve (default 127.0.0.1:8080; port 0 = any)\n"
          "  --data-dir DIR            state directory (default data)\n"
          "  --api-key KEY             management key (and ingest key unless --ingest-key)\n"
          "  --ingest-key KEY          key for POST /v1/events\n"
          "  --threads N               io threads (0 = one per core)\n"
-         "  --durability MODE         none | batch | always\n"
+         "  --durability MODE         when a 202 is on disk: none (written to the OS), batch\n"
+         "                            (fsynced within 5 ms, the default) or always (fsynced "
+         "first)\n"
          "  --allow-private-targets   let webhooks target loopback and private addresses\n"
          "  --help                    this text\n";
 }

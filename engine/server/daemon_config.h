@@ -34,9 +34,12 @@ struct DaemonConfig {
   std::chrono::milliseconds header_timeout{30'000};
   uint32_t max_requests_per_second = 50'000;  // per connection; 0 = unlimited
   size_t max_batch_bytes = 64u << 20;         // one NDJSON ingest request
-  // On SIGTERM, how long held notifications get to be delivered before they are kept as dead
-  // letters.
+  // On SIGTERM, how long held notifications get to be delivered; the spool replays the rest
+  // after the restart.
   std::chrono::milliseconds shutdown_grace{5000};
+  // [spool]: the event spool's segment size and how often delivery cursors are checkpointed.
+  size_t spool_segment_bytes = 64u << 20;
+  std::chrono::milliseconds cursor_interval{200};
 };
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);

@@ -26,15 +26,18 @@ uint32_t RecordCrc(uint64_t seq, std::string_view payload) {
                                      static_cast<uInt>(payload.size())));
 }
 
-void AppendRecord(std::string& out, uint64_t seq, std::string_view payload) {
-  const uint32_t len = static_cast<uint32_t>(payload.size());
-  const uint32_t crc = RecordCrc(seq, payload);
-  char header[kHeader];
-  std::memcpy(header, &len, 4);
-  std::memcpy(header + 4, &crc, 4);
-  std::memcpy(header + 8, &seq, 8);
-  out.append(header, kHeader);
-  out.append(payload);
+// Frames one record whose payload is `parts` concatenated.
+void AppendRecord(std::string& out, uint64_t seq, std::span<const std::string_view> parts) {
+  size_t size = 0;
+  for (auto part : parts) size += part.size();
+  const uint32_t len = static_cast<uint32_t>(size);
+  const size_t start = out.size();
+  out.resize(start + kHeader);
+  for (auto part : parts) out.append(part);
+  const uint32_t crc = RecordCrc(seq, std::string_view(out).substr(start + kHeader));
+  std::memcpy(out.data() + start, &len, 4);
+  std::memcpy(out.data() + start + 4, &crc, 4);
+  std::memcpy(out.data() + start + 8, &seq, 8);
 }
 
 std::string SegmentName(uint64_t first_seq) {
@@ -109,7 +112,7 @@ absl::Status Spool::Recover() {
     segments_[std::stoull(name.substr(0, 20))] = entry.path().string();
   }
   if (ec) return absl::UnavailableError(Cat("spool ", dir, ": ", ec.message()));
-  uint64_t next = segments_.empty() ? 0 : segments_.begin()->first;
+  uint64_t next = segments_.empty() ? 1 : segments_.begin()->first;
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     const bool last = std::next(it) == segments_.end();
     auto data = ReadFile(it->second);
@@ -171,6 +174,19 @@ absl::Status Spool::OpenSegment(uint64_t first_seq) {
 }
 
 absl::StatusOr<uint64_t> Spool::Append(std::span<const std::string_view> records) {
+  return Write(records.size(), [&](std::string& frames, uint64_t first) {
+    for (size_t i = 0; i < records.size(); ++i) {
+      AppendRecord(frames, first + i, std::span<const std::string_view>(&records[i], 1));
+    }
+  });
+}
+
+absl::StatusOr<uint64_t> Spool::AppendParts(std::span<const std::string_view> parts) {
+  return Write(1, [&](std::string& frames, uint64_t first) { AppendRecord(frames, first, parts); });
+}
+
+absl::StatusOr<uint64_t> Spool::Write(size_t count,
+                                      const std::function<void(std::string&, uint64_t)>& frame) {
   uint64_t first, end;
   {
     std::lock_guard lock(mu_);
@@ -179,7 +195,7 @@ absl::StatusOr<uint64_t> Spool::Append(std::span<const std::string_view> records
           Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
     }
     std::string frames;
-    for (size_t i = 0; i < records.size(); ++i) AppendRecord(frames, next_seq_ + i, records[i]);
+    frame(frames, next_seq_);
     if (segment_size_ > 0 && segment_size_ + frames.size() > options_.segment_bytes) {
       // The old segment is complete: make it durable before the new one takes appends.
       if (options_.durability != Durability::kNone && ::fdatasync(fd_) != 0) {
@@ -195,7 +211,7 @@ absl::StatusOr<uint64_t> Spool::Append(std::span<const std::string_view> records
     }
     segment_size_ += frames.size();
     first = next_seq_;
-    next_seq_ += records.size();
+    next_seq_ += count;
     end = next_seq_;
     written_seq_.store(end, std::memory_order_release);
   }
@@ -275,6 +291,16 @@ absl::Status Spool::Retain(uint64_t before) {
 uint64_t Spool::next_seq() const {
   std::lock_guard lock(mu_);
   return next_seq_;
+}
+
+uint64_t Spool::first_seq() const {
+  std::lock_guard lock(mu_);
+  return segments_.empty() ? next_seq_ : segments_.begin()->first;
+}
+
+size_t Spool::segments() const {
+  std::lock_guard lock(mu_);
+  return segments_.size();
 }
 
 }  // namespace herald::store

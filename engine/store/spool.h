@@ -1,16 +1,14 @@
 // The event spool (DESIGN §7): an append-only log of accepted events in data_dir/spool, in
 // segments of about Options::segment_bytes. Each record is framed as
 //   [u32 length][u32 CRC-32 of seq and payload][u64 seq][payload]
-// and numbered by a sequence that continues across restarts. Durability per the daemon's
-// setting:
+// and numbered by a sequence that starts at 1 and continues across restarts. Durability per the
+// daemon's setting:
 //   kNone   — written to the OS before Append returns (survives a process crash);
 //   kBatch  — the same, and fdatasynced by a background flusher every batch_interval;
 //   kAlways — fdatasynced before Append returns; concurrent appenders share one fdatasync
 //             (group commit).
 // Open recovers: it scans the segments, cuts a torn or corrupt tail at the last good record and
 // reports it, never skipping a good record. Thread-safe.
-//
-// Not yet wired to ingest and delivery (per-profile cursors come next); see engine/store/README.
 #pragma once
 
 #include <atomic>
@@ -55,6 +53,8 @@ class Spool {
   // Appends the records in order; returns the first one's sequence number. When it returns OK the
   // records are as durable as the setting promises; on an error none of them were accepted.
   absl::StatusOr<uint64_t> Append(std::span<const std::string_view> records);
+  // Appends one record whose payload is `parts` concatenated; returns its sequence number.
+  absl::StatusOr<uint64_t> AppendParts(std::span<const std::string_view> parts);
 
   // Calls fn(seq, payload) for every record with seq >= from, in order, until it returns false.
   absl::Status Read(uint64_t from, const std::function<bool(uint64_t, std::string_view)>& fn) const;
@@ -63,12 +63,17 @@ class Spool {
   absl::Status Retain(uint64_t before);
 
   uint64_t next_seq() const;
+  uint64_t first_seq() const;  // the oldest record kept (next_seq() when there is none)
+  size_t segments() const;
   const Recovery& recovery() const { return recovery_; }
 
  private:
   explicit Spool(Options options) : options_(std::move(options)) {}
   absl::Status Recover();
   absl::Status OpenSegment(uint64_t first_seq);
+  // Appends `count` records that `frame` frames from sequence number `first` on.
+  absl::StatusOr<uint64_t> Write(size_t count,
+                                 const std::function<void(std::string&, uint64_t first)>& frame);
   absl::Status SyncUpTo(uint64_t seq);
   void Flusher();
 

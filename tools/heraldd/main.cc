@@ -6,6 +6,7 @@
 #include "engine/server/api.h"
 #include "engine/server/daemon_config.h"
 #include "engine/server/http_server.h"
+#include "engine/store/delivery_log.h"
 #include "herald/webhook_deliverer.h"
 
 int main(int argc, char** argv) {
@@ -19,8 +20,10 @@ int main(int argc, char** argv) {
     std::fputs(herald::server::DaemonUsage().c_str(), stdout);
     return 0;
   }
-  // A closed stdout or peer must not kill the daemon: writes report the error instead.
+  // A closed stdout or peer must not kill the daemon: writes report the error instead. Nor may
+  // a file size limit: the spool's write fails and ingest answers 503.
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
   // Block the stop signals before any thread starts, so only sigwait below receives them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -32,6 +35,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "heraldd: %.*s\n", static_cast<int>(line.size()), line.data());
   };
   config->delivery.log = config->engine.log;
+  // Undelivered notifications stay in the spool, which replays them after a restart.
+  config->delivery.log_replays_unsettled = true;
+  const auto durability = herald::store::ParseDurability(config->durability);
+  if (!durability.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n", std::string(durability.status().message()).c_str());
+    return 2;
+  }
   // Before the engine, so it outlives the engine's dispatch threads that feed it.
   auto deliverer = herald::WebhookDeliverer::Create(config->delivery);
   if (!deliverer.ok()) {
@@ -50,7 +60,26 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*engine)->FlushIndex();
+  auto events = herald::store::DeliveryLog::Open(
+      {.data_dir = config->data_dir,
+       .durability = *durability,
+       .segment_bytes = config->spool_segment_bytes,
+       .cursor_interval = config->cursor_interval,
+       .replay_queue_limit = config->engine.queue_max_notifications / 2,
+       .log = config->engine.log},
+      **engine);
+  if (!events.ok()) {
+    std::fprintf(stderr, "heraldd: %s\n", std::string(events.status().message()).c_str());
+    return 1;
+  }
   (*deliverer)->Start(**engine);
+  // What the last run accepted but had not delivered, before anything new is accepted.
+  if (auto s = (*events)->Replay(); !s.ok()) {
+    std::fprintf(stderr, "heraldd: replaying the spool: %s\n", std::string(s.message()).c_str());
+    (*deliverer)->Stop(std::chrono::milliseconds(0));
+    return 1;
+  }
+  (*events)->Start();
   herald::server::LimitHits limit_hits;
   herald::server::Api api(**engine,
                           {.api_key = config->api_key,
@@ -59,7 +88,7 @@ int main(int argc, char** argv) {
                            .max_batch_bytes = config->max_batch_bytes,
                            .allow_private_targets = config->allow_private_targets,
                            .limit_hits = &limit_hits},
-                          deliverer->get(), journal->get());
+                          deliverer->get(), journal->get(), events->get());
   const int threads = config->threads > 0
                           ? config->threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -82,6 +111,7 @@ int main(int argc, char** argv) {
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(s.message()).c_str());
     (*deliverer)->Stop(std::chrono::milliseconds(0));  // while the engine it reads still exists
+    (*events)->Stop();
     return 1;
   }
   api.set_ready(true);
@@ -92,6 +122,9 @@ int main(int argc, char** argv) {
   std::printf("heraldd: state in %s (%zu records replayed, %zu subscriptions)\n",
               config->data_dir.c_str(), (*journal)->stats().replayed,
               (*engine)->subscription_count());
+  std::printf("heraldd: event spool in %s/spool, durability %s (%llu records replayed)\n",
+              config->data_dir.c_str(), config->durability.c_str(),
+              static_cast<unsigned long long>((*events)->stats().replayed));
   std::fflush(stdout);
 
   int signal = 0;
@@ -100,6 +133,7 @@ int main(int argc, char** argv) {
   api.set_ready(false);
   server.Stop();
   (*deliverer)->Stop(config->shutdown_grace);
+  (*events)->Stop();  // the last cursors, after delivery stopped
   if (auto s = (*journal)->Compact(); !s.ok()) {
     std::fprintf(stderr, "heraldd: compacting the store: %s\n", std::string(s.message()).c_str());
   }

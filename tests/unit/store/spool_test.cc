@@ -45,7 +45,7 @@ TEST(Spool, AppendsAcrossSegmentsAndContinuesAfterReopen) {
       const std::string_view one[] = {r};
       auto seq = (*spool)->Append(one);
       ASSERT_TRUE(seq.ok());
-      EXPECT_EQ(*seq, static_cast<uint64_t>(i));
+      EXPECT_EQ(*seq, static_cast<uint64_t>(i) + 1);  // sequence numbers start at 1
     }
     const auto files = std::distance(std::filesystem::directory_iterator(path),
                                      std::filesystem::directory_iterator{});
@@ -53,19 +53,25 @@ TEST(Spool, AppendsAcrossSegmentsAndContinuesAfterReopen) {
   }
   auto spool = Spool::Open({.dir = path, .segment_bytes = 1024});
   ASSERT_TRUE(spool.ok()) << spool.status();
-  EXPECT_EQ((*spool)->recovery().next_seq, 100u);
+  EXPECT_EQ((*spool)->recovery().next_seq, 101u);
   EXPECT_EQ((*spool)->recovery().truncated_bytes, 0u);
   const auto all = ReadAll(**spool);
   ASSERT_EQ(all.size(), 100u);
   for (int i = 0; i < 100; ++i) {
-    EXPECT_EQ(all[i].first, static_cast<uint64_t>(i));
+    EXPECT_EQ(all[i].first, static_cast<uint64_t>(i) + 1);
     EXPECT_EQ(all[i].second, Record(i));
   }
-  EXPECT_EQ(ReadAll(**spool, 95).size(), 5u);
+  EXPECT_EQ(ReadAll(**spool, 96).size(), 5u);
   const std::string more[] = {"a", "b"};
   const std::string_view views[] = {more[0], more[1]};
-  EXPECT_EQ(*(*spool)->Append(views), 100u);
-  EXPECT_EQ((*spool)->next_seq(), 102u);
+  EXPECT_EQ(*(*spool)->Append(views), 101u);
+  // One record from several parts (a header and a body).
+  const std::string_view parts[] = {"head|", "", "body"};
+  EXPECT_EQ(*(*spool)->AppendParts(parts), 103u);
+  EXPECT_EQ((*spool)->next_seq(), 104u);
+  const auto tail = ReadAll(**spool, 103);
+  ASSERT_EQ(tail.size(), 1u);
+  EXPECT_EQ(tail[0].second, "head|body");
 }
 
 TEST(Spool, ATornOrCorruptTailIsCutAndReportedNeverAGoodRecord) {
@@ -81,7 +87,7 @@ TEST(Spool, ATornOrCorruptTailIsCutAndReportedNeverAGoodRecord) {
         ASSERT_TRUE((*spool)->Append(one).ok());
       }
     }
-    const std::string segment = path + "/00000000000000000000.seg";
+    const std::string segment = path + "/00000000000000000001.seg";
     const auto size = std::filesystem::file_size(segment);
     if (torn) {
       // A crash in the middle of the last record.
@@ -96,7 +102,7 @@ TEST(Spool, ATornOrCorruptTailIsCutAndReportedNeverAGoodRecord) {
     auto spool =
         Spool::Open({.dir = path, .log = [&](std::string_view l) { logged.emplace_back(l); }});
     ASSERT_TRUE(spool.ok()) << spool.status();
-    EXPECT_EQ((*spool)->recovery().next_seq, 9u) << torn;
+    EXPECT_EQ((*spool)->recovery().next_seq, 10u) << torn;
     EXPECT_GT((*spool)->recovery().truncated_bytes, 0u);
     ASSERT_EQ(logged.size(), 1u);
     EXPECT_NE(logged[0].find("torn or corrupt"), std::string::npos);
@@ -106,8 +112,8 @@ TEST(Spool, ATornOrCorruptTailIsCutAndReportedNeverAGoodRecord) {
     // Appends continue right after the last good record.
     const std::string r = "next";
     const std::string_view one[] = {r};
-    EXPECT_EQ(*(*spool)->Append(one), 9u);
-    EXPECT_EQ(ReadAll(**spool).back(), (std::pair<uint64_t, std::string>{9, "next"}));
+    EXPECT_EQ(*(*spool)->Append(one), 10u);
+    EXPECT_EQ(ReadAll(**spool).back(), (std::pair<uint64_t, std::string>{10, "next"}));
   }
 }
 
@@ -122,7 +128,7 @@ TEST(Spool, CorruptionBeforeLaterSegmentsRefusesToOpen) {
       ASSERT_TRUE((*spool)->Append(one).ok());
     }
   }
-  std::filesystem::resize_file(path + "/00000000000000000000.seg", 20);
+  std::filesystem::resize_file(path + "/00000000000000000001.seg", 20);
   auto spool = Spool::Open({.dir = path});
   ASSERT_FALSE(spool.ok());
   EXPECT_EQ(spool.status().code(), absl::StatusCode::kDataLoss);
@@ -143,13 +149,14 @@ TEST(Spool, RetentionDropsOnlySegmentsEveryConsumerHasPassed) {
   const auto left = ReadAll(**spool);
   ASSERT_FALSE(left.empty());
   EXPECT_LE(left.front().first, 30u);  // nothing at or after 30 is gone
-  EXPECT_GT(left.front().first, 0u);   // whole segments before it are
-  EXPECT_EQ(left.back().first, 59u);
+  EXPECT_GT(left.front().first, 1u);   // whole segments before it are
+  EXPECT_EQ(left.back().first, 60u);
+  EXPECT_EQ((*spool)->first_seq(), left.front().first);
   spool->reset();
   auto reopened = Spool::Open({.dir = path, .segment_bytes = 256});
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->recovery().first_seq, left.front().first);
-  EXPECT_EQ((*reopened)->recovery().next_seq, 60u);
+  EXPECT_EQ((*reopened)->recovery().next_seq, 61u);
 }
 
 TEST(Spool, ConcurrentAppendersShareGroupCommits) {
@@ -178,7 +185,7 @@ TEST(Spool, ConcurrentAppendersShareGroupCommits) {
     all.insert(all.end(), s.begin(), s.end());
   }
   std::sort(all.begin(), all.end());
-  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i);  // each number once
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i + 1);  // each number once
   EXPECT_EQ(ReadAll(**spool).size(), 800u);
 }
 

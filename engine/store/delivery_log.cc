@@ -1,0 +1,282 @@
+#include "engine/store/delivery_log.h"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <limits>
+
+#include "engine/common/framed_records.h"
+#include "engine/common/strings.h"
+
+namespace herald::store {
+namespace {
+
+constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();
+constexpr std::string_view kCursorFile = "cursors";
+
+// A record is one ingest request: a kind byte, then for native payloads "channel\nevent\n", then
+// the body as received.
+constexpr char kSingle = 'S';
+constexpr char kNdjson = 'N';
+constexpr char kNative = 'V';
+
+bool ParseU64(std::string_view text, uint64_t* out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+}  // namespace
+
+absl::StatusOr<Spool::Durability> ParseDurability(std::string_view name) {
+  if (name == "none") return Spool::Durability::kNone;
+  if (name == "batch") return Spool::Durability::kBatch;
+  if (name == "always") return Spool::Durability::kAlways;
+  return absl::InvalidArgumentError(
+      Cat("durability: \"", name, "\" is not one of none, batch, always"));
+}
+
+absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, Engine& engine) {
+  auto spool = Spool::Open({.dir = options.data_dir + "/spool",
+                            .durability = options.durability,
+                            .segment_bytes = options.segment_bytes,
+                            .log = options.log});
+  if (!spool.ok()) return spool.status();
+  std::unique_ptr<DeliveryLog> log(new DeliveryLog(std::move(options), engine, *std::move(spool)));
+  const std::string path = log->options_.data_dir + "/" + std::string(kCursorFile);
+  uint64_t frontier = 0;
+  absl::flat_hash_map<std::string, uint64_t> cursors;
+  auto read = ReadRecords(path, [&](std::string_view record) {
+    uint64_t value;
+    if (record.starts_with("frontier ")) return ParseU64(record.substr(9), &frontier);
+    if (!record.starts_with("cursor ")) return false;
+    const std::string_view rest = record.substr(7);
+    const size_t space = rest.find(' ');
+    if (space == std::string_view::npos || !ParseU64(rest.substr(0, space), &value)) {
+      return false;
+    }
+    cursors[std::string(rest.substr(space + 1))] = value;
+    return true;
+  });
+  if (!read.ok()) return read.status();
+  if (read->bad_bytes > 0 || (read->records > 0 && frontier == 0)) {
+    // Written whole by rename, so this is damage: replay everything kept rather than guess.
+    if (log->options_.log) {
+      log->options_.log(Cat("spool: ", path, " is damaged at line ", read->bad_line,
+                            "; replaying every record kept (duplicates possible, nothing lost)"));
+    }
+  } else if (read->records > 0) {
+    log->had_cursors_ = true;
+    log->saved_frontier_ = frontier;
+    log->saved_cursors_ = std::move(cursors);
+  }
+  return log;
+}
+
+DeliveryLog::~DeliveryLog() { Stop(); }
+
+absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(
+    std::string_view header, std::string_view body,
+    const std::function<IngestResult(uint64_t)>& route) {
+  size_t slot;
+  {
+    // Taken before the append: a checkpoint that reads the spool's next sequence after this
+    // sees the slot, so it never counts this record as routed.
+    std::lock_guard lock(routing_mu_);
+    auto free = std::find(routing_.begin(), routing_.end(), kNone);
+    if (free == routing_.end()) free = routing_.insert(routing_.end(), kNone);
+    slot = static_cast<size_t>(free - routing_.begin());
+    routing_[slot] = spool_->next_seq();
+  }
+  const std::string_view parts[] = {header, body};
+  auto seq = spool_->AppendParts(parts);
+  std::optional<IngestResult> result;
+  if (seq.ok()) result = route(*seq);
+  {
+    std::lock_guard lock(routing_mu_);
+    routing_[slot] = kNone;
+  }
+  if (!seq.ok()) {
+    append_errors_.fetch_add(1, std::memory_order_relaxed);
+    return absl::UnavailableError(
+        Cat("the event spool could not store the events, so none was accepted: ",
+            ToStd(seq.status().message())));
+  }
+  appended_.fetch_add(1, std::memory_order_relaxed);
+  appended_bytes_.fetch_add(header.size() + body.size(), std::memory_order_relaxed);
+  return *result;
+}
+
+absl::StatusOr<IngestResult> DeliveryLog::Ingest(IngestBuffer buffer, size_t size,
+                                                 InputFormat format,
+                                                 std::vector<IngestError>* errors) {
+  const char kind = format == InputFormat::kNdjson ? kNdjson : kSingle;
+  const std::string_view body(buffer ? buffer.data() : "", buffer ? size : 0);
+  return AppendAndRoute(std::string_view(&kind, 1), body, [&](uint64_t seq) {
+    return engine_.Ingest(std::move(buffer), size, format, errors, seq);
+  });
+}
+
+absl::StatusOr<IngestResult> DeliveryLog::Ingest(std::string_view bytes, InputFormat format,
+                                                 std::vector<IngestError>* errors) {
+  const char kind = format == InputFormat::kNdjson ? kNdjson : kSingle;
+  return AppendAndRoute(std::string_view(&kind, 1), bytes,
+                        [&](uint64_t seq) { return engine_.Ingest(bytes, format, errors, seq); });
+}
+
+absl::StatusOr<IngestResult> DeliveryLog::IngestNative(std::string_view channel,
+                                                       std::string_view event,
+                                                       std::string_view bytes,
+                                                       std::vector<IngestError>* errors) {
+  const std::string header = Cat(std::string_view(&kNative, 1), channel, "\n", event, "\n");
+  return AppendAndRoute(header, bytes, [&](uint64_t seq) {
+    return engine_.IngestNative(channel, event, bytes, errors, seq);
+  });
+}
+
+IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record) {
+  if (record.empty()) return {};
+  const char kind = record[0];
+  record.remove_prefix(1);
+  if (kind == kNative) {
+    const size_t a = record.find('\n');
+    const size_t b = a == std::string_view::npos ? a : record.find('\n', a + 1);
+    if (b == std::string_view::npos) return {};
+    return engine_.IngestNative(record.substr(0, a), record.substr(a + 1, b - a - 1),
+                                record.substr(b + 1), nullptr, seq);
+  }
+  return engine_.Ingest(record, kind == kNdjson ? InputFormat::kNdjson : InputFormat::kSingle,
+                        nullptr, seq);
+}
+
+absl::Status DeliveryLog::Replay() {
+  const uint64_t end = spool_->next_seq();
+  uint64_t from = spool_->first_seq();
+  if (had_cursors_) {
+    from = std::max(from, saved_frontier_);
+    for (const auto& progress : engine_.DeliveryProgress()) {
+      // A profile missing from the file was created after it was written: every record before
+      // its frontier had been routed before the profile existed.
+      auto it = saved_cursors_.find(progress.profile_id);
+      const uint64_t floor = it != saved_cursors_.end() ? it->second : saved_frontier_;
+      if (auto s = engine_.SetReplayFloor(progress.profile_id, floor); !s.ok()) return s;
+      from = std::min(from, std::max(floor, spool_->first_seq()));
+    }
+  }
+  if (from >= end) return absl::OkStatus();
+  if (options_.log) {
+    options_.log(Cat("spool: replaying records ", from, " to ", end - 1,
+                     " (not yet delivered to every profile when heraldd stopped)"));
+  }
+  auto wait_for_room = [&] {
+    for (;;) {
+      uint64_t deepest = 0;
+      for (const auto& q : engine_.queue_stats()) deepest = std::max(deepest, q.depth);
+      if (deepest <= options_.replay_queue_limit) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  auto last_report = std::chrono::steady_clock::now();
+  uint64_t routed = 0;
+  auto s = spool_->Read(from, [&](uint64_t seq, std::string_view record) {
+    if (seq >= end) return false;
+    if (routed % 256 == 0) wait_for_room();
+    // A full queue refuses a notification: wait for room and route the record again (a
+    // profile that took it already may see it twice; none misses it).
+    while (Route(seq, record).back_pressured > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      wait_for_room();
+    }
+    ++routed;
+    replayed_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.log && std::chrono::steady_clock::now() - last_report > std::chrono::seconds(2)) {
+      last_report = std::chrono::steady_clock::now();
+      options_.log(Cat("spool: replayed ", routed, " of ", end - from, " records"));
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (options_.log) options_.log(Cat("spool: replayed ", routed, " records"));
+  return absl::OkStatus();
+}
+
+uint64_t DeliveryLog::Frontier() const {
+  std::lock_guard lock(routing_mu_);
+  uint64_t frontier = spool_->next_seq();
+  for (uint64_t slot : routing_) frontier = std::min(frontier, slot);
+  return frontier;
+}
+
+absl::Status DeliveryLog::Checkpoint() {
+  std::lock_guard lock(checkpoint_mu_);
+  // The frontier first: every record before it had finished routing, so its notifications are
+  // in the progress read next (or settled already).
+  const uint64_t frontier = Frontier();
+  auto progress = engine_.DeliveryProgress();
+  std::sort(progress.begin(), progress.end(),
+            [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
+  uint64_t slowest = frontier;
+  std::string contents = FrameRecord(Cat("frontier ", frontier));
+  for (const auto& p : progress) {
+    const uint64_t cursor = std::min(p.oldest_unsettled, frontier);
+    slowest = std::min(slowest, cursor);
+    contents += FrameRecord(Cat("cursor ", cursor, " ", p.profile_id));
+  }
+  slowest_cursor_.store(slowest, std::memory_order_relaxed);
+  if (contents == last_written_) return absl::OkStatus();
+  // Durable before any segment goes: a crash must find cursors no older than the spool.
+  if (auto s = WriteFileAtomically(options_.data_dir, std::string(kCursorFile), contents);
+      !s.ok()) {
+    cursor_errors_.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  cursor_writes_.fetch_add(1, std::memory_order_relaxed);
+  last_written_ = std::move(contents);
+  return spool_->Retain(slowest);
+}
+
+void DeliveryLog::Start() {
+  std::lock_guard lock(run_mu_);
+  if (thread_.joinable() || stop_) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void DeliveryLog::Run() {
+  std::unique_lock lock(run_mu_);
+  while (!stop_) {
+    run_cv_.wait_for(lock, options_.cursor_interval, [&] { return stop_; });
+    if (stop_) break;
+    lock.unlock();
+    if (auto s = Checkpoint(); !s.ok() && options_.log) {
+      options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
+    }
+    lock.lock();
+  }
+}
+
+void DeliveryLog::Stop() {
+  {
+    std::lock_guard lock(run_mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  run_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (auto s = Checkpoint(); !s.ok() && options_.log) {
+    options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
+  }
+}
+
+DeliveryLog::Stats DeliveryLog::stats() const {
+  return {.appended = appended_.load(std::memory_order_relaxed),
+          .append_errors = append_errors_.load(std::memory_order_relaxed),
+          .appended_bytes = appended_bytes_.load(std::memory_order_relaxed),
+          .first_seq = spool_->first_seq(),
+          .next_seq = spool_->next_seq(),
+          .segments = spool_->segments(),
+          .replayed = replayed_.load(std::memory_order_relaxed),
+          .cursor_writes = cursor_writes_.load(std::memory_order_relaxed),
+          .cursor_errors = cursor_errors_.load(std::memory_order_relaxed),
+          .slowest_cursor = slowest_cursor_.load(std::memory_order_relaxed)};
+}
+
+}  // namespace herald::store

@@ -1,0 +1,132 @@
+// The durable front of heraldd's data plane (DESIGN §7): accepted events survive crashes and are
+// delivered at least once.
+//
+// - Ingest appends each request's body to the Spool before routing it, so a 202 means the events
+//   are persisted as `durability` promises; when the spool cannot take them nothing is routed
+//   and the caller answers 503.
+// - The engine tracks, per profile, the oldest spool record with a notification not yet settled
+//   (delivered, or stored as a dead letter). Every cursor_interval these cursors are written to
+//   data_dir/cursors (write-new, fsync, rename), then the segments every profile has passed are
+//   removed.
+// - On start, Replay() re-routes every record from the oldest cursor on. A profile skips the
+//   records before its own cursor, so a slow profile does not make the others see duplicates.
+//   Webhook ids do not change: they are the events' eventIds, or derived from the record's
+//   position.
+//
+// What was completed after the last cursor write is sent again after a crash (at least once);
+// receivers dedupe on webhook-id. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "engine/store/spool.h"
+#include "herald/engine.h"
+
+namespace herald::store {
+
+absl::StatusOr<Spool::Durability> ParseDurability(std::string_view name);
+
+class DeliveryLog {
+ public:
+  struct Options {
+    std::string data_dir;
+    Spool::Durability durability = Spool::Durability::kBatch;
+    size_t segment_bytes = 64u << 20;
+    std::chrono::milliseconds cursor_interval{200};
+    // Replay waits while a profile queue holds more than this, instead of overflowing it.
+    size_t replay_queue_limit = 50'000;
+    std::function<void(std::string_view)> log;
+  };
+
+  struct Stats {
+    uint64_t appended = 0;       // records (ingest requests)
+    uint64_t append_errors = 0;  // requests refused because the spool could not take them
+    uint64_t appended_bytes = 0;
+    uint64_t first_seq = 0;  // the oldest record kept
+    uint64_t next_seq = 0;
+    uint64_t segments = 0;
+    uint64_t replayed = 0;  // records re-routed at start
+    uint64_t cursor_writes = 0;
+    uint64_t cursor_errors = 0;
+    uint64_t slowest_cursor = 0;  // the oldest record some profile still needs
+  };
+
+  // Opens (recovers) the spool in data_dir/spool and reads the cursors; the engine must already
+  // hold the persisted profiles and subscriptions.
+  static absl::StatusOr<std::unique_ptr<DeliveryLog>> Open(Options options, Engine& engine);
+  ~DeliveryLog();
+
+  // Re-routes what the cursors say is unfinished. Call once, after the engine's sink has
+  // started and before new events arrive.
+  absl::Status Replay();
+  // Starts writing cursors and retaining segments in the background.
+  void Start();
+  // Stops the background work and writes the cursors a last time (after delivery stopped).
+  void Stop();
+
+  // Appends, then routes with the record's sequence. An error means nothing was accepted.
+  absl::StatusOr<IngestResult> Ingest(IngestBuffer buffer, size_t size, InputFormat format,
+                                      std::vector<IngestError>* errors);
+  absl::StatusOr<IngestResult> Ingest(std::string_view bytes, InputFormat format,
+                                      std::vector<IngestError>* errors);
+  absl::StatusOr<IngestResult> IngestNative(std::string_view channel, std::string_view event,
+                                            std::string_view bytes,
+                                            std::vector<IngestError>* errors);
+
+  Stats stats() const;
+  const Spool::Recovery& recovery() const { return spool_->recovery(); }
+
+ private:
+  DeliveryLog(Options options, Engine& engine, std::unique_ptr<Spool> spool)
+      : options_(std::move(options)), engine_(engine), spool_(std::move(spool)) {}
+
+  // Appends a record of `header` + `body` while the caller's routing is registered as in
+  // progress; `route(seq)` runs only when the append succeeded.
+  absl::StatusOr<IngestResult> AppendAndRoute(std::string_view header, std::string_view body,
+                                              const std::function<IngestResult(uint64_t)>& route);
+  // Routes one stored record (replay).
+  IngestResult Route(uint64_t seq, std::string_view record);
+  // Every record before it is routed (none is between append and the end of routing).
+  uint64_t Frontier() const;
+  // Computes the cursors, writes them when they changed, then drops passed segments.
+  absl::Status Checkpoint();
+  void Run();
+
+  const Options options_;
+  Engine& engine_;
+  std::unique_ptr<Spool> spool_;
+
+  // Records between append and the end of their routing, by slot: the spool's next sequence when
+  // the slot was taken (a lower bound of the record's own), or UINT64_MAX when free.
+  mutable std::mutex routing_mu_;
+  std::vector<uint64_t> routing_;
+
+  // From the cursor file read at Open.
+  bool had_cursors_ = false;
+  uint64_t saved_frontier_ = 0;
+  absl::flat_hash_map<std::string, uint64_t> saved_cursors_;
+
+  std::mutex checkpoint_mu_;  // one checkpoint at a time
+  std::string last_written_;
+
+  std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0}, replayed_{0};
+  std::atomic<uint64_t> cursor_writes_{0}, cursor_errors_{0}, slowest_cursor_{0};
+
+  std::mutex run_mu_;
+  std::condition_variable run_cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace herald::store
