@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -42,7 +43,10 @@ struct HttpReply {
 
 class Daemon {
  public:
-  explicit Daemon(std::vector<std::string> args, const std::string& data_dir = "") {
+  // `max_file_bytes` > 0 starts it with that file size limit (RLIMIT_FSIZE): writes beyond it
+  // fail as on a full disk.
+  explicit Daemon(std::vector<std::string> args, const std::string& data_dir = "",
+                  rlim_t max_file_bytes = 0) {
     if (data_dir.empty()) {
       args.push_back("--data-dir");
       args.push_back(own_dir_.path());
@@ -61,8 +65,16 @@ class Daemon {
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
-    if (posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ) != 0)
-      std::abort();
+    rlimit saved{};
+    getrlimit(RLIMIT_FSIZE, &saved);
+    if (max_file_bytes > 0) {
+      rlimit limited = saved;
+      limited.rlim_cur = max_file_bytes;
+      setrlimit(RLIMIT_FSIZE, &limited);  // inherited by the child only: restored below
+    }
+    const int spawned = posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ);
+    if (max_file_bytes > 0) setrlimit(RLIMIT_FSIZE, &saved);
+    if (spawned != 0) std::abort();
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
     stdout_ = fdopen(out[0], "r");

@@ -1,0 +1,327 @@
+// Durability end to end: the real heraldd, real receivers, kill -9 in the middle of a stream.
+// Every event whose 202 the client saw must reach every receiver it routes to, at least once,
+// with the same webhook-id; duplicates are counted and reported, never a loss.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "tests/testing/daemon.h"
+#include "tests/testing/receiver.h"
+
+namespace herald {
+namespace {
+
+using namespace std::chrono_literals;
+using test_support::Daemon;
+using test_support::HttpReply;
+using test_support::ReceivedRequest;
+using test_support::Receiver;
+using test_support::Reply;
+using test_support::TempDir;
+
+constexpr int kEvents = 50'000;
+constexpr int kPerRequest = 100;
+constexpr int kProfiles = 4;
+const char* const kChannels[] = {"SMS", "EMAIL", "WHATSAPP"};
+// Which profiles each channel routes to (fanout "all"). p0 and p1 take one notification per
+// request, so every request's webhook-id is its event's; p2 and p3 batch.
+const std::vector<int> kRoutes[] = {{0, 2}, {1, 3}, {0, 3}};
+
+// Event n: every other one has an eventId; the rest get generated ids, which must not change
+// when the spool replays them.
+std::string Event(int n) {
+  const char* channel = kChannels[n % 3];
+  std::string id = n % 2 == 0 ? "\"eventId\":\"ev-" + std::to_string(n) + "\"," : "";
+  return std::string("{\"channel\":\"") + channel + "\",\"event\":\"DELIVERY\"," + id +
+         "\"payload\":{\"n\":" + std::to_string(n) + "}}\n";
+}
+
+std::string Request(int batch) {
+  std::string body;
+  for (int n = batch * kPerRequest; n < (batch + 1) * kPerRequest; ++n) body += Event(n);
+  return body;
+}
+
+// What the receivers answered 2xx for: per profile, event number -> webhook-ids of the lone
+// requests that carried it (batched requests add an empty id).
+struct Deliveries {
+  std::mutex mu;
+  std::map<int, std::vector<std::string>> by_profile[kProfiles];
+  std::atomic<uint64_t> requests{0};
+
+  void Record(int profile, const ReceivedRequest& r) {
+    std::vector<int> ns;
+    for (size_t at = r.body.find("\"n\":"); at != std::string::npos;
+         at = r.body.find("\"n\":", at + 4)) {
+      ns.push_back(std::atoi(r.body.c_str() + at + 4));
+    }
+    std::lock_guard lock(mu);
+    for (int n : ns) by_profile[profile][n].push_back(ns.size() == 1 ? r.header("webhook-id") : "");
+    requests.fetch_add(1);
+  }
+};
+
+std::string Config(const std::string& durability, int segment_mb = 1) {
+  return "durability = \"" + durability + R"("
+allow_private_targets = true
+[engine]
+fanout = "all"
+[delivery]
+retry_delays_ms = [20, 50, 100]
+max_attempts = 100
+jitter_percent = 0
+breaker_failures = 1000000
+[spool]
+cursor_interval_ms = 50
+segment_mb = )" +
+         std::to_string(segment_mb) + "\n";
+}
+
+void Configure(Daemon& d, const std::vector<std::unique_ptr<Receiver>>& rx) {
+  for (int p = 0; p < kProfiles; ++p) {
+    const std::string id = "p" + std::to_string(p);
+    const HttpReply r =
+        d.Call("POST", "/subscriptions/1/profiles",
+               R"({"profileId":")" + id + R"(","maxBucketSize":)" + (p < 2 ? "1" : "100") +
+                   R"(,"webhook":{"notifyUrl":")" + rx[p]->url() + R"("}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  for (int c = 0; c < 3; ++c) {
+    for (int p : kRoutes[c]) {
+      const std::string sub = std::string(kChannels[c]) + "-p" + std::to_string(p);
+      const HttpReply r =
+          d.Call("POST", std::string("/subscriptions/1/subscription/") + kChannels[c],
+                 R"({"subscriptionId":")" + sub + R"(","events":["DELIVERY"],)" +
+                     R"("profile":{"profileId":"p)" + std::to_string(p) + "\"}}");
+      ASSERT_EQ(r.status, 201) << r.body;
+    }
+  }
+  std::this_thread::sleep_for(150ms);  // visible to routing within 100 ms
+}
+
+class CrashTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CrashTest, AcknowledgedEventsReachEveryReceiverAfterKill9) {
+  TempDir dir;
+  { std::ofstream(dir.path() + "/heraldd.toml") << Config(GetParam()); }
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config",
+                                         dir.path() + "/heraldd.toml"};
+  Deliveries got;
+  std::vector<std::unique_ptr<Receiver>> rx;
+  std::atomic<uint64_t> answered{0};
+  for (int p = 0; p < kProfiles; ++p) {
+    rx.push_back(std::make_unique<Receiver>());
+    rx[p]->set_handler([&, p](const ReceivedRequest& r) {
+      // Every 10th request fails, so retries are pending when the daemon dies.
+      if (answered.fetch_add(1) % 10 == 9) return Reply{.status = 503};
+      got.Record(p, r);
+      return Reply{.status = 200};
+    });
+  }
+
+  constexpr int kRequests = kEvents / kPerRequest;
+  std::vector<std::atomic<bool>> acked(kRequests), sent(kRequests);
+  std::vector<bool> acked_first_run(kRequests), sent_first_run(kRequests);
+  auto post = [&](Daemon& d, const std::vector<int>& batches, std::atomic<size_t>& next,
+                  std::atomic<int>& acked_count) {
+    for (size_t i = next.fetch_add(1); i < batches.size(); i = next.fetch_add(1)) {
+      sent[batches[i]] = true;
+      const HttpReply r = d.Call("POST", "/v1/events", Request(batches[i]), "application/x-ndjson");
+      if (r.status == 202 && r.body.find("\"accepted\":100,") != std::string::npos) {
+        acked[batches[i]] = true;
+        acked_count.fetch_add(1);
+      } else if (r.status == -1) {
+        return;  // the daemon is gone
+      }
+    }
+  };
+
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    Configure(d, rx);
+    if (HasFailure()) return;
+    std::vector<int> all(kRequests);
+    for (int i = 0; i < kRequests; ++i) all[i] = i;
+    std::atomic<size_t> next{0};
+    std::atomic<int> acked_count{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 2; ++t) clients.emplace_back([&] { post(d, all, next, acked_count); });
+    // Mid-stream: a little under half acknowledged, deliveries still behind.
+    while (acked_count.load() < kRequests * 2 / 5 && next.load() < all.size()) {
+      std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+    for (auto& t : clients) t.join();
+    for (int i = 0; i < kRequests; ++i) {
+      acked_first_run[i] = acked[i];
+      sent_first_run[i] = sent[i];
+    }
+    std::printf("first run: %d of %d requests acknowledged, %llu deliveries before kill -9\n",
+                acked_count.load(), kRequests, static_cast<unsigned long long>(got.requests));
+  }
+
+  // Restart on the same data_dir; then the client sends what it was not told was accepted.
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  const HttpReply metrics = d.Call("GET", "/metrics");
+  EXPECT_EQ(metrics.body.find("herald_spool_replayed_records_total 0\n"), std::string::npos)
+      << "the restart replayed nothing";
+  std::vector<int> rest;
+  for (int i = 0; i < kRequests; ++i) {
+    if (!acked[i]) rest.push_back(i);
+  }
+  {
+    std::atomic<size_t> next{0};
+    std::atomic<int> acked_count{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 2; ++t) clients.emplace_back([&] { post(d, rest, next, acked_count); });
+    for (auto& t : clients) t.join();
+    ASSERT_EQ(acked_count.load(), static_cast<int>(rest.size()));
+  }
+
+  // Every event reaches every profile it routes to.
+  auto missing = [&] {
+    std::lock_guard lock(got.mu);
+    size_t m = 0;
+    for (int n = 0; n < kEvents; ++n) {
+      for (int p : kRoutes[n % 3]) m += got.by_profile[p].contains(n) ? 0 : 1;
+    }
+    return m;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 180s;
+  while (missing() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(missing(), 0u) << d.output();
+
+  std::lock_guard lock(got.mu);
+  size_t duplicates = 0, checked_ids = 0, profile_duplicates[kProfiles] = {};
+  for (int p = 0; p < kProfiles; ++p) {
+    for (const auto& [n, ids] : got.by_profile[p]) {
+      const auto& routes = kRoutes[n % 3];
+      EXPECT_NE(std::find(routes.begin(), routes.end(), p), routes.end())
+          << "event " << n << " reached p" << p;
+      duplicates += ids.size() - 1;
+      profile_duplicates[p] += ids.size() - 1;
+      // Only what the crash interrupted is sent twice (a request in flight at the kill may
+      // have been spooled, and the client sends it again).
+      EXPECT_TRUE(ids.size() == 1 || sent_first_run[n / kPerRequest])
+          << "event " << n << " sent " << ids.size() << " times to p" << p;
+    }
+  }
+  // The same webhook-id every time an acknowledged event was sent alone, on any profile and
+  // across the restart (a request resent by the client is a new event with a new generated id).
+  for (int n = 0; n < kEvents; ++n) {
+    if (!acked_first_run[n / kPerRequest]) continue;
+    std::set<std::string> ids;
+    for (int p : kRoutes[n % 3]) {
+      for (const auto& id : got.by_profile[p][n]) {
+        if (!id.empty()) ids.insert(id);
+      }
+    }
+    ASSERT_FALSE(ids.empty()) << "event " << n;
+    EXPECT_EQ(ids.size(), 1u) << "event " << n << " was sent with several webhook-ids";
+    if (n % 2 == 0) {
+      EXPECT_EQ(*ids.begin(), "ev-" + std::to_string(n));
+    }
+    checked_ids += 1;
+  }
+  std::printf(
+      "durability %s: %d events, every one delivered to each of its profiles; %zu "
+      "duplicate deliveries (p0..p3: %zu %zu %zu %zu; p2 and p3 batch, so they run ahead "
+      "of their oldest unsettled record); %zu webhook-ids checked stable\n",
+      GetParam().c_str(), kEvents, duplicates, profile_duplicates[0], profile_duplicates[1],
+      profile_duplicates[2], profile_duplicates[3], checked_ids);
+  RecordProperty("duplicates", static_cast<int>(duplicates));
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// A full disk (here: a file size limit) must refuse new events with a clear 503, keep the
+// daemon serving, and lose nothing it acknowledged before; after space returns, ingest resumes.
+TEST(DiskFull, IngestAnswers503AndLosesNothingAcknowledged) {
+  TempDir dir;
+  { std::ofstream(dir.path() + "/heraldd.toml") << Config("always", 64); }
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config",
+                                         dir.path() + "/heraldd.toml"};
+  Deliveries got;
+  std::vector<std::unique_ptr<Receiver>> rx;
+  for (int p = 0; p < kProfiles; ++p) {
+    rx.push_back(std::make_unique<Receiver>());
+    rx[p]->set_handler([&, p](const ReceivedRequest& r) {
+      got.Record(p, r);
+      return Reply{.status = 200};
+    });
+  }
+  std::vector<int> acked;
+  int refused = -1;
+  {
+    // The first segment fills up against a 1.5 MiB limit.
+    Daemon d(args, data, 1536 << 10);
+    ASSERT_NE(d.port(), 0) << d.output();
+    Configure(d, rx);
+    if (HasFailure()) return;
+    for (int b = 0; b < kEvents / kPerRequest && refused < 0; ++b) {
+      const HttpReply r = d.Call("POST", "/v1/events", Request(b), "application/x-ndjson");
+      if (r.status == 202) {
+        acked.push_back(b);
+      } else {
+        ASSERT_EQ(r.status, 503) << r.body;
+        EXPECT_NE(r.body.find("spool could not store the events"), std::string::npos) << r.body;
+        EXPECT_NE(r.body.find("File too large"), std::string::npos) << r.body;
+        EXPECT_EQ(r.retry_after, "5");
+        refused = b;
+      }
+    }
+    ASSERT_GT(refused, 0) << "the file size limit was never reached";
+    // Still full: still refused, still serving everything else.
+    EXPECT_EQ(d.Call("POST", "/v1/events", Request(refused), "application/x-ndjson").status, 503);
+    EXPECT_EQ(d.Call("GET", "/healthz").status, 200);
+    const HttpReply metrics = d.Call("GET", "/metrics");
+    EXPECT_NE(metrics.body.find("herald_spool_append_errors_total 2\n"), std::string::npos);
+    // Everything acknowledged is delivered.
+    auto delivered = [&] {
+      std::lock_guard lock(got.mu);
+      for (int b : acked) {
+        for (int n = b * kPerRequest; n < (b + 1) * kPerRequest; ++n) {
+          for (int p : kRoutes[n % 3]) {
+            if (!got.by_profile[p].contains(n)) return false;
+          }
+        }
+      }
+      return true;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (!delivered() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(delivered());
+    {
+      std::lock_guard lock(got.mu);
+      for (int p = 0; p < kProfiles; ++p) {
+        for (const auto& [n, ids] : got.by_profile[p]) {
+          EXPECT_LT(n / kPerRequest, refused) << "a refused event was delivered";
+        }
+      }
+    }
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+  }
+  // Space again: the spool reopens where it stopped and takes events.
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  EXPECT_EQ(d.Call("POST", "/v1/events", Request(refused), "application/x-ndjson").status, 202);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Durability, CrashTest, ::testing::Values("batch", "always"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace herald
