@@ -43,7 +43,9 @@ void operator delete[](void* p, size_t) noexcept { std::free(p); }
 namespace herald {
 namespace {
 
-TEST(EngineAllocations, SteadyStateIngestAllocatesNothing) {
+// `logged`: inputs carry spool sequences (as in heraldd), so each notification is tracked until
+// it is settled — and settling is counted too.
+void SteadyStateIngestAllocatesNothing(bool logged) {
   auto engine = *Engine::Create({.catalog_path = "configs/catalog.json"});
   for (int p = 0; p < 3; ++p) {
     NotificationProfile profile;
@@ -83,13 +85,24 @@ TEST(EngineAllocations, SteadyStateIngestAllocatesNothing) {
 
   std::vector<Notification> drained;
   drained.reserve(100000);
+  uint64_t seq = 0;
+  auto ingest = [&] {
+    engine->Ingest(single, InputFormat::kAuto, nullptr, logged ? ++seq : 0);
+    engine->Ingest(batch, InputFormat::kAuto, nullptr, logged ? ++seq : 0);
+    // A rejection is counted, not allocated for.
+    engine->Ingest(bad, InputFormat::kAuto, nullptr, logged ? ++seq : 0);
+  };
+  auto settle = [&] {
+    if (logged) {
+      for (auto& n : drained) n.Settle();
+    }
+  };
   auto round = [&] {
-    engine->Ingest(single);
-    engine->Ingest(batch);
-    engine->Ingest(bad);  // a rejection is counted, not allocated for
+    ingest();
     for (const char* p : {"p0", "p1", "p2"}) {
       (void)engine->Poll(p, 100000, &drained);
     }
+    settle();
     drained.clear();  // releases payload buffers back to the pool
   };
   for (int i = 0; i < 200; ++i) round();  // warm up pools, parser buffers, queue blocks
@@ -99,17 +112,31 @@ TEST(EngineAllocations, SteadyStateIngestAllocatesNothing) {
   for (int i = 0; i < 2000; ++i) {
     allocations = 0;
     counting = true;
-    engine->Ingest(single);
-    engine->Ingest(batch);
-    engine->Ingest(bad);
+    ingest();
     counting = false;
     during_ingest += allocations;
     for (const char* p : {"p0", "p1", "p2"}) (void)engine->Poll(p, 100000, &drained);
+    allocations = 0;
+    counting = true;
+    settle();
+    counting = false;
+    during_ingest += allocations;
     drained.clear();
   }
-  EXPECT_EQ(during_ingest, 0u) << "allocations on the parse → match → enqueue path";
+  EXPECT_EQ(during_ingest, 0u) << "allocations on the parse → match → enqueue (→ settle) path";
   // And the work was real: notifications went out on every round.
   EXPECT_GT(engine->counters().enqueued - enqueued_before, 2000u * 50);
+  if (logged) {
+    for (const auto& p : engine->DeliveryProgress()) EXPECT_EQ(p.outstanding, 0u) << p.profile_id;
+  }
+}
+
+TEST(EngineAllocations, SteadyStateIngestAllocatesNothing) {
+  SteadyStateIngestAllocatesNothing(false);
+}
+
+TEST(EngineAllocations, SteadyStateLoggedIngestAndSettleAllocateNothing) {
+  SteadyStateIngestAllocatesNothing(true);
 }
 
 }  // namespace
