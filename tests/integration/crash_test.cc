@@ -66,7 +66,8 @@ struct Deliveries {
   }
 };
 
-std::string Config(const std::string& durability, int segment_mb = 1) {
+std::string Config(const std::string& durability, int segment_mb = 1,
+                   const std::string& delivery = "") {
   return "durability = \"" + durability + R"("
 allow_private_targets = true
 [engine]
@@ -76,6 +77,8 @@ retry_delays_ms = [20, 50, 100]
 max_attempts = 100
 jitter_percent = 0
 breaker_failures = 1000000
+)" + delivery +
+         R"(
 [spool]
 cursor_interval_ms = 50
 segment_mb = )" +
@@ -317,6 +320,62 @@ TEST(DiskFull, IngestAnswers503AndLosesNothingAcknowledged) {
   Daemon d(args, data);
   ASSERT_NE(d.port(), 0) << d.output();
   EXPECT_EQ(d.Call("POST", "/v1/events", Request(refused), "application/x-ndjson").status, 202);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// SIGTERM while a receiver is failing: what could not be delivered within the grace period stays
+// in the spool (not dead letters) and is delivered after the restart, with its pending retries.
+TEST(GracefulStop, UndeliveredNotificationsWaitInTheSpool) {
+  TempDir dir;
+  { std::ofstream(dir.path() + "/heraldd.toml") << Config("batch", 1, "shutdown_grace_ms = 200"); }
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config",
+                                         dir.path() + "/heraldd.toml"};
+  Deliveries got;
+  std::atomic<bool> failing{true};
+  std::vector<std::unique_ptr<Receiver>> rx;
+  for (int p = 0; p < kProfiles; ++p) {
+    rx.push_back(std::make_unique<Receiver>());
+    rx[p]->set_handler([&, p](const ReceivedRequest& r) {
+      if (failing) return Reply{.status = 500};
+      got.Record(p, r);
+      return Reply{.status = 200};
+    });
+  }
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    Configure(d, rx);
+    if (HasFailure()) return;
+    for (int b = 0; b < 3; ++b) {
+      ASSERT_EQ(d.Call("POST", "/v1/events", Request(b), "application/x-ndjson").status, 202);
+    }
+    ASSERT_TRUE(rx[3]->WaitFor(2, 5s));  // attempts were made and failed
+    EXPECT_EQ(d.Stop(), 0);
+    EXPECT_EQ(d.output().find("stopped before delivery"), std::string::npos);
+  }
+  failing = false;
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  for (int p = 0; p < kProfiles; ++p) {
+    const HttpReply letters = d.Call("GET", "/v1/dead-letters?profileId=p" + std::to_string(p));
+    EXPECT_EQ(letters.status, 200);
+    EXPECT_NE(letters.body.find(R"("totalResults":0)"), std::string::npos) << letters.body;
+  }
+  auto delivered = [&] {
+    std::lock_guard lock(got.mu);
+    for (int n = 0; n < 3 * kPerRequest; ++n) {
+      for (int p : kRoutes[n % 3]) {
+        if (!got.by_profile[p].contains(n)) return false;
+      }
+    }
+    return true;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!delivered() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(delivered());
   EXPECT_EQ(d.Stop(), 0);
 }
 
