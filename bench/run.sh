@@ -4,15 +4,19 @@
 #   - end to end: heraldd driven by herald-loadgen (NDJSON ingest alone, single events with one
 #     webhook each, and NDJSON batches with batched webhooks), and the same routing work through nats-server core
 #     pub/sub by herald-nats-peer, in the same run on the same machine;
+#   - heraldd ingest under each durability setting (none, batch, always), NDJSON and single
+#     events, back to back;
 # then renders the plots (gnuplot) that bench/RESULTS.md embeds.
 #
-#   bench/run.sh            # everything (about 10 minutes on 2 cores)
-#   bench/run.sh --quick    # smaller end-to-end runs, no micro suites
+#   bench/run.sh               # everything (about 12 minutes on 2 cores)
+#   bench/run.sh --quick       # smaller end-to-end runs, no micro suites
+#   bench/run.sh --durability  # only the durability comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0
+quick=0 only_durability=0
 [[ "${1:-}" == "--quick" ]] && quick=1
+[[ "${1:-}" == "--durability" ]] && only_durability=1
 
 bash tools/deps.sh bench
 cmake --preset release >/dev/null
@@ -21,7 +25,7 @@ bin=build/release/bin
 out=bench/results
 mkdir -p "$out"
 
-if ((!quick)); then
+if ((!quick && !only_durability)); then
   for b in parse_bench index_bench pipeline_bench spool_bench; do
     echo "== $b"
     "$bin/$b" --benchmark_out="$out/$b.json" --benchmark_out_format=json
@@ -45,12 +49,18 @@ free_port() {
     echo $((20000 + RANDOM % 20000))
 }
 
-echo "== heraldd (release, 2 threads) and herald-loadgen: $subs subscriptions, $profiles profiles"
-port=$(free_port)
-"$bin/heraldd" --listen "127.0.0.1:$port" --data-dir "$work/data" --allow-private-targets \
-  --threads 2 --config configs/herald.toml >"$work/heraldd.log" 2>&1 &
-heraldd_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/heraldd.log" && break; sleep 0.1; done
+start_heraldd() {  # extra heraldd flags; a fresh data_dir each time
+  port=$(free_port)
+  rm -rf "$work/data"
+  "$bin/heraldd" --listen "127.0.0.1:$port" --data-dir "$work/data" --allow-private-targets \
+    --threads 2 --config configs/herald.toml "$@" >"$work/heraldd.log" 2>&1 &
+  heraldd_pid=$!
+  for _ in $(seq 100); do grep -q listening "$work/heraldd.log" && break; sleep 0.1; done
+}
+stop_heraldd() {
+  kill "$heraldd_pid" && wait "$heraldd_pid" 2>/dev/null || true
+  heraldd_pid=
+}
 
 run_loadgen() {  # name, then loadgen flags
   local name=$1
@@ -59,14 +69,35 @@ run_loadgen() {  # name, then loadgen flags
   "$bin/herald-loadgen" --target "127.0.0.1:$port" --subscriptions "$subs" --profiles "$profiles" \
     --seed 42 --json --latency-out "$out/$name.latency.csv" "$@" | tee "$out/$name.json"
 }
+
+# What a 202 costs under each durability setting: ingest alone (no subscription matches), as
+# NDJSON batches and as single events (one fsync per request unless grouped, under `always`).
+durability_runs() {
+  for mode in none batch always; do
+    echo "== heraldd --durability $mode"
+    start_heraldd --durability "$mode"
+    run_loadgen "durability_${mode}_ndjson" --events "$events" --batch 1000 --concurrency 2 \
+      --unmatched
+    run_loadgen "durability_${mode}_single" --events $((events / 10)) --batch 1 --concurrency 8 \
+      --unmatched
+    stop_heraldd
+  done
+}
+if ((only_durability)); then
+  durability_runs
+  exit 0
+fi
+
+echo "== heraldd (release, 2 threads, durability batch) and herald-loadgen: $subs subscriptions, $profiles profiles"
+start_heraldd
 run_loadgen e2e_ingest --events "$events" --batch 1000 --concurrency 2 --unmatched
 run_loadgen e2e_single --events $((events / 3)) --batch 1 --concurrency 8 --max-bucket-size 1
 # Latency means something below saturation: the same single events at a fixed rate.
 run_loadgen e2e_paced --events $((events / 10)) --rate 10000 --batch 1 --concurrency 8 \
   --max-bucket-size 1
 run_loadgen e2e_batched --events "$events" --batch 100 --concurrency 4 --max-bucket-size 100
-kill "$heraldd_pid" && wait "$heraldd_pid" 2>/dev/null || true
-heraldd_pid=
+stop_heraldd
+durability_runs
 
 echo "== nats-server core pub/sub and herald-nats-peer: the same subscriptions and events"
 nport=$(free_port)

@@ -352,7 +352,6 @@ TEST(GracefulStop, UndeliveredNotificationsWaitInTheSpool) {
     }
     ASSERT_TRUE(rx[3]->WaitFor(2, 5s));  // attempts were made and failed
     EXPECT_EQ(d.Stop(), 0);
-    EXPECT_EQ(d.output().find("stopped before delivery"), std::string::npos);
   }
   failing = false;
   Daemon d(args, data);
