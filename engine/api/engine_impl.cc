@@ -185,7 +185,7 @@ class EngineImpl final : public Engine {
     // Its outstanding notifications no longer hold anything back; a profile re-created with
     // this id starts afresh.
     it->second.queue->tracker().Reset();
-    it->second.queue->set_replay_floor(0);
+    it->second.queue->SetReplayPlan(0, 0, {});
     profiles_.erase(it);
     profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
@@ -446,21 +446,30 @@ class EngineImpl final : public Engine {
     return c;
   }
 
-  std::vector<ProfileProgress> DeliveryProgress() const override {
+  std::vector<ProfileProgress> DeliveryProgress(size_t max_listed) const override {
     std::vector<ProfileProgress> out;
     std::lock_guard lock(mu_);
     out.reserve(profiles_.size());
     for (const auto& [id, entry] : profiles_) {
-      out.push_back({id, entry.queue->tracker().Oldest(), entry.queue->tracker().outstanding()});
+      const dispatch::SequenceTracker& tracker = entry.queue->tracker();
+      ProfileProgress& p = out.emplace_back();
+      p.profile_id = id;
+      // Listed first: the oldest read after it is no newer than the list's first entry.
+      if (max_listed > 0) p.listed_all = tracker.List(&p.unsettled, max_listed);
+      p.oldest_unsettled = tracker.Oldest();
+      p.outstanding = tracker.outstanding();
     }
     return out;
   }
 
-  absl::Status SetReplayFloor(std::string_view profile_id, uint64_t sequence) override {
+  absl::Status SetReplayPlan(std::string_view profile_id, ReplayPlan plan) override {
     std::lock_guard lock(mu_);
     auto it = profiles_.find(ToAbsl(profile_id));
     if (it == profiles_.end()) return NotFound("profile", profile_id);
-    it->second.queue->set_replay_floor(sequence);
+    if (!std::is_sorted(plan.only.begin(), plan.only.end())) {
+      return absl::InvalidArgumentError("ReplayPlan::only must be ascending");
+    }
+    it->second.queue->SetReplayPlan(plan.floor, plan.upto, std::move(plan.only));
     return absl::OkStatus();
   }
 
@@ -586,7 +595,7 @@ class EngineImpl final : public Engine {
     for (const auto* winner : winners) {
       dispatch::ProfileQueue* queue = winner->queue;
       if (seq != 0) {
-        if (seq < queue->replay_floor()) continue;  // delivered before the restart
+        if (!queue->ReplayWants(seq)) continue;  // finished before the restart
         // Counted before it is queued: a consumer may settle it at once.
         queue->tracker().Add(seq, winner->queue_generation);
       }

@@ -6,6 +6,7 @@
 // Any number of router threads enqueue; consumers (Poll or a dispatch thread) dequeue in bulk.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -56,9 +57,18 @@ class ProfileQueue {
   // Delivery progress against a durable log (notifications made from inputs with a sequence).
   SequenceTracker& tracker() { return tracker_; }
   const SequenceTracker& tracker() const { return tracker_; }
-  // Replay after a restart: inputs before this position are already done for the profile.
-  uint64_t replay_floor() const { return replay_floor_.load(std::memory_order_relaxed); }
-  void set_replay_floor(uint64_t seq) { replay_floor_.store(seq, std::memory_order_relaxed); }
+  // Replay after a restart (Engine::SetReplayPlan): whether the input at `seq` still owes this
+  // profile its notifications. Set before the replay, never while inputs are routed.
+  bool ReplayWants(uint64_t seq) const {
+    if (seq >= replay_upto_) return true;
+    if (seq < replay_floor_) return false;
+    return std::binary_search(replay_only_.begin(), replay_only_.end(), seq);
+  }
+  void SetReplayPlan(uint64_t floor, uint64_t upto, std::vector<uint64_t> only) {
+    replay_floor_ = floor;
+    replay_upto_ = std::max(floor, upto);
+    replay_only_ = std::move(only);
+  }
 
  private:
   const std::string profile_id_;
@@ -72,7 +82,9 @@ class ProfileQueue {
   alignas(64) std::atomic<bool> scheduled_{false};
   std::atomic<bool> full_{false};
   alignas(64) std::atomic<uint64_t> back_pressured_{0};
-  std::atomic<uint64_t> replay_floor_{0};
+  uint64_t replay_floor_ = 0;
+  uint64_t replay_upto_ = 0;
+  std::vector<uint64_t> replay_only_;  // ascending
   SequenceTracker tracker_;
 };
 

@@ -53,6 +53,17 @@ uint64_t SequenceTracker::Oldest() const {
   return head_ < entries_.size() ? entries_[head_].seq : kNone;
 }
 
+bool SequenceTracker::List(std::vector<uint64_t>* out, size_t max) const {
+  std::lock_guard lock(mu_);
+  size_t listed = 0;
+  for (size_t i = head_; i < entries_.size(); ++i) {
+    if (entries_[i].count == 0) continue;
+    if (listed++ == max) return false;
+    out->push_back(entries_[i].seq);
+  }
+  return true;
+}
+
 uint64_t SequenceTracker::outstanding() const {
   std::lock_guard lock(mu_);
   return outstanding_;

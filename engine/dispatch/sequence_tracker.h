@@ -25,6 +25,9 @@ class SequenceTracker {
   // The oldest position with a notification outstanding; kNone when there is none.
   uint64_t Oldest() const;
   uint64_t outstanding() const;
+  // Appends the distinct positions outstanding, ascending, up to `max` of them; false when there
+  // were more.
+  bool List(std::vector<uint64_t>* out, size_t max) const;
   // Forgets everything; notifications of earlier generations no longer count.
   void Reset();
   uint32_t generation() const;

@@ -44,17 +44,30 @@ absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, 
   std::unique_ptr<DeliveryLog> log(new DeliveryLog(std::move(options), engine, *std::move(spool)));
   const std::string path = log->options_.data_dir + "/" + std::string(kCursorFile);
   uint64_t frontier = 0;
-  absl::flat_hash_map<std::string, uint64_t> cursors;
+  absl::flat_hash_map<std::string, SavedCursor> cursors;
+  // "frontier <seq>", then per profile "profile <id> <cursor> <unsettled seq>…", or "… <cursor> *"
+  // when the unsettled ones were too many to list.
   auto read = ReadRecords(path, [&](std::string_view record) {
-    uint64_t value;
     if (record.starts_with("frontier ")) return ParseU64(record.substr(9), &frontier);
-    if (!record.starts_with("cursor ")) return false;
-    const std::string_view rest = record.substr(7);
-    const size_t space = rest.find(' ');
-    if (space == std::string_view::npos || !ParseU64(rest.substr(0, space), &value)) {
-      return false;
+    if (!record.starts_with("profile ")) return false;
+    std::vector<std::string_view> fields;
+    for (std::string_view rest = record.substr(8); !rest.empty();) {
+      const size_t space = rest.find(' ');
+      fields.push_back(rest.substr(0, space));
+      rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
     }
-    cursors[std::string(rest.substr(space + 1))] = value;
+    SavedCursor saved;
+    if (fields.size() < 2 || !ParseU64(fields[1], &saved.cursor)) return false;
+    for (size_t i = 2; i < fields.size(); ++i) {
+      if (fields[i] == "*" && i + 1 == fields.size()) {
+        saved.listed_all = false;
+        break;
+      }
+      uint64_t seq;
+      if (!ParseU64(fields[i], &seq)) return false;
+      saved.unsettled.push_back(seq);
+    }
+    cursors[std::string(fields[0])] = std::move(saved);
     return true;
   });
   if (!read.ok()) return read.status();
@@ -154,12 +167,19 @@ absl::Status DeliveryLog::Replay() {
   if (had_cursors_) {
     from = std::max(from, saved_frontier_);
     for (const auto& progress : engine_.DeliveryProgress()) {
-      // A profile missing from the file was created after it was written: every record before
-      // its frontier had been routed before the profile existed.
-      auto it = saved_cursors_.find(progress.profile_id);
-      const uint64_t floor = it != saved_cursors_.end() ? it->second : saved_frontier_;
-      if (auto s = engine_.SetReplayFloor(progress.profile_id, floor); !s.ok()) return s;
-      from = std::min(from, std::max(floor, spool_->first_seq()));
+      // Before its cursor a profile owes nothing; between it and the frontier, only the records
+      // it had not settled; after the frontier, everything. A profile missing from the file was
+      // created after it was written: no record before the frontier had been routed to it.
+      ReplayPlan plan{.floor = saved_frontier_, .upto = saved_frontier_};
+      if (auto it = saved_cursors_.find(progress.profile_id); it != saved_cursors_.end()) {
+        plan.floor = it->second.cursor;
+        if (it->second.listed_all)
+          plan.only = it->second.unsettled;
+        else
+          plan.upto = plan.floor;
+      }
+      from = std::min(from, std::max(plan.floor, spool_->first_seq()));
+      if (auto s = engine_.SetReplayPlan(progress.profile_id, std::move(plan)); !s.ok()) return s;
     }
   }
   if (from >= end) return absl::OkStatus();
@@ -211,15 +231,23 @@ absl::Status DeliveryLog::Checkpoint() {
   // The frontier first: every record before it had finished routing, so its notifications are
   // in the progress read next (or settled already).
   const uint64_t frontier = Frontier();
-  auto progress = engine_.DeliveryProgress();
+  auto progress = engine_.DeliveryProgress(options_.max_listed_unsettled);
   std::sort(progress.begin(), progress.end(),
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
   uint64_t slowest = frontier;
   std::string contents = FrameRecord(Cat("frontier ", frontier));
   for (const auto& p : progress) {
-    const uint64_t cursor = std::min(p.oldest_unsettled, frontier);
+    const uint64_t cursor =
+        std::min(frontier, p.unsettled.empty() ? p.oldest_unsettled : p.unsettled.front());
     slowest = std::min(slowest, cursor);
-    contents += FrameRecord(Cat("cursor ", cursor, " ", p.profile_id));
+    // What completed out of order ahead of the cursor is left out, so a restart skips it.
+    std::string line = Cat("profile ", p.profile_id, " ", cursor);
+    for (uint64_t seq : p.unsettled) {
+      if (seq >= frontier) break;  // replayed to everyone anyway
+      line += Cat(" ", seq);
+    }
+    if (!p.listed_all) line += " *";
+    contents += FrameRecord(line);
   }
   slowest_cursor_.store(slowest, std::memory_order_relaxed);
   if (contents == last_written_) return absl::OkStatus();

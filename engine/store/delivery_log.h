@@ -8,8 +8,10 @@
 //   (delivered, or stored as a dead letter). Every cursor_interval these cursors are written to
 //   data_dir/cursors (write-new, fsync, rename), then the segments every profile has passed are
 //   removed.
-// - On start, Replay() re-routes every record from the oldest cursor on. A profile skips the
-//   records before its own cursor, so a slow profile does not make the others see duplicates.
+// - Completion is out of order, so a checkpoint also lists, per profile, the records above its
+//   cursor it has not settled. On start, Replay() re-routes records from the oldest cursor on,
+//   each to the profiles that had not finished it: a slow or failing profile does not make the
+//   others see duplicates, nor do notifications delivered ahead of it.
 //   Webhook ids do not change: they are the events' eventIds, or derived from the record's
 //   position.
 //
@@ -46,6 +48,9 @@ class DeliveryLog {
     std::chrono::milliseconds cursor_interval{200};
     // Replay waits while a profile queue holds more than this, instead of overflowing it.
     size_t replay_queue_limit = 50'000;
+    // Per profile, how many unsettled records a checkpoint lists, so a restart replays only
+    // those between the profile's cursor and the frontier; with more, it replays all of them.
+    size_t max_listed_unsettled = 4096;
     std::function<void(std::string_view)> log;
   };
 
@@ -115,7 +120,12 @@ class DeliveryLog {
   // From the cursor file read at Open.
   bool had_cursors_ = false;
   uint64_t saved_frontier_ = 0;
-  absl::flat_hash_map<std::string, uint64_t> saved_cursors_;
+  struct SavedCursor {
+    uint64_t cursor = 0;
+    std::vector<uint64_t> unsettled;  // ascending, between the cursor and the frontier
+    bool listed_all = true;
+  };
+  absl::flat_hash_map<std::string, SavedCursor> saved_cursors_;
 
   std::mutex checkpoint_mu_;  // one checkpoint at a time
   std::string last_written_;

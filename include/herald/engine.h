@@ -92,6 +92,19 @@ struct ProfileProgress {
   std::string profile_id;
   uint64_t oldest_unsettled = UINT64_MAX;
   uint64_t outstanding = 0;  // notifications not yet settled
+  // The distinct sequences with a notification not settled, ascending (completion is out of
+  // order: settled ones above the oldest are left out), up to DeliveryProgress's `max_listed`;
+  // `listed_all` is false when there were more.
+  std::vector<uint64_t> unsettled;
+  bool listed_all = true;
+};
+
+// What a replayed input owes a profile after a restart: nothing below `floor`; in
+// [floor, upto) only the sequences in `only` (ascending); from `upto` on, everything.
+struct ReplayPlan {
+  uint64_t floor = 0;
+  uint64_t upto = 0;
+  std::vector<uint64_t> only;
 };
 
 class Engine;
@@ -202,12 +215,13 @@ class Engine {
 
   // --- delivery progress (a durable log in front of the engine) ------------------------------
   // Per profile, the oldest input sequence with a notification not yet settled
-  // (Notification::Settle), or UINT64_MAX when none is outstanding. Inputs being ingested at the
-  // moment are the caller's to account for.
-  virtual std::vector<ProfileProgress> DeliveryProgress() const = 0;
-  // After a restart: inputs with a sequence below `sequence` are done for the profile, so
-  // replaying them makes no notification for it. NotFound for an unknown profile.
-  virtual absl::Status SetReplayFloor(std::string_view profile_id, uint64_t sequence) = 0;
+  // (Notification::Settle), or UINT64_MAX when none is outstanding, and up to `max_listed` of the
+  // unsettled sequences. Inputs being ingested at the moment are the caller's to account for.
+  virtual std::vector<ProfileProgress> DeliveryProgress(size_t max_listed = 0) const = 0;
+  // After a restart, before replaying the log: which replayed inputs make notifications for the
+  // profile (the rest it had finished). Not while inputs are being ingested. NotFound for an
+  // unknown profile.
+  virtual absl::Status SetReplayPlan(std::string_view profile_id, ReplayPlan plan) = 0;
 };
 
 }  // namespace herald

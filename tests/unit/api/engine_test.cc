@@ -198,6 +198,17 @@ TEST(Engine, DeliveryProgressFollowsOutOfOrderSettlementPerProfile) {
   fast[1].Settle();
   EXPECT_TRUE(fast[1].empty());
   EXPECT_EQ(OldestUnsettled(*engine, "fast"), 10u);
+  for (const auto& p : engine->DeliveryProgress(10)) {
+    if (p.profile_id != "fast") continue;
+    EXPECT_EQ(p.unsettled, (std::vector<uint64_t>{10, 11}));  // 12 completed ahead of them
+    EXPECT_TRUE(p.listed_all);
+    EXPECT_EQ(p.outstanding, 2u);
+  }
+  for (const auto& p : engine->DeliveryProgress(1)) {
+    if (p.profile_id == "fast") {
+      EXPECT_FALSE(p.listed_all);
+    }
+  }
   fast[0].Settle();
   EXPECT_EQ(OldestUnsettled(*engine, "fast"), 11u);
   fast[2].Settle();
@@ -210,7 +221,7 @@ TEST(Engine, DeliveryProgressFollowsOutOfOrderSettlementPerProfile) {
   EXPECT_EQ(OldestUnsettled(*engine, "slow"), 11u);
 }
 
-TEST(Engine, ReplayFloorSkipsWhatAProfileHadDoneAndIdsRepeat) {
+TEST(Engine, ReplayPlanSkipsWhatAProfileHadDoneAndIdsRepeat) {
   auto engine = MakeEngine({.fanout = Fanout::kAll});
   ASSERT_TRUE(engine->CreateProfile(Profile("a")).ok());
   ASSERT_TRUE(engine->CreateProfile(Profile("b")).ok());
@@ -224,8 +235,10 @@ TEST(Engine, ReplayFloorSkipsWhatAProfileHadDoneAndIdsRepeat) {
   const std::string id(first[0].webhook_id());
   Drain(*engine, "b");
 
-  ASSERT_TRUE(engine->SetReplayFloor("a", 8).ok());
-  EXPECT_EQ(engine->SetReplayFloor("nope", 8).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(engine->SetReplayPlan("a", {.floor = 8, .upto = 8}).ok());
+  EXPECT_EQ(engine->SetReplayPlan("nope", {}).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine->SetReplayPlan("b", {.floor = 1, .upto = 9, .only = {7, 3}}).code(),
+            absl::StatusCode::kInvalidArgument);
   // The same input replayed: `a` had finished it, `b` gets it again with the same generated id.
   const IngestResult r = engine->Ingest(event, InputFormat::kAuto, nullptr, 7);
   EXPECT_EQ(r.notifications, 1u);
@@ -236,6 +249,15 @@ TEST(Engine, ReplayFloorSkipsWhatAProfileHadDoneAndIdsRepeat) {
   // Later inputs reach `a` again.
   engine->Ingest(event, InputFormat::kAuto, nullptr, 8);
   EXPECT_EQ(Drain(*engine, "a").size(), 1u);
+  Drain(*engine, "b");
+
+  // Between floor and upto only the listed inputs: `b` had finished 5 but not 6.
+  ASSERT_TRUE(engine->SetReplayPlan("b", {.floor = 4, .upto = 7, .only = {6}}).ok());
+  for (uint64_t seq : {3, 5, 6, 7}) engine->Ingest(event, InputFormat::kAuto, nullptr, seq);
+  auto replayed = Drain(*engine, "b");
+  ASSERT_EQ(replayed.size(), 2u);
+  EXPECT_EQ(replayed[0].sequence(), 6u);
+  EXPECT_EQ(replayed[1].sequence(), 7u);
 }
 
 TEST(Engine, DeletingAProfileForgetsItsOutstandingNotifications) {
