@@ -238,8 +238,8 @@ TEST_P(CrashTest, AcknowledgedEventsReachEveryReceiverAfterKill9) {
   }
   std::printf(
       "durability %s: %d events, every one delivered to each of its profiles; %zu "
-      "duplicate deliveries (p0..p3: %zu %zu %zu %zu; p2 and p3 batch, so they run ahead "
-      "of their oldest unsettled record); %zu webhook-ids checked stable\n",
+      "duplicate deliveries (p0..p3: %zu %zu %zu %zu: delivered after the last checkpoint "
+      "or in flight at the kill); %zu webhook-ids checked stable\n",
       GetParam().c_str(), kEvents, duplicates, profile_duplicates[0], profile_duplicates[1],
       profile_duplicates[2], profile_duplicates[3], checked_ids);
   RecordProperty("duplicates", static_cast<int>(duplicates));
