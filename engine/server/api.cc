@@ -74,6 +74,52 @@ void NotPersisted(HttpResponse& r, const absl::Status& s) {
   r.headers.emplace_back("Retry-After", "5");
 }
 
+// An ingest answer that waits for its record's fdatasync (durability "always") without holding the
+// io thread: whichever comes second — the fdatasync or the server asking — sends it.
+class DurableAnswer {
+ public:
+  store::DeliveryLog::OnDurable OnDurable(std::shared_ptr<DurableAnswer> self) {
+    return [self](absl::Status s) {
+      HttpResponse::Resume resume;
+      {
+        std::lock_guard lock(self->mu_);
+        self->done_ = true;
+        self->status_ = std::move(s);
+        resume = std::move(self->resume_);
+      }
+      if (resume) Send(resume, self->status_);
+    };
+  }
+  std::function<void(HttpResponse::Resume)> Wait(std::shared_ptr<DurableAnswer> self) {
+    return [self](HttpResponse::Resume resume) {
+      {
+        std::lock_guard lock(self->mu_);
+        if (!self->done_) {
+          self->resume_ = std::move(resume);
+          return;
+        }
+      }
+      Send(resume, self->status_);
+    };
+  }
+
+ private:
+  static void Send(const HttpResponse::Resume& resume, const absl::Status& s) {
+    if (s.ok()) return resume(nullptr);
+    HttpResponse failed;
+    Error(failed, 503, "SERVICE_UNAVAILABLE",
+          Cat("the events were written but could not be made durable (", ToStd(s.message()),
+              "); send them again"));
+    failed.headers.emplace_back("Retry-After", "5");
+    resume(&failed);
+  }
+
+  std::mutex mu_;
+  bool done_ = false;
+  absl::Status status_;
+  HttpResponse::Resume resume_;
+};
+
 void Json(HttpResponse& r, int status, std::string body) {
   r.status = status;
   r.content_type = "application/json";
@@ -399,6 +445,12 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
   }
   std::vector<IngestError> errors;
   absl::StatusOr<IngestResult> routed;
+  std::shared_ptr<DurableAnswer> durable;
+  store::DeliveryLog::OnDurable on_durable;
+  if (events_ && events_->durability() == store::Spool::Durability::kAlways) {
+    durable = std::make_shared<DurableAnswer>();
+    on_durable = durable->OnDurable(durable);
+  }
   if (!native.empty()) {
     // /v1/events/{channel}/{event}: the channel's own payload.
     const size_t slash = native.find('/', 1);
@@ -414,7 +466,7 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
       return Error(response, 415, "UNSUPPORTED_MEDIA_TYPE", "native payloads are application/json");
     }
     const auto start = std::chrono::steady_clock::now();
-    routed = events_ ? events_->IngestNative(channel, event, input, &errors)
+    routed = events_ ? events_->IngestNative(channel, event, input, &errors, std::move(on_durable))
                      : engine_.IngestNative(channel, event, input, &errors);
     routing_latency_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -427,9 +479,10 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
   } else {
     const auto start = std::chrono::steady_clock::now();
     if (events_) {
-      routed = request.ingest_body ? events_->Ingest(std::move(request.ingest_body),
-                                                     request.ingest_size, format, &errors)
-                                   : events_->Ingest(input, format, &errors);
+      routed = request.ingest_body
+                   ? events_->Ingest(std::move(request.ingest_body), request.ingest_size, format,
+                                     &errors, std::move(on_durable))
+                   : events_->Ingest(input, format, &errors, std::move(on_durable));
     } else {
       routed = request.ingest_body ? engine_.Ingest(std::move(request.ingest_body),
                                                     request.ingest_size, format, &errors)
@@ -465,6 +518,7 @@ void Api::Ingest(HttpRequest& request, std::string_view native, HttpResponse& re
   }
   body += "]}";
   Json(response, 202, std::move(body));
+  if (durable) response.wait = durable->Wait(durable);  // 202 once the fdatasync is done
 }
 
 void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::string_view query,
@@ -938,6 +992,8 @@ void Api::Metrics(HttpResponse& response) {
     counter("herald_spool_append_errors_total",
             "Ingest requests refused (503) because the spool could not store them.",
             s.append_errors);
+    counter("herald_spool_fsyncs_total", "fdatasyncs of the spool (shared by group commit).",
+            s.fsyncs);
     counter("herald_spool_replayed_records_total", "Spool records re-routed at start.", s.replayed);
     counter("herald_spool_cursor_writes_total", "Delivery cursor checkpoints written.",
             s.cursor_writes);

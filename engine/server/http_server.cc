@@ -227,6 +227,17 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponse response;
     server_->handler(request_, response);
     request_ = HttpRequest{};  // releases the ingest buffer's reference
+    if (response.wait) {
+      auto held = std::make_shared<HttpResponse>(std::move(response));
+      auto wait = std::exchange(held->wait, nullptr);
+      wait([self = shared_from_this(), held](HttpResponse* replacement) {
+        if (replacement) *held = std::move(*replacement);
+        asio::post(self->stream_.get_executor(), [self, held] {
+          self->Write(*held, self->keep_alive_ && !self->server_->stopping.load());
+        });
+      });
+      return;
+    }
     Write(response, keep_alive_ && !server_->stopping.load());
   }
 

@@ -41,6 +41,11 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // Set by a handler whose answer must wait (for an fsync) without holding its io thread: the
+  // server calls it once with `resume`, and answers when resume runs (from any thread, once):
+  // with this response, or with `*replacement` when given.
+  using Resume = std::function<void(HttpResponse* replacement)>;
+  std::function<void(Resume resume)> wait;
 };
 
 // Requests and connections refused by a limit, exported as metrics.

@@ -89,7 +89,7 @@ DeliveryLog::~DeliveryLog() { Stop(); }
 
 absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(
     std::string_view header, std::string_view body,
-    const std::function<IngestResult(uint64_t)>& route) {
+    const std::function<IngestResult(uint64_t)>& route, OnDurable on_durable) {
   size_t slot;
   {
     // Taken before the append: a checkpoint that reads the spool's next sequence after this
@@ -101,7 +101,10 @@ absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(
     routing_[slot] = spool_->next_seq();
   }
   const std::string_view parts[] = {header, body};
-  auto seq = spool_->AppendParts(parts);
+  // With an asynchronous caller the record is routed before it is durable: a crash before the
+  // fdatasync can then only have delivered events the client was never told were accepted.
+  auto seq =
+      on_durable ? spool_->AppendParts(parts, std::move(on_durable)) : spool_->AppendParts(parts);
   std::optional<IngestResult> result;
   if (seq.ok()) result = route(*seq);
   {
@@ -121,29 +124,36 @@ absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(
 
 absl::StatusOr<IngestResult> DeliveryLog::Ingest(IngestBuffer buffer, size_t size,
                                                  InputFormat format,
-                                                 std::vector<IngestError>* errors) {
+                                                 std::vector<IngestError>* errors,
+                                                 OnDurable on_durable) {
   const char kind = format == InputFormat::kNdjson ? kNdjson : kSingle;
   const std::string_view body(buffer ? buffer.data() : "", buffer ? size : 0);
-  return AppendAndRoute(std::string_view(&kind, 1), body, [&](uint64_t seq) {
-    return engine_.Ingest(std::move(buffer), size, format, errors, seq);
-  });
+  return AppendAndRoute(
+      std::string_view(&kind, 1), body,
+      [&](uint64_t seq) { return engine_.Ingest(std::move(buffer), size, format, errors, seq); },
+      std::move(on_durable));
 }
 
 absl::StatusOr<IngestResult> DeliveryLog::Ingest(std::string_view bytes, InputFormat format,
-                                                 std::vector<IngestError>* errors) {
+                                                 std::vector<IngestError>* errors,
+                                                 OnDurable on_durable) {
   const char kind = format == InputFormat::kNdjson ? kNdjson : kSingle;
-  return AppendAndRoute(std::string_view(&kind, 1), bytes,
-                        [&](uint64_t seq) { return engine_.Ingest(bytes, format, errors, seq); });
+  return AppendAndRoute(
+      std::string_view(&kind, 1), bytes,
+      [&](uint64_t seq) { return engine_.Ingest(bytes, format, errors, seq); },
+      std::move(on_durable));
 }
 
 absl::StatusOr<IngestResult> DeliveryLog::IngestNative(std::string_view channel,
                                                        std::string_view event,
                                                        std::string_view bytes,
-                                                       std::vector<IngestError>* errors) {
+                                                       std::vector<IngestError>* errors,
+                                                       OnDurable on_durable) {
   const std::string header = Cat(std::string_view(&kNative, 1), channel, "\n", event, "\n");
-  return AppendAndRoute(header, bytes, [&](uint64_t seq) {
-    return engine_.IngestNative(channel, event, bytes, errors, seq);
-  });
+  return AppendAndRoute(
+      header, bytes,
+      [&](uint64_t seq) { return engine_.IngestNative(channel, event, bytes, errors, seq); },
+      std::move(on_durable));
 }
 
 IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record) {
@@ -289,6 +299,7 @@ void DeliveryLog::Stop() {
   }
   run_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  spool_->Flush();  // no ingest waits for an fdatasync after this
   if (auto s = Checkpoint(); !s.ok() && options_.log) {
     options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
   }
@@ -301,6 +312,7 @@ DeliveryLog::Stats DeliveryLog::stats() const {
           .first_seq = spool_->first_seq(),
           .next_seq = spool_->next_seq(),
           .segments = spool_->segments(),
+          .fsyncs = spool_->syncs(),
           .replayed = replayed_.load(std::memory_order_relaxed),
           .cursor_writes = cursor_writes_.load(std::memory_order_relaxed),
           .cursor_errors = cursor_errors_.load(std::memory_order_relaxed),

@@ -61,6 +61,7 @@ class DeliveryLog {
     uint64_t first_seq = 0;  // the oldest record kept
     uint64_t next_seq = 0;
     uint64_t segments = 0;
+    uint64_t fsyncs = 0;
     uint64_t replayed = 0;  // records re-routed at start
     uint64_t cursor_writes = 0;
     uint64_t cursor_errors = 0;
@@ -81,13 +82,22 @@ class DeliveryLog {
   void Stop();
 
   // Appends, then routes with the record's sequence. An error means nothing was accepted.
+  // Without `on_durable` the call returns once the record is as durable as the setting promises.
+  // With it, the call returns once the record is written and routed, and `on_durable` follows
+  // when it is durable (under `always`, after the fdatasync it shares with every record written
+  // meanwhile; at once otherwise), with the fdatasync's error if that failed.
+  using OnDurable = std::function<void(absl::Status)>;
   absl::StatusOr<IngestResult> Ingest(IngestBuffer buffer, size_t size, InputFormat format,
-                                      std::vector<IngestError>* errors);
+                                      std::vector<IngestError>* errors,
+                                      OnDurable on_durable = nullptr);
   absl::StatusOr<IngestResult> Ingest(std::string_view bytes, InputFormat format,
-                                      std::vector<IngestError>* errors);
+                                      std::vector<IngestError>* errors,
+                                      OnDurable on_durable = nullptr);
   absl::StatusOr<IngestResult> IngestNative(std::string_view channel, std::string_view event,
                                             std::string_view bytes,
-                                            std::vector<IngestError>* errors);
+                                            std::vector<IngestError>* errors,
+                                            OnDurable on_durable = nullptr);
+  Spool::Durability durability() const { return options_.durability; }
 
   Stats stats() const;
   const Spool::Recovery& recovery() const { return spool_->recovery(); }
@@ -99,7 +109,8 @@ class DeliveryLog {
   // Appends a record of `header` + `body` while the caller's routing is registered as in
   // progress; `route(seq)` runs only when the append succeeded.
   absl::StatusOr<IngestResult> AppendAndRoute(std::string_view header, std::string_view body,
-                                              const std::function<IngestResult(uint64_t)>& route);
+                                              const std::function<IngestResult(uint64_t)>& route,
+                                              OnDurable on_durable);
   // Routes one stored record (replay).
   IngestResult Route(uint64_t seq, std::string_view record);
   // Every record before it is routed (none is between append and the end of routing).

@@ -82,7 +82,7 @@ size_t ScanSegment(std::string_view data, uint64_t first_seq,
 absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(Options options) {
   std::unique_ptr<Spool> spool(new Spool(std::move(options)));
   if (auto s = spool->Recover(); !s.ok()) return s;
-  if (spool->options_.durability == Durability::kBatch) {
+  if (spool->options_.durability != Durability::kNone) {
     spool->flusher_ = std::thread([s = spool.get()] { s->Flusher(); });
   }
   return spool;
@@ -95,6 +95,7 @@ Spool::~Spool() {
   }
   flusher_cv_.notify_all();
   if (flusher_.joinable()) flusher_.join();
+  Flush();
   if (fd_ >= 0) {
     if (options_.durability != Durability::kNone) ::fdatasync(fd_);
     ::close(fd_);
@@ -185,11 +186,68 @@ absl::StatusOr<uint64_t> Spool::AppendParts(std::span<const std::string_view> pa
   return Write(1, [&](std::string& frames, uint64_t first) { AppendRecord(frames, first, parts); });
 }
 
+absl::StatusOr<uint64_t> Spool::AppendParts(std::span<const std::string_view> parts,
+                                            std::function<void(absl::Status)> on_durable) {
+  if (options_.durability != Durability::kAlways) {
+    auto seq = AppendParts(parts);
+    if (seq.ok()) on_durable(absl::OkStatus());
+    return seq;
+  }
+  uint64_t seq;
+  {
+    std::lock_guard lock(mu_);  // written and registered in sequence order
+    auto first =
+        WriteLocked(1, [&](std::string& frames, uint64_t f) { AppendRecord(frames, f, parts); });
+    if (!first.ok()) return first;
+    seq = *first;
+  }
+  {
+    std::lock_guard lock(flusher_mu_);
+    waiters_.push_back(std::move(on_durable));
+  }
+  flusher_cv_.notify_one();
+  return seq;
+}
+
+void Spool::SyncWaiters(std::unique_lock<std::mutex>& lock) {
+  if (waiters_.empty()) return;
+  auto waiting = std::exchange(waiters_, {});
+  lock.unlock();
+  // Every waiter's record was written before it registered, so this covers them all.
+  const absl::Status s = SyncUpTo(written_seq_.load(std::memory_order_acquire));
+  for (auto& fn : waiting) fn(s);
+  lock.lock();
+}
+
+void Spool::Flush() {
+  std::unique_lock lock(flusher_mu_);
+  SyncWaiters(lock);
+  lock.unlock();
+  if (options_.durability != Durability::kNone) {
+    (void)SyncUpTo(written_seq_.load(std::memory_order_acquire));
+  }
+}
+
 absl::StatusOr<uint64_t> Spool::Write(size_t count,
                                       const std::function<void(std::string&, uint64_t)>& frame) {
-  uint64_t first, end;
+  uint64_t end;
+  absl::StatusOr<uint64_t> first;
   {
     std::lock_guard lock(mu_);
+    first = WriteLocked(count, frame);
+    if (!first.ok()) return first;
+    end = *first + count;
+  }
+  if (options_.durability == Durability::kAlways) {
+    if (auto s = SyncUpTo(end); !s.ok()) return s;
+  }
+  return first;
+}
+
+absl::StatusOr<uint64_t> Spool::WriteLocked(
+    size_t count, const std::function<void(std::string&, uint64_t)>& frame) {
+  uint64_t first;
+  {
     if (broken_) {
       return absl::UnavailableError(
           Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
@@ -212,11 +270,7 @@ absl::StatusOr<uint64_t> Spool::Write(size_t count,
     segment_size_ += frames.size();
     first = next_seq_;
     next_seq_ += count;
-    end = next_seq_;
-    written_seq_.store(end, std::memory_order_release);
-  }
-  if (options_.durability == Durability::kAlways) {
-    if (auto s = SyncUpTo(end); !s.ok()) return s;
+    written_seq_.store(next_seq_, std::memory_order_release);
   }
   return first;
 }
@@ -236,6 +290,7 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
   if (fd < 0) return ErrnoError("dup", path);
   const int rc = ::fdatasync(fd);
   ::close(fd);
+  syncs_.fetch_add(1, std::memory_order_relaxed);
   if (rc != 0) return ErrnoError("fdatasync", path);
   synced_seq_.store(upto, std::memory_order_release);
   return absl::OkStatus();
@@ -243,6 +298,14 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
 
 void Spool::Flusher() {
   std::unique_lock lock(flusher_mu_);
+  if (options_.durability == Durability::kAlways) {
+    // Group commit for AppendParts' waiters: one fdatasync for all that arrived meanwhile.
+    while (!stop_) {
+      flusher_cv_.wait(lock, [&] { return stop_ || !waiters_.empty(); });
+      SyncWaiters(lock);
+    }
+    return;
+  }
   while (!stop_) {
     flusher_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_; });
     const uint64_t written = written_seq_.load(std::memory_order_acquire);

@@ -23,6 +23,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -55,6 +57,15 @@ class Spool {
   absl::StatusOr<uint64_t> Append(std::span<const std::string_view> records);
   // Appends one record whose payload is `parts` concatenated; returns its sequence number.
   absl::StatusOr<uint64_t> AppendParts(std::span<const std::string_view> parts);
+  // The same without waiting for the disk: returns once the record is written, and calls
+  // `on_durable` when it is as durable as the setting promises — at once for none and batch; for
+  // always, from the flusher thread after the fdatasync that covers it, which every record
+  // written meanwhile shares (group commit across any number of callers). On an error,
+  // `on_durable` is not called.
+  absl::StatusOr<uint64_t> AppendParts(std::span<const std::string_view> parts,
+                                       std::function<void(absl::Status)> on_durable);
+  // Makes every record written so far durable and runs the callbacks still waiting for that.
+  void Flush();
 
   // Calls fn(seq, payload) for every record with seq >= from, in order, until it returns false.
   absl::Status Read(uint64_t from, const std::function<bool(uint64_t, std::string_view)>& fn) const;
@@ -65,6 +76,7 @@ class Spool {
   uint64_t next_seq() const;
   uint64_t first_seq() const;  // the oldest record kept (next_seq() when there is none)
   size_t segments() const;
+  uint64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }  // fdatasyncs made
   const Recovery& recovery() const { return recovery_; }
 
  private:
@@ -74,6 +86,9 @@ class Spool {
   // Appends `count` records that `frame` frames from sequence number `first` on.
   absl::StatusOr<uint64_t> Write(size_t count,
                                  const std::function<void(std::string&, uint64_t first)>& frame);
+  // The write alone, with mu_ held.
+  absl::StatusOr<uint64_t> WriteLocked(
+      size_t count, const std::function<void(std::string&, uint64_t first)>& frame);
   absl::Status SyncUpTo(uint64_t seq);
   void Flusher();
 
@@ -89,11 +104,16 @@ class Spool {
   std::mutex sync_mu_;  // one fdatasync at a time; waiters find their records synced
   std::atomic<uint64_t> synced_seq_{0};  // every record below it is on disk
   std::atomic<uint64_t> written_seq_{0};
+  std::atomic<uint64_t> syncs_{0};
 
   std::mutex flusher_mu_;
   std::condition_variable flusher_cv_;
   bool stop_ = false;
+  // kAlways: callbacks of AppendParts waiting for their record's fdatasync.
+  std::vector<std::function<void(absl::Status)>> waiters_;
   std::thread flusher_;
+  // Syncs and runs the waiters it covers; with flusher_mu_ held (unlocks it while syncing).
+  void SyncWaiters(std::unique_lock<std::mutex>& lock);
 };
 
 }  // namespace herald::store

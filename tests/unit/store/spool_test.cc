@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -186,6 +187,33 @@ TEST(Spool, ConcurrentAppendersShareGroupCommits) {
   }
   std::sort(all.begin(), all.end());
   for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i + 1);  // each number once
+  EXPECT_EQ(ReadAll(**spool).size(), 800u);
+}
+
+TEST(Spool, AsynchronousAppendersShareFdatasyncsAndAreAllAnswered) {
+  TempDir dir;
+  auto spool = Spool::Open({.dir = dir.path() + "/spool",
+                            .durability = Spool::Durability::kAlways,
+                            .segment_bytes = 4096});
+  ASSERT_TRUE(spool.ok());
+  std::atomic<int> durable{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string r = "t" + std::to_string(t) + "-" + std::to_string(i);
+        const std::string_view parts[] = {r};
+        auto seq = (*spool)->AppendParts(
+            parts, [&](absl::Status s) { (s.ok() ? durable : failed).fetch_add(1); });
+        EXPECT_TRUE(seq.ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  (*spool)->Flush();
+  EXPECT_EQ(durable.load(), 800);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_LT((*spool)->syncs(), 800u);  // grouped: callers do not wait in turn
   EXPECT_EQ(ReadAll(**spool).size(), 800u);
 }
 
