@@ -185,7 +185,6 @@ class EngineImpl final : public Engine {
     // Its outstanding notifications no longer hold anything back; a profile re-created with
     // this id starts afresh.
     it->second.queue->tracker().Reset();
-    it->second.queue->SetReplayPlan(0, 0, {});
     profiles_.erase(it);
     profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
@@ -588,8 +587,11 @@ class EngineImpl final : public Engine {
     if (view.event_id.empty()) {
       // From a logged input the id depends only on its position and the event's place in it, so
       // a replay sends the same webhook-id.
-      generated = seq != 0 ? HashCombine(seq, result.accepted)
-                           : next_event_id_.fetch_add(1, std::memory_order_relaxed);
+      // The payload too: should a lost spool tail make a sequence number come again, a
+      // different event does not repeat an id a receiver has seen.
+      generated =
+          seq != 0 ? HashCombine(HashCombine(seq, result.accepted), StableHashBytes(view.payload))
+                   : next_event_id_.fetch_add(1, std::memory_order_relaxed);
     }
     const std::string_view event_name = catalog_->event_info(keys.pair_id).event;
     for (const auto* winner : winners) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "absl/hash/hash.h"
@@ -25,6 +26,21 @@ inline uint64_t HashBytes(std::string_view s) { return absl::Hash<std::string_vi
 // Order-dependent combination of two hashes.
 inline constexpr uint64_t HashCombine(uint64_t a, uint64_t b) {
   return Mix64(a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL);
+}
+
+// The same in every process and on every run (absl::Hash is seeded per process), for ids that
+// must survive a restart. Eight bytes at a time.
+inline uint64_t StableHashBytes(std::string_view s) {
+  uint64_t h = 0x2545F4914F6CDD1DULL ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, s.data() + i, 8);
+    h = Mix64(h ^ word) * 0x9e3779b97f4a7c15ULL;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  return Mix64(h ^ tail);
 }
 
 // Maps a 64-bit hash uniformly onto [0, n) without a division (Lemire's fastrange).

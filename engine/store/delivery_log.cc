@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 
 #include "engine/common/framed_records.h"
@@ -76,6 +77,14 @@ absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, 
     if (log->options_.log) {
       log->options_.log(Cat("spool: ", path, " is damaged at line ", read->bad_line,
                             "; replaying every record kept (duplicates possible, nothing lost)"));
+    }
+  } else if (read->records > 0 && frontier > log->spool_->next_seq()) {
+    // The cursors know records the spool no longer has (durability none, and the machine lost
+    // power): they would skip the sequence numbers reused from here on.
+    if (log->options_.log) {
+      log->options_.log(Cat("spool: ", path, " is ahead of the spool (record ", frontier, " > ",
+                            log->spool_->next_seq(),
+                            "): records were lost with the machine; replaying every record kept"));
     }
   } else if (read->records > 0) {
     log->had_cursors_ = true;
@@ -192,30 +201,32 @@ absl::Status DeliveryLog::Replay() {
       if (auto s = engine_.SetReplayPlan(progress.profile_id, std::move(plan)); !s.ok()) return s;
     }
   }
-  if (from >= end) return absl::OkStatus();
+  if (from >= end) {
+    replayed_all_ = true;
+    return absl::OkStatus();
+  }
   if (options_.log) {
     options_.log(Cat("spool: replaying records ", from, " to ", end - 1,
                      " (not yet delivered to every profile when heraldd stopped)"));
   }
-  auto wait_for_room = [&] {
-    for (;;) {
-      uint64_t deepest = 0;
-      for (const auto& q : engine_.queue_stats()) deepest = std::max(deepest, q.depth);
-      if (deepest <= options_.replay_queue_limit) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // A full queue refuses notifications (a receiver that is down holds its queue full). Which
+  // profiles refused a record shows in their back-pressure counters; those (profile, record)
+  // pairs are routed again, to that profile alone, as room appears.
+  absl::flat_hash_map<std::string, uint64_t> refusals;
+  for (const auto& q : engine_.queue_stats()) refusals[q.profile_id] = q.back_pressured;
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> refused;
+  auto note_refusals = [&](uint64_t seq) {
+    for (const auto& q : engine_.queue_stats()) {
+      uint64_t& before = refusals[q.profile_id];
+      if (q.back_pressured > before) refused[q.profile_id].push_back(seq);
+      before = q.back_pressured;
     }
   };
   auto last_report = std::chrono::steady_clock::now();
   uint64_t routed = 0;
   auto s = spool_->Read(from, [&](uint64_t seq, std::string_view record) {
     if (seq >= end) return false;
-    if (routed % 256 == 0) wait_for_room();
-    // A full queue refuses a notification: wait for room and route the record again (a
-    // profile that took it already may see it twice; none misses it).
-    while (Route(seq, record).back_pressured > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      wait_for_room();
-    }
+    if (Route(seq, record).back_pressured > 0) note_refusals(seq);
     ++routed;
     replayed_.fetch_add(1, std::memory_order_relaxed);
     if (options_.log && std::chrono::steady_clock::now() - last_report > std::chrono::seconds(2)) {
@@ -225,7 +236,57 @@ absl::Status DeliveryLog::Replay() {
     return true;
   });
   if (!s.ok()) return s;
-  if (options_.log) options_.log(Cat("spool: replayed ", routed, " records"));
+
+  auto progress_at = std::chrono::steady_clock::now();
+  while (!refused.empty() &&
+         std::chrono::steady_clock::now() - progress_at < options_.replay_patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let receivers drain queues
+    // Each refusing profile wants exactly its refused records; the others want none of them.
+    uint64_t first = UINT64_MAX;
+    size_t before = 0;
+    for (const auto& progress : engine_.DeliveryProgress()) {
+      ReplayPlan plan{.floor = UINT64_MAX, .upto = UINT64_MAX};
+      if (auto it = refused.find(progress.profile_id); it != refused.end()) {
+        plan = {.floor = 0, .upto = UINT64_MAX, .only = it->second};
+        first = std::min(first, it->second.front());
+        before += it->second.size();
+      }
+      if (auto st = engine_.SetReplayPlan(progress.profile_id, std::move(plan)); !st.ok()) {
+        return st;
+      }
+    }
+    refused.clear();
+    s = spool_->Read(first, [&](uint64_t seq, std::string_view record) {
+      if (seq >= end) return false;
+      if (Route(seq, record).back_pressured > 0) note_refusals(seq);
+      return true;
+    });
+    if (!s.ok()) return s;
+    size_t after = 0;
+    for (const auto& [id, seqs] : refused) after += seqs.size();
+    if (after < before) progress_at = std::chrono::steady_clock::now();
+  }
+  // From here on every profile takes every record.
+  for (const auto& progress : engine_.DeliveryProgress()) {
+    if (auto st = engine_.SetReplayPlan(progress.profile_id, {}); !st.ok()) return st;
+  }
+  size_t left = 0;
+  for (auto& [id, seqs] : refused) {
+    left += seqs.size();
+    // Not delivered in this run: checkpoints keep them unfinished, so the next start replays
+    // them; nothing is lost.
+    std::vector<uint64_t>& held = stranded_[id];
+    held.insert(held.end(), seqs.begin(), seqs.end());
+  }
+  if (options_.log) {
+    options_.log(Cat("spool: replayed ", routed, " records"));
+    if (left > 0) {
+      options_.log(Cat("spool: ", left, " notification(s) found their profile's queue full for ",
+                       options_.replay_patience.count(), " ms",
+                       "; they stay in the spool and are replayed at the next start"));
+    }
+  }
+  replayed_all_ = true;
   return absl::OkStatus();
 }
 
@@ -233,11 +294,15 @@ uint64_t DeliveryLog::Frontier() const {
   std::lock_guard lock(routing_mu_);
   uint64_t frontier = spool_->next_seq();
   for (uint64_t slot : routing_) frontier = std::min(frontier, slot);
-  return frontier;
+  // Never past what is on disk: after a power loss the spool may come back shorter than what
+  // was written, and a cursor beyond its end would skip the sequence numbers it reuses.
+  return std::min(frontier, spool_->durable_seq());
 }
 
 absl::Status DeliveryLog::Checkpoint() {
   std::lock_guard lock(checkpoint_mu_);
+  // Before the replay, the records it would route are not tracked: cursors would pass them.
+  if (!replayed_all_) return absl::OkStatus();
   // The frontier first: every record before it had finished routing, so its notifications are
   // in the progress read next (or settled already).
   const uint64_t frontier = Frontier();
@@ -246,7 +311,16 @@ absl::Status DeliveryLog::Checkpoint() {
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
   uint64_t slowest = frontier;
   std::string contents = FrameRecord(Cat("frontier ", frontier));
-  for (const auto& p : progress) {
+  for (auto& p : progress) {
+    if (auto it = stranded_.find(p.profile_id); it != stranded_.end()) {
+      // Refused during the replay, so never tracked: still unfinished.
+      std::vector<uint64_t> merged;
+      std::merge(p.unsettled.begin(), p.unsettled.end(), it->second.begin(), it->second.end(),
+                 std::back_inserter(merged));
+      merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+      p.unsettled = std::move(merged);
+      p.oldest_unsettled = std::min(p.oldest_unsettled, it->second.front());
+    }
     const uint64_t cursor =
         std::min(frontier, p.unsettled.empty() ? p.oldest_unsettled : p.unsettled.front());
     slowest = std::min(slowest, cursor);

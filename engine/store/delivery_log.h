@@ -46,8 +46,9 @@ class DeliveryLog {
     Spool::Durability durability = Spool::Durability::kBatch;
     size_t segment_bytes = 64u << 20;
     std::chrono::milliseconds cursor_interval{200};
-    // Replay waits while a profile queue holds more than this, instead of overflowing it.
-    size_t replay_queue_limit = 50'000;
+    // During Replay, how long records a full queue refused are offered again, for as long as
+    // some are taken; what is left is replayed at the next start.
+    std::chrono::milliseconds replay_patience{30'000};
     // Per profile, how many unsettled records a checkpoint lists, so a restart replays only
     // those between the profile's cursor and the frontier; with more, it replays all of them.
     size_t max_listed_unsettled = 4096;
@@ -137,8 +138,12 @@ class DeliveryLog {
     bool listed_all = true;
   };
   absl::flat_hash_map<std::string, SavedCursor> saved_cursors_;
+  // Records a full queue refused during Replay, per profile (ascending): checkpoints count them
+  // as unfinished. Written by Replay before checkpoints start.
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> stranded_;
 
-  std::mutex checkpoint_mu_;  // one checkpoint at a time
+  std::mutex checkpoint_mu_;               // one checkpoint at a time
+  std::atomic<bool> replayed_all_{false};  // checkpoints only after Replay() succeeded
   std::string last_written_;
 
   std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0}, replayed_{0};

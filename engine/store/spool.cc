@@ -212,16 +212,19 @@ absl::StatusOr<uint64_t> Spool::AppendParts(std::span<const std::string_view> pa
 void Spool::SyncWaiters(std::unique_lock<std::mutex>& lock) {
   if (waiters_.empty()) return;
   auto waiting = std::exchange(waiters_, {});
+  ++syncing_waiters_;
   lock.unlock();
   // Every waiter's record was written before it registered, so this covers them all.
   const absl::Status s = SyncUpTo(written_seq_.load(std::memory_order_acquire));
   for (auto& fn : waiting) fn(s);
   lock.lock();
+  if (--syncing_waiters_ == 0) waiters_done_cv_.notify_all();
 }
 
 void Spool::Flush() {
   std::unique_lock lock(flusher_mu_);
   SyncWaiters(lock);
+  waiters_done_cv_.wait(lock, [&] { return syncing_waiters_ == 0; });  // the flusher's too
   lock.unlock();
   if (options_.durability != Durability::kNone) {
     (void)SyncUpTo(written_seq_.load(std::memory_order_acquire));
@@ -252,7 +255,13 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
       return absl::UnavailableError(
           Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
     }
-    std::string frames;
+    if (sync_failing_.load(std::memory_order_relaxed)) {
+      return absl::UnavailableError(Cat("spool ", options_.dir, ": fdatasync is failing"));
+    }
+    // Reused, so steady-state appends allocate nothing; a huge request's buffer is not kept.
+    if (frames_.capacity() > (4u << 20)) frames_ = std::string();
+    std::string& frames = frames_;
+    frames.clear();
     frame(frames, next_seq_);
     if (segment_size_ > 0 && segment_size_ + frames.size() > options_.segment_bytes) {
       // The old segment is complete: make it durable before the new one takes appends.
@@ -310,8 +319,13 @@ void Spool::Flusher() {
     flusher_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_; });
     const uint64_t written = written_seq_.load(std::memory_order_acquire);
     if (written > synced_seq_.load(std::memory_order_acquire)) {
-      if (auto s = SyncUpTo(written); !s.ok() && options_.log) {
-        options_.log(Cat("spool: ", ToStd(s.message())));
+      const absl::Status s = SyncUpTo(written);
+      // While syncs fail, a 202 could not keep batch's promise: appends are refused.
+      if (sync_failing_.exchange(!s.ok()) != !s.ok() && options_.log) {
+        options_.log(s.ok() ? std::string("spool: fdatasync works again; accepting events")
+                            : Cat("spool: ", ToStd(s.message()),
+                                  "; refusing events until an "
+                                  "fdatasync succeeds"));
       }
     }
   }
@@ -354,6 +368,11 @@ absl::Status Spool::Retain(uint64_t before) {
 uint64_t Spool::next_seq() const {
   std::lock_guard lock(mu_);
   return next_seq_;
+}
+
+uint64_t Spool::durable_seq() const {
+  if (options_.durability == Durability::kNone) return next_seq();
+  return synced_seq_.load(std::memory_order_acquire);
 }
 
 uint64_t Spool::first_seq() const {

@@ -64,7 +64,8 @@ class Spool {
   // `on_durable` is not called.
   absl::StatusOr<uint64_t> AppendParts(std::span<const std::string_view> parts,
                                        std::function<void(absl::Status)> on_durable);
-  // Makes every record written so far durable and runs the callbacks still waiting for that.
+  // Makes every record written so far durable, and returns once every callback waiting for
+  // that has run.
   void Flush();
 
   // Calls fn(seq, payload) for every record with seq >= from, in order, until it returns false.
@@ -74,6 +75,8 @@ class Spool {
   absl::Status Retain(uint64_t before);
 
   uint64_t next_seq() const;
+  // Every record below it is on disk (fdatasynced); next_seq() under durability none.
+  uint64_t durable_seq() const;
   uint64_t first_seq() const;  // the oldest record kept (next_seq() when there is none)
   size_t segments() const;
   uint64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }  // fdatasyncs made
@@ -100,17 +103,21 @@ class Spool {
   size_t segment_size_ = 0;
   uint64_t next_seq_ = 0;
   bool broken_ = false;  // a write could not be undone: refuse appends
+  std::string frames_;   // the records being written, framed
 
   std::mutex sync_mu_;  // one fdatasync at a time; waiters find their records synced
   std::atomic<uint64_t> synced_seq_{0};  // every record below it is on disk
   std::atomic<uint64_t> written_seq_{0};
   std::atomic<uint64_t> syncs_{0};
+  std::atomic<bool> sync_failing_{false};  // batch: the flusher's last fdatasync failed
 
   std::mutex flusher_mu_;
   std::condition_variable flusher_cv_;
   bool stop_ = false;
   // kAlways: callbacks of AppendParts waiting for their record's fdatasync.
   std::vector<std::function<void(absl::Status)>> waiters_;
+  int syncing_waiters_ = 0;  // batches of waiters being synced and answered right now
+  std::condition_variable waiters_done_cv_;
   std::thread flusher_;
   // Syncs and runs the waiters it covers; with flusher_mu_ held (unlocks it while syncing).
   void SyncWaiters(std::unique_lock<std::mutex>& lock);

@@ -4,7 +4,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -15,8 +18,11 @@ namespace {
 
 using test_support::TempDir;
 
-std::unique_ptr<Engine> MakeEngine(const std::vector<std::string>& profiles) {
-  auto engine = Engine::Create({.catalog_path = "configs/catalog.json", .fanout = Fanout::kAll});
+std::unique_ptr<Engine> MakeEngine(const std::vector<std::string>& profiles,
+                                   size_t queue_max = 100'000) {
+  auto engine = Engine::Create({.catalog_path = "configs/catalog.json",
+                                .fanout = Fanout::kAll,
+                                .queue_max_notifications = queue_max});
   EXPECT_TRUE(engine.ok()) << engine.status();
   for (const auto& id : profiles) {
     NotificationProfile p;
@@ -37,7 +43,8 @@ std::unique_ptr<DeliveryLog> OpenLog(const std::string& dir, Engine& engine) {
   auto log = DeliveryLog::Open({.data_dir = dir,
                                 .durability = Spool::Durability::kNone,
                                 .segment_bytes = 2048,
-                                .cursor_interval = std::chrono::milliseconds(10)},
+                                .cursor_interval = std::chrono::milliseconds(10),
+                                .replay_patience = std::chrono::milliseconds(300)},
                                engine);
   EXPECT_TRUE(log.ok()) << log.status();
   return *std::move(log);
@@ -147,6 +154,110 @@ TEST(DeliveryLog, NativePayloadsAndNdjsonReplayAsTheyWereIngested) {
   auto log = OpenLog(dir.path(), *engine);
   ASSERT_TRUE(log->Replay().ok());
   EXPECT_EQ(Ids(*engine, "a"), first);  // the same notifications, the same (generated) ids
+}
+
+TEST(DeliveryLog, NoCheckpointBeforeTheReplaySoUnreplayedRecordsAreNotPassed) {
+  TempDir dir;
+  {
+    auto engine = MakeEngine({"a"});
+    auto log = OpenLog(dir.path(), *engine);
+    ASSERT_TRUE(log->Replay().ok());
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
+    }
+    log->Stop();
+  }
+  {
+    // Started, then stopped without replaying (say the replay failed): nothing is tracked, so a
+    // checkpoint now would mark every record done.
+    auto engine = MakeEngine({"a"});
+    auto log = OpenLog(dir.path(), *engine);
+    log->Start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    log->Stop();
+    EXPECT_EQ(log->stats().cursor_writes, 0u);
+  }
+  auto engine = MakeEngine({"a"});
+  auto log = OpenLog(dir.path(), *engine);
+  ASSERT_TRUE(log->Replay().ok());
+  EXPECT_EQ(Ids(*engine, "a").size(), 10u);
+}
+
+TEST(DeliveryLog, CursorsAheadOfALostSpoolDoNotSkipReusedSequences) {
+  TempDir dir;
+  {
+    auto engine = MakeEngine({"a"});
+    auto log = OpenLog(dir.path(), *engine);
+    ASSERT_TRUE(log->Replay().ok());
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
+    }
+    std::vector<Notification> a;
+    Ids(*engine, "a", &a);
+    for (auto& n : a) n.Settle();
+    log->Stop();  // cursors at record 11
+  }
+  // The machine lost the spool's unsynced tail (here: all of it).
+  std::filesystem::remove_all(dir.path() + "/spool");
+  auto engine = MakeEngine({"a"});
+  auto log = OpenLog(dir.path(), *engine);
+  ASSERT_TRUE(log->Replay().ok());
+  auto r = log->Ingest(Event(50), InputFormat::kSingle, nullptr);  // record 1 again
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->notifications, 1u);
+  EXPECT_EQ(Ids(*engine, "a"), std::vector<std::string>{"e50"});
+}
+
+TEST(DeliveryLog, ReplayOffersRefusedRecordsAgainAndKeepsWhatAStuckProfileCannotTake) {
+  TempDir dir;
+  {
+    auto engine = MakeEngine({"a", "b", "c"});
+    auto log = OpenLog(dir.path(), *engine);
+    ASSERT_TRUE(log->Replay().ok());
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
+    }
+    log->Stop();  // nothing settled: everything is owed to everyone
+  }
+  {
+    // Queues of 10: a and b are drained as a receiver would; c's receiver is down.
+    auto engine = MakeEngine({"a", "b", "c"}, 10);
+    auto log = OpenLog(dir.path(), *engine);
+    std::atomic<bool> stop{false};
+    std::map<std::string, std::vector<std::string>> got;
+    std::thread consumer([&] {
+      while (!stop) {
+        for (const char* p : {"a", "b"}) {
+          std::vector<Notification> batch;
+          (void)engine->Poll(p, 100, &batch);
+          for (auto& n : batch) {
+            got[p].emplace_back(n.webhook_id());
+            n.Settle();
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+    ASSERT_TRUE(log->Replay().ok());
+    stop = true;
+    consumer.join();
+    for (const char* p : {"a", "b"}) {
+      // Every record exactly once: refused ones were offered again to this profile alone.
+      ASSERT_EQ(got[p].size(), 100u) << p;
+      std::set<std::string> unique(got[p].begin(), got[p].end());
+      EXPECT_EQ(unique.size(), 100u) << p;
+    }
+    EXPECT_EQ(Ids(*engine, "c").size(), 10u);  // what its queue held; the rest waited
+    log->Stop();
+  }
+  // Next start: c gets all 100 (the 10 it never settled and the 90 its queue refused).
+  auto engine = MakeEngine({"a", "b", "c"});
+  auto log = OpenLog(dir.path(), *engine);
+  ASSERT_TRUE(log->Replay().ok());
+  EXPECT_TRUE(Ids(*engine, "a").empty());
+  EXPECT_TRUE(Ids(*engine, "b").empty());
+  const auto c = Ids(*engine, "c");
+  EXPECT_EQ(std::set<std::string>(c.begin(), c.end()).size(), 100u);
 }
 
 }  // namespace

@@ -190,30 +190,39 @@ TEST(Spool, ConcurrentAppendersShareGroupCommits) {
   EXPECT_EQ(ReadAll(**spool).size(), 800u);
 }
 
-TEST(Spool, AsynchronousAppendersShareFdatasyncsAndAreAllAnswered) {
+TEST(Spool, AsynchronousAppendersAreAnsweredOnlyOnceTheirRecordIsOnDisk) {
   TempDir dir;
   auto spool = Spool::Open({.dir = dir.path() + "/spool",
                             .durability = Spool::Durability::kAlways,
                             .segment_bytes = 4096});
   ASSERT_TRUE(spool.ok());
+  constexpr int kThreads = 4, kEach = 200;
+  // Per append: its sequence, and what was on disk when its callback ran.
+  std::vector<uint64_t> seqs(kThreads * kEach), durable_then(kThreads * kEach);
   std::atomic<int> durable{0}, failed{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 200; ++i) {
+      for (int i = 0; i < kEach; ++i) {
+        const int k = t * kEach + i;
         const std::string r = "t" + std::to_string(t) + "-" + std::to_string(i);
         const std::string_view parts[] = {r};
-        auto seq = (*spool)->AppendParts(
-            parts, [&](absl::Status s) { (s.ok() ? durable : failed).fetch_add(1); });
-        EXPECT_TRUE(seq.ok());
+        auto seq = (*spool)->AppendParts(parts, [&, k](absl::Status s) {
+          durable_then[k] = (*spool)->durable_seq();
+          (s.ok() ? durable : failed).fetch_add(1);
+        });
+        ASSERT_TRUE(seq.ok());
+        seqs[k] = *seq;
       }
     });
   }
   for (auto& t : threads) t.join();
-  (*spool)->Flush();
-  EXPECT_EQ(durable.load(), 800);
+  (*spool)->Flush();  // returns after every callback ran
+  EXPECT_EQ(durable.load(), kThreads * kEach);
   EXPECT_EQ(failed.load(), 0);
-  EXPECT_LT((*spool)->syncs(), 800u);  // grouped: callers do not wait in turn
+  for (int k = 0; k < kThreads * kEach; ++k) {
+    EXPECT_GT(durable_then[k], seqs[k]) << "answered before record " << seqs[k] << " was synced";
+  }
   EXPECT_EQ(ReadAll(**spool).size(), 800u);
 }
 
