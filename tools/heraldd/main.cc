@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
                                                   .durability = *durability,
                                                   .segment_bytes = config->spool_segment_bytes,
                                                   .cursor_interval = config->cursor_interval,
+       .replay_patience = config->replay_patience,
                                                   .log = config->engine.log},
                                                  **engine);
   if (!events.ok()) {
