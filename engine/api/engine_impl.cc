@@ -51,6 +51,8 @@ struct RouterContext {
   std::shared_ptr<const index::IndexState> state;
   uint64_t state_version = ~uint64_t{0};
   RouterCounters counters;
+  bool targeted = false;  // this call routes for one profile alone: `only`
+  const dispatch::ProfileQueue* only = nullptr;
 };
 
 struct ProfileEntry {
@@ -324,20 +326,23 @@ class EngineImpl final : public Engine {
   }
 
   IngestResult Ingest(std::string_view bytes, InputFormat format, std::vector<IngestError>* errors,
-                      uint64_t sequence) override {
+                      LogPosition log) override {
     IngestBuffer buffer = NewIngestBuffer(bytes.size());
     if (!bytes.empty()) std::memcpy(buffer.data(), bytes.data(), bytes.size());
-    return Ingest(std::move(buffer), bytes.size(), format, errors, sequence);
+    return Ingest(std::move(buffer), bytes.size(), format, errors, log);
   }
 
   IngestResult Ingest(IngestBuffer buffer, size_t size, InputFormat format,
-                      std::vector<IngestError>* errors, uint64_t sequence) override {
+                      std::vector<IngestError>* errors, LogPosition log) override {
     if (!buffer) buffer = NewIngestBuffer(0);
     HERALD_CHECK(size <= buffer.capacity());
     internal::PayloadBlock* block = internal::IngestBufferAccess::Release(buffer);
-    block->sequence = sequence;
+    block->sequence = log.sequence;
     IngestResult result;
+    const dispatch::ProfileQueue* only = Target(log);
     RouterContext& ctx = AcquireContext();
+    ctx.targeted = !log.only_profile.empty();
+    ctx.only = only;
     const uint64_t version = index_.published_version();
     if (version != ctx.state_version) {
       ctx.state = index_.Load();
@@ -370,9 +375,12 @@ class EngineImpl final : public Engine {
 
   IngestResult IngestNative(std::string_view channel, std::string_view event,
                             std::string_view bytes, std::vector<IngestError>* errors,
-                            uint64_t sequence) override {
+                            LogPosition log) override {
     IngestResult result;
+    const dispatch::ProfileQueue* only = Target(log);
     RouterContext& ctx = AcquireContext();
+    ctx.targeted = !log.only_profile.empty();
+    ctx.only = only;
     const int64_t pair = catalog_->PairId(channel, event);
     if (pair < 0) {
       parse::EventView view;
@@ -386,7 +394,7 @@ class EngineImpl final : public Engine {
       return result;
     }
     internal::PayloadBlock* block = pool_.Acquire(bytes.size());
-    block->sequence = sequence;
+    block->sequence = log.sequence;
     if (!bytes.empty()) std::memcpy(block->data(), bytes.data(), bytes.size());
     const uint64_t version = index_.published_version();
     if (version != ctx.state_version) {
@@ -508,6 +516,14 @@ class EngineImpl final : public Engine {
     return false;
   }
 
+  // The queue a LogPosition restricts routing to (nullptr for an unknown profile).
+  const dispatch::ProfileQueue* Target(const LogPosition& log) {
+    if (log.only_profile.empty()) return nullptr;
+    std::lock_guard lock(mu_);
+    auto it = profiles_.find(ToAbsl(log.only_profile));
+    return it == profiles_.end() ? nullptr : it->second.queue;
+  }
+
   RouterContext& AcquireContext() {
     // Each thread starts at its own slot, so a thread keeps reusing one warm context.
     static std::atomic<size_t> next_thread_slot{0};
@@ -596,6 +612,7 @@ class EngineImpl final : public Engine {
     const std::string_view event_name = catalog_->event_info(keys.pair_id).event;
     for (const auto* winner : winners) {
       dispatch::ProfileQueue* queue = winner->queue;
+      if (ctx.targeted && queue != ctx.only) continue;
       if (seq != 0) {
         if (!queue->ReplayWants(seq)) continue;  // finished before the restart
         // Counted before it is queued: a consumer may settle it at once.

@@ -1006,6 +1006,9 @@ void Api::Metrics(HttpResponse& response) {
     gauge("herald_spool_next_sequence", "The sequence number of the next spool record.",
           s.next_seq);
     gauge("herald_spool_oldest_sequence", "The oldest spool record kept.", s.first_seq);
+    gauge("herald_spool_waiting_for_room",
+          "Records a full queue refused during the start's replay, not yet taken.",
+          s.waiting_for_room);
     gauge("herald_spool_slowest_cursor",
           "The oldest spool record some profile has not finished (retention keeps it).",
           s.slowest_cursor);

@@ -133,9 +133,6 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "spool.segment_mb") {
     if (auto s = SetInt(key, value, 1, 4096, &n); !s.ok()) return s;
     c.spool_segment_bytes = static_cast<size_t>(n) << 20;
-  } else if (key == "spool.replay_patience_ms") {
-    if (auto s = SetInt(key, value, 0, 3'600'000, &n); !s.ok()) return s;
-    c.replay_patience = std::chrono::milliseconds(n);
   } else if (key == "spool.cursor_interval_ms") {
     if (auto s = SetInt(key, value, 10, 60'000, &n); !s.ok()) return s;
     c.cursor_interval = std::chrono::milliseconds(n);

@@ -40,9 +40,6 @@ struct DaemonConfig {
   // [spool]: the event spool's segment size and how often delivery cursors are checkpointed.
   size_t spool_segment_bytes = 64u << 20;
   std::chrono::milliseconds cursor_interval{200};
-  // At start, how long records a full queue refused are offered again before they wait for the
-  // next start.
-  std::chrono::milliseconds replay_patience{30'000};
 };
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);

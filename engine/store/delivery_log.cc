@@ -165,24 +165,35 @@ absl::StatusOr<IngestResult> DeliveryLog::IngestNative(std::string_view channel,
       std::move(on_durable));
 }
 
-IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record) {
+IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record,
+                                std::string_view only_profile) {
   if (record.empty()) return {};
   const char kind = record[0];
   record.remove_prefix(1);
+  const LogPosition log(seq, only_profile);
   if (kind == kNative) {
     const size_t a = record.find('\n');
     const size_t b = a == std::string_view::npos ? a : record.find('\n', a + 1);
     if (b == std::string_view::npos) return {};
     return engine_.IngestNative(record.substr(0, a), record.substr(a + 1, b - a - 1),
-                                record.substr(b + 1), nullptr, seq);
+                                record.substr(b + 1), nullptr, log);
   }
   return engine_.Ingest(record, kind == kNdjson ? InputFormat::kNdjson : InputFormat::kSingle,
-                        nullptr, seq);
+                        nullptr, log);
 }
 
 absl::Status DeliveryLog::Replay() {
   const uint64_t end = spool_->next_seq();
   uint64_t from = spool_->first_seq();
+  // However it ends, new records are then routed to every profile.
+  struct ResetPlans {
+    Engine& engine;
+    ~ResetPlans() {
+      for (const auto& progress : engine.DeliveryProgress()) {
+        (void)engine.SetReplayPlan(progress.profile_id, {});
+      }
+    }
+  } reset_plans{engine_};
   if (had_cursors_) {
     from = std::max(from, saved_frontier_);
     for (const auto& progress : engine_.DeliveryProgress()) {
@@ -192,10 +203,11 @@ absl::Status DeliveryLog::Replay() {
       ReplayPlan plan{.floor = saved_frontier_, .upto = saved_frontier_};
       if (auto it = saved_cursors_.find(progress.profile_id); it != saved_cursors_.end()) {
         plan.floor = it->second.cursor;
-        if (it->second.listed_all)
+        if (it->second.listed_all) {
           plan.only = it->second.unsettled;
-        else
+        } else {
           plan.upto = plan.floor;
+        }
       }
       from = std::min(from, std::max(plan.floor, spool_->first_seq()));
       if (auto s = engine_.SetReplayPlan(progress.profile_id, std::move(plan)); !s.ok()) return s;
@@ -209,24 +221,22 @@ absl::Status DeliveryLog::Replay() {
     options_.log(Cat("spool: replaying records ", from, " to ", end - 1,
                      " (not yet delivered to every profile when heraldd stopped)"));
   }
-  // A full queue refuses notifications (a receiver that is down holds its queue full). Which
-  // profiles refused a record shows in their back-pressure counters; those (profile, record)
-  // pairs are routed again, to that profile alone, as room appears.
+  // A full queue refuses notifications (a receiver that is down holds its queue full). The
+  // profiles' back-pressure counters say which refused a record; those (profile, record) pairs
+  // are offered again later, to that profile alone, as its queue drains (Reoffer).
   absl::flat_hash_map<std::string, uint64_t> refusals;
   for (const auto& q : engine_.queue_stats()) refusals[q.profile_id] = q.back_pressured;
-  absl::flat_hash_map<std::string, std::vector<uint64_t>> refused;
-  auto note_refusals = [&](uint64_t seq) {
-    for (const auto& q : engine_.queue_stats()) {
-      uint64_t& before = refusals[q.profile_id];
-      if (q.back_pressured > before) refused[q.profile_id].push_back(seq);
-      before = q.back_pressured;
-    }
-  };
   auto last_report = std::chrono::steady_clock::now();
   uint64_t routed = 0;
   auto s = spool_->Read(from, [&](uint64_t seq, std::string_view record) {
     if (seq >= end) return false;
-    if (Route(seq, record).back_pressured > 0) note_refusals(seq);
+    if (Route(seq, record).back_pressured > 0) {
+      for (const auto& q : engine_.queue_stats()) {
+        uint64_t& before = refusals[q.profile_id];
+        if (q.back_pressured > before) stranded_[q.profile_id].push_back(seq);
+        before = q.back_pressured;
+      }
+    }
     ++routed;
     replayed_.fetch_add(1, std::memory_order_relaxed);
     if (options_.log && std::chrono::steady_clock::now() - last_report > std::chrono::seconds(2)) {
@@ -236,58 +246,63 @@ absl::Status DeliveryLog::Replay() {
     return true;
   });
   if (!s.ok()) return s;
-
-  auto progress_at = std::chrono::steady_clock::now();
-  while (!refused.empty() &&
-         std::chrono::steady_clock::now() - progress_at < options_.replay_patience) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let receivers drain queues
-    // Each refusing profile wants exactly its refused records; the others want none of them.
-    uint64_t first = UINT64_MAX;
-    size_t before = 0;
-    for (const auto& progress : engine_.DeliveryProgress()) {
-      ReplayPlan plan{.floor = UINT64_MAX, .upto = UINT64_MAX};
-      if (auto it = refused.find(progress.profile_id); it != refused.end()) {
-        plan = {.floor = 0, .upto = UINT64_MAX, .only = it->second};
-        first = std::min(first, it->second.front());
-        before += it->second.size();
-      }
-      if (auto st = engine_.SetReplayPlan(progress.profile_id, std::move(plan)); !st.ok()) {
-        return st;
-      }
-    }
-    refused.clear();
-    s = spool_->Read(first, [&](uint64_t seq, std::string_view record) {
-      if (seq >= end) return false;
-      if (Route(seq, record).back_pressured > 0) note_refusals(seq);
-      return true;
-    });
-    if (!s.ok()) return s;
-    size_t after = 0;
-    for (const auto& [id, seqs] : refused) after += seqs.size();
-    if (after < before) progress_at = std::chrono::steady_clock::now();
-  }
-  // From here on every profile takes every record.
-  for (const auto& progress : engine_.DeliveryProgress()) {
-    if (auto st = engine_.SetReplayPlan(progress.profile_id, {}); !st.ok()) return st;
-  }
-  size_t left = 0;
-  for (auto& [id, seqs] : refused) {
-    left += seqs.size();
-    // Not delivered in this run: checkpoints keep them unfinished, so the next start replays
-    // them; nothing is lost.
-    std::vector<uint64_t>& held = stranded_[id];
-    held.insert(held.end(), seqs.begin(), seqs.end());
-  }
+  uint64_t waiting = 0;
+  for (const auto& [id, seqs] : stranded_) waiting += seqs.size();
+  stranded_count_.store(waiting, std::memory_order_relaxed);
   if (options_.log) {
     options_.log(Cat("spool: replayed ", routed, " records"));
-    if (left > 0) {
-      options_.log(Cat("spool: ", left, " notification(s) found their profile's queue full for ",
-                       options_.replay_patience.count(), " ms",
-                       "; they stay in the spool and are replayed at the next start"));
+    if (waiting > 0) {
+      options_.log(Cat("spool: ", waiting, " record(s) found their profile's queue full; they ",
+                       "are offered again as it drains"));
     }
   }
   replayed_all_ = true;
   return absl::OkStatus();
+}
+
+void DeliveryLog::Reoffer() {
+  if (stranded_.empty()) return;
+  // Profiles with room: offered their waiting records in order until a refusal.
+  absl::flat_hash_map<std::string, size_t> next;  // profile -> index of its next record
+  uint64_t first = UINT64_MAX;
+  for (const auto& q : engine_.queue_stats()) {
+    auto it = stranded_.find(q.profile_id);
+    if (it == stranded_.end() || q.depth > options_.reoffer_queue_limit) continue;
+    next[q.profile_id] = 0;
+    first = std::min(first, it->second.front());
+  }
+  if (next.empty()) return;
+  (void)spool_->Read(first, [&](uint64_t seq, std::string_view record) {
+    for (auto it = next.begin(); it != next.end();) {
+      const std::vector<uint64_t>& seqs = stranded_[it->first];
+      size_t& i = it->second;
+      if (i < seqs.size() && seqs[i] == seq) {
+        if (Route(seq, record, it->first).back_pressured > 0) {
+          // Full again. (Any events of the record it did take may be sent twice.)
+          stranded_[it->first].erase(stranded_[it->first].begin(),
+                                     stranded_[it->first].begin() + static_cast<ptrdiff_t>(i));
+          next.erase(it++);
+          continue;
+        }
+        ++i;
+      }
+      if (i == seqs.size()) {
+        stranded_.erase(it->first);
+        next.erase(it++);
+        continue;
+      }
+      ++it;
+    }
+    return !next.empty();
+  });
+  for (auto& [id, i] : next) {  // stopped early (the spool read ended): keep the rest
+    auto& seqs = stranded_[id];
+    seqs.erase(seqs.begin(), seqs.begin() + static_cast<ptrdiff_t>(i));
+    if (seqs.empty()) stranded_.erase(id);
+  }
+  uint64_t waiting = 0;
+  for (const auto& [id, seqs] : stranded_) waiting += seqs.size();
+  stranded_count_.store(waiting, std::memory_order_relaxed);
 }
 
 uint64_t DeliveryLog::Frontier() const {
@@ -313,11 +328,15 @@ absl::Status DeliveryLog::Checkpoint() {
   std::string contents = FrameRecord(Cat("frontier ", frontier));
   for (auto& p : progress) {
     if (auto it = stranded_.find(p.profile_id); it != stranded_.end()) {
-      // Refused during the replay, so never tracked: still unfinished.
+      // Refused during the replay and not yet taken, so not tracked: still unfinished.
       std::vector<uint64_t> merged;
       std::merge(p.unsettled.begin(), p.unsettled.end(), it->second.begin(), it->second.end(),
                  std::back_inserter(merged));
       merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+      if (merged.size() > options_.max_listed_unsettled) {
+        merged.resize(options_.max_listed_unsettled);
+        p.listed_all = false;
+      }
       p.unsettled = std::move(merged);
       p.oldest_unsettled = std::min(p.oldest_unsettled, it->second.front());
     }
@@ -358,6 +377,7 @@ void DeliveryLog::Run() {
     run_cv_.wait_for(lock, options_.cursor_interval, [&] { return stop_; });
     if (stop_) break;
     lock.unlock();
+    Reoffer();
     if (auto s = Checkpoint(); !s.ok() && options_.log) {
       options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
     }
@@ -390,7 +410,8 @@ DeliveryLog::Stats DeliveryLog::stats() const {
           .replayed = replayed_.load(std::memory_order_relaxed),
           .cursor_writes = cursor_writes_.load(std::memory_order_relaxed),
           .cursor_errors = cursor_errors_.load(std::memory_order_relaxed),
-          .slowest_cursor = slowest_cursor_.load(std::memory_order_relaxed)};
+          .slowest_cursor = slowest_cursor_.load(std::memory_order_relaxed),
+          .waiting_for_room = stranded_count_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace herald::store

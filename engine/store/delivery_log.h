@@ -46,9 +46,9 @@ class DeliveryLog {
     Spool::Durability durability = Spool::Durability::kBatch;
     size_t segment_bytes = 64u << 20;
     std::chrono::milliseconds cursor_interval{200};
-    // During Replay, how long records a full queue refused are offered again, for as long as
-    // some are taken; what is left is replayed at the next start.
-    std::chrono::milliseconds replay_patience{30'000};
+    // Records a full queue refused during Replay are offered again, every cursor_interval, to
+    // a profile whose queue holds at most this many notifications.
+    size_t reoffer_queue_limit = 50'000;
     // Per profile, how many unsettled records a checkpoint lists, so a restart replays only
     // those between the profile's cursor and the frontier; with more, it replays all of them.
     size_t max_listed_unsettled = 4096;
@@ -66,7 +66,8 @@ class DeliveryLog {
     uint64_t replayed = 0;  // records re-routed at start
     uint64_t cursor_writes = 0;
     uint64_t cursor_errors = 0;
-    uint64_t slowest_cursor = 0;  // the oldest record some profile still needs
+    uint64_t slowest_cursor = 0;    // the oldest record some profile still needs
+    uint64_t waiting_for_room = 0;  // records a full queue refused in the replay, not yet taken
   };
 
   // Opens (recovers) the spool in data_dir/spool and reads the cursors; the engine must already
@@ -113,7 +114,9 @@ class DeliveryLog {
                                               const std::function<IngestResult(uint64_t)>& route,
                                               OnDurable on_durable);
   // Routes one stored record (replay).
-  IngestResult Route(uint64_t seq, std::string_view record);
+  IngestResult Route(uint64_t seq, std::string_view record, std::string_view only_profile = {});
+  // Offers records refused during the replay again to profiles whose queues have room.
+  void Reoffer();
   // Every record before it is routed (none is between append and the end of routing).
   uint64_t Frontier() const;
   // Computes the cursors, writes them when they changed, then drops passed segments.
@@ -138,9 +141,11 @@ class DeliveryLog {
     bool listed_all = true;
   };
   absl::flat_hash_map<std::string, SavedCursor> saved_cursors_;
-  // Records a full queue refused during Replay, per profile (ascending): checkpoints count them
-  // as unfinished. Written by Replay before checkpoints start.
+  // Records a full queue refused during Replay, per profile (ascending), until Reoffer gets them
+  // taken; checkpoints count them as unfinished. Replay, then the background thread, then Stop
+  // use it, one after the other.
   absl::flat_hash_map<std::string, std::vector<uint64_t>> stranded_;
+  std::atomic<uint64_t> stranded_count_{0};
 
   std::mutex checkpoint_mu_;               // one checkpoint at a time
   std::atomic<bool> replayed_all_{false};  // checkpoints only after Replay() succeeded

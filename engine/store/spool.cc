@@ -255,8 +255,10 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
       return absl::UnavailableError(
           Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
     }
-    if (sync_failing_.load(std::memory_order_relaxed)) {
-      return absl::UnavailableError(Cat("spool ", options_.dir, ": fdatasync is failing"));
+    if (sync_failed_.load(std::memory_order_relaxed)) {
+      // Linux reports a failed writeback once: a later fdatasync could succeed over lost pages.
+      return absl::UnavailableError(
+          Cat("spool ", options_.dir, ": an fdatasync failed; restart heraldd"));
     }
     // Reused, so steady-state appends allocate nothing; a huge request's buffer is not kept.
     if (frames_.capacity() > (4u << 20)) frames_ = std::string();
@@ -266,6 +268,7 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
     if (segment_size_ > 0 && segment_size_ + frames.size() > options_.segment_bytes) {
       // The old segment is complete: make it durable before the new one takes appends.
       if (options_.durability != Durability::kNone && ::fdatasync(fd_) != 0) {
+        sync_failed_ = true;
         return ErrnoError("fdatasync", segments_.rbegin()->second);
       }
       if (auto s = OpenSegment(next_seq_); !s.ok()) return s;
@@ -300,7 +303,10 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
   const int rc = ::fdatasync(fd);
   ::close(fd);
   syncs_.fetch_add(1, std::memory_order_relaxed);
-  if (rc != 0) return ErrnoError("fdatasync", path);
+  if (rc != 0) {
+    sync_failed_ = true;
+    return ErrnoError("fdatasync", path);
+  }
   synced_seq_.store(upto, std::memory_order_release);
   return absl::OkStatus();
 }
@@ -319,13 +325,10 @@ void Spool::Flusher() {
     flusher_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_; });
     const uint64_t written = written_seq_.load(std::memory_order_acquire);
     if (written > synced_seq_.load(std::memory_order_acquire)) {
-      const absl::Status s = SyncUpTo(written);
-      // While syncs fail, a 202 could not keep batch's promise: appends are refused.
-      if (sync_failing_.exchange(!s.ok()) != !s.ok() && options_.log) {
-        options_.log(s.ok() ? std::string("spool: fdatasync works again; accepting events")
-                            : Cat("spool: ", ToStd(s.message()),
-                                  "; refusing events until an "
-                                  "fdatasync succeeds"));
+      if (auto s = SyncUpTo(written); !s.ok() && options_.log) {
+        options_.log(Cat("spool: ", ToStd(s.message()),
+                         "; refusing events until heraldd restarts (what was written since the "
+                         "last good fdatasync may not be on disk; the restart replays what is)"));
       }
     }
   }

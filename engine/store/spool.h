@@ -109,7 +109,7 @@ class Spool {
   std::atomic<uint64_t> synced_seq_{0};  // every record below it is on disk
   std::atomic<uint64_t> written_seq_{0};
   std::atomic<uint64_t> syncs_{0};
-  std::atomic<bool> sync_failing_{false};  // batch: the flusher's last fdatasync failed
+  std::atomic<bool> sync_failed_{false};  // an fdatasync failed: refuse appends from then on
 
   std::mutex flusher_mu_;
   std::condition_variable flusher_cv_;

@@ -99,6 +99,20 @@ struct ProfileProgress {
   bool listed_all = true;
 };
 
+// Where an input sits in a durable log in front of the engine (heraldd's spool).
+struct LogPosition {
+  LogPosition() = default;
+  LogPosition(uint64_t seq) : sequence(seq) {}  // NOLINT: a bare sequence reads naturally
+  LogPosition(uint64_t seq, std::string_view profile) : sequence(seq), only_profile(profile) {}
+
+  // > 0: the notifications count in DeliveryProgress until settled, generated webhook ids derive
+  // from it (a replay makes the same ids), and replay plans apply.
+  uint64_t sequence = 0;
+  // Non-empty: route for this profile alone (offering an input again to a profile whose full
+  // queue refused it; the others had it). An unknown profile routes nothing.
+  std::string_view only_profile;
+};
+
 // What a replayed input owes a profile after a restart: nothing below `floor`; in
 // [floor, upto) only the sequences in `only` (ascending); from `upto` on, everything.
 struct ReplayPlan {
@@ -181,20 +195,16 @@ class Engine {
   // never stop the batch: the good lines of an NDJSON input are routed. The bytes are copied once
   // into a pooled buffer that the notifications share.
   //
-  // `sequence` (> 0) is the input's position in a durable log the embedder appended it to
-  // (heraldd's spool). Its notifications then count in DeliveryProgress until settled, generated
-  // webhook ids derive from it (a replay makes the same ids), and a profile's replay floor applies.
+  // `log`: the input's place in a durable log the embedder appended it to (see LogPosition).
   virtual IngestResult Ingest(std::string_view bytes, InputFormat format = InputFormat::kAuto,
-                              std::vector<IngestError>* errors = nullptr,
-                              uint64_t sequence = 0) = 0;
+                              std::vector<IngestError>* errors = nullptr, LogPosition log = {}) = 0;
 
   // A buffer of at least `bytes` usable bytes, for the Ingest overload below.
   virtual IngestBuffer NewIngestBuffer(size_t bytes) = 0;
   // Ingests the first `size` bytes of `buffer` in place (no copy).
   virtual IngestResult Ingest(IngestBuffer buffer, size_t size,
                               InputFormat format = InputFormat::kAuto,
-                              std::vector<IngestError>* errors = nullptr,
-                              uint64_t sequence = 0) = 0;
+                              std::vector<IngestError>* errors = nullptr, LogPosition log = {}) = 0;
 
   // Ingests a channel's native payload for (channel, event): each results[] item (or the whole
   // body when it has no results array) is routed on its own, its routing keys read at the
@@ -203,7 +213,7 @@ class Engine {
   virtual IngestResult IngestNative(std::string_view channel, std::string_view event,
                                     std::string_view bytes,
                                     std::vector<IngestError>* errors = nullptr,
-                                    uint64_t sequence = 0) = 0;
+                                    LogPosition log = {}) = 0;
 
   // Moves up to `max` notifications of the profile's queue into `out` (appended).
   // Returns how many; NotFound for an unknown profile.

@@ -60,13 +60,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*engine)->FlushIndex();
-  auto events = herald::store::DeliveryLog::Open({.data_dir = config->data_dir,
-                                                  .durability = *durability,
-                                                  .segment_bytes = config->spool_segment_bytes,
-                                                  .cursor_interval = config->cursor_interval,
-       .replay_patience = config->replay_patience,
-                                                  .log = config->engine.log},
-                                                 **engine);
+  auto events = herald::store::DeliveryLog::Open(
+      {.data_dir = config->data_dir,
+       .durability = *durability,
+       .segment_bytes = config->spool_segment_bytes,
+       .cursor_interval = config->cursor_interval,
+       .reoffer_queue_limit = config->engine.queue_max_notifications / 2,
+       .log = config->engine.log},
+      **engine);
   if (!events.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(events.status().message()).c_str());
     return 1;

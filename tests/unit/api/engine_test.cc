@@ -260,6 +260,29 @@ TEST(Engine, ReplayPlanSkipsWhatAProfileHadDoneAndIdsRepeat) {
   EXPECT_EQ(replayed[1].sequence(), 7u);
 }
 
+TEST(Engine, AnInputOfferedAgainToOneProfileReachesOnlyThatProfile) {
+  auto engine = MakeEngine({.fanout = Fanout::kAll});
+  ASSERT_TRUE(engine->CreateProfile(Profile("a")).ok());
+  ASSERT_TRUE(engine->CreateProfile(Profile("b")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "a")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s2", "SMS", {}, "b")).ok());
+  engine->FlushIndex();
+  const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{}})";
+  engine->Ingest(event, InputFormat::kAuto, nullptr, 9);
+  const std::string id(Drain(*engine, "a")[0].webhook_id());
+  Drain(*engine, "b");
+  EXPECT_EQ(engine->Ingest(event, InputFormat::kAuto, nullptr, {9, "b"}).notifications, 1u);
+  EXPECT_TRUE(Drain(*engine, "a").empty());
+  auto b = Drain(*engine, "b");
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].webhook_id(), id);  // the same id as the first time
+  EXPECT_EQ(engine->Ingest(event, InputFormat::kAuto, nullptr, {9, "nope"}).notifications, 0u);
+  EXPECT_EQ(engine->IngestNative("SMS", "DELIVERY", R"({"results":[{}]})", nullptr, {10, "a"})
+                .notifications,
+            1u);
+  EXPECT_TRUE(Drain(*engine, "b").empty());
+}
+
 TEST(Engine, DeletingAProfileForgetsItsOutstandingNotifications) {
   auto engine = MakeEngine();
   ASSERT_TRUE(engine->CreateProfile(Profile("p")).ok());
