@@ -11,12 +11,14 @@
 #   bench/run.sh               # everything (about 12 minutes on 2 cores)
 #   bench/run.sh --quick       # smaller end-to-end runs, no micro suites
 #   bench/run.sh --durability  # only the durability comparison
+#   bench/run.sh --e2e         # everything but the micro suites
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0 only_durability=0
+quick=0 only_durability=0 skip_micro=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 [[ "${1:-}" == "--durability" ]] && only_durability=1
+[[ "${1:-}" == "--e2e" ]] && skip_micro=1
 
 bash tools/deps.sh bench
 cmake --preset release >/dev/null
@@ -25,7 +27,7 @@ bin=build/release/bin
 out=bench/results
 mkdir -p "$out"
 
-if ((!quick && !only_durability)); then
+if ((!quick && !only_durability && !skip_micro)); then
   for b in parse_bench index_bench pipeline_bench spool_bench; do
     echo "== $b"
     "$bin/$b" --benchmark_out="$out/$b.json" --benchmark_out_format=json

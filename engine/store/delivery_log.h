@@ -11,9 +11,12 @@
 // - Completion is out of order, so a checkpoint also lists, per profile, the records above its
 //   cursor it has not settled. On start, Replay() re-routes records from the oldest cursor on,
 //   each to the profiles that had not finished it: a slow or failing profile does not make the
-//   others see duplicates, nor do notifications delivered ahead of it.
-//   Webhook ids do not change: they are the events' eventIds, or derived from the record's
-//   position.
+//   others see duplicates, nor do notifications delivered ahead of it. Webhook ids do not
+//   change: they are the events' eventIds, or derived from the record's position and payload.
+//   Records a full queue refused during the replay are offered again, to that profile alone,
+//   as its queue drains.
+// - Cursors never pass what is fdatasynced, and no checkpoint is written before the replay
+//   succeeded.
 //
 // What was completed after the last cursor write is sent again after a crash (at least once);
 // receivers dedupe on webhook-id. Thread-safe.
