@@ -221,13 +221,19 @@ TEST(Engine, DeliveryProgressFollowsOutOfOrderSettlementPerProfile) {
   EXPECT_EQ(OldestUnsettled(*engine, "slow"), 11u);
 }
 
-TEST(Engine, ReplayPlanSkipsWhatAProfileHadDoneAndIdsRepeat) {
+// Profiles a and b, each subscribed to every SMS event, fanout kAll.
+std::unique_ptr<Engine> BothProfilesOnSms() {
   auto engine = MakeEngine({.fanout = Fanout::kAll});
-  ASSERT_TRUE(engine->CreateProfile(Profile("a")).ok());
-  ASSERT_TRUE(engine->CreateProfile(Profile("b")).ok());
-  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "a")).ok());
-  ASSERT_TRUE(engine->CreateSubscription(Sub("s2", "SMS", {}, "b")).ok());
+  EXPECT_TRUE(engine->CreateProfile(Profile("a")).ok());
+  EXPECT_TRUE(engine->CreateProfile(Profile("b")).ok());
+  EXPECT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "a")).ok());
+  EXPECT_TRUE(engine->CreateSubscription(Sub("s2", "SMS", {}, "b")).ok());
   engine->FlushIndex();
+  return engine;
+}
+
+TEST(Engine, ReplayPlanSkipsWhatAProfileHadDoneAndIdsRepeat) {
+  auto engine = BothProfilesOnSms();
   const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{}})";
   engine->Ingest(event, InputFormat::kAuto, nullptr, 7);
   auto first = Drain(*engine, "a");
@@ -261,12 +267,7 @@ TEST(Engine, ReplayPlanSkipsWhatAProfileHadDoneAndIdsRepeat) {
 }
 
 TEST(Engine, AnInputOfferedAgainToOneProfileReachesOnlyThatProfile) {
-  auto engine = MakeEngine({.fanout = Fanout::kAll});
-  ASSERT_TRUE(engine->CreateProfile(Profile("a")).ok());
-  ASSERT_TRUE(engine->CreateProfile(Profile("b")).ok());
-  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {}, "a")).ok());
-  ASSERT_TRUE(engine->CreateSubscription(Sub("s2", "SMS", {}, "b")).ok());
-  engine->FlushIndex();
+  auto engine = BothProfilesOnSms();
   const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{}})";
   engine->Ingest(event, InputFormat::kAuto, nullptr, 9);
   const std::string id(Drain(*engine, "a")[0].webhook_id());

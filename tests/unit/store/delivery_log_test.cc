@@ -156,17 +156,28 @@ TEST(DeliveryLog, NativePayloadsAndNdjsonReplayAsTheyWereIngested) {
   EXPECT_EQ(Ids(*engine, "a"), first);  // the same notifications, the same (generated) ids
 }
 
+// A first run of heraldd on `dir`: events 0..n-1 for `profiles`, settled or not, then a stop.
+void FirstRun(const std::string& dir, const std::vector<std::string>& profiles, int n,
+              bool settle) {
+  auto engine = MakeEngine(profiles);
+  auto log = OpenLog(dir, *engine);
+  ASSERT_TRUE(log->Replay().ok());
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
+  }
+  if (settle) {
+    for (const auto& p : profiles) {
+      std::vector<Notification> got;
+      Ids(*engine, p, &got);
+      for (auto& note : got) note.Settle();
+    }
+  }
+  log->Stop();
+}
+
 TEST(DeliveryLog, NoCheckpointBeforeTheReplaySoUnreplayedRecordsAreNotPassed) {
   TempDir dir;
-  {
-    auto engine = MakeEngine({"a"});
-    auto log = OpenLog(dir.path(), *engine);
-    ASSERT_TRUE(log->Replay().ok());
-    for (int i = 0; i < 10; ++i) {
-      ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
-    }
-    log->Stop();
-  }
+  FirstRun(dir.path(), {"a"}, 10, /*settle=*/false);
   {
     // Started, then stopped without replaying (say the replay failed): nothing is tracked, so a
     // checkpoint now would mark every record done.
@@ -185,18 +196,7 @@ TEST(DeliveryLog, NoCheckpointBeforeTheReplaySoUnreplayedRecordsAreNotPassed) {
 
 TEST(DeliveryLog, CursorsAheadOfALostSpoolDoNotSkipReusedSequences) {
   TempDir dir;
-  {
-    auto engine = MakeEngine({"a"});
-    auto log = OpenLog(dir.path(), *engine);
-    ASSERT_TRUE(log->Replay().ok());
-    for (int i = 0; i < 10; ++i) {
-      ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
-    }
-    std::vector<Notification> a;
-    Ids(*engine, "a", &a);
-    for (auto& n : a) n.Settle();
-    log->Stop();  // cursors at record 11
-  }
+  FirstRun(dir.path(), {"a"}, 10, /*settle=*/true);  // cursors at record 11
   // The machine lost the spool's unsynced tail (here: all of it).
   std::filesystem::remove_all(dir.path() + "/spool");
   auto engine = MakeEngine({"a"});
@@ -210,15 +210,8 @@ TEST(DeliveryLog, CursorsAheadOfALostSpoolDoNotSkipReusedSequences) {
 
 TEST(DeliveryLog, RecordsAFullQueueRefusedInTheReplayAreOfferedAgainAsItDrains) {
   TempDir dir;
-  {
-    auto engine = MakeEngine({"a", "b", "c"});
-    auto log = OpenLog(dir.path(), *engine);
-    ASSERT_TRUE(log->Replay().ok());
-    for (int i = 0; i < 100; ++i) {
-      ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
-    }
-    log->Stop();  // nothing settled: everything is owed to everyone
-  }
+  // Nothing settled: everything is owed to everyone.
+  FirstRun(dir.path(), {"a", "b", "c"}, 100, /*settle=*/false);
   {
     // Queues of 10: a and b are drained as a receiver would; c's receiver is down.
     auto engine = MakeEngine({"a", "b", "c"}, 10);
