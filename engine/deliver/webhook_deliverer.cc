@@ -144,7 +144,9 @@ struct ProfileState {
   std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
   std::set<Batch*> sending;
   std::vector<DeadLetter> unwritten;  // dead letters the store refused; written again by Pump
-  std::vector<Notification> unwritten_sources;  // settled once `unwritten` is stored
+  // Parallel to `unwritten`: the notification each came from (empty for a replayed dead
+  // letter), settled once it is stored.
+  std::vector<Notification> unwritten_sources;
   asio::steady_timer retry_timer;
   Clock::time_point retry_timer_at = Clock::time_point::max();
   asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
@@ -794,8 +796,10 @@ void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters,
       deliverer_.options().log(Cat("delivery: profile ", p.id, ": writing ", n,
                                    " dead letter(s): ", ToStd(s.message()), "; will retry"));
     }
-    for (auto& letter : letters) p.unwritten.push_back(std::move(letter));
-    for (auto& source : sources) p.unwritten_sources.push_back(std::move(source));
+    for (size_t i = 0; i < letters.size(); ++i) {
+      p.unwritten.push_back(std::move(letters[i]));
+      p.unwritten_sources.push_back(i < sources.size() ? std::move(sources[i]) : Notification());
+    }
     ArmGate(p, Clock::now() + std::chrono::seconds(1));
     return;
   }
@@ -824,6 +828,16 @@ void Worker::LeaveToLog(ProfileState& p) {
   p.due.clear();
   p.retries.clear();
   p.ready.clear();
+  // Dead letters the store refused: those from the spool are replayed; the rest are tried once
+  // more below.
+  for (size_t i = 0; i < p.unwritten.size(); ++i) {
+    if (p.unwritten_sources[i].empty()) {
+      letters.push_back(std::move(p.unwritten[i]));
+    } else {
+      ++left;
+    }
+  }
+  p.unwritten.clear();
   p.unwritten_sources.clear();
   Bury(p, std::move(letters), {});
   if (left > 0 && deliverer_.options().log) {
