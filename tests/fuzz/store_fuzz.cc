@@ -73,8 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // One record for the replay to route, then the fuzzed cursors.
       auto spool = herald::store::Spool::Open({.dir = dir + "/spool"});
       if (!spool.ok()) std::abort();
-      const std::string_view record[] = {
-          R"(S{"channel":"SMS","event":"DELIVERY","payload":{}})"};
+      const std::string_view record[] = {R"(S{"channel":"SMS","event":"DELIVERY","payload":{}})"};
       if (!(*spool)->Append(record).ok()) std::abort();
     }
     std::ofstream(dir + "/cursors", std::ios::binary) << bytes;
