@@ -246,8 +246,7 @@ absl::Status DeliveryLog::Replay() {
     return true;
   });
   if (!s.ok()) return s;
-  uint64_t waiting = 0;
-  for (const auto& [id, seqs] : stranded_) waiting += seqs.size();
+  const uint64_t waiting = Waiting();
   stranded_count_.store(waiting, std::memory_order_relaxed);
   if (options_.log) {
     options_.log(Cat("spool: replayed ", routed, " records"));
@@ -262,16 +261,23 @@ absl::Status DeliveryLog::Replay() {
 
 void DeliveryLog::Reoffer() {
   if (stranded_.empty()) return;
+  const auto queues = engine_.queue_stats();
+  // A deleted profile's waiting records go with it, as its outstanding notifications do.
+  absl::flat_hash_map<std::string, uint64_t> depths;
+  for (const auto& q : queues) depths[q.profile_id] = q.depth;
+  absl::erase_if(stranded_, [&](const auto& entry) { return !depths.contains(entry.first); });
   // Profiles with room: offered their waiting records in order until a refusal.
   absl::flat_hash_map<std::string, size_t> next;  // profile -> index of its next record
   uint64_t first = UINT64_MAX;
-  for (const auto& q : engine_.queue_stats()) {
-    auto it = stranded_.find(q.profile_id);
-    if (it == stranded_.end() || q.depth > options_.reoffer_queue_limit) continue;
-    next[q.profile_id] = 0;
-    first = std::min(first, it->second.front());
+  for (const auto& [id, seqs] : stranded_) {
+    if (depths[id] > options_.reoffer_queue_limit) continue;
+    next[id] = 0;
+    first = std::min(first, seqs.front());
   }
-  if (next.empty()) return;
+  if (next.empty()) {
+    stranded_count_.store(Waiting(), std::memory_order_relaxed);
+    return;
+  }
   (void)spool_->Read(first, [&](uint64_t seq, std::string_view record) {
     for (auto it = next.begin(); it != next.end();) {
       const std::vector<uint64_t>& seqs = stranded_[it->first];
@@ -300,9 +306,13 @@ void DeliveryLog::Reoffer() {
     seqs.erase(seqs.begin(), seqs.begin() + static_cast<ptrdiff_t>(i));
     if (seqs.empty()) stranded_.erase(id);
   }
+  stranded_count_.store(Waiting(), std::memory_order_relaxed);
+}
+
+uint64_t DeliveryLog::Waiting() const {
   uint64_t waiting = 0;
   for (const auto& [id, seqs] : stranded_) waiting += seqs.size();
-  stranded_count_.store(waiting, std::memory_order_relaxed);
+  return waiting;
 }
 
 uint64_t DeliveryLog::Frontier() const {

@@ -120,6 +120,7 @@ class DeliveryLog {
   IngestResult Route(uint64_t seq, std::string_view record, std::string_view only_profile = {});
   // Offers records refused during the replay again to profiles whose queues have room.
   void Reoffer();
+  uint64_t Waiting() const;  // records in stranded_
   // Every record before it is routed (none is between append and the end of routing).
   uint64_t Frontier() const;
   // Computes the cursors, writes them when they changed, then drops passed segments.
@@ -146,7 +147,7 @@ class DeliveryLog {
   absl::flat_hash_map<std::string, SavedCursor> saved_cursors_;
   // Records a full queue refused during Replay, per profile (ascending), until Reoffer gets them
   // taken; checkpoints count them as unfinished. Replay, then the background thread, then Stop
-  // use it, one after the other.
+  // use it, one after the other (so Start() must follow Replay()).
   absl::flat_hash_map<std::string, std::vector<uint64_t>> stranded_;
   std::atomic<uint64_t> stranded_count_{0};
 

@@ -270,7 +270,9 @@ TEST(Engine, AnInputOfferedAgainToOneProfileReachesOnlyThatProfile) {
   auto engine = BothProfilesOnSms();
   const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{}})";
   engine->Ingest(event, InputFormat::kAuto, nullptr, 9);
-  const std::string id(Drain(*engine, "a")[0].webhook_id());
+  auto first = Drain(*engine, "a");
+  ASSERT_EQ(first.size(), 1u);
+  const std::string id(first[0].webhook_id());
   Drain(*engine, "b");
   EXPECT_EQ(engine->Ingest(event, InputFormat::kAuto, nullptr, {9, "b"}).notifications, 1u);
   EXPECT_TRUE(Drain(*engine, "a").empty());

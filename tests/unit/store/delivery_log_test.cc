@@ -253,5 +253,23 @@ TEST(DeliveryLog, RecordsAFullQueueRefusedInTheReplayAreOfferedAgainAsItDrains) 
   EXPECT_EQ(log->stats().waiting_for_room, 0u);
 }
 
+TEST(DeliveryLog, ADeletedProfilesWaitingRecordsGoWithIt) {
+  TempDir dir;
+  FirstRun(dir.path(), {"c"}, 30, /*settle=*/false);
+  auto engine = MakeEngine({"c"}, 10);
+  auto log = OpenLog(dir.path(), *engine);
+  ASSERT_TRUE(log->Replay().ok());
+  EXPECT_EQ(log->stats().waiting_for_room, 20u);  // its queue took 10
+  log->Start();
+  ASSERT_TRUE(engine->DeleteSubscription("sms-c").ok());
+  ASSERT_TRUE(engine->DeleteProfile("c").ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (log->stats().waiting_for_room > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(log->stats().waiting_for_room, 0u);
+  log->Stop();
+}
+
 }  // namespace
 }  // namespace herald::store
