@@ -64,6 +64,27 @@ struct Deliveries {
     for (int n : ns) by_profile[profile][n].push_back(ns.size() == 1 ? r.header("webhook-id") : "");
     requests.fetch_add(1);
   }
+
+  // Notifications of the events of `batches` (requests) not delivered yet, to any profile.
+  size_t Missing(const std::vector<int>& batches) {
+    std::lock_guard lock(mu);
+    size_t missing = 0;
+    for (int b : batches) {
+      for (int n = b * kPerRequest; n < (b + 1) * kPerRequest; ++n) {
+        for (int p : kRoutes[n % 3]) missing += by_profile[p].contains(n) ? 0 : 1;
+      }
+    }
+    return missing;
+  }
+
+  // Waits until Missing(batches) is 0, or `timeout`; returns what is still missing.
+  size_t WaitFor(const std::vector<int>& batches, std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (Missing(batches) > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return Missing(batches);
+  }
 };
 
 std::string Config(const std::string& durability, int segment_mb = 1,
@@ -190,19 +211,9 @@ TEST_P(CrashTest, AcknowledgedEventsReachEveryReceiverAfterKill9) {
   }
 
   // Every event reaches every profile it routes to.
-  auto missing = [&] {
-    std::lock_guard lock(got.mu);
-    size_t m = 0;
-    for (int n = 0; n < kEvents; ++n) {
-      for (int p : kRoutes[n % 3]) m += got.by_profile[p].contains(n) ? 0 : 1;
-    }
-    return m;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + 180s;
-  while (missing() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_EQ(missing(), 0u) << d.output();
+  std::vector<int> every(kRequests);
+  for (int i = 0; i < kRequests; ++i) every[i] = i;
+  ASSERT_EQ(got.WaitFor(every, 180s), 0u) << d.output();
 
   std::lock_guard lock(got.mu);
   size_t duplicates = 0, checked_ids = 0, profile_duplicates[kProfiles] = {};
@@ -289,23 +300,7 @@ TEST(DiskFull, IngestAnswers503AndLosesNothingAcknowledged) {
     EXPECT_EQ(d.Call("GET", "/healthz").status, 200);
     const HttpReply metrics = d.Call("GET", "/metrics");
     EXPECT_NE(metrics.body.find("herald_spool_append_errors_total 2\n"), std::string::npos);
-    // Everything acknowledged is delivered.
-    auto delivered = [&] {
-      std::lock_guard lock(got.mu);
-      for (int b : acked) {
-        for (int n = b * kPerRequest; n < (b + 1) * kPerRequest; ++n) {
-          for (int p : kRoutes[n % 3]) {
-            if (!got.by_profile[p].contains(n)) return false;
-          }
-        }
-      }
-      return true;
-    };
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (!delivered() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(50ms);
-    }
-    EXPECT_TRUE(delivered());
+    EXPECT_EQ(got.WaitFor(acked, 60s), 0u);  // everything acknowledged is delivered
     {
       std::lock_guard lock(got.mu);
       for (int p = 0; p < kProfiles; ++p) {
@@ -361,20 +356,7 @@ TEST(GracefulStop, UndeliveredNotificationsWaitInTheSpool) {
     EXPECT_EQ(letters.status, 200);
     EXPECT_NE(letters.body.find(R"("totalResults":0)"), std::string::npos) << letters.body;
   }
-  auto delivered = [&] {
-    std::lock_guard lock(got.mu);
-    for (int n = 0; n < 3 * kPerRequest; ++n) {
-      for (int p : kRoutes[n % 3]) {
-        if (!got.by_profile[p].contains(n)) return false;
-      }
-    }
-    return true;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!delivered() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_TRUE(delivered());
+  EXPECT_EQ(got.WaitFor({0, 1, 2}, 30s), 0u);
   EXPECT_EQ(d.Stop(), 0);
 }
 
