@@ -105,7 +105,6 @@ class DeliveryLog {
   Spool::Durability durability() const { return options_.durability; }
 
   Stats stats() const;
-  const Spool::Recovery& recovery() const { return spool_->recovery(); }
 
  private:
   DeliveryLog(Options options, Engine& engine, std::unique_ptr<Spool> spool)
