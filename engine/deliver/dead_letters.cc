@@ -164,15 +164,28 @@ absl::Status DeadLetterStore::Append(const std::string& records) {
   return s;
 }
 
-absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters) {
+std::string DeadLetterStore::RemoveRecord(const std::vector<uint64_t>& ids) {
+  std::string json = R"({"op":"remove","ids":[)";
+  for (size_t i = 0; i < ids.size(); ++i) json += Cat(i ? "," : "", ids[i]);
+  json += "]}";
+  return FrameRecord(json);
+}
+
+absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
+                                  const std::vector<uint64_t>& replaced) {
   std::lock_guard lock(mu_);
   std::string records;
   for (auto& d : letters) {
     d.id = next_id_++;
     records += AddRecord(d);
   }
+  if (!replaced.empty()) records += RemoveRecord(replaced);
   if (auto s = Append(records); !s.ok()) return s;
   for (auto& d : letters) letters_[d.id] = d;
+  for (const uint64_t id : replaced) {
+    letters_.erase(id);
+    replaying_.erase(id);
+  }
   return absl::OkStatus();
 }
 
@@ -188,29 +201,38 @@ DeadLetterPage DeadLetterStore::List(std::string_view profile_id, size_t page, s
   return out;
 }
 
-absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::Take(std::string_view profile_id,
-                                                              const std::vector<uint64_t>& ids) {
+std::vector<DeadLetter> DeadLetterStore::BeginReplay(std::string_view profile_id,
+                                                     const std::vector<uint64_t>& ids) {
   std::lock_guard lock(mu_);
-  std::vector<DeadLetter> taken;
+  std::vector<DeadLetter> out;
+  auto take = [&](const DeadLetter& d) {
+    if (d.profile_id == profile_id && replaying_.insert(d.id).second) out.push_back(d);
+  };
   if (ids.empty()) {
-    for (const auto& [id, d] : letters_) {
-      if (d.profile_id == profile_id) taken.push_back(d);
-    }
+    for (const auto& [id, d] : letters_) take(d);
   } else {
     // Each once, however often it is named.
-    const std::set<uint64_t> unique(ids.begin(), ids.end());
-    for (const uint64_t id : unique) {
-      auto it = letters_.find(id);
-      if (it != letters_.end() && it->second.profile_id == profile_id) taken.push_back(it->second);
+    for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
+      if (auto it = letters_.find(id); it != letters_.end()) take(it->second);
     }
   }
-  if (taken.empty()) return taken;
-  std::string json = R"({"op":"remove","ids":[)";
-  for (size_t i = 0; i < taken.size(); ++i) json += Cat(i ? "," : "", taken[i].id);
-  json += "]}";
-  if (auto s = Append(FrameRecord(json)); !s.ok()) return s;
-  for (const auto& d : taken) letters_.erase(d.id);
-  return taken;
+  return out;
+}
+
+absl::Status DeadLetterStore::Remove(const std::vector<uint64_t>& ids) {
+  if (ids.empty()) return absl::OkStatus();
+  std::lock_guard lock(mu_);
+  absl::Status s = Append(RemoveRecord(ids));
+  for (const uint64_t id : ids) {
+    replaying_.erase(id);
+    if (s.ok()) letters_.erase(id);  // else kept, and replayed again (a duplicate, not a loss)
+  }
+  return s;
+}
+
+void DeadLetterStore::EndReplay(const std::vector<uint64_t>& ids) {
+  std::lock_guard lock(mu_);
+  for (const uint64_t id : ids) replaying_.erase(id);
 }
 
 absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disabled) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,12 +27,18 @@ class DeadLetterStore {
       const std::string& dir, std::function<void(std::string_view)> log = {});
   ~DeadLetterStore();
 
-  // Assigns ids and persists the letters, all or none.
-  absl::Status Add(std::vector<DeadLetter>& letters);
+  // Assigns ids and persists the letters, all or none; the letters of `replaced` (replayed ones
+  // that failed again) leave the store in the same write.
+  absl::Status Add(std::vector<DeadLetter>& letters, const std::vector<uint64_t>& replaced = {});
   DeadLetterPage List(std::string_view profile_id, size_t page, size_t size) const;
-  // Removes and returns a profile's letters (those of `ids`, or all when empty), oldest first.
-  absl::StatusOr<std::vector<DeadLetter>> Take(std::string_view profile_id,
-                                               const std::vector<uint64_t>& ids);
+  // A replay of a profile's letters (those of `ids`, or all when empty), oldest first: copies of
+  // those not being replayed already. They stay in the store (a crash loses none) until the
+  // replay ends: Remove once delivered, Add(…, replaced) when they failed again, EndReplay when
+  // it was abandoned (a stop).
+  std::vector<DeadLetter> BeginReplay(std::string_view profile_id,
+                                      const std::vector<uint64_t>& ids);
+  absl::Status Remove(const std::vector<uint64_t>& ids);
+  void EndReplay(const std::vector<uint64_t>& ids);
 
   absl::Status SetDisabled(std::string_view profile_id, bool disabled);
   std::vector<std::string> disabled() const;
@@ -39,6 +46,7 @@ class DeadLetterStore {
  private:
   explicit DeadLetterStore(std::string path) : path_(std::move(path)) {}
   absl::Status Append(const std::string& records);
+  static std::string RemoveRecord(const std::vector<uint64_t>& ids);
   bool Apply(std::string_view record);
 
   const std::string path_;  // empty: in memory
@@ -46,6 +54,7 @@ class DeadLetterStore {
   int fd_ = -1;
   uint64_t next_id_ = 1;
   std::map<uint64_t, DeadLetter> letters_;  // by id: oldest first
+  std::set<uint64_t> replaying_;            // of letters_, those a replay is delivering
   std::vector<std::string> disabled_;
 };
 

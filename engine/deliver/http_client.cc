@@ -12,6 +12,7 @@
 #include <boost/beast/ssl.hpp>
 // clang-format on
 
+#include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
 #include "engine/deliver/address_guard.h"
 
@@ -34,12 +35,35 @@ struct HttpClient::Connection {
 
 namespace {
 
+constexpr size_t kMaxRequestHeaderBytes = 8192;
+
 beast::string_view View(std::string_view s) { return {s.data(), s.size()}; }
 
 std::string Describe(std::string_view step, const beast::error_code& ec,
                      std::chrono::milliseconds timeout) {
   if (ec == beast::error::timeout) return Cat(step, ": timed out after ", timeout.count(), " ms");
   return Cat(step, ": ", ec.message());
+}
+
+// What makes a request unsendable ("" when nothing does): a header that is not valid HTTP, or
+// headers over the 8 KiB a receiver's server takes (nginx's default, DESIGN §5).
+std::string InvalidHeader(const ClientRequest& request) {
+  if (!IsHeaderValue(request.content_type)) return "the content type has a control character";
+  // The request line, host, user-agent, content-type and content-length lines, the blank line.
+  size_t bytes = request.url->target.size() + 16 + request.url->host_header.size() + 8 + 20 +
+                 request.content_type.size() + 16 + 40 + 2;
+  if (request.headers) {
+    for (const auto& [name, value] : *request.headers) {
+      if (!IsHeaderName(name)) return "a header name is not an HTTP token";
+      if (!IsHeaderValue(value)) return Cat("header \"", name, "\" has a control character");
+      bytes += name.size() + value.size() + 4;
+    }
+  }
+  if (bytes > kMaxRequestHeaderBytes) {
+    return Cat("the request headers would be ", bytes, " bytes, over the ", kMaxRequestHeaderBytes,
+               " a receiver is sure to take");
+  }
+  return "";
 }
 
 }  // namespace
@@ -189,6 +213,12 @@ asio::awaitable<void> HttpClient::Exchange(Stream& stream, Connection& connectio
 }
 
 asio::awaitable<ClientResponse> HttpClient::Send(ClientRequest request) {
+  // Checked when the profile was written; checked again here, so nothing unchecked (a token an
+  // endpoint sent, a profile from an older store) reaches the wire.
+  if (std::string bad = InvalidHeader(request); !bad.empty()) {
+    ClientResponse refused{.error = Cat("refused to send: ", bad), .refused = true};
+    co_return refused;
+  }
   const std::string& key = request.url->origin;
   for (int round = 0;; ++round) {
     ClientResponse response;

@@ -33,6 +33,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
+#include "engine/common/hash.h"
+#include "engine/common/http_syntax.h"
 #include "engine/common/latency_histogram.h"
 #include "engine/common/strings.h"
 #include "engine/deliver/dead_letters.h"
@@ -49,6 +51,10 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::string_view kStoppedError = "stopped before delivery";
+// An access token longer than this would crowd the 8 KiB of request headers (DESIGN §5).
+constexpr size_t kMaxTokenBytes = 4096;
+// Each x-herald-* header of a batch lists its distinct values up to this many bytes.
+constexpr size_t kMaxListedBytes = 1024;
 
 int64_t UnixMillis() {
   return std::chrono::duration_cast<milliseconds>(
@@ -83,6 +89,14 @@ struct Item {
   }
   std::string_view channel() const { return letter ? letter->channel : notification.channel(); }
   std::string_view event() const { return letter ? letter->event : notification.event(); }
+};
+
+// A dead letter on its way to the store, with what it settles once stored: the notification it
+// came from (settled), or the replayed letter it replaces (removed in the same write).
+struct Burial {
+  DeadLetter letter;
+  Notification source;
+  uint64_t replaces = 0;
 };
 
 // One request's worth of notifications; kept together across retries, so its webhook-id and
@@ -143,10 +157,7 @@ struct ProfileState {
   std::deque<std::unique_ptr<Batch>> due;
   std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
   std::set<Batch*> sending;
-  std::vector<DeadLetter> unwritten;  // dead letters the store refused; written again by Pump
-  // Parallel to `unwritten`: the notification each came from (empty for a replayed dead
-  // letter), settled once it is stored.
-  std::vector<Notification> unwritten_sources;
+  std::vector<Burial> unwritten;  // dead letters the store refused; written again by Pump
   asio::steady_timer retry_timer;
   Clock::time_point retry_timer_at = Clock::time_point::max();
   asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
@@ -197,6 +208,8 @@ class Worker {
   std::optional<std::pair<std::string_view, size_t>> ResultsOf(std::string_view payload);
   asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,
                              std::shared_ptr<const ProfileConfig> config);
+  // One request of `batch` (two with an OAuth token refused once); may throw.
+  asio::awaitable<ClientResponse> Attempt(const Batch& batch, const ProfileConfig& config);
   // `stale`: a token the receiver refused, to be replaced (the caller keeps it alive).
   asio::awaitable<absl::StatusOr<std::string>> Token(const SecuritySetting& security,
                                                      std::string_view stale);
@@ -209,9 +222,15 @@ class Worker {
   void ArmGate(ProfileState& p, Clock::time_point at);
   static DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
                              std::string_view error);
-  // Writes dead letters and then settles their notifications; when the store refuses, keeps
+  // The item as a dead letter, with its source notification or the replayed letter it replaces.
+  static Burial BurialOf(const ProfileState& p, Item& item, int attempts, int status,
+                         std::string_view error);
+  // Writes dead letters and then settles what they came from; when the store refuses, keeps
   // them to write again (never re-sends).
-  void Bury(ProfileState& p, std::vector<DeadLetter> letters, std::vector<Notification> sources);
+  void Bury(ProfileState& p, std::vector<Burial> burials);
+  // Takes the replayed dead letters out of everything the profile holds (a stop): they are still
+  // in the store, and a later replay sends them.
+  void ReleaseReplays(ProfileState& p);
   void DeadLetterAll(ProfileState& p, int status, std::string_view error);
   // Stop with a log that replays unsettled notifications: drops them (unsettled) and puts only
   // replayed dead letters back in the store.
@@ -395,9 +414,7 @@ void Worker::Pump(ProfileState& p) {
     p.inbox.clear();
     p.pump_posted = false;
   }
-  if (!p.unwritten.empty()) {
-    Bury(p, std::exchange(p.unwritten, {}), std::exchange(p.unwritten_sources, {}));
-  }
+  if (!p.unwritten.empty()) Bury(p, std::exchange(p.unwritten, {}));
   if (!RefreshConfig(p)) {
     DeadLetterAll(p, 0, Cat("profile ", p.id, " no longer exists"));
     return;
@@ -516,13 +533,22 @@ std::unique_ptr<Batch> Worker::FormBatch(ProfileState& p, const ProfileConfig& c
     body += "]}";
     if (batch->items.size() > 1) batch->body = std::move(body);
   }
+  // Each distinct value once while they fit in kMaxListedBytes, then ",+N" for the N left out,
+  // so a batch's headers stay within what receivers take (8 KiB in all, DESIGN §5).
   auto joined = [&](auto field) {
     absl::flat_hash_set<std::string_view> seen;
     std::string out;
+    size_t left_out = 0;
     for (const auto& item : batch->items) {
       const std::string_view v = (item.*field)();
-      if (seen.insert(v).second) out += Cat(out.empty() ? "" : ",", v);
+      if (!seen.insert(v).second) continue;
+      if (out.size() + v.size() + 1 > kMaxListedBytes) {
+        ++left_out;
+      } else {
+        out += Cat(out.empty() ? "" : ",", v);
+      }
     }
+    if (left_out > 0) out += Cat(",+", left_out);
     return out;
   };
   batch->subscriptions = joined(&Item::subscription_id);
@@ -531,13 +557,14 @@ std::unique_ptr<Batch> Worker::FormBatch(ProfileState& p, const ProfileConfig& c
   if (batch->items.size() == 1) {
     batch->id = std::string(batch->items[0].webhook_id());
   } else {
-    // Stable for this set of notifications, so receivers can de-duplicate a retried batch.
+    // The same members give the same id in every process (DESIGN §5), so a receiver can
+    // de-duplicate a retried batch, across restarts too.
     std::string ids;
     for (const auto& item : batch->items) ids += Cat(item.webhook_id(), "\n");
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx",
-                  static_cast<unsigned long long>(absl::Hash<std::string>{}(ids)));
-    batch->id = Cat("batch-", std::string_view(hex, 16), "-", batch->items.size());
+                  static_cast<unsigned long long>(StableHashBytes(ids)));
+    batch->id = Cat("batch-", std::string_view(hex, 16));
   }
   return batch;
 }
@@ -593,13 +620,19 @@ asio::awaitable<absl::StatusOr<std::string>> Worker::Token(const SecuritySetting
                root["access_token"].get_string().get(token) != simdjson::SUCCESS || token.empty()) {
       result = absl::UnavailableError(
           Cat("token endpoint ", url->host_header, " answered without an access_token"));
+    } else if (!IsHeaderValue(token) || token.size() > kMaxTokenBytes) {
+      result = absl::UnavailableError(
+          Cat("token endpoint ", url->host_header, " answered an access_token that cannot be sent ",
+              "in a header (a control character, or over ", kMaxTokenBytes, " bytes)"));
     } else {
       entry.token = std::string(token);
       entry.fingerprint = fingerprint;
       entry.expires = Clock::time_point::max();
       int64_t expires_in = 0;
       if (root["expires_in"].get_int64().get(expires_in) == simdjson::SUCCESS && expires_in > 0) {
-        // Refresh a little early, so a token does not expire on its way to the receiver.
+        // At most a year (a larger value would overflow the clock), refreshed a little early so
+        // a token does not expire on its way to the receiver.
+        expires_in = std::min<int64_t>(expires_in, 365LL * 24 * 3600);
         const int64_t margin_ms = std::min<int64_t>(30'000, expires_in * 100);
         entry.expires = Clock::now() + milliseconds(expires_in * 1000 - margin_ms);
       }
@@ -618,27 +651,47 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
   ++batch->attempts;
   const auto start = Clock::now();
   ClientResponse response;
-  if (!config->url.ok()) {
-    response.error = std::string(ToStd(config->url.status().message()));
+  // Whatever goes wrong in an attempt ends it as a failed attempt with its reason: the batch is
+  // settled, retried or buried by OnResult, never left dangling in `sending`.
+  try {
+    response = co_await Attempt(*batch, *config);
+  } catch (const std::exception& e) {
+    response = {};
+    response.error = Cat("internal error while sending: ", e.what());
+    if (deliverer_.options().log) {
+      deliverer_.options().log(
+          Cat("delivery: profile ", p->id, ": request ", batch->id, " failed: ", response.error));
+    }
+  }
+  p->latency.Observe(std::chrono::duration<double>(Clock::now() - start).count());
+  p->requests.fetch_add(1, std::memory_order_relaxed);
+  p->sending.erase(batch.get());
+  OnResult(*p, std::move(batch), *config, response);
+}
+
+asio::awaitable<ClientResponse> Worker::Attempt(const Batch& batch, const ProfileConfig& config) {
+  ClientResponse response;
+  if (!config.url.ok()) {
+    response.error = std::string(ToStd(config.url.status().message()));
     response.refused = true;
   } else {
-    const NotificationProfile& profile = config->profile;
-    const std::string_view body = batch->request_body();
-    const bool oauth = config->security && config->security->type == SecurityType::kOAuth;
+    const NotificationProfile& profile = config.profile;
+    const std::string_view body = batch.request_body();
+    const bool oauth = config.security && config.security->type == SecurityType::kOAuth;
     std::string token;
     for (int round = 0; round < 2; ++round) {
       std::vector<std::pair<std::string, std::string>> headers = profile.headers;
       const int64_t timestamp = UnixMillis() / 1000;
-      headers.emplace_back("webhook-id", batch->id);
+      headers.emplace_back("webhook-id", batch.id);
       headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
-      headers.emplace_back("x-herald-subscription", batch->subscriptions);
-      headers.emplace_back("x-herald-channel", batch->channels);
-      headers.emplace_back("x-herald-event", batch->events);
-      if (config->security) {
-        const SecuritySetting& security = *config->security;
+      headers.emplace_back("x-herald-subscription", batch.subscriptions);
+      headers.emplace_back("x-herald-channel", batch.channels);
+      headers.emplace_back("x-herald-event", batch.events);
+      if (config.security) {
+        const SecuritySetting& security = *config.security;
         if (security.type == SecurityType::kHmac) {
           headers.emplace_back("webhook-signature",
-                               WebhookSignature(security, batch->id, timestamp, body));
+                               WebhookSignature(security, batch.id, timestamp, body));
         } else if (security.type == SecurityType::kBasic) {
           headers.emplace_back("authorization",
                                BasicAuthorization(security.username, security.password));
@@ -656,7 +709,7 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
       }
       // Named, not a temporary: GCC 12 destroys temporaries of a co_await expression twice.
       const ClientRequest request{
-          .url = &*config->url,
+          .url = &*config.url,
           .content_type = profile.webhook.content_type.empty()
                               ? std::string_view("application/json")
                               : std::string_view(profile.webhook.content_type),
@@ -669,10 +722,7 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
       if (!(oauth && response.status == 401)) break;
     }
   }
-  p->latency.Observe(std::chrono::duration<double>(Clock::now() - start).count());
-  p->requests.fetch_add(1, std::memory_order_relaxed);
-  p->sending.erase(batch.get());
-  OnResult(*p, std::move(batch), *config, response);
+  co_return response;
 }
 
 void Worker::BreakerFailure(ProfileState& p) {
@@ -717,7 +767,20 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   const int status = response.status;
   if (status >= 200 && status <= 299) {
     // held first: whoever sees the outcome counter move also sees held (and failed) settled.
-    for (auto& item : batch->items) item.notification.Settle();
+    // A replayed dead letter leaves the store now that it is delivered.
+    std::vector<uint64_t> replayed;
+    for (auto& item : batch->items) {
+      if (item.letter) {
+        replayed.push_back(item.letter->id);
+      } else {
+        item.notification.Settle();
+      }
+    }
+    if (auto s = deliverer_.dead_letters().Remove(replayed); !s.ok() && deliverer_.options().log) {
+      deliverer_.options().log(Cat("delivery: profile ", p.id, ": removing ", replayed.size(),
+                                   " delivered dead letter(s) from the store: ", ToStd(s.message()),
+                                   "; a later replay sends them again"));
+    }
     p.held.fetch_sub(n, std::memory_order_relaxed);
     p.delivered.fetch_add(n, std::memory_order_release);
     p.consecutive_failures = 0;
@@ -761,13 +824,11 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
     p.retries.emplace(Clock::now() + delay, std::move(batch));
   } else {
-    std::vector<DeadLetter> letters;
-    std::vector<Notification> sources;
+    std::vector<Burial> burials;
     for (auto& item : batch->items) {
-      letters.push_back(LetterOf(p, item, batch->attempts, batch->last_status, batch->last_error));
-      sources.push_back(std::move(item.notification));
+      burials.push_back(BurialOf(p, item, batch->attempts, batch->last_status, batch->last_error));
     }
-    Bury(p, std::move(letters), std::move(sources));
+    Bury(p, std::move(burials));
   }
   Pump(p);
 }
@@ -786,60 +847,75 @@ DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempt
           .failed_at_ms = UnixMillis()};
 }
 
-void Worker::Bury(ProfileState& p, std::vector<DeadLetter> letters,
-                  std::vector<Notification> sources) {
-  if (letters.empty()) return;
-  const size_t n = letters.size();
-  if (auto s = deliverer_.dead_letters().Add(letters); !s.ok()) {
+Burial Worker::BurialOf(const ProfileState& p, Item& item, int attempts, int status,
+                        std::string_view error) {
+  return {.letter = LetterOf(p, item, attempts, status, error),
+          .source = std::move(item.notification),
+          .replaces = item.letter ? item.letter->id : 0};
+}
+
+void Worker::Bury(ProfileState& p, std::vector<Burial> burials) {
+  if (burials.empty()) return;
+  const size_t n = burials.size();
+  std::vector<DeadLetter> letters;
+  std::vector<uint64_t> replaced;
+  for (auto& b : burials) {
+    letters.push_back(b.letter);
+    if (b.replaces != 0) replaced.push_back(b.replaces);
+  }
+  if (auto s = deliverer_.dead_letters().Add(letters, replaced); !s.ok()) {
     // Not on disk yet: keep them (still held) and write again shortly — never send again.
     if (deliverer_.options().log) {
       deliverer_.options().log(Cat("delivery: profile ", p.id, ": writing ", n,
                                    " dead letter(s): ", ToStd(s.message()), "; will retry"));
     }
-    for (size_t i = 0; i < letters.size(); ++i) {
-      p.unwritten.push_back(std::move(letters[i]));
-      p.unwritten_sources.push_back(i < sources.size() ? std::move(sources[i]) : Notification());
-    }
+    for (auto& b : burials) p.unwritten.push_back(std::move(b));
     ArmGate(p, Clock::now() + std::chrono::seconds(1));
     return;
   }
-  for (auto& source : sources) source.Settle();
+  for (auto& b : burials) b.source.Settle();
   p.held.fetch_sub(n, std::memory_order_relaxed);
   p.dead_lettered.fetch_add(n, std::memory_order_release);
 }
 
-void Worker::LeaveToLog(ProfileState& p) {
-  std::vector<DeadLetter> letters;
-  size_t left = 0;
-  auto take = [&](Item& item, int attempts) {
-    if (item.letter) {
-      letters.push_back(LetterOf(p, item, attempts, 0, kStoppedError));
-    } else {
-      ++left;
-    }
+void Worker::ReleaseReplays(ProfileState& p) {
+  std::vector<uint64_t> ids;
+  auto release = [&](std::vector<Item>& items) {
+    std::erase_if(items, [&](const Item& item) {
+      if (item.letter) ids.push_back(item.letter->id);
+      return item.letter != nullptr;
+    });
   };
-  for (auto& b : p.due) {
-    for (auto& item : b->items) take(item, b->attempts);
+  for (auto& b : p.due) release(b->items);
+  for (auto& [at, b] : p.retries) release(b->items);
+  std::erase_if(p.ready, [&](const Item& item) {
+    if (item.letter) ids.push_back(item.letter->id);
+    return item.letter != nullptr;
+  });
+  // Letters that failed again but whose replacement the store refused: the original is there.
+  std::erase_if(p.unwritten, [&](const Burial& b) {
+    if (b.replaces != 0 && b.source.empty()) ids.push_back(b.replaces);
+    return b.replaces != 0 && b.source.empty();
+  });
+  for (const Batch* b : p.sending) {
+    for (const Item& item : b->items) {
+      if (item.letter) ids.push_back(item.letter->id);
+    }
   }
-  for (auto& [at, b] : p.retries) {
-    for (auto& item : b->items) take(item, b->attempts);
-  }
-  for (auto& item : p.ready) take(item, 0);
+  deliverer_.dead_letters().EndReplay(ids);
+}
+
+void Worker::LeaveToLog(ProfileState& p) {
+  size_t left = 0;
+  for (auto& b : p.due) left += b->items.size();
+  for (auto& [at, b] : p.retries) left += b->items.size();
+  left += p.ready.size();
   p.due.clear();
   p.retries.clear();
   p.ready.clear();
-  // Dead letters the store refused: those from the spool are replayed; the rest are tried once
-  // more below.
-  for (size_t i = 0; i < p.unwritten.size(); ++i) {
-    if (p.unwritten_sources[i].empty()) {
-      letters.push_back(std::move(p.unwritten[i]));
-    } else {
-      ++left;
-    }
-  }
+  // Dead letters the store refused come from the spool: it replays their notifications.
+  left += p.unwritten.size();
   p.unwritten.clear();
-  p.unwritten_sources.clear();
-  Bury(p, std::move(letters), {});
   if (left > 0 && deliverer_.options().log) {
     deliverer_.options().log(Cat("delivery: profile ", p.id, ": ", left,
                                  " undelivered notification(s) left to the spool's replay"));
@@ -847,24 +923,19 @@ void Worker::LeaveToLog(ProfileState& p) {
 }
 
 void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {
-  std::vector<DeadLetter> letters;
-  std::vector<Notification> sources;
-  auto add = [&](Item& item, int attempts) {
-    letters.push_back(LetterOf(p, item, attempts, status, error));
-    sources.push_back(std::move(item.notification));
-  };
+  std::vector<Burial> burials;
   for (auto& b : p.due) {
-    for (auto& item : b->items) add(item, b->attempts);
+    for (auto& item : b->items) burials.push_back(BurialOf(p, item, b->attempts, status, error));
   }
   p.due.clear();
   for (auto& [at, b] : p.retries) {
-    for (auto& item : b->items) add(item, b->attempts);
+    for (auto& item : b->items) burials.push_back(BurialOf(p, item, b->attempts, status, error));
   }
   p.retries.clear();
   p.awaiting_retry.store(0, std::memory_order_relaxed);
-  for (auto& item : p.ready) add(item, 0);
+  for (auto& item : p.ready) burials.push_back(BurialOf(p, item, 0, status, error));
   p.ready.clear();
-  Bury(p, std::move(letters), std::move(sources));
+  Bury(p, std::move(burials));
 }
 
 void Worker::ArmRetryTimer(ProfileState& p) {
@@ -898,19 +969,22 @@ void Worker::Drain(std::vector<ProfileState*> profiles) {
       for (auto& item : p->inbox) p->ready.push_back(std::move(item));
       p->inbox.clear();
     }
+    // Replayed dead letters are still in the store: a later replay sends them.
+    ReleaseReplays(*p);
     // Requests still in flight are abandoned: their notifications become dead letters too
     // (the receiver may have them already; replay may then duplicate, never lose). With a log
-    // that replays unsettled notifications, only replayed dead letters go back to the store.
+    // that replays unsettled notifications, they are left to it.
     const bool leave = deliverer_.options().log_replays_unsettled;
-    std::vector<DeadLetter> letters;
+    std::vector<Burial> burials;
     for (const Batch* b : p->sending) {
       for (const auto& item : b->items) {
-        if (!leave || item.letter)
-          letters.push_back(LetterOf(*p, item, b->attempts, 0, kStoppedError));
+        if (!leave && !item.letter) {
+          burials.push_back({.letter = LetterOf(*p, item, b->attempts, 0, kStoppedError)});
+        }
       }
     }
     p->sending.clear();
-    Bury(*p, std::move(letters), {});
+    Bury(*p, std::move(burials));
     if (leave) {
       LeaveToLog(*p);
     } else {
@@ -1044,10 +1118,9 @@ absl::StatusOr<size_t> Deliverer::Replay(std::string_view profile_id,
     return absl::FailedPreconditionError("the deliverer is not running");
   }
   if (auto profile = engine_->GetProfile(profile_id); !profile.ok()) return profile.status();
-  auto letters = dead_letters_->Take(profile_id, ids);
-  if (!letters.ok()) return letters.status();
+  std::vector<DeadLetter> letters = dead_letters_->BeginReplay(profile_id, ids);
   std::vector<Item> items;
-  for (auto& letter : *letters) {
+  for (auto& letter : letters) {
     auto owned = std::make_shared<DeadLetter>(std::move(letter));
     owned->payload.reserve(owned->payload.size() + simdjson::SIMDJSON_PADDING);
     items.push_back(Item{Notification(), std::move(owned)});

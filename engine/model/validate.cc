@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
 #include "herald/subscription.h"
 
@@ -16,6 +17,9 @@ namespace {
 
 constexpr size_t kMaxString = 255;
 constexpr size_t kMaxItems = 255;
+// A profile's own headers, each line counted as sent ("name: value\r\n"); the rest of the 8 KiB
+// is herald's.
+constexpr size_t kMaxHeaderBytes = 4608;
 
 void Add(ValidationErrors& errors, const std::string& field, std::string message) {
   errors[field].push_back(std::move(message));
@@ -50,11 +54,6 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
     if (absl::ascii_tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
   }
   return true;
-}
-
-bool IsTokenChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 // http(s)://host[:port][/path...] with a non-empty host and a port in 1..65535.
@@ -103,17 +102,24 @@ bool IsHttpUrl(std::string_view url) {
 
 void CheckHeaders(ValidationErrors& errors, const std::string& field,
                   const std::vector<std::pair<std::string, std::string>>& headers) {
+  size_t total = 0;
   for (const auto& [name, value] : headers) {
-    bool ok = !name.empty() && name.size() <= kMaxString;
-    for (char c : name) ok = ok && IsTokenChar(c);
-    if (!ok) Add(errors, field, Cat("invalid header name \"", name, "\""));
-    for (char c : value) {
-      if (c == '\r' || c == '\n' || c == '\0') {
-        Add(errors, field, Cat("header \"", name, "\" has a control character"));
-        break;
-      }
+    if (name.size() > kMaxString || !IsHeaderName(name)) {
+      Add(errors, field, Cat("invalid header name \"", name, "\""));
+    } else if (IsReservedHeader(name)) {
+      Add(errors, field,
+          Cat("header \"", name,
+              "\" is written by herald itself and cannot be set (webhook.contentType sets the "
+              "content type)"));
+    }
+    if (!IsHeaderValue(value)) {
+      Add(errors, field, Cat("header \"", name, "\" has a control character (CR, LF, NUL, …)"));
     }
     if (value.size() > 4096) Add(errors, field, Cat("header \"", name, "\" is too long"));
+    total += name.size() + value.size() + 4;
+  }
+  if (total > kMaxHeaderBytes) {
+    Add(errors, field, Cat("headers take ", total, " bytes; at most ", kMaxHeaderBytes));
   }
 }
 
@@ -230,6 +236,9 @@ ValidationErrors Validate(const NotificationProfile& p) {
     Add(errors, "webhook.notifyUrl", "must be an absolute http:// or https:// URL with a host");
   }
   CheckLength(errors, "webhook.contentType", p.webhook.content_type, 0, kMaxString);
+  if (!IsHeaderValue(p.webhook.content_type)) {
+    Add(errors, "webhook.contentType", "has a control character (CR, LF, NUL, …)");
+  }
   CheckHeaders(errors, "headers", p.headers);
   if (!p.auth_id.empty()) CheckId(errors, "security.authId", p.auth_id);
   CheckRange(errors, "maxBucketSize", p.max_bucket_size, 1, 2000);

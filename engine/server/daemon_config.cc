@@ -1,5 +1,6 @@
 #include "engine/server/daemon_config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <charconv>
@@ -11,6 +12,18 @@ namespace {
 
 absl::Status Bad(std::string_view key, std::string_view what) {
   return absl::InvalidArgumentError(Cat(key, ": ", what));
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 absl::Status SetListen(DaemonConfig& c, std::string_view key, std::string_view v) {
@@ -284,6 +297,20 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv
     if (auto s = Apply(c, key, value); !s.ok()) {
       return absl::InvalidArgumentError(
           Cat("--", name, ": ", ToStd(s.message()).substr(key.size() + 2)));
+    }
+  }
+  if (!c.help) {
+    // Management is never open because only ingest was locked (DESIGN §5).
+    if (!c.ingest_key.empty() && c.api_key.empty()) {
+      return absl::InvalidArgumentError(
+          "ingest_key is set without api_key: that would leave the management API open to "
+          "anyone; set api_key too");
+    }
+    if (c.api_key.empty() && !IsLoopbackHost(c.listen_host)) {
+      return absl::InvalidArgumentError(
+          Cat("listen: without api_key heraldd listens on loopback only (127.0.0.1, ::1, "
+              "localhost); set api_key to listen on ",
+              c.listen_host));
     }
   }
   c.engine.catalog_path = c.catalog;

@@ -360,6 +360,67 @@ TEST(GracefulStop, UndeliveredNotificationsWaitInTheSpool) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// A batch's webhook-id is a stable hash of its members' ids (DESIGN §5): a retried batch keeps
+// it, in the same process and after kill -9, so a receiver can de-duplicate it.
+TEST(BatchIds, ARetriedBatchKeepsItsIdAcrossKill9) {
+  TempDir dir;
+  { std::ofstream(dir.path() + "/heraldd.toml") << Config("always"); }
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config",
+                                         dir.path() + "/heraldd.toml"};
+  Receiver rx;
+  rx.set_handler([](const ReceivedRequest&) { return Reply{.status = 503}; });
+  // Body -> the ids it was sent with, per run.
+  auto batches = [&](size_t from) {
+    std::map<std::string, std::set<std::string>> out;
+    const auto all = rx.requests();
+    for (size_t i = from; i < all.size(); ++i) {
+      const std::string id = all[i].header("webhook-id");
+      if (id.starts_with("batch-")) out[all[i].body].insert(id);
+    }
+    return out;
+  };
+  std::map<std::string, std::set<std::string>> first;
+  size_t first_count = 0;
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p",)"
+                     R"("maxBucketSize":100,"webhook":{"notifyUrl":")" +
+                         rx.url() + R"("}}})")
+                  .status,
+              201);
+    std::this_thread::sleep_for(150ms);
+    std::string events;
+    for (int n = 0; n < 10; ++n) events += Event(n * 3);  // SMS events, half with an eventId
+    ASSERT_EQ(d.Call("POST", "/v1/events", events, "application/x-ndjson").status, 202);
+    ASSERT_TRUE(rx.WaitFor(6, 10s));
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+    first_count = rx.count();
+    first = batches(0);
+  }
+  ASSERT_FALSE(first.empty()) << "no batch was formed";
+  for (const auto& [body, ids] : first) {
+    EXPECT_EQ(ids.size(), 1u) << "retries of one batch came with several ids: " << body;
+    const std::string& id = *ids.begin();
+    EXPECT_EQ(id.size(), 6u + 16u) << id;
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef", 6), std::string::npos) << id;
+  }
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_TRUE(rx.WaitFor(first_count + 6, 10s));
+  size_t same_members = 0;
+  for (const auto& [body, ids] : batches(first_count)) {
+    auto it = first.find(body);
+    if (it == first.end()) continue;  // formed differently after the restart
+    ++same_members;
+    EXPECT_EQ(ids, it->second) << "the same members got another id after the restart";
+  }
+  EXPECT_GT(same_members, 0u) << "no batch re-formed with the same members to compare";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Durability, CrashTest, ::testing::Values("batch", "always"),
                          [](const auto& info) { return info.param; });
 

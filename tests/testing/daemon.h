@@ -60,7 +60,10 @@ class Daemon {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::vector<std::string> all = {HERALDD_PATH};
+    // HERALDD_UNDER_TEST runs the tests against another build (e.g. the previous release).
+    const char* const path =
+        std::getenv("HERALDD_UNDER_TEST") ? std::getenv("HERALDD_UNDER_TEST") : HERALDD_PATH;
+    std::vector<std::string> all = {path};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
@@ -72,7 +75,7 @@ class Daemon {
       limited.rlim_cur = max_file_bytes;
       setrlimit(RLIMIT_FSIZE, &limited);  // inherited by the child only: restored below
     }
-    const int spawned = posix_spawn(&pid_, HERALDD_PATH, &actions, nullptr, argv.data(), environ);
+    const int spawned = posix_spawn(&pid_, path, &actions, nullptr, argv.data(), environ);
     if (max_file_bytes > 0) setrlimit(RLIMIT_FSIZE, &saved);
     if (spawned != 0) std::abort();
     posix_spawn_file_actions_destroy(&actions);

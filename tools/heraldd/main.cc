@@ -117,7 +117,9 @@ int main(int argc, char** argv) {
   api.set_ready(true);
   std::printf("heraldd listening on http://%s:%u\n", config->listen_host.c_str(), server.port());
   if (config->api_key.empty()) {
-    std::printf("heraldd: no --api-key set: the API is open to anyone who can reach it\n");
+    std::printf(
+        "heraldd: no --api-key set: listening on loopback only, open to every local user; set "
+        "--api-key to listen elsewhere\n");
   }
   std::printf("heraldd: state in %s (%zu records replayed, %zu subscriptions)\n",
               config->data_dir.c_str(), (*journal)->stats().replayed,

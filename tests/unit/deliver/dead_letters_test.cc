@@ -48,20 +48,41 @@ TEST(DeadLetters, SurviveReopenAndReplayTakesThem) {
   EXPECT_EQ((*store)->List("", 1, 2).results.size(), 1u);  // paging over every profile
   EXPECT_EQ((*store)->disabled(), std::vector<std::string>{"p2"});
 
-  auto taken = (*store)->Take("p1", {3, 3});  // named twice, taken once
-  ASSERT_TRUE(taken.ok());
-  ASSERT_EQ(taken->size(), 1u);
-  EXPECT_EQ((*taken)[0].payload, "\"three\"");
-  EXPECT_TRUE((*store)->Take("p2", {1})->empty());  // id 1 belongs to p1
+  auto taken = (*store)->BeginReplay("p1", {3, 3});  // named twice, taken once
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].payload, "\"three\"");
+  EXPECT_TRUE((*store)->BeginReplay("p2", {1}).empty());  // id 1 belongs to p1
+  EXPECT_TRUE((*store)->BeginReplay("p1", {3}).empty());  // already being replayed
+  EXPECT_EQ((*store)->List("p1", 0, 10).total, 2u) << "a replayed letter stays until settled";
+  EXPECT_EQ((*store)->BeginReplay("p1", {}).size(), 1u);  // the rest: letter 1
+  (*store)->EndReplay({1});                               // abandoned: it can be replayed again
+  EXPECT_EQ((*store)->BeginReplay("p1", {1}).size(), 1u);
   // New ids continue after the highest ever given, across reopening.
   std::vector<DeadLetter> more = {Letter("p1", "4")};
-  ASSERT_TRUE((*store)->Add(more).ok());
+  ASSERT_TRUE((*store)->Add(more, /*replaced=*/{1}).ok());  // 1 failed again: 4 replaces it
   EXPECT_EQ(more[0].id, 4u);
+  ASSERT_TRUE((*store)->Remove({3}).ok());  // 3 was delivered
   store->reset();
 
   store = DeadLetterStore::Open(dir.path());
   ASSERT_TRUE(store.ok());
-  EXPECT_EQ((*store)->List("p1", 0, 10).total, 2u);  // 1 and 4; 3 was taken
+  const auto left = (*store)->List("p1", 0, 10);
+  ASSERT_EQ(left.total, 1u);
+  EXPECT_EQ(left.results[0].id, 4u);
+}
+
+// A crash while letters are replayed: they are all still there after reopening.
+TEST(DeadLetters, AReplayInterruptedByACrashLosesNothing) {
+  TempDir dir;
+  {
+    auto store = DeadLetterStore::Open(dir.path());
+    std::vector<DeadLetter> letters = {Letter("p1", "1"), Letter("p1", "2")};
+    ASSERT_TRUE((*store)->Add(letters).ok());
+    EXPECT_EQ((*store)->BeginReplay("p1", {}).size(), 2u);
+  }  // no Remove, no EndReplay: the process died
+  auto store = DeadLetterStore::Open(dir.path());
+  EXPECT_EQ((*store)->List("p1", 0, 10).total, 2u);
+  EXPECT_EQ((*store)->BeginReplay("p1", {}).size(), 2u);
 }
 
 TEST(DeadLetters, ATornTailIsCutAndTheRestKept) {

@@ -1,0 +1,372 @@
+// Delivery integrity against the real heraldd: nothing lost, nothing wedged, nothing unbounded,
+// nothing injected. Each test is a way an unlucky or hostile user met a failure: a batch whose
+// headers outgrow what a receiver takes, header injection through stored fields, management
+// left open by an ingest key, a crash while dead letters are being replayed.
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/daemon.h"
+#include "tests/testing/nginx.h"
+#include "tests/testing/receiver.h"
+
+namespace herald {
+namespace {
+
+using namespace std::chrono_literals;
+using test_support::Daemon;
+using test_support::HttpReply;
+using test_support::Nginx;
+using test_support::ReceivedRequest;
+using test_support::Receiver;
+using test_support::Reply;
+using test_support::TempDir;
+
+// Runs heraldd to its exit (killed after 10 s if it starts serving), with stdout and stderr.
+struct Exit {
+  int code = -1;
+  std::string output;
+};
+Exit RunToExit(const std::string& args) {
+  TempDir dir;
+  const char* const heraldd =
+      std::getenv("HERALDD_UNDER_TEST") ? std::getenv("HERALDD_UNDER_TEST") : HERALDD_PATH;
+  const std::string command =
+      std::string("timeout 10 ") + heraldd + " --data-dir " + dir.path() + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  Exit out;
+  char buf[512];
+  while (pipe && fgets(buf, sizeof buf, pipe)) out.output += buf;
+  const int status = pipe ? pclose(pipe) : -1;
+  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// The value of one /metrics line (`name` with its labels), or -1 when absent.
+long long Metric(Daemon& d, const std::string& name) {
+  const std::string body = d.Call("GET", "/metrics").body;
+  const size_t at = body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::atoll(body.c_str() + at + name.size() + 2);
+}
+
+bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+std::string WriteConfig(const TempDir& dir, const std::string& toml) {
+  const std::string path = dir.path() + "/heraldd.toml";
+  std::ofstream(path) << "allow_private_targets = true\n" << toml;
+  return path;
+}
+
+// --- keys ---------------------------------------------------------------------------------------
+
+TEST(Keys, AnIngestKeyAloneIsRefusedAtStart) {
+  const Exit e = RunToExit("--listen 127.0.0.1:0 --ingest-key feed");
+  EXPECT_EQ(e.code, 2) << e.output;
+  EXPECT_NE(e.output.find("api_key"), std::string::npos) << e.output;
+  EXPECT_NE(e.output.find("management API open"), std::string::npos) << e.output;
+  EXPECT_EQ(e.output.find("feed"), std::string::npos) << "keys are never printed";
+}
+
+TEST(Keys, WithoutAnApiKeyOnlyLoopbackIsServed) {
+  for (const char* listen : {"0.0.0.0:0", "[::]:0", "192.0.2.1:0"}) {
+    const Exit e = RunToExit(std::string("--listen ") + listen);
+    EXPECT_EQ(e.code, 2) << listen << ": " << e.output;
+    EXPECT_NE(e.output.find("loopback only"), std::string::npos) << e.output;
+  }
+  // With a key any address will do; on loopback no key is needed, and the daemon says so.
+  Daemon keyed({"--listen", "127.0.0.1:0", "--api-key", "admin", "--ingest-key", "feed"});
+  EXPECT_NE(keyed.port(), 0) << keyed.output();
+  Daemon open({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(open.port(), 0);
+  EXPECT_EQ(open.Stop(), 0);
+  EXPECT_NE(open.output().find("listening on loopback only"), std::string::npos) << open.output();
+}
+
+// --- header hygiene -----------------------------------------------------------------------------
+
+TEST(HeaderHygiene, StoredFieldsThatWouldSplitAHeaderAreRefusedNamingTheField) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0);
+  struct Case {
+    std::string body;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h",
+           "contentType":"application/json\r\nX-Injected: 1"}})",
+       "webhook.contentType"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "headers":{"X-A":"v\r\nX-Injected: 1"}})",
+       "headers"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "headers":{"X-A":"v\u0000w"}})",
+       "headers"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "headers":{"X-A\r\nX-Injected":"1"}})",
+       "headers"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "headers":{"Host":"evil.example"}})",
+       "headers"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "headers":{"Transfer-Encoding":"chunked"}})",
+       "headers"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "headers":{"webhook-signature":"v1,forged"}})",
+       "headers"},
+      {R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"},
+           "security":{"authId":"o","type":"OAUTH","credentials":{
+             "tokenUrl":"https://x.example/token","grantType":"client_credentials",
+             "headers":{"X-A":"v\nX-Injected: 1"}}}})",
+       "credentials.headers"},
+  };
+  for (const Case& c : cases) {
+    const HttpReply r = d.Call("POST", "/subscriptions/1/profiles", c.body);
+    EXPECT_EQ(r.status, 400) << c.body << "\n" << r.body;
+    EXPECT_NE(r.body.find("\"" + c.field + "\":["), std::string::npos) << r.body;
+  }
+  // The same through PUT, once a clean profile exists.
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/profiles",
+                   R"({"profileId":"p","webhook":{"notifyUrl":"https://x.example/h"}})")
+                .status,
+            201);
+  const HttpReply put =
+      d.Call("PUT", "/subscriptions/1/profiles/p",
+             R"({"webhook":{"notifyUrl":"https://x.example/h","contentType":"a/b\r\nX: 1"}})");
+  EXPECT_EQ(put.status, 400) << put.body;
+  EXPECT_NE(put.body.find(R"("webhook.contentType":[)"), std::string::npos) << put.body;
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// A value herald did not store itself — here an access token from an OAuth endpoint — is
+// checked again before it is written: the request is not sent, and the notification becomes a
+// dead letter that says why.
+TEST(HeaderHygiene, ATokenWithCrLfNeverReachesTheWire) {
+  TempDir dir;
+  const std::string config =
+      WriteConfig(dir, "[delivery]\nretry_delays_ms = [10]\nmax_attempts = 2\n");
+  Receiver tokens, hooks;
+  tokens.set_handler([](const ReceivedRequest&) {
+    return Reply{.status = 200,
+                 .headers = {{"content-type", "application/json"}},
+                 .body = R"({"access_token":"tok\r\nX-Injected: 1","expires_in":3600})"};
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  const HttpReply created = d.Call(
+      "POST", "/subscriptions/1/subscription/SMS",
+      R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p","webhook":{"notifyUrl":")" +
+          hooks.url() +
+          R"("},"security":{"authId":"o","type":"OAUTH","credentials":{"tokenUrl":")" +
+          tokens.url("/token") +
+          R"(","grantType":"client_credentials","clientId":"c","clientSecret":"s"}}}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  std::this_thread::sleep_for(150ms);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})").status,
+      202);
+  std::string letters;
+  ASSERT_TRUE(Eventually([&] {
+    letters = d.Call("GET", "/v1/dead-letters?profileId=p").body;
+    return letters.find(R"("totalResults":1)") != std::string::npos;
+  })) << letters;
+  EXPECT_NE(letters.find("access_token"), std::string::npos) << letters;
+  EXPECT_EQ(hooks.count(), 0u) << "nothing was sent with the poisoned token";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// --- batches ------------------------------------------------------------------------------------
+
+// 300 subscriptions with 255-character ids on one profile with maxBucketSize 2000, one event
+// each: a batch listing every id would carry 77 KiB of x-herald-subscription. nginx refuses
+// request headers over 8 KiB; every request must fit, every event arrive, and the stop be clean.
+TEST(Batches, HeadersStayWithin8KiBAndNginxTakesEveryBatch) {
+  ASSERT_EQ(access("/usr/sbin/nginx", X_OK), 0) << "nginx is missing: run tools/deps.sh";
+  TempDir dir;
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Accepts()) << "nginx did not start; see " << dir.path() << "/error.log";
+  const std::string config = WriteConfig(dir, "[delivery]\nretry_delays_ms = [10]\n");
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  // One request a second: while the first is answered, the other 299 wait and form one batch.
+  ASSERT_EQ(
+      d.Call("POST", "/subscriptions/1/profiles",
+             R"({"profileId":"wide","maxBucketSize":2000,"rateLimit":1,"webhook":{"notifyUrl":")" +
+                 nginx.url() + R"("}})")
+          .status,
+      201);
+  constexpr int kSubscriptions = 300;
+  std::string events;
+  for (int i = 0; i < kSubscriptions; ++i) {
+    std::string id = "s" + std::to_string(i) + "-";
+    id += std::string(255 - id.size(), 'x');
+    const HttpReply r = d.Call("POST", "/subscriptions/1/subscription/SMS",
+                               R"({"subscriptionId":")" + id +
+                                   R"(","events":["DELIVERY"],"criteria":[{"applicationId":"a)" +
+                                   std::to_string(i) + R"("}],"profile":{"profileId":"wide"}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    events += R"({"channel":"SMS","event":"DELIVERY","applicationId":"a)" + std::to_string(i) +
+              R"(","payload":{"n":)" + std::to_string(i) + "}}\n";
+  }
+  std::this_thread::sleep_for(150ms);
+  const HttpReply ingest = d.Call("POST", "/v1/events", events, "application/x-ndjson");
+  ASSERT_EQ(ingest.status, 202) << ingest.body;
+  const std::string delivered = "herald_webhook_delivered_total{profile=\"wide\"}";
+  EXPECT_TRUE(Eventually([&] { return Metric(d, delivered) == kSubscriptions; }))
+      << "delivered " << Metric(d, delivered)
+      << "; dead letters: " << d.Call("GET", "/v1/dead-letters?profileId=wide").body;
+  EXPECT_EQ(Metric(d, "herald_webhook_dead_lettered_total{profile=\"wide\"}"), 0);
+  const auto log = nginx.log();
+  EXPECT_LT(log.size(), 300u) << "the events went in batches";
+  for (const auto& line : log) EXPECT_EQ(line[2], "200") << "nginx refused a request";
+  EXPECT_EQ(d.Stop(), 0) << "a clean stop";
+}
+
+// The same batch against a recording receiver: each x-herald-* header lists distinct values up to
+// 1 KiB, then says how many it left out.
+TEST(Batches, ALongListEndsWithHowManyWereLeftOut) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, "");
+  Receiver rx;
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(
+      d.Call("POST", "/subscriptions/1/profiles",
+             R"({"profileId":"wide","maxBucketSize":2000,"rateLimit":1,"webhook":{"notifyUrl":")" +
+                 rx.url() + R"("}})")
+          .status,
+      201);
+  std::string events;
+  for (int i = 0; i < 100; ++i) {
+    std::string id = "s" + std::to_string(i) + "-";
+    id += std::string(100 - id.size(), 'y');
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":")" + id +
+                         R"(","events":["DELIVERY"],"criteria":[{"applicationId":"a)" +
+                         std::to_string(i) + R"("}],"profile":{"profileId":"wide"}})")
+                  .status,
+              201);
+    events += R"({"channel":"SMS","event":"DELIVERY","applicationId":"a)" + std::to_string(i) +
+              R"(","payload":{"n":)" + std::to_string(i) + "}}\n";
+  }
+  std::this_thread::sleep_for(150ms);
+  ASSERT_EQ(d.Call("POST", "/v1/events", events, "application/x-ndjson").status, 202);
+  ASSERT_TRUE(rx.WaitFor(1, 10s));
+  std::this_thread::sleep_for(1500ms);  // the rest, if the first request went alone
+  // The largest batch: 100, or 99 after a lone first request.
+  ReceivedRequest batch;
+  size_t items = 0;
+  for (const auto& r : rx.requests()) {
+    size_t n = 0;
+    for (size_t at = r.body.find("\"n\":"); at != std::string::npos;
+         at = r.body.find("\"n\":", at + 4)) {
+      ++n;
+    }
+    if (n > items) {
+      items = n;
+      batch = r;
+    }
+  }
+  ASSERT_GE(items, 99u) << batch.body;
+  const std::string listed = batch.header("x-herald-subscription");
+  EXPECT_LE(listed.size(), 1024u + 8);
+  // 9 ids of 100 bytes fit in 1 KiB with their commas; ",+N" counts the others.
+  const size_t plus = listed.rfind(",+");
+  ASSERT_NE(plus, std::string::npos) << listed;
+  const size_t listed_count = static_cast<size_t>(std::count(listed.begin(), listed.end(), ','));
+  EXPECT_EQ(listed_count, 10u) << listed;
+  EXPECT_EQ(listed_count + std::stoul(listed.substr(plus + 2)), items) << listed;
+  EXPECT_EQ(batch.header("x-herald-channel"), "SMS");
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// --- dead letters -------------------------------------------------------------------------------
+
+// 30 dead letters replayed into a receiver that hangs, then kill -9: a replayed letter leaves the
+// store only once its new delivery settled, so all 30 are there after the restart.
+TEST(DeadLetters, AReplayInterruptedByKill9LosesNone) {
+  TempDir dir;
+  const std::string config =
+      WriteConfig(dir, "[delivery]\nretry_delays_ms = [10]\nmax_attempts = 3\n");
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config", config};
+  enum Phase { kRefuse, kHang, kTake };
+  std::atomic<int> phase{kRefuse};
+  std::mutex mu;
+  std::set<int> taken;  // event numbers answered 200
+  Receiver rx;
+  rx.set_handler([&](const ReceivedRequest& r) {
+    if (phase == kRefuse) return Reply{.status = 400};
+    if (phase == kHang) return Reply{.mode = Reply::Mode::kHang};
+    std::lock_guard lock(mu);
+    for (size_t at = r.body.find("\"n\":"); at != std::string::npos;
+         at = r.body.find("\"n\":", at + 4)) {
+      taken.insert(std::atoi(r.body.c_str() + at + 4));
+    }
+    return Reply{.status = 200};
+  });
+  auto letters = [](Daemon& d) {
+    const std::string body = d.Call("GET", "/v1/dead-letters?profileId=p&size=100").body;
+    const size_t at = body.find("\"totalResults\":");
+    return at == std::string::npos ? -1 : std::atoi(body.c_str() + at + 15);
+  };
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p",)"
+                     R"("webhook":{"notifyUrl":")" +
+                         rx.url() + R"("}}})")
+                  .status,
+              201);
+    std::this_thread::sleep_for(150ms);
+    std::string events;
+    for (int n = 0; n < 30; ++n) {
+      events += R"({"channel":"SMS","event":"DELIVERY","eventId":"e)" + std::to_string(n) +
+                R"(","payload":{"n":)" + std::to_string(n) + "}}\n";
+    }
+    ASSERT_EQ(d.Call("POST", "/v1/events", events, "application/x-ndjson").status, 202);
+    ASSERT_TRUE(Eventually([&] { return letters(d) == 30; })) << letters(d);
+    phase = kHang;
+    const size_t before = rx.count();
+    const HttpReply replay = d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"p"})");
+    ASSERT_EQ(replay.status, 200) << replay.body;
+    EXPECT_EQ(replay.body, R"({"replayed":30})");
+    ASSERT_TRUE(rx.WaitFor(before + 1, 10s)) << "the replay reached the receiver";
+    EXPECT_EQ(letters(d), 30) << "in the store until the replay settles";
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+  }
+  phase = kTake;
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  EXPECT_EQ(letters(d), 30) << "a crash during the replay lost dead letters";
+  const HttpReply replay = d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"p"})");
+  EXPECT_EQ(replay.body, R"({"replayed":30})");
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return taken.size() == 30;
+  }));
+  EXPECT_TRUE(Eventually([&] { return letters(d) == 0; })) << "delivered letters leave the store";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace herald
