@@ -53,6 +53,18 @@ struct RouterContext {
   RouterCounters counters;
   bool targeted = false;  // this call routes for one profile alone: `only`
   const dispatch::ProfileQueue* only = nullptr;
+  uint32_t first_event = 0;  // with `targeted`: events before it are skipped
+  // The log's refusal report (LogPosition::refusals), and the queues that refused this input.
+  std::vector<QueueRefusal>* refusals = nullptr;
+  std::vector<const dispatch::ProfileQueue*> refused;
+
+  void Begin(const LogPosition& log, const dispatch::ProfileQueue* target) {
+    targeted = !log.only_profile.empty();
+    only = target;
+    first_event = log.first_event;
+    refusals = log.sequence != 0 ? log.refusals : nullptr;
+    refused.clear();
+  }
 };
 
 struct ProfileEntry {
@@ -341,8 +353,7 @@ class EngineImpl final : public Engine {
     IngestResult result;
     const dispatch::ProfileQueue* only = Target(log);
     RouterContext& ctx = AcquireContext();
-    ctx.targeted = !log.only_profile.empty();
-    ctx.only = only;
+    ctx.Begin(log, only);
     const uint64_t version = index_.published_version();
     if (version != ctx.state_version) {
       ctx.state = index_.Load();
@@ -379,8 +390,7 @@ class EngineImpl final : public Engine {
     IngestResult result;
     const dispatch::ProfileQueue* only = Target(log);
     RouterContext& ctx = AcquireContext();
-    ctx.targeted = !log.only_profile.empty();
-    ctx.only = only;
+    ctx.Begin(log, only);
     const int64_t pair = catalog_->PairId(channel, event);
     if (pair < 0) {
       parse::EventView view;
@@ -612,21 +622,31 @@ class EngineImpl final : public Engine {
     const std::string_view event_name = catalog_->event_info(keys.pair_id).event;
     for (const auto* winner : winners) {
       dispatch::ProfileQueue* queue = winner->queue;
-      if (ctx.targeted && queue != ctx.only) continue;
-      if (seq != 0) {
-        if (!queue->ReplayWants(seq)) continue;  // finished before the restart
-        // Counted before it is queued: a consumer may settle it at once.
-        queue->tracker().Add(seq, winner->queue_generation);
+      if (ctx.targeted && (queue != ctx.only || result.accepted < ctx.first_event)) continue;
+      if (seq != 0 && !queue->ReplayWants(seq)) continue;  // finished before the restart
+      if (ctx.refusals && !ctx.refused.empty() &&
+          std::find(ctx.refused.begin(), ctx.refused.end(), queue) != ctx.refused.end()) {
+        ++result.deferred;  // the rest of this input waits in the log with the first refused
+        Bump(ctx.counters.back_pressured);
+        continue;
       }
+      // Counted before it is queued: a consumer may settle it at once.
+      if (seq != 0) queue->tracker().Add(seq, winner->queue_generation);
       Notification n = NotificationBuilder::Make(block, winner, event_name, view.payload,
                                                  view.event_id, generated);
       if (queue->TryEnqueue(std::move(n))) {
         ++result.notifications;
         Bump(ctx.counters.enqueued);
+        continue;
+      }
+      if (seq != 0) queue->tracker().Settle(seq, winner->queue_generation);
+      Bump(ctx.counters.back_pressured);
+      if (ctx.refusals) {
+        ctx.refused.push_back(queue);
+        ctx.refusals->push_back({queue->profile_id(), static_cast<uint32_t>(result.accepted)});
+        ++result.deferred;
       } else {
-        if (seq != 0) queue->tracker().Settle(seq, winner->queue_generation);
         ++result.back_pressured;
-        Bump(ctx.counters.back_pressured);
       }
     }
   }

@@ -1007,7 +1007,7 @@ void Api::Metrics(HttpResponse& response) {
           s.next_seq);
     gauge("herald_spool_oldest_sequence", "The oldest spool record kept.", s.first_seq);
     gauge("herald_spool_waiting_for_room",
-          "Records a full queue refused during the start's replay, not yet taken.",
+          "Records a full queue refused, waiting in the spool for a profile's queue to have room.",
           s.waiting_for_room);
     gauge("herald_spool_slowest_cursor",
           "The oldest spool record some profile has not finished (retention keeps it).",

@@ -96,9 +96,9 @@ absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, 
 
 DeliveryLog::~DeliveryLog() { Stop(); }
 
-absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(
-    std::string_view header, std::string_view body,
-    const std::function<IngestResult(uint64_t)>& route, OnDurable on_durable) {
+absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(std::string_view header,
+                                                         std::string_view body, const Router& route,
+                                                         OnDurable on_durable) {
   size_t slot;
   {
     // Taken before the append: a checkpoint that reads the spool's next sequence after this
@@ -115,7 +115,12 @@ absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(
   auto seq =
       on_durable ? spool_->AppendParts(parts, std::move(on_durable)) : spool_->AppendParts(parts);
   std::optional<IngestResult> result;
-  if (seq.ok()) result = route(*seq);
+  if (seq.ok()) {
+    std::vector<QueueRefusal> refusals;
+    result = route(*seq, &refusals);
+    // Before the record leaves routing_: a checkpoint sees it there or here.
+    if (!refusals.empty()) Strand(*seq, refusals);
+  }
   {
     std::lock_guard lock(routing_mu_);
     routing_[slot] = kNone;
@@ -139,7 +144,11 @@ absl::StatusOr<IngestResult> DeliveryLog::Ingest(IngestBuffer buffer, size_t siz
   const std::string_view body(buffer ? buffer.data() : "", buffer ? size : 0);
   return AppendAndRoute(
       std::string_view(&kind, 1), body,
-      [&](uint64_t seq) { return engine_.Ingest(std::move(buffer), size, format, errors, seq); },
+      [&](uint64_t seq, std::vector<QueueRefusal>* refusals) {
+        LogPosition log(seq);
+        log.refusals = refusals;
+        return engine_.Ingest(std::move(buffer), size, format, errors, log);
+      },
       std::move(on_durable));
 }
 
@@ -149,7 +158,11 @@ absl::StatusOr<IngestResult> DeliveryLog::Ingest(std::string_view bytes, InputFo
   const char kind = format == InputFormat::kNdjson ? kNdjson : kSingle;
   return AppendAndRoute(
       std::string_view(&kind, 1), bytes,
-      [&](uint64_t seq) { return engine_.Ingest(bytes, format, errors, seq); },
+      [&](uint64_t seq, std::vector<QueueRefusal>* refusals) {
+        LogPosition log(seq);
+        log.refusals = refusals;
+        return engine_.Ingest(bytes, format, errors, log);
+      },
       std::move(on_durable));
 }
 
@@ -161,16 +174,22 @@ absl::StatusOr<IngestResult> DeliveryLog::IngestNative(std::string_view channel,
   const std::string header = Cat(std::string_view(&kNative, 1), channel, "\n", event, "\n");
   return AppendAndRoute(
       header, bytes,
-      [&](uint64_t seq) { return engine_.IngestNative(channel, event, bytes, errors, seq); },
+      [&](uint64_t seq, std::vector<QueueRefusal>* refusals) {
+        LogPosition log(seq);
+        log.refusals = refusals;
+        return engine_.IngestNative(channel, event, bytes, errors, log);
+      },
       std::move(on_durable));
 }
 
 IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record,
-                                std::string_view only_profile) {
+                                std::vector<QueueRefusal>* refusals, std::string_view only_profile,
+                                uint32_t first_event) {
   if (record.empty()) return {};
   const char kind = record[0];
   record.remove_prefix(1);
-  const LogPosition log(seq, only_profile);
+  LogPosition log(seq, only_profile, first_event);
+  log.refusals = refusals;
   if (kind == kNative) {
     const size_t a = record.find('\n');
     const size_t b = a == std::string_view::npos ? a : record.find('\n', a + 1);
@@ -221,22 +240,16 @@ absl::Status DeliveryLog::Replay() {
     options_.log(Cat("spool: replaying records ", from, " to ", end - 1,
                      " (not yet delivered to every profile when heraldd stopped)"));
   }
-  // A full queue refuses notifications (a receiver that is down holds its queue full). The
-  // profiles' back-pressure counters say which refused a record; those (profile, record) pairs
-  // are offered again later, to that profile alone, as its queue drains (Reoffer).
-  absl::flat_hash_map<std::string, uint64_t> refusals;
-  for (const auto& q : engine_.queue_stats()) refusals[q.profile_id] = q.back_pressured;
+  // A full queue refuses notifications (a receiver that is down holds its queue full): those
+  // wait in the spool and are offered again, to that profile alone, as its queue drains.
   auto last_report = std::chrono::steady_clock::now();
   uint64_t routed = 0;
+  std::vector<QueueRefusal> refusals;
   auto s = spool_->Read(from, [&](uint64_t seq, std::string_view record) {
     if (seq >= end) return false;
-    if (Route(seq, record).back_pressured > 0) {
-      for (const auto& q : engine_.queue_stats()) {
-        uint64_t& before = refusals[q.profile_id];
-        if (q.back_pressured > before) stranded_[q.profile_id].push_back(seq);
-        before = q.back_pressured;
-      }
-    }
+    refusals.clear();
+    Route(seq, record, &refusals);
+    if (!refusals.empty()) Strand(seq, refusals);
     ++routed;
     replayed_.fetch_add(1, std::memory_order_relaxed);
     if (options_.log && std::chrono::steady_clock::now() - last_report > std::chrono::seconds(2)) {
@@ -246,8 +259,7 @@ absl::Status DeliveryLog::Replay() {
     return true;
   });
   if (!s.ok()) return s;
-  const uint64_t waiting = Waiting();
-  stranded_count_.store(waiting, std::memory_order_relaxed);
+  const uint64_t waiting = stranded_count_.load(std::memory_order_relaxed);
   if (options_.log) {
     options_.log(Cat("spool: replayed ", routed, " records"));
     if (waiting > 0) {
@@ -259,41 +271,66 @@ absl::Status DeliveryLog::Replay() {
   return absl::OkStatus();
 }
 
+void DeliveryLog::Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals) {
+  std::lock_guard lock(stranded_mu_);
+  for (const QueueRefusal& r : refusals) {
+    auto& records = stranded_[r.profile_id];
+    // Appends race, so a record may come in after a later one: keep the list sorted.
+    auto at = std::upper_bound(records.begin(), records.end(), seq,
+                               [](uint64_t s, const Stranded& x) { return s < x.seq; });
+    records.insert(at, {seq, r.first_event});
+  }
+  stranded_count_.fetch_add(refusals.size(), std::memory_order_relaxed);
+}
+
 void DeliveryLog::Reoffer() {
-  if (stranded_.empty()) return;
+  std::lock_guard reoffering(reoffer_mu_);
   const auto queues = engine_.queue_stats();
-  // A deleted profile's waiting records go with it, as its outstanding notifications do.
   absl::flat_hash_map<std::string, uint64_t> depths;
   for (const auto& q : queues) depths[q.profile_id] = q.depth;
-  absl::erase_if(stranded_, [&](const auto& entry) { return !depths.contains(entry.first); });
-  // Profiles with room: offered their waiting records in order until a refusal.
-  absl::flat_hash_map<std::string, size_t> next;  // profile -> index of its next record
+  // What to offer now: a copy, left in stranded_ (checkpoints keep counting it as unfinished)
+  // until it is taken.
+  absl::flat_hash_map<std::string, std::vector<Stranded>> offer;
   uint64_t first = UINT64_MAX;
-  for (const auto& [id, seqs] : stranded_) {
-    if (depths[id] > options_.reoffer_queue_limit) continue;
-    next[id] = 0;
-    first = std::min(first, seqs.front());
+  {
+    std::lock_guard lock(stranded_mu_);
+    // A deleted profile's waiting records go with it, as its outstanding notifications do.
+    absl::erase_if(stranded_, [&](const auto& entry) {
+      if (depths.contains(entry.first)) return false;
+      stranded_count_.fetch_sub(entry.second.size(), std::memory_order_relaxed);
+      return true;
+    });
+    for (const auto& [id, records] : stranded_) {
+      if (records.empty() || depths[id] > options_.reoffer_queue_limit) continue;
+      offer[id] = records;
+      first = std::min(first, records.front().seq);
+    }
   }
-  if (next.empty()) {
-    stranded_count_.store(Waiting(), std::memory_order_relaxed);
-    return;
-  }
+  if (offer.empty()) return;
+  // Per profile: how many of its offered records were taken, and where a refusal left the next.
+  absl::flat_hash_map<std::string, size_t> taken;
+  absl::flat_hash_map<std::string, uint32_t> refused_from;
+  absl::flat_hash_map<std::string, size_t> next;
+  for (const auto& [id, records] : offer) next[id] = 0;
+  std::vector<QueueRefusal> refusals;
   (void)spool_->Read(first, [&](uint64_t seq, std::string_view record) {
     for (auto it = next.begin(); it != next.end();) {
-      const std::vector<uint64_t>& seqs = stranded_[it->first];
+      const std::vector<Stranded>& records = offer[it->first];
       size_t& i = it->second;
-      if (i < seqs.size() && seqs[i] == seq) {
-        if (Route(seq, record, it->first).back_pressured > 0) {
-          // Full again. (Any events of the record it did take may be sent twice.)
-          stranded_[it->first].erase(stranded_[it->first].begin(),
-                                     stranded_[it->first].begin() + static_cast<ptrdiff_t>(i));
+      if (records[i].seq == seq) {
+        refusals.clear();
+        Route(seq, record, &refusals, it->first, records[i].first_event);
+        if (!refusals.empty()) {
+          // Full again: this record waits from its newly refused event on, the rest behind it.
+          refused_from[it->first] = refusals.front().first_event;
+          taken[it->first] = i;
           next.erase(it++);
           continue;
         }
         ++i;
       }
-      if (i == seqs.size()) {
-        stranded_.erase(it->first);
+      if (i == records.size()) {
+        taken[it->first] = i;
         next.erase(it++);
         continue;
       }
@@ -301,18 +338,30 @@ void DeliveryLog::Reoffer() {
     }
     return !next.empty();
   });
-  for (auto& [id, i] : next) {  // stopped early (the spool read ended): keep the rest
-    auto& seqs = stranded_[id];
-    seqs.erase(seqs.begin(), seqs.begin() + static_cast<ptrdiff_t>(i));
-    if (seqs.empty()) stranded_.erase(id);
+  for (const auto& [id, i] : next) taken[id] = i;  // the spool read ended first
+  std::lock_guard lock(stranded_mu_);
+  for (const auto& [id, n] : taken) {
+    auto found = stranded_.find(id);
+    if (found == stranded_.end()) continue;
+    auto& records = found->second;
+    const std::vector<Stranded>& offered = offer[id];
+    // Remove what was taken (records added meanwhile stay), and move the refused one's start.
+    size_t removed = 0;
+    std::erase_if(records, [&](const Stranded& r) {
+      const bool gone =
+          std::binary_search(offered.begin(), offered.begin() + static_cast<ptrdiff_t>(n), r,
+                             [](const Stranded& a, const Stranded& b) { return a.seq < b.seq; });
+      removed += gone ? 1 : 0;
+      return gone;
+    });
+    stranded_count_.fetch_sub(removed, std::memory_order_relaxed);
+    if (auto r = refused_from.find(id); r != refused_from.end() && n < offered.size()) {
+      for (auto& rec : records) {
+        if (rec.seq == offered[n].seq) rec.first_event = r->second;
+      }
+    }
+    if (records.empty()) stranded_.erase(found);
   }
-  stranded_count_.store(Waiting(), std::memory_order_relaxed);
-}
-
-uint64_t DeliveryLog::Waiting() const {
-  uint64_t waiting = 0;
-  for (const auto& [id, seqs] : stranded_) waiting += seqs.size();
-  return waiting;
 }
 
 uint64_t DeliveryLog::Frontier() const {
@@ -336,9 +385,17 @@ absl::Status DeliveryLog::Checkpoint() {
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
   uint64_t slowest = frontier;
   std::string contents = FrameRecord(Cat("frontier ", frontier));
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> stranded;
+  {
+    std::lock_guard lock(stranded_mu_);
+    for (const auto& [id, records] : stranded_) {
+      auto& seqs = stranded[id];
+      for (const Stranded& r : records) seqs.push_back(r.seq);
+    }
+  }
   for (auto& p : progress) {
-    if (auto it = stranded_.find(p.profile_id); it != stranded_.end()) {
-      // Refused during the replay and not yet taken, so not tracked: still unfinished.
+    if (auto it = stranded.find(p.profile_id); it != stranded.end() && !it->second.empty()) {
+      // Refused by a full queue and not yet taken, so not tracked: still unfinished.
       std::vector<uint64_t> merged;
       std::merge(p.unsettled.begin(), p.unsettled.end(), it->second.begin(), it->second.end(),
                  std::back_inserter(merged));

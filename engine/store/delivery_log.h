@@ -13,8 +13,9 @@
 //   each to the profiles that had not finished it: a slow or failing profile does not make the
 //   others see duplicates, nor do notifications delivered ahead of it. Webhook ids do not
 //   change: they are the events' eventIds, or derived from the record's position and payload.
-//   Records a full queue refused during the replay are offered again, to that profile alone,
-//   as its queue drains.
+// - A slow profile never pushes back on ingest: what its full queue refuses (during the replay
+//   or live) waits in the spool, its cursor held behind it, and is offered again to that
+//   profile alone, from the first refused event on, as its queue drains.
 // - Cursors never pass what is fdatasynced, and no checkpoint is written before the replay
 //   succeeded.
 //
@@ -49,8 +50,8 @@ class DeliveryLog {
     Spool::Durability durability = Spool::Durability::kBatch;
     size_t segment_bytes = 64u << 20;
     std::chrono::milliseconds cursor_interval{200};
-    // Records a full queue refused during Replay are offered again, every cursor_interval, to
-    // a profile whose queue holds at most this many notifications.
+    // Records a full queue refused are offered again, every cursor_interval, to a profile whose
+    // queue holds at most this many notifications.
     size_t reoffer_queue_limit = 50'000;
     // Per profile, how many unsettled records a checkpoint lists, so a restart replays only
     // those between the profile's cursor and the frontier; with more, it replays all of them.
@@ -70,7 +71,7 @@ class DeliveryLog {
     uint64_t cursor_writes = 0;
     uint64_t cursor_errors = 0;
     uint64_t slowest_cursor = 0;    // the oldest record some profile still needs
-    uint64_t waiting_for_room = 0;  // records a full queue refused in the replay, not yet taken
+    uint64_t waiting_for_room = 0;  // (profile, record) pairs a full queue refused, not yet taken
   };
 
   // Opens (recovers) the spool in data_dir/spool and reads the cursors; the engine must already
@@ -112,14 +113,17 @@ class DeliveryLog {
 
   // Appends a record of `header` + `body` while the caller's routing is registered as in
   // progress; `route(seq)` runs only when the append succeeded.
+  using Router = std::function<IngestResult(uint64_t seq, std::vector<QueueRefusal>* refusals)>;
   absl::StatusOr<IngestResult> AppendAndRoute(std::string_view header, std::string_view body,
-                                              const std::function<IngestResult(uint64_t)>& route,
-                                              OnDurable on_durable);
-  // Routes one stored record (replay).
-  IngestResult Route(uint64_t seq, std::string_view record, std::string_view only_profile = {});
-  // Offers records refused during the replay again to profiles whose queues have room.
+                                              const Router& route, OnDurable on_durable);
+  // Routes one stored record (replay, re-offers): to every profile, or to `only_profile` from
+  // its event `first_event` on.
+  IngestResult Route(uint64_t seq, std::string_view record, std::vector<QueueRefusal>* refusals,
+                     std::string_view only_profile = {}, uint32_t first_event = 0);
+  // Keeps what full queues refused of record `seq` for Reoffer.
+  void Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals);
+  // Offers refused records again to profiles whose queues have room.
   void Reoffer();
-  uint64_t Waiting() const;  // records in stranded_
   // Every record before it is routed (none is between append and the end of routing).
   uint64_t Frontier() const;
   // Computes the cursors, writes them when they changed, then drops passed segments.
@@ -144,11 +148,17 @@ class DeliveryLog {
     bool listed_all = true;
   };
   absl::flat_hash_map<std::string, SavedCursor> saved_cursors_;
-  // Records a full queue refused during Replay, per profile (ascending), until Reoffer gets them
-  // taken; checkpoints count them as unfinished. Replay, then the background thread, then Stop
-  // use it, one after the other (so Start() must follow Replay()).
-  absl::flat_hash_map<std::string, std::vector<uint64_t>> stranded_;
+  // Records a full queue refused, per profile (ascending by sequence), until Reoffer gets them
+  // taken; checkpoints count them as unfinished. Ingest adds to it before its record leaves
+  // routing_, so a checkpoint always sees a refused record in one or the other.
+  struct Stranded {
+    uint64_t seq;
+    uint32_t first_event;  // from this event of the record on (1-based)
+  };
+  mutable std::mutex stranded_mu_;
+  absl::flat_hash_map<std::string, std::vector<Stranded>> stranded_;  // GUARDED_BY stranded_mu_
   std::atomic<uint64_t> stranded_count_{0};
+  std::mutex reoffer_mu_;  // one Reoffer at a time
 
   std::mutex checkpoint_mu_;               // one checkpoint at a time
   std::atomic<bool> replayed_all_{false};  // checkpoints only after Replay() succeeded

@@ -99,11 +99,19 @@ struct ProfileProgress {
   bool listed_all = true;
 };
 
+// A full queue's refusal of a logged input's events (see LogPosition::refusals).
+struct QueueRefusal {
+  std::string profile_id;
+  // The input's events from this one on were refused (1-based, counting its accepted events).
+  uint32_t first_event = 0;
+};
+
 // Where an input sits in a durable log in front of the engine (heraldd's spool).
 struct LogPosition {
   LogPosition() = default;
   LogPosition(uint64_t seq) : sequence(seq) {}  // NOLINT: a bare sequence reads naturally
-  LogPosition(uint64_t seq, std::string_view profile) : sequence(seq), only_profile(profile) {}
+  LogPosition(uint64_t seq, std::string_view profile, uint32_t first = 0)
+      : sequence(seq), only_profile(profile), first_event(first) {}
 
   // > 0: the notifications count in DeliveryProgress until settled, generated webhook ids derive
   // from it (a replay makes the same ids), and replay plans apply.
@@ -111,6 +119,14 @@ struct LogPosition {
   // Non-empty: route for this profile alone (offering an input again to a profile whose full
   // queue refused it; the others had it). An unknown profile routes nothing.
   std::string_view only_profile;
+  // With only_profile: the input's events before this one (1-based, counting accepted events)
+  // were taken before and are skipped.
+  uint32_t first_event = 0;
+  // Non-null (with a sequence): the log keeps what a full queue refuses and offers it again
+  // later. Once a profile's queue refuses one of the input's events it refuses the rest of them
+  // too, and each such profile is reported here once; the result counts them as `deferred`,
+  // not `back_pressured`.
+  std::vector<QueueRefusal>* refusals = nullptr;
 };
 
 // What a replayed input owes a profile after a restart: nothing below `floor`; in

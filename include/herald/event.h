@@ -45,6 +45,7 @@ struct IngestResult {
   size_t matched = 0;         // accepted events with at least one notification
   size_t notifications = 0;   // notifications enqueued
   size_t back_pressured = 0;  // notifications refused because a profile queue was full
+  size_t deferred = 0;  // refused by a full queue, kept by the log to offer again (LogPosition)
 };
 
 }  // namespace herald

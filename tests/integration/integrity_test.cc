@@ -298,6 +298,77 @@ TEST(Batches, ALongListEndsWithHowManyWereLeftOut) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// --- slow receivers ------------------------------------------------------------------------------
+
+// A receiver that hangs next to a healthy one, with tiny queues: ingest never answers 503 for the
+// slow one's sake (a retrying client would send the healthy one its events twice), the healthy one
+// gets each event once, and the slow one gets all of them once it recovers.
+TEST(SlowReceivers, ASlowProfileNeverPushesBackOnIngest) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, R"([engine]
+fanout = "all"
+queue_max_notifications = 2
+[delivery]
+max_held_per_profile = 1
+retry_delays_ms = [50]
+max_attempts = 100
+jitter_percent = 0
+breaker_failures = 1000000
+[spool]
+cursor_interval_ms = 50
+)");
+  std::atomic<bool> hang{true};
+  Receiver slow, healthy;
+  slow.set_handler([&](const ReceivedRequest&) {
+    return hang ? Reply{.mode = Reply::Mode::kHang} : Reply{.status = 200};
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  for (auto [id, url] : {std::pair{"slow", slow.url()}, std::pair{"healthy", healthy.url()}}) {
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     std::string(R"({"subscriptionId":")") + id +
+                         R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
+                         R"(","maxBucketSize":1,"readTimeout":1000,"webhook":{"notifyUrl":")" +
+                         url + R"("}}})")
+                  .status,
+              201);
+  }
+  std::this_thread::sleep_for(150ms);
+  int refused = 0;
+  for (int n = 0; n < 40; ++n) {
+    const std::string event =
+        R"({"channel":"SMS","event":"DELIVERY","payload":{"n":)" + std::to_string(n) + "}}";
+    HttpReply r;
+    for (int attempt = 0; attempt < 5; ++attempt) {  // a client that retries its 503s
+      r = d.Call("POST", "/v1/events", event);
+      if (r.status != 503) break;
+      ++refused;
+    }
+    ASSERT_EQ(r.status, 202) << r.body;
+  }
+  EXPECT_EQ(refused, 0) << "ingest answered 503 because one receiver is slow";
+  ASSERT_TRUE(healthy.WaitFor(40, 20s)) << healthy.count();
+  std::this_thread::sleep_for(300ms);
+  std::set<std::string> ids;
+  for (const auto& r : healthy.requests()) ids.insert(r.header("webhook-id"));
+  EXPECT_EQ(healthy.count(), 40u) << "the healthy receiver got events twice";
+  EXPECT_EQ(ids.size(), 40u);
+  // The slow one recovers: everything that waited in the spool reaches it.
+  hang = false;
+  std::set<std::string> slow_ids;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        slow_ids.clear();
+        for (const auto& r : slow.requests()) {
+          if (r.body.find("\"n\":") != std::string::npos) slow_ids.insert(r.body);
+        }
+        return slow_ids.size() == 40;
+      },
+      60s))
+      << slow_ids.size();
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 // --- dead letters -------------------------------------------------------------------------------
 
 // 30 dead letters replayed into a receiver that hangs, then kill -9: a replayed letter leaves the
