@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 // clang-format on
+#include <algorithm>
+#include <initializer_list>
 
 #include "engine/common/strings.h"
 #include "engine/deliver/url.h"
@@ -38,6 +40,23 @@ bool IsPublicAddress(const boost::asio::ip::address& address) {
     return IsPublicV4(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6));
   }
   const auto bytes = v6.to_bytes();
+  auto embedded_v4 = [&](size_t at) {
+    return boost::asio::ip::address_v4(boost::asio::ip::address_v4::bytes_type{
+        bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]});
+  };
+  auto prefix = [&](std::initializer_list<unsigned char> head) {
+    return std::equal(head.begin(), head.end(), bytes.begin());
+  };
+  // Forms that carry an IPv4 address to a translator or relay: they reach what it reaches.
+  if (prefix({0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0})) {
+    return IsPublicV4(embedded_v4(12));  // 64:ff9b::/96, NAT64 well-known prefix
+  }
+  if (prefix({0x00, 0x64, 0xff, 0x9b, 0x00, 0x01})) return false;  // 64:ff9b:1::/48, local NAT64
+  if (prefix({0x20, 0x02})) return IsPublicV4(embedded_v4(2));     // 2002::/16, 6to4
+  if (prefix({0x20, 0x01, 0x00, 0x00})) return false;              // 2001::/32, Teredo
+  if (prefix({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) && !v6.is_loopback() && !v6.is_unspecified()) {
+    return IsPublicV4(embedded_v4(12));  // ::a.b.c.d, IPv4-compatible (deprecated)
+  }
   const bool unique_local = (bytes[0] & 0xFE) == 0xFC;  // fc00::/7
   return !(v6.is_loopback() || v6.is_unspecified() || v6.is_link_local() || v6.is_multicast() ||
            v6.is_site_local() || unique_local);

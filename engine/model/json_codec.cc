@@ -1,6 +1,8 @@
 #include "engine/model/json_codec.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
 
 namespace herald::model {
@@ -433,13 +435,12 @@ class Writer {
 
 constexpr std::string_view kMask = "********";
 
-// Header values that carry credentials (CUSTOM security puts them in profile headers).
-bool IsSecretHeader(std::string_view name) {
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(absl::ascii_tolower(static_cast<unsigned char>(c)));
-  for (std::string_view word :
-       {"authorization", "token", "secret", "key", "password", "cookie", "signature"}) {
-    if (lower.find(word) != std::string::npos) return true;
+// Header values are masked unless the name is known to carry nothing secret: CUSTOM security
+// puts credentials in profile headers under any name.
+bool IsPlainHeader(std::string_view name) {
+  for (std::string_view plain : {"accept", "accept-charset", "accept-encoding", "accept-language",
+                                 "cache-control", "content-language", "pragma", "user-agent"}) {
+    if (EqualsLowercase(name, plain)) return true;
   }
   return false;
 }
@@ -448,9 +449,35 @@ std::vector<std::pair<std::string, std::string>> MaskHeaders(
     const std::vector<std::pair<std::string, std::string>>& headers, bool all) {
   auto out = headers;
   for (auto& [name, value] : out) {
-    if (all || IsSecretHeader(name)) value = std::string(kMask);
+    if (all || !IsPlainHeader(name)) value = std::string(kMask);
   }
   return out;
+}
+
+// A masked value sent back (a GET → PUT round trip) means "keep the stored one"; with nothing
+// stored it is refused, so the mask never becomes a secret.
+void Restore(std::string& value, const std::string* stored, const char* field,
+             ValidationErrors& errors) {
+  if (value != kMask) return;
+  if (stored && !stored->empty()) {
+    value = *stored;
+  } else {
+    errors[field].push_back(Cat("\"", kMask, "\" is how GET masks a secret; send the value"));
+  }
+}
+
+void RestoreHeaders(std::vector<std::pair<std::string, std::string>>& headers,
+                    const std::vector<std::pair<std::string, std::string>>* stored,
+                    const char* field, ValidationErrors& errors) {
+  for (auto& [name, value] : headers) {
+    const std::string* before = nullptr;
+    if (stored) {
+      for (const auto& [n, v] : *stored) {
+        if (n.size() == name.size() && absl::EqualsIgnoreCase(ToAbsl(n), ToAbsl(name))) before = &v;
+      }
+    }
+    Restore(value, before, field, errors);
+  }
 }
 
 std::string SecurityRef(std::string_view auth_id) {
@@ -462,6 +489,26 @@ std::string SecurityRef(std::string_view auth_id) {
 }
 
 }  // namespace
+
+absl::Status RestoreMaskedSecrets(SecuritySetting& s, const SecuritySetting* stored) {
+  ValidationErrors errors;
+  // A secret is kept only for the same kind of setting.
+  if (stored && stored->type != s.type) stored = nullptr;
+  Restore(s.password, stored ? &stored->password : nullptr, "credentials.password", errors);
+  Restore(s.secret_key, stored ? &stored->secret_key : nullptr, "credentials.secretKey", errors);
+  Restore(s.client_secret, stored ? &stored->client_secret : nullptr, "credentials.clientSecret",
+          errors);
+  Restore(s.refresh_token, stored ? &stored->refresh_token : nullptr, "credentials.refreshToken",
+          errors);
+  RestoreHeaders(s.headers, stored ? &stored->headers : nullptr, "credentials.headers", errors);
+  return errors.empty() ? absl::OkStatus() : ValidationError(errors);
+}
+
+absl::Status RestoreMaskedHeaders(NotificationProfile& p, const NotificationProfile* stored) {
+  ValidationErrors errors;
+  RestoreHeaders(p.headers, stored ? &stored->headers : nullptr, "headers", errors);
+  return errors.empty() ? absl::OkStatus() : ValidationError(errors);
+}
 
 std::string EncodeProfile(const NotificationProfile& p, bool mask) {
   std::string out;

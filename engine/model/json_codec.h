@@ -43,6 +43,11 @@ absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text);
 std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile);
 // Header values that look like credentials are masked unless `mask` is false (the store).
 std::string EncodeProfile(const NotificationProfile& p, bool mask = true);
+// A value GET masked ("********") and sent back means "keep the stored one": these put the stored
+// secrets (of a setting of the same type) and header values back, and refuse a mask with nothing
+// stored behind it (400 naming the field).
+absl::Status RestoreMaskedSecrets(SecuritySetting& s, const SecuritySetting* stored);
+absl::Status RestoreMaskedHeaders(NotificationProfile& p, const NotificationProfile* stored);
 // Secrets (password, secretKey, clientSecret, refreshToken) are masked unless `mask` is false,
 // which only the store uses, to write them to data_dir.
 std::string EncodeSecurity(const SecuritySetting& s, bool mask = true);

@@ -533,8 +533,8 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
   if (id.empty() && method == "POST") {
     auto req = model::DecodeSubscription(request.body, channel);
     if (!req.ok()) return FromStatus(response, req.status());
-    if (!TargetsAllowed(req->inline_profile ? &*req->inline_profile : nullptr,
-                        req->inline_security ? &*req->inline_security : nullptr, response)) {
+    if (!CheckWrite(req->inline_profile ? &*req->inline_profile : nullptr,
+                    req->inline_security ? &*req->inline_security : nullptr, response)) {
       return;
     }
     // Inline definitions are created first and removed again if a later step fails.
@@ -663,8 +663,8 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
   if (id.empty() && method == "POST") {
     auto req = model::DecodeProfile(request.body);
     if (!req.ok()) return FromStatus(response, req.status());
-    if (!TargetsAllowed(&req->profile, req->inline_security ? &*req->inline_security : nullptr,
-                        response)) {
+    if (!CheckWrite(&req->profile, req->inline_security ? &*req->inline_security : nullptr,
+                    response)) {
       return;
     }
     if (req->inline_security) {
@@ -703,7 +703,7 @@ void Api::Profiles(const HttpRequest& request, std::string_view rest, std::strin
     auto req = model::DecodeProfile(request.body);
     if (!req.ok()) return FromStatus(response, req.status());
     req->profile.profile_id = id;
-    if (!TargetsAllowed(&req->profile, nullptr, response)) return;
+    if (!CheckWrite(&req->profile, nullptr, response)) return;
     auto before = engine_.GetProfile(id);
     if (auto s = engine_.UpdateProfile(req->profile); !s.ok()) return FromStatus(response, s);
     if (journal_) {
@@ -739,7 +739,7 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
   if (id.empty() && method == "POST") {
     auto s = model::DecodeSecurity(request.body);
     if (!s.ok()) return FromStatus(response, s.status());
-    if (!TargetsAllowed(nullptr, &*s, response)) return;
+    if (!CheckWrite(nullptr, &*s, response)) return;
     if (auto st = engine_.CreateSecurity(*s); !st.ok()) return FromStatus(response, st);
     if (journal_) {
       if (auto st = journal_->Put(*s); !st.ok()) {
@@ -766,7 +766,7 @@ void Api::Security(const HttpRequest& request, std::string_view rest, std::strin
     auto s = model::DecodeSecurity(request.body);
     if (!s.ok()) return FromStatus(response, s.status());
     s->auth_id = id;
-    if (!TargetsAllowed(nullptr, &*s, response)) return;
+    if (!CheckWrite(nullptr, &*s, response)) return;
     auto before = engine_.GetSecurity(id);
     if (auto st = engine_.UpdateSecurity(*s); !st.ok()) return FromStatus(response, st);
     if (journal_) {
@@ -847,18 +847,30 @@ void Api::Import(const HttpRequest& request, HttpResponse& response) {
            "]}"));
 }
 
-bool Api::TargetsAllowed(const NotificationProfile* profile, const SecuritySetting* security,
-                         HttpResponse& response) const {
-  // Reported together with the model's own errors, so a request learns all of them at once;
-  // a URL that is malformed is the model's to report.
+bool Api::CheckWrite(NotificationProfile* profile, SecuritySetting* security,
+                     HttpResponse& response) const {
+  // Masked values sent back (a GET → PUT round trip) keep what is stored; reported with the
+  // model's own errors, so a request learns all of them at once (a malformed URL is the
+  // model's to report).
   ValidationErrors errors;
-  if (profile) errors = Validate(*profile);
-  if (security) {
-    for (auto& [field, messages] : Validate(*security)) {
+  auto merge = [&](const ValidationErrors& more) {
+    for (auto& [field, messages] : more) {
       auto& all = errors[field];
       all.insert(all.end(), messages.begin(), messages.end());
     }
+  };
+  if (profile) {
+    auto stored = engine_.GetProfile(profile->profile_id);
+    merge(ValidationErrorsOf(
+        model::RestoreMaskedHeaders(*profile, stored.ok() ? &*stored : nullptr)));
   }
+  if (security) {
+    auto stored = engine_.GetSecurity(security->auth_id);
+    merge(ValidationErrorsOf(
+        model::RestoreMaskedSecrets(*security, stored.ok() ? &*stored : nullptr)));
+  }
+  if (profile) merge(Validate(*profile));
+  if (security) merge(Validate(*security));
   if (profile && !errors.contains("webhook.notifyUrl")) {
     const absl::Status s =
         CheckWebhookTarget(profile->webhook.notify_url, options_.allow_private_targets);

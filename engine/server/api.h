@@ -56,10 +56,11 @@ class Api {
   void Security(const HttpRequest& request, std::string_view rest, std::string_view query,
                 HttpResponse& response);
   void Import(const HttpRequest& request, HttpResponse& response);
-  // The SSRF guard on what a request would store: the profile's notifyUrl and the security
-  // setting's tokenUrl. Answers 400 with the field's error itself and returns false.
-  bool TargetsAllowed(const NotificationProfile* profile, const SecuritySetting* security,
-                      HttpResponse& response) const;
+  // Before a write: masked values sent back take the stored ones, then the model's validation
+  // and the SSRF guard (the profile's notifyUrl, the setting's tokenUrl). Answers 400 with every
+  // field's errors and returns false.
+  bool CheckWrite(NotificationProfile* profile, SecuritySetting* security,
+                  HttpResponse& response) const;
   void DeadLetters(const HttpRequest& request, std::string_view rest, std::string_view query,
                    HttpResponse& response);
   void Metrics(HttpResponse& response);

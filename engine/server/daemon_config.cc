@@ -10,6 +10,10 @@
 namespace herald::server {
 namespace {
 
+// The largest request body the spool stores as one record (its limit is 1 GiB, with room for
+// the record's header and the 4 KiB a single event gets over max_event_bytes).
+constexpr int64_t kMaxSpooledBody = (1LL << 30) - (1 << 16);
+
 absl::Status Bad(std::string_view key, std::string_view what) {
   return absl::InvalidArgumentError(Cat(key, ": ", what));
 }
@@ -82,7 +86,7 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
     if (value != "group" && value != "all") return Bad(key, "must be group or all");
     c.engine.fanout = value == "all" ? Fanout::kAll : Fanout::kGroupWinner;
   } else if (key == "engine.max_event_bytes") {
-    if (auto s = SetInt(key, value, 64, 1LL << 30, &n); !s.ok()) return s;
+    if (auto s = SetInt(key, value, 64, kMaxSpooledBody, &n); !s.ok()) return s;
     c.engine.max_event_bytes = static_cast<size_t>(n);
   } else if (key == "engine.max_payload_depth") {
     if (auto s = SetInt(key, value, 1, 1024, &n); !s.ok()) return s;
@@ -102,11 +106,15 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "limits.header_timeout_ms") {
     if (auto s = SetInt(key, value, 100, 3'600'000, &n); !s.ok()) return s;
     c.header_timeout = std::chrono::milliseconds(n);
+  } else if (key == "limits.body_timeout_ms") {
+    if (auto s = SetInt(key, value, 100, 86'400'000, &n); !s.ok()) return s;
+    c.body_timeout = std::chrono::milliseconds(n);
   } else if (key == "limits.max_requests_per_second") {
     if (auto s = SetInt(key, value, 0, 100'000'000, &n); !s.ok()) return s;
     c.max_requests_per_second = static_cast<uint32_t>(n);
   } else if (key == "limits.max_batch_bytes") {
-    if (auto s = SetInt(key, value, 1024, 1LL << 32, &n); !s.ok()) return s;
+    // Every request is one spool record, and records are at most 1 GiB.
+    if (auto s = SetInt(key, value, 1024, kMaxSpooledBody, &n); !s.ok()) return s;
     c.max_batch_bytes = static_cast<size_t>(n);
   } else if (key == "limits.max_subscriptions_per_channel") {
     if (auto s = SetInt(key, value, 1, 1LL << 40, &n); !s.ok()) return s;

@@ -32,6 +32,7 @@ struct DaemonConfig {
   size_t max_connections = 10'000;
   size_t max_header_bytes = 16 << 10;
   std::chrono::milliseconds header_timeout{30'000};
+  std::chrono::milliseconds body_timeout{300'000};
   uint32_t max_requests_per_second = 50'000;  // per connection; 0 = unlimited
   size_t max_batch_bytes = 64u << 20;         // one NDJSON ingest request
   // On SIGTERM, how long held notifications get to be delivered; the spool replays the rest

@@ -194,6 +194,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return Write(r, /*keep_alive=*/false);
       }
     }
+    stream_.expires_after(server_->options.body_timeout);
     auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); };
     if (plan.into_ingest_buffer && server_->options.new_ingest_buffer) {
       ingest_.emplace(std::move(*header_));

@@ -72,6 +72,9 @@ class HttpServer {
     // A request's headers must arrive within this (slow clients are cut off); also how long an
     // idle keep-alive connection is kept.
     std::chrono::milliseconds header_timeout{30'000};
+    // The body has its own deadline, from the end of its headers: a large upload is not cut off
+    // by header_timeout.
+    std::chrono::milliseconds body_timeout{300'000};
     uint32_t max_requests_per_second = 50'000;  // per connection; 0 = unlimited
     LimitHits* hits = nullptr;                  // counted when given
   };

@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -109,8 +110,17 @@ absl::Status Spool::Recover() {
   if (ec) return absl::UnavailableError(Cat("spool ", dir, ": ", ec.message()));
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() != 24 || !name.ends_with(".seg")) continue;
-    segments_[std::stoull(name.substr(0, 20))] = entry.path().string();
+    if (!name.ends_with(".seg")) continue;
+    uint64_t first = 0;
+    const auto [end, err] = std::from_chars(name.data(), name.data() + name.size() - 4, first);
+    if (name.size() != 24 || err != std::errc() || end != name.data() + 20 || first == 0) {
+      // Not one of ours (a copy, an editor's backup): never a reason not to start.
+      if (options_.log)
+        options_.log(Cat("spool: ignoring ", entry.path().string(),
+                         ": not a segment name (20 digits, .seg)"));
+      continue;
+    }
+    segments_[first] = entry.path().string();
   }
   if (ec) return absl::UnavailableError(Cat("spool ", dir, ": ", ec.message()));
   uint64_t next = segments_.empty() ? 1 : segments_.begin()->first;

@@ -2,12 +2,15 @@
 // nothing injected. Each test is a way an unlucky or hostile user met a failure: a batch whose
 // headers outgrow what a receiver takes, header injection through stored fields, management
 // left open by an ingest key, a crash while dead letters are being replayed.
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -436,6 +439,173 @@ TEST(DeadLetters, AReplayInterruptedByKill9LosesNone) {
     return taken.size() == 30;
   }));
   EXPECT_TRUE(Eventually([&] { return letters(d) == 0; })) << "delivered letters leave the store";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// --- smaller holes -------------------------------------------------------------------------------
+
+std::string HmacV1(const std::string& secret, const ReceivedRequest& r) {
+  const std::string content =
+      r.header("webhook-id") + "." + r.header("webhook-timestamp") + "." + r.body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(content.data()), content.size(), mac, &len);
+  unsigned char b64[4 * EVP_MAX_MD_SIZE];
+  const int n = EVP_EncodeBlock(b64, mac, static_cast<int>(len));
+  return "v1," + std::string(reinterpret_cast<char*>(b64), static_cast<size_t>(n));
+}
+
+// GET masks secrets and header values; sending the GET's answer back with PUT keeps what is
+// stored instead of storing "********", and a mask with nothing stored behind it is refused.
+TEST(Secrets, AGetPutRoundTripKeepsTheStoredSecrets) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, "");
+  Receiver rx;
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(
+      d.Call(
+           "POST", "/subscriptions/1/security",
+           R"({"authId":"h","type":"HMAC","credentials":{"secretKey":"s3cret","algorithm":"HMAC_SHA_256"}})")
+          .status,
+      201);
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                   R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p",)"
+                   R"("security":{"authId":"h"},"headers":{"X-Api-Key":"k1","X-Tenant":"t1",)"
+                   R"("Accept":"application/json"},"webhook":{"notifyUrl":")" +
+                       rx.url() + R"("}}})")
+                .status,
+            201);
+  const std::string security = d.Call("GET", "/subscriptions/1/security/h").body;
+  ASSERT_EQ(security.find("s3cret"), std::string::npos) << security;
+  const std::string profile = d.Call("GET", "/subscriptions/1/profiles/p").body;
+  EXPECT_EQ(profile.find("k1"), std::string::npos) << "header values are masked: " << profile;
+  EXPECT_EQ(profile.find("t1"), std::string::npos) << "whatever their name: " << profile;
+  EXPECT_NE(profile.find(R"("Accept":"application/json")"), std::string::npos) << profile;
+  EXPECT_EQ(d.Call("PUT", "/subscriptions/1/security/h", security).status, 200);
+  EXPECT_EQ(d.Call("PUT", "/subscriptions/1/profiles/p", profile).status, 200);
+  std::this_thread::sleep_for(150ms);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})").status,
+      202);
+  ASSERT_TRUE(rx.WaitFor(1, 10s));
+  const ReceivedRequest got = rx.requests()[0];
+  EXPECT_EQ(got.header("webhook-signature"), HmacV1("s3cret", got)) << "signed with the secret";
+  EXPECT_EQ(got.header("x-api-key"), "k1");
+  EXPECT_EQ(got.header("x-tenant"), "t1");
+  // Nothing stored behind the mask: refused, naming the field.
+  const HttpReply masked = d.Call(
+      "POST", "/subscriptions/1/security",
+      R"({"authId":"h2","type":"HMAC","credentials":{"secretKey":"********","algorithm":"HMAC_SHA_256"}})");
+  EXPECT_EQ(masked.status, 400) << masked.body;
+  EXPECT_NE(masked.body.find(R"("credentials.secretKey":[)"), std::string::npos) << masked.body;
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// An expires_in far beyond any clock (it overflowed) caches the token as a long-lived one.
+TEST(Tokens, AHugeExpiresInIsCappedNotOverflowed) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, "");
+  Receiver tokens, hooks;
+  tokens.set_handler([](const ReceivedRequest&) {
+    return Reply{.status = 200,
+                 .headers = {{"content-type", "application/json"}},
+                 .body = R"({"access_token":"tok","expires_in":9223372036854776})"};
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(
+      d.Call(
+           "POST", "/subscriptions/1/subscription/SMS",
+           R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p","webhook":{"notifyUrl":")" +
+               hooks.url() +
+               R"("},"security":{"authId":"o","type":"OAUTH","credentials":{"tokenUrl":")" +
+               tokens.url("/token") + R"(","grantType":"client_credentials","clientId":"c"}}}})")
+          .status,
+      201);
+  std::this_thread::sleep_for(150ms);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(
+        d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})").status,
+        202);
+    ASSERT_TRUE(hooks.WaitFor(i + 1, 10s));
+  }
+  EXPECT_EQ(hooks.requests()[1].header("authorization"), "Bearer tok");
+  EXPECT_EQ(tokens.count(), 1u) << "the token was fetched again: its expiry overflowed";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// header_timeout_ms bounds the headers; a body that takes longer to upload is still read.
+TEST(Limits, ABodySlowerThanTheHeaderTimeoutIsStillRead) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, "[limits]\nheader_timeout_ms = 500\n");
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  std::string body;
+  for (int n = 0; body.size() < (1 << 20); ++n) {
+    body += R"({"channel":"SMS","event":"DELIVERY","payload":{"n":)" + std::to_string(n) + "}}\n";
+  }
+  boost::asio::io_context io;
+  test_support::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), d.port()});
+  const std::string head =
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(head));
+  // Ten slices over about 1.5 s: three times the header timeout.
+  const size_t slice = body.size() / 10 + 1;
+  boost::system::error_code ec;
+  for (size_t at = 0; at < body.size() && !ec; at += slice) {
+    std::this_thread::sleep_for(150ms);
+    boost::asio::write(
+        socket, boost::asio::buffer(body.data() + at, std::min(slice, body.size() - at)), ec);
+  }
+  ASSERT_FALSE(ec) << "the connection was cut during the upload: " << ec.message();
+  std::string answer(4096, '\0');
+  const size_t n = socket.read_some(boost::asio::buffer(answer), ec);
+  answer.resize(n);
+  EXPECT_NE(answer.find("HTTP/1.1 202"), std::string::npos) << answer;
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+TEST(Limits, ABodyLimitThePoolCannotStoreIsRefusedAtStart) {
+  TempDir dir;
+  const std::string config = dir.path() + "/big.toml";
+  std::ofstream(config) << "[limits]\nmax_batch_bytes = 2147483648\n";
+  const Exit e = RunToExit("--listen 127.0.0.1:0 --config " + config);
+  EXPECT_EQ(e.code, 2) << e.output;
+  EXPECT_NE(e.output.find("limits.max_batch_bytes"), std::string::npos) << e.output;
+}
+
+// A file in the spool folder that only looks like a segment never stops the start.
+TEST(Spool, AStraySegFileIsIgnored) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::filesystem::create_directories(data + "/spool");
+  std::ofstream(data + "/spool/abcdefghijklmnopqrst.seg") << "junk";
+  std::ofstream(data + "/spool/junk.seg") << "junk";
+  Daemon d({"--listen", "127.0.0.1:0"}, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  EXPECT_EQ(
+      d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})").status,
+      202);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// The SSRF guard sees through NAT64 and 6to4: they carry a private IPv4 address to a gateway.
+TEST(Ssrf, TranslatedFormsOfPrivateAddressesAreRefused) {
+  Daemon d({"--listen", "127.0.0.1:0"});
+  ASSERT_NE(d.port(), 0);
+  for (const char* host : {"[64:ff9b::7f00:1]", "[64:ff9b::a9fe:a9fe]", "[64:ff9b:1::808:808]",
+                           "[2002:7f00:1::1]", "[2002:a9fe:a9fe::1]"}) {
+    const HttpReply r = d.Call(
+        "POST", "/subscriptions/1/profiles",
+        std::string(R"({"profileId":"p","webhook":{"notifyUrl":"http://)") + host + R"(/hook"}})");
+    EXPECT_EQ(r.status, 400) << host << ": " << r.body;
+    EXPECT_NE(r.body.find(R"("webhook.notifyUrl":[)"), std::string::npos) << r.body;
+  }
   EXPECT_EQ(d.Stop(), 0);
 }
 

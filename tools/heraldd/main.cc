@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
        .max_connections = config->max_connections,
        .max_header_bytes = config->max_header_bytes,
        .header_timeout = config->header_timeout,
+       .body_timeout = config->body_timeout,
        .max_requests_per_second = config->max_requests_per_second,
        .hits = &limit_hits},
       [&api](herald::server::HttpRequest& req, herald::server::HttpResponse& res) {

@@ -16,9 +16,20 @@ TEST(AddressGuard, RefusesLoopbackPrivateLinkLocalMulticastAndMetadata) {
   }
 }
 
+// Translated and tunnelled forms reach the IPv4 address they carry: NAT64 (64:ff9b::/96 and the
+// local-use 64:ff9b:1::/48), 6to4 (2002::/16), Teredo, IPv4-compatible addresses.
+TEST(AddressGuard, RefusesPrivateAddressesInsideTranslatedForms) {
+  for (const char* a : {"64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.1",
+                        "64:ff9b:1::808:808", "2002:7f00:1::1", "2002:c0a8:101::1",
+                        "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::127.0.0.1", "::10.0.0.1"}) {
+    EXPECT_FALSE(Public(a)) << a;
+  }
+}
+
 TEST(AddressGuard, AllowsPublicAddresses) {
   for (const char* a : {"8.8.8.8", "1.1.1.1", "172.32.0.1", "192.169.0.1", "100.128.0.1",
-                        "2001:4860:4860::8888", "::ffff:8.8.8.8"}) {
+                        "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808",
+                        "2002:808:808::1"}) {
     EXPECT_TRUE(Public(a)) << a;
   }
 }
