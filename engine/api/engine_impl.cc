@@ -57,6 +57,7 @@ struct RouterContext {
   // The log's refusal report (LogPosition::refusals), and the queues that refused this input.
   std::vector<QueueRefusal>* refusals = nullptr;
   std::vector<const dispatch::ProfileQueue*> refused;
+  std::vector<Notification>* collect = nullptr;  // with `targeted`: instead of the queue
 
   void Begin(const LogPosition& log, const dispatch::ProfileQueue* target) {
     targeted = !log.only_profile.empty();
@@ -64,6 +65,7 @@ struct RouterContext {
     first_event = log.first_event;
     refusals = log.sequence != 0 ? log.refusals : nullptr;
     refused.clear();
+    collect = targeted ? log.collect : nullptr;
   }
 };
 
@@ -490,6 +492,14 @@ class EngineImpl final : public Engine {
     return absl::OkStatus();
   }
 
+  absl::Status ForgetProgress(std::string_view profile_id, uint64_t before) override {
+    std::lock_guard lock(mu_);
+    auto it = profiles_.find(ToAbsl(profile_id));
+    if (it == profiles_.end()) return NotFound("profile", profile_id);
+    it->second.queue->tracker().Forget(before);
+    return absl::OkStatus();
+  }
+
   std::vector<QueueStats> queue_stats() const override {
     std::lock_guard lock(mu_);
     std::vector<QueueStats> stats;
@@ -623,6 +633,12 @@ class EngineImpl final : public Engine {
     for (const auto* winner : winners) {
       dispatch::ProfileQueue* queue = winner->queue;
       if (ctx.targeted && (queue != ctx.only || result.accepted < ctx.first_event)) continue;
+      if (ctx.collect) {
+        ctx.collect->push_back(NotificationBuilder::Make(block, winner, event_name, view.payload,
+                                                         view.event_id, generated));
+        ++result.notifications;
+        continue;
+      }
       if (seq != 0 && !queue->ReplayWants(seq)) continue;  // finished before the restart
       if (ctx.refusals && !ctx.refused.empty() &&
           std::find(ctx.refused.begin(), ctx.refused.end(), queue) != ctx.refused.end()) {

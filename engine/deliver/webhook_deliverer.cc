@@ -315,6 +315,27 @@ class Deliverer final : public WebhookDeliverer {
   }
   absl::StatusOr<size_t> Replay(std::string_view profile_id,
                                 const std::vector<uint64_t>& ids) override;
+  absl::Status BuryUndelivered(std::string_view profile_id, std::span<Notification> notifications,
+                               std::string_view reason) override {
+    if (notifications.empty()) return absl::OkStatus();
+    std::vector<DeadLetter> letters;
+    for (const auto& n : notifications) {
+      letters.push_back({.profile_id = std::string(profile_id),
+                         .subscription_id = std::string(n.subscription_id()),
+                         .channel = std::string(n.channel()),
+                         .event = std::string(n.event()),
+                         .webhook_id = std::string(n.webhook_id()),
+                         .payload = std::string(n.payload()),
+                         .last_error = std::string(reason),
+                         .failed_at_ms = UnixMillis()});
+    }
+    if (auto s = dead_letters_->Add(letters); !s.ok()) return s;
+    std::shared_lock lifecycle(lifecycle_mu_);
+    if (!stopping_.load()) {
+      State(profile_id).dead_lettered.fetch_add(letters.size(), std::memory_order_release);
+    }
+    return absl::OkStatus();
+  }
 
   // For workers.
   const DelivererOptions& options() const { return options_; }

@@ -69,6 +69,15 @@ uint64_t SequenceTracker::outstanding() const {
   return outstanding_;
 }
 
+void SequenceTracker::Forget(uint64_t before) {
+  std::lock_guard lock(mu_);
+  while (head_ < entries_.size() && entries_[head_].seq < before) {
+    outstanding_ -= entries_[head_].count;
+    ++head_;
+  }
+  while (head_ < entries_.size() && entries_[head_].count == 0) ++head_;
+}
+
 void SequenceTracker::Reset() {
   std::lock_guard lock(mu_);
   entries_.clear();

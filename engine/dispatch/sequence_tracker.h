@@ -28,6 +28,9 @@ class SequenceTracker {
   // Appends the distinct positions outstanding, ascending, up to `max` of them; false when there
   // were more.
   bool List(std::vector<uint64_t>* out, size_t max) const;
+  // Forgets the positions before `before` (their records left the log: retention); settling
+  // one of them later is ignored.
+  void Forget(uint64_t before);
   // Forgets everything; notifications of earlier generations no longer count.
   void Reset();
   uint32_t generation() const;

@@ -120,6 +120,17 @@ class DurableAnswer {
   HttpResponse::Resume resume_;
 };
 
+// Health, readiness and metrics answer while heraldd starts (the spool's replay); the rest waits.
+bool IsHealthTarget(std::string_view target) {
+  return target == "/healthz" || target == "/readyz" || target == "/metrics";
+}
+
+void NotReady(HttpResponse& r) {
+  Error(r, 503, "SERVICE_UNAVAILABLE",
+        "starting: replaying the event spool before accepting anything new");
+  r.headers.emplace_back("Retry-After", "1");
+}
+
 void Json(HttpResponse& r, int status, std::string body) {
   r.status = status;
   r.content_type = "application/json";
@@ -340,6 +351,10 @@ bool Api::CheckHeaders(const HttpRequest& request, HttpResponse& response, BodyP
   size_t* body_limit = &plan->limit;
   const std::string_view target =
       std::string_view(request.target).substr(0, request.target.find('?'));
+  if (!ready_.load(std::memory_order_acquire) && !IsHealthTarget(target)) {
+    NotReady(response);
+    return false;
+  }
   if (target.starts_with("/v1/events")) {
     if (!Authorize(request, Scope::kIngest, response)) return false;
     const bool ndjson = request.content_type.starts_with("application/x-ndjson");
@@ -375,13 +390,15 @@ void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
     return method == m && target == path;
   };
 
-  if (is("GET", "/healthz")) {
+  if (!ready_.load(std::memory_order_acquire) && !IsHealthTarget(target)) {
+    NotReady(response);
+  } else if (is("GET", "/healthz")) {
     Json(response, 200, R"({"status":"ok"})");
   } else if (is("GET", "/readyz")) {
     if (ready_.load()) {
       Json(response, 200, R"({"status":"ready"})");
     } else {
-      Error(response, 503, "SERVICE_UNAVAILABLE", "starting");
+      NotReady(response);
     }
   } else if (is("GET", "/metrics")) {
     Metrics(response);
@@ -1018,6 +1035,12 @@ void Api::Metrics(HttpResponse& response) {
     gauge("herald_spool_next_sequence", "The sequence number of the next spool record.",
           s.next_seq);
     gauge("herald_spool_oldest_sequence", "The oldest spool record kept.", s.first_seq);
+    gauge("herald_spool_bytes", "Bytes of spool segments kept.", s.spool_bytes);
+    counter("herald_spool_retention_segments_total",
+            "Spool segments dropped past retain_max_mb or retain_max_hours.", s.retention_segments);
+    counter("herald_spool_retention_dead_letters_total",
+            "Notifications those segments still owed, kept as dead letters (reason retention).",
+            s.retention_dead_letters);
     gauge("herald_spool_waiting_for_room",
           "Records a full queue refused, waiting in the spool for a profile's queue to have room.",
           s.waiting_for_room);

@@ -154,6 +154,12 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "spool.segment_mb") {
     if (auto s = SetInt(key, value, 1, 4096, &n); !s.ok()) return s;
     c.spool_segment_bytes = static_cast<size_t>(n) << 20;
+  } else if (key == "spool.retain_max_mb") {
+    if (auto s = SetInt(key, value, 1, 1LL << 30, &n); !s.ok()) return s;
+    c.spool_retain_max_bytes = static_cast<uint64_t>(n) << 20;
+  } else if (key == "spool.retain_max_hours") {
+    if (auto s = SetInt(key, value, 1, 24 * 365 * 10, &n); !s.ok()) return s;
+    c.spool_retain_max_age = std::chrono::hours(n);
   } else if (key == "spool.cursor_interval_ms") {
     if (auto s = SetInt(key, value, 10, 60'000, &n); !s.ok()) return s;
     c.cursor_interval = std::chrono::milliseconds(n);

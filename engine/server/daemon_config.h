@@ -41,6 +41,8 @@ struct DaemonConfig {
   // [spool]: the event spool's segment size and how often delivery cursors are checkpointed.
   size_t spool_segment_bytes = 64u << 20;
   std::chrono::milliseconds cursor_interval{200};
+  uint64_t spool_retain_max_bytes = 10240ull << 20;
+  std::chrono::hours spool_retain_max_age{72};
 };
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);

@@ -184,12 +184,13 @@ absl::StatusOr<IngestResult> DeliveryLog::IngestNative(std::string_view channel,
 
 IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record,
                                 std::vector<QueueRefusal>* refusals, std::string_view only_profile,
-                                uint32_t first_event) {
+                                uint32_t first_event, std::vector<Notification>* collect) {
   if (record.empty()) return {};
   const char kind = record[0];
   record.remove_prefix(1);
   LogPosition log(seq, only_profile, first_event);
   log.refusals = refusals;
+  log.collect = collect;
   if (kind == kNative) {
     const size_t a = record.find('\n');
     const size_t b = a == std::string_view::npos ? a : record.find('\n', a + 1);
@@ -201,7 +202,7 @@ IngestResult DeliveryLog::Route(uint64_t seq, std::string_view record,
                         nullptr, log);
 }
 
-absl::Status DeliveryLog::Replay() {
+absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
   const uint64_t end = spool_->next_seq();
   uint64_t from = spool_->first_seq();
   // However it ends, new records are then routed to every profile.
@@ -245,8 +246,13 @@ absl::Status DeliveryLog::Replay() {
   auto last_report = std::chrono::steady_clock::now();
   uint64_t routed = 0;
   std::vector<QueueRefusal> refusals;
+  bool stopped = false;
   auto s = spool_->Read(from, [&](uint64_t seq, std::string_view record) {
     if (seq >= end) return false;
+    if (stop && stop()) {
+      stopped = true;
+      return false;
+    }
     refusals.clear();
     Route(seq, record, &refusals);
     if (!refusals.empty()) Strand(seq, refusals);
@@ -259,6 +265,10 @@ absl::Status DeliveryLog::Replay() {
     return true;
   });
   if (!s.ok()) return s;
+  if (stopped) {
+    return absl::CancelledError(Cat("stopped after replaying ", routed, " of ", end - from,
+                                    " records; the next start replays them again"));
+  }
   const uint64_t waiting = stranded_count_.load(std::memory_order_relaxed);
   if (options_.log) {
     options_.log(Cat("spool: replayed ", routed, " records"));
@@ -420,7 +430,7 @@ absl::Status DeliveryLog::Checkpoint() {
     contents += FrameRecord(line);
   }
   slowest_cursor_.store(slowest, std::memory_order_relaxed);
-  if (contents == last_written_) return absl::OkStatus();
+  if (contents == last_written_) return spool_->Retain(slowest);
   // Durable before any segment goes: a crash must find cursors no older than the spool.
   if (auto s = WriteFileAtomically(options_.data_dir, std::string(kCursorFile), contents);
       !s.ok()) {
@@ -430,6 +440,108 @@ absl::Status DeliveryLog::Checkpoint() {
   cursor_writes_.fetch_add(1, std::memory_order_relaxed);
   last_written_ = std::move(contents);
   return spool_->Retain(slowest);
+}
+
+void DeliveryLog::EnforceRetention() {
+  if (!options_.bury || !replayed_all_) return;
+  for (;;) {
+    const auto segments = spool_->SegmentList();
+    if (segments.size() < 2) return;  // never the segment being written
+    uint64_t total = 0;
+    for (const auto& segment : segments) total += segment.bytes;
+    const Spool::SegmentInfo& oldest = segments.front();
+    const bool too_big = total > options_.retain_max_bytes;
+    const bool too_old =
+        std::filesystem::file_time_type::clock::now() - oldest.modified > options_.retain_max_age;
+    if (!too_big && !too_old) return;
+    const uint64_t end = oldest.end_seq;
+    // What each profile still owes of the segment: its unsettled records (every record from
+    // its oldest on when there were too many to list) and those waiting for room in its queue.
+    struct Owed {
+      std::vector<uint64_t> seqs;
+      absl::flat_hash_map<uint64_t, uint32_t> first_event;
+    };
+    absl::flat_hash_map<std::string, Owed> owed;
+    for (auto& p : engine_.DeliveryProgress(options_.max_listed_unsettled)) {
+      if (p.oldest_unsettled >= end) continue;
+      Owed& o = owed[p.profile_id];
+      if (p.listed_all) {
+        for (uint64_t seq : p.unsettled) {
+          if (seq < end) o.seqs.push_back(seq);
+        }
+      } else {
+        for (uint64_t seq = std::max(p.oldest_unsettled, oldest.first_seq); seq < end; ++seq) {
+          o.seqs.push_back(seq);
+        }
+      }
+    }
+    {
+      std::lock_guard lock(stranded_mu_);
+      for (const auto& [id, records] : stranded_) {
+        for (const Stranded& r : records) {
+          if (r.seq >= end) break;
+          owed[id].seqs.push_back(r.seq);
+          owed[id].first_event[r.seq] = r.first_event;
+        }
+      }
+    }
+    for (auto& [id, o] : owed) std::sort(o.seqs.begin(), o.seqs.end());
+    uint64_t buried = 0;
+    absl::Status failed;
+    std::vector<Notification> notes;
+    (void)spool_->Read(oldest.first_seq, [&](uint64_t seq, std::string_view record) {
+      if (seq >= end) return false;
+      for (auto& [id, o] : owed) {
+        if (!std::binary_search(o.seqs.begin(), o.seqs.end(), seq)) continue;
+        notes.clear();
+        const auto first = o.first_event.find(seq);
+        Route(seq, record, nullptr, id, first == o.first_event.end() ? 0 : first->second, &notes);
+        if (auto s = options_.bury(id, notes, "retention"); !s.ok()) {
+          failed = s;
+          return false;
+        }
+        buried += notes.size();
+      }
+      return true;
+    });
+    if (!failed.ok()) {
+      if (options_.log) {
+        options_.log(Cat("spool: over a retention cap, but storing the dead letters failed: ",
+                         ToStd(failed.message()), "; the segment stays"));
+      }
+      return;
+    }
+    {
+      std::lock_guard lock(stranded_mu_);
+      for (auto& [id, records] : stranded_) {
+        const auto keep = std::find_if(records.begin(), records.end(),
+                                       [&](const Stranded& r) { return r.seq >= end; });
+        stranded_count_.fetch_sub(static_cast<uint64_t>(keep - records.begin()),
+                                  std::memory_order_relaxed);
+        records.erase(records.begin(), keep);
+      }
+      absl::erase_if(stranded_, [](const auto& entry) { return entry.second.empty(); });
+    }
+    std::string profiles;
+    for (const auto& [id, o] : owed) {
+      (void)engine_.ForgetProgress(id, end);
+      profiles += Cat(profiles.empty() ? "" : ", ", id);
+    }
+    retention_segments_.fetch_add(1, std::memory_order_relaxed);
+    retention_dead_letters_.fetch_add(buried, std::memory_order_relaxed);
+    if (options_.log) {
+      options_.log(Cat("spool: over ", too_big ? "retain_max_mb" : "retain_max_hours", ": records ",
+                       oldest.first_seq, " to ", end - 1, " dropped; ", buried,
+                       " notification(s) kept as dead letters (reason retention) for ",
+                       profiles.empty() ? "no profile" : profiles));
+    }
+    if (auto s = Checkpoint(); !s.ok()) {
+      if (options_.log) options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
+      return;
+    }
+    const auto left = spool_->SegmentList();
+    if (left.empty() || left.front().first_seq == oldest.first_seq) return;  // still held
+  }
 }
 
 void DeliveryLog::Start() {
@@ -448,6 +560,7 @@ void DeliveryLog::Run() {
     if (auto s = Checkpoint(); !s.ok() && options_.log) {
       options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
     }
+    EnforceRetention();
     lock.lock();
   }
 }
@@ -467,6 +580,8 @@ void DeliveryLog::Stop() {
 }
 
 DeliveryLog::Stats DeliveryLog::stats() const {
+  uint64_t spool_bytes = 0;
+  for (const auto& segment : spool_->SegmentList()) spool_bytes += segment.bytes;
   return {.appended = appended_.load(std::memory_order_relaxed),
           .append_errors = append_errors_.load(std::memory_order_relaxed),
           .appended_bytes = appended_bytes_.load(std::memory_order_relaxed),
@@ -478,7 +593,10 @@ DeliveryLog::Stats DeliveryLog::stats() const {
           .cursor_writes = cursor_writes_.load(std::memory_order_relaxed),
           .cursor_errors = cursor_errors_.load(std::memory_order_relaxed),
           .slowest_cursor = slowest_cursor_.load(std::memory_order_relaxed),
-          .waiting_for_room = stranded_count_.load(std::memory_order_relaxed)};
+          .waiting_for_room = stranded_count_.load(std::memory_order_relaxed),
+          .spool_bytes = spool_bytes,
+          .retention_segments = retention_segments_.load(std::memory_order_relaxed),
+          .retention_dead_letters = retention_dead_letters_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace herald::store

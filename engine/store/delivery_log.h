@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -56,6 +57,14 @@ class DeliveryLog {
     // Per profile, how many unsettled records a checkpoint lists, so a restart replays only
     // those between the profile's cursor and the frontier; with more, it replays all of them.
     size_t max_listed_unsettled = 4096;
+    // Retention caps (DESIGN §7): past either, the oldest segment goes, and what the profiles
+    // holding it back had not finished of it becomes their dead letters through `bury` (reason
+    // "retention"). Without `bury` segments wait for every cursor.
+    uint64_t retain_max_bytes = 10240ull << 20;
+    std::chrono::seconds retain_max_age = std::chrono::hours(72);
+    std::function<absl::Status(std::string_view profile_id, std::span<Notification>,
+                               std::string_view reason)>
+        bury;
     std::function<void(std::string_view)> log;
   };
 
@@ -72,6 +81,9 @@ class DeliveryLog {
     uint64_t cursor_errors = 0;
     uint64_t slowest_cursor = 0;    // the oldest record some profile still needs
     uint64_t waiting_for_room = 0;  // (profile, record) pairs a full queue refused, not yet taken
+    uint64_t spool_bytes = 0;
+    uint64_t retention_segments = 0;      // segments dropped by a retention cap
+    uint64_t retention_dead_letters = 0;  // notifications they turned into dead letters
   };
 
   // Opens (recovers) the spool in data_dir/spool and reads the cursors; the engine must already
@@ -80,8 +92,9 @@ class DeliveryLog {
   ~DeliveryLog();
 
   // Re-routes what the cursors say is unfinished. Call once, after the engine's sink has
-  // started and before new events arrive.
-  absl::Status Replay();
+  // started and before new events arrive. `stop` is asked between records: when it says yes the
+  // replay ends with Cancelled, writes no cursors, and the next start replays again.
+  absl::Status Replay(const std::function<bool()>& stop = {});
   // Starts writing cursors and retaining segments in the background.
   void Start();
   // Stops the background work and writes the cursors a last time (after delivery stopped).
@@ -119,7 +132,11 @@ class DeliveryLog {
   // Routes one stored record (replay, re-offers): to every profile, or to `only_profile` from
   // its event `first_event` on.
   IngestResult Route(uint64_t seq, std::string_view record, std::vector<QueueRefusal>* refusals,
-                     std::string_view only_profile = {}, uint32_t first_event = 0);
+                     std::string_view only_profile = {}, uint32_t first_event = 0,
+                     std::vector<Notification>* collect = nullptr);
+  // While the spool is over a retention cap: the oldest segment's unfinished records become
+  // dead letters of the profiles that owe them, and the segment goes.
+  void EnforceRetention();
   // Keeps what full queues refused of record `seq` for Reoffer.
   void Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals);
   // Offers refused records again to profiles whose queues have room.
@@ -166,6 +183,7 @@ class DeliveryLog {
 
   std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0}, replayed_{0};
   std::atomic<uint64_t> cursor_writes_{0}, cursor_errors_{0}, slowest_cursor_{0};
+  std::atomic<uint64_t> retention_segments_{0}, retention_dead_letters_{0};
 
   std::mutex run_mu_;
   std::condition_variable run_cv_;

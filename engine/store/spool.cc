@@ -378,6 +378,21 @@ absl::Status Spool::Retain(uint64_t before) {
   return removed ? SyncDir(options_.dir) : absl::OkStatus();
 }
 
+std::vector<Spool::SegmentInfo> Spool::SegmentList() const {
+  std::lock_guard lock(mu_);
+  std::vector<SegmentInfo> out;
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    SegmentInfo info{
+        .first_seq = it->first,
+        .end_seq = std::next(it) == segments_.end() ? next_seq_ : std::next(it)->first};
+    std::error_code ec;
+    info.bytes = std::filesystem::file_size(it->second, ec);
+    info.modified = std::filesystem::last_write_time(it->second, ec);
+    out.push_back(info);
+  }
+  return out;
+}
+
 uint64_t Spool::next_seq() const {
   std::lock_guard lock(mu_);
   return next_seq_;

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -73,6 +74,15 @@ class Spool {
 
   // Removes whole segments whose records all come before `before` (every consumer is past them).
   absl::Status Retain(uint64_t before);
+
+  struct SegmentInfo {
+    uint64_t first_seq = 0;
+    uint64_t end_seq = 0;  // the next segment's first (next_seq() for the newest)
+    uint64_t bytes = 0;
+    std::filesystem::file_time_type modified;  // its newest record's write
+  };
+  // The segments kept, oldest first.
+  std::vector<SegmentInfo> SegmentList() const;
 
   uint64_t next_seq() const;
   // Every record below it is on disk (fdatasynced); next_seq() under durability none.

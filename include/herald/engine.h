@@ -127,6 +127,9 @@ struct LogPosition {
   // too, and each such profile is reported here once; the result counts them as `deferred`,
   // not `back_pressured`.
   std::vector<QueueRefusal>* refusals = nullptr;
+  // Non-null (with only_profile): the profile's notifications are appended here instead of
+  // queued, and not tracked (the log turns an input it must drop into dead letters).
+  std::vector<Notification>* collect = nullptr;
 };
 
 // What a replayed input owes a profile after a restart: nothing below `floor`; in
@@ -248,6 +251,10 @@ class Engine {
   // profile (the rest it had finished). Not while inputs are being ingested. NotFound for an
   // unknown profile.
   virtual absl::Status SetReplayPlan(std::string_view profile_id, ReplayPlan plan) = 0;
+  // The log dropped its inputs before `before` for this profile (retention, after making them
+  // dead letters): they no longer hold back its progress, and settling their notifications
+  // later is ignored. NotFound for an unknown profile.
+  virtual absl::Status ForgetProgress(std::string_view profile_id, uint64_t before) = 0;
 };
 
 }  // namespace herald

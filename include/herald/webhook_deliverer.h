@@ -123,6 +123,11 @@ class WebhookDeliverer : public Sink {
   // their original webhook-id; returns how many. NotFound for an unknown profile.
   virtual absl::StatusOr<size_t> Replay(std::string_view profile_id,
                                         const std::vector<uint64_t>& ids) = 0;
+  // Stores notifications that were never attempted as the profile's dead letters, with `reason`
+  // as their error (a log dropping what it could no longer keep: "retention"). Any thread.
+  virtual absl::Status BuryUndelivered(std::string_view profile_id,
+                                       std::span<Notification> notifications,
+                                       std::string_view reason) = 0;
 };
 
 }  // namespace herald

@@ -406,7 +406,8 @@ TEST(Heraldd, StateSurvivesRestartsAndKill9) {
               201);
     const std::string got = d.Call("GET", "/subscriptions/1/profiles/custom").body;
     EXPECT_EQ(got.find("hunter2"), std::string::npos) << got;
-    EXPECT_NE(got.find(R"("X-Team":"blue")"), std::string::npos) << got;
+    // Every header value is masked unless its name is known to carry nothing secret.
+    EXPECT_NE(got.find(R"("X-Team":"********")"), std::string::npos) << got;
     EXPECT_EQ(d.Stop(), 0);
     std::ifstream snapshot(dir.path() + "/config.snapshot");
     const std::string stored((std::istreambuf_iterator<char>(snapshot)), {});

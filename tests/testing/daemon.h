@@ -45,8 +45,10 @@ class Daemon {
  public:
   // `max_file_bytes` > 0 starts it with that file size limit (RLIMIT_FSIZE): writes beyond it
   // fail as on a full disk.
+  // `wait_ready`: return once /readyz answers 200 (the spool's replay is done), not as soon as
+  // it listens.
   explicit Daemon(std::vector<std::string> args, const std::string& data_dir = "",
-                  rlim_t max_file_bytes = 0) {
+                  rlim_t max_file_bytes = 0, bool wait_ready = true) {
     if (data_dir.empty()) {
       args.push_back("--data-dir");
       args.push_back(own_dir_.path());
@@ -88,6 +90,16 @@ class Daemon {
       if (std::sscanf(line, "heraldd listening on http://127.0.0.1:%u", &port) == 1) {
         port_ = static_cast<uint16_t>(port);
         break;
+      }
+    }
+    if (port_ != 0 && wait_ready) {
+      for (int i = 0; i < 6000; ++i) {
+        try {
+          if (Call("GET", "/readyz").status == 200) break;
+        } catch (const std::exception&) {
+          break;  // it died: the test sees it
+        }
+        usleep(20'000);
       }
     }
   }

@@ -1,6 +1,9 @@
 // heraldd: flags, signals and wiring; everything else is library code in engine/server/.
+#include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include "engine/server/api.h"
@@ -66,6 +69,13 @@ int main(int argc, char** argv) {
        .segment_bytes = config->spool_segment_bytes,
        .cursor_interval = config->cursor_interval,
        .reoffer_queue_limit = config->engine.queue_max_notifications / 2,
+       .retain_max_bytes = config->spool_retain_max_bytes,
+       .retain_max_age = config->spool_retain_max_age,
+       .bury =
+           [&deliverer](std::string_view profile, std::span<herald::Notification> notifications,
+                        std::string_view reason) {
+             return (*deliverer)->BuryUndelivered(profile, notifications, reason);
+           },
        .log = config->engine.log},
       **engine);
   if (!events.ok()) {
@@ -73,13 +83,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*deliverer)->Start(**engine);
-  // What the last run accepted but had not delivered, before anything new is accepted.
-  if (auto s = (*events)->Replay(); !s.ok()) {
-    std::fprintf(stderr, "heraldd: replaying the spool: %s\n", std::string(s.message()).c_str());
-    (*deliverer)->Stop(std::chrono::milliseconds(0));
-    return 1;
-  }
-  (*events)->Start();
+  // The stop signals are taken by a thread of their own, so a SIGTERM is heard during the
+  // replay too.
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  std::atomic<int> stop_signal{0};
+  std::thread signals([&] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    std::lock_guard lock(stop_mu);
+    stop_signal = signal;
+    stop_cv.notify_all();
+  });
+  signals.detach();
   herald::server::LimitHits limit_hits;
   herald::server::Api api(**engine,
                           {.api_key = config->api_key,
@@ -109,13 +125,14 @@ int main(int argc, char** argv) {
       },
       [&api](const herald::server::HttpRequest& req, herald::server::HttpResponse& res,
              herald::server::BodyPlan* plan) { return api.CheckHeaders(req, res, plan); });
+  // Listening before the replay: /healthz answers and /readyz says "not yet"; everything else
+  // waits for the replay (503 with Retry-After).
   if (auto s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "heraldd: %s\n", std::string(s.message()).c_str());
     (*deliverer)->Stop(std::chrono::milliseconds(0));  // while the engine it reads still exists
     (*events)->Stop();
     return 1;
   }
-  api.set_ready(true);
   std::printf("heraldd listening on http://%s:%u\n", config->listen_host.c_str(), server.port());
   if (config->api_key.empty()) {
     std::printf(
@@ -125,13 +142,29 @@ int main(int argc, char** argv) {
   std::printf("heraldd: state in %s (%zu records replayed, %zu subscriptions)\n",
               config->data_dir.c_str(), (*journal)->stats().replayed,
               (*engine)->subscription_count());
-  std::printf("heraldd: event spool in %s/spool, durability %s (%llu records replayed)\n",
+  std::fflush(stdout);
+  // What the last run accepted but had not delivered, before anything new is accepted.
+  if (auto s = (*events)->Replay([&] { return stop_signal.load() != 0; }); !s.ok()) {
+    const bool stopped = absl::IsCancelled(s);
+    std::fprintf(stderr, "heraldd: replaying the spool: %s\n", std::string(s.message()).c_str());
+    server.Stop();
+    (*deliverer)->Stop(std::chrono::milliseconds(0));
+    (*events)->Stop();
+    if (stopped) std::printf("heraldd: stopped\n");
+    return stopped ? 0 : 1;
+  }
+  (*events)->Start();
+  api.set_ready(true);
+  std::printf("heraldd: event spool in %s/spool, durability %s (%llu records replayed); ready\n",
               config->data_dir.c_str(), config->durability.c_str(),
               static_cast<unsigned long long>((*events)->stats().replayed));
   std::fflush(stdout);
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  {
+    std::unique_lock lock(stop_mu);
+    stop_cv.wait(lock, [&] { return stop_signal.load() != 0; });
+  }
+  const int signal = stop_signal.load();
   std::printf("heraldd: %s received, stopping\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   api.set_ready(false);
   server.Stop();
