@@ -57,7 +57,7 @@ start_heraldd() {  # extra heraldd flags; a fresh data_dir each time
   "$bin/heraldd" --listen "127.0.0.1:$port" --data-dir "$work/data" --allow-private-targets \
     --threads 2 --config configs/herald.toml "$@" >"$work/heraldd.log" 2>&1 &
   heraldd_pid=$!
-  for _ in $(seq 100); do grep -q listening "$work/heraldd.log" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -q "; ready" "$work/heraldd.log" && break; sleep 0.1; done
 }
 stop_heraldd() {
   kill "$heraldd_pid" && wait "$heraldd_pid" 2>/dev/null || true
