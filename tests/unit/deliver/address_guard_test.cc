@@ -27,9 +27,9 @@ TEST(AddressGuard, RefusesPrivateAddressesInsideTranslatedForms) {
 }
 
 TEST(AddressGuard, AllowsPublicAddresses) {
-  for (const char* a : {"8.8.8.8", "1.1.1.1", "172.32.0.1", "192.169.0.1", "100.128.0.1",
-                        "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808",
-                        "2002:808:808::1"}) {
+  for (const char* a :
+       {"8.8.8.8", "1.1.1.1", "172.32.0.1", "192.169.0.1", "100.128.0.1", "2001:4860:4860::8888",
+        "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"}) {
     EXPECT_TRUE(Public(a)) << a;
   }
 }
