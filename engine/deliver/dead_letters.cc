@@ -57,12 +57,10 @@ std::string EncodeDeadLetter(const DeadLetter& d, bool payload_as_json) {
   return out;
 }
 
-DeadLetterStore::~DeadLetterStore() {
-  if (fd_ >= 0) ::close(fd_);
-}
+DeadLetterStore::~DeadLetterStore() = default;
 
 absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(
-    const std::string& dir, std::function<void(std::string_view)> log) {
+    const std::string& dir, std::function<void(std::string_view)> log, SyncFn sync) {
   if (dir.empty()) return std::unique_ptr<DeadLetterStore>(new DeadLetterStore(""));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -80,8 +78,9 @@ absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(
   for (const auto& [id, d] : store->letters_) live += AddRecord(d);
   for (const auto& p : store->disabled_) live += ProfileRecord("disable", p);
   if (auto s = WriteFileAtomically(dir, kFile, live); !s.ok()) return s;
-  store->fd_ = ::open(store->path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (store->fd_ < 0) return ErrnoError("open", store->path_);
+  auto file = AppendFile::Open(store->path_, /*truncate=*/false, sync);
+  if (!file.ok()) return file.status();
+  store->file_ = *std::move(file);
   return store;
 }
 
@@ -153,15 +152,8 @@ bool DeadLetterStore::Apply(std::string_view record) {
 }
 
 absl::Status DeadLetterStore::Append(const std::string& records) {
-  if (fd_ < 0) return absl::OkStatus();
-  const off_t before = ::lseek(fd_, 0, SEEK_END);
-  absl::Status s = WriteAll(fd_, records, path_);
-  if (s.ok() && ::fdatasync(fd_) != 0) s = ErrnoError("fdatasync", path_);
-  if (!s.ok() && before >= 0) {
-    // Take a partial write back, so it cannot swallow the next record at replay.
-    if (::ftruncate(fd_, before) != 0) return s;
-  }
-  return s;
+  if (!file_.is_open()) return absl::OkStatus();
+  return file_.Append(records);
 }
 
 std::string DeadLetterStore::RemoveRecord(const std::vector<uint64_t>& ids) {

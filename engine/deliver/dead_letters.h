@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/common/append_file.h"
 #include "herald/webhook_deliverer.h"
 
 namespace herald::deliver {
@@ -23,8 +24,10 @@ std::string EncodeDeadLetter(const DeadLetter& letter, bool payload_as_json);
 
 class DeadLetterStore {
  public:
+  // `sync`: fdatasync, or a test's stand-in.
   static absl::StatusOr<std::unique_ptr<DeadLetterStore>> Open(
-      const std::string& dir, std::function<void(std::string_view)> log = {});
+      const std::string& dir, std::function<void(std::string_view)> log = {},
+      SyncFn sync = nullptr);
   ~DeadLetterStore();
 
   // Assigns ids and persists the letters, all or none; the letters of `replaced` (replayed ones
@@ -51,7 +54,7 @@ class DeadLetterStore {
 
   const std::string path_;  // empty: in memory
   mutable std::mutex mu_;
-  int fd_ = -1;
+  AppendFile file_;  // not open: in memory
   uint64_t next_id_ = 1;
   std::map<uint64_t, DeadLetter> letters_;  // by id: oldest first
   std::set<uint64_t> replaying_;            // of letters_, those a replay is delivering

@@ -48,9 +48,7 @@ ConfigJournal::ConfigJournal(std::string dir, Engine& engine,
                              std::function<void(std::string_view)> log)
     : dir_(std::move(dir)), engine_(engine), log_(std::move(log)) {}
 
-ConfigJournal::~ConfigJournal() {
-  if (fd_ >= 0) ::close(fd_);
-}
+ConfigJournal::~ConfigJournal() = default;
 
 absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
     const std::string& dir, Engine& engine, std::function<void(std::string_view)> log) {
@@ -156,10 +154,10 @@ absl::Status ConfigJournal::CompactLocked() {
   if (auto s = WriteFileAtomically(dir_, kSnapshot, snapshot); !s.ok()) return s;
   // The snapshot holds everything: start an empty journal.
   const std::string journal = dir_ + "/" + kJournal;
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-  if (fd_ < 0) return ErrnoError("open", journal);
-  if (::fsync(fd_) != 0) return ErrnoError("fsync", journal);
+  auto file = AppendFile::Open(journal, /*truncate=*/true);
+  if (!file.ok()) return file.status();
+  if (auto s = file->Sync(); !s.ok()) return s;
+  file_ = *std::move(file);
   return SyncDir(dir_);
 }
 
@@ -170,18 +168,9 @@ absl::Status ConfigJournal::Compact() {
 
 absl::Status ConfigJournal::Append(const std::string& record) {
   std::lock_guard lock(mu_);
-  const std::string path = dir_ + "/" + kJournal;
-  if (broken_)
-    return absl::UnavailableError(Cat(path, ": an earlier write failed; restart heraldd"));
-  const off_t before = ::lseek(fd_, 0, SEEK_END);
-  absl::Status s = WriteAll(fd_, record, path);
-  if (s.ok() && ::fdatasync(fd_) != 0) s = ErrnoError("fdatasync", path);
-  if (!s.ok()) {
-    // Take the record back, so a torn fragment cannot swallow the next record at replay and a
-    // change answered 503 cannot come back at restart.
-    if (before < 0 || ::ftruncate(fd_, before) != 0 || ::fdatasync(fd_) != 0) broken_ = true;
-  }
-  return s;
+  // A failed write is taken back, so a torn fragment cannot swallow the next record at replay
+  // and a change answered 503 does not come back at restart.
+  return file_.Append(record);
 }
 
 absl::Status ConfigJournal::Put(const SecuritySetting& security) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/common/append_file.h"
 #include "herald/engine.h"
 
 namespace herald::store {
@@ -62,8 +63,7 @@ class ConfigJournal {
   Engine& engine_;
   std::function<void(std::string_view)> log_;
   std::mutex mu_;
-  int fd_ = -1;          // the journal, O_APPEND
-  bool broken_ = false;  // a failed write could not be rolled back: refuse writes
+  AppendFile file_;  // the journal
   Stats stats_;
 };
 

@@ -98,7 +98,7 @@ Spool::~Spool() {
   if (flusher_.joinable()) flusher_.join();
   Flush();
   if (fd_ >= 0) {
-    if (options_.durability != Durability::kNone) ::fdatasync(fd_);
+    if (options_.durability != Durability::kNone) options_.sync(fd_);
     ::close(fd_);
   }
 }
@@ -265,11 +265,7 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
       return absl::UnavailableError(
           Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
     }
-    if (sync_failed_.load(std::memory_order_relaxed)) {
-      // Linux reports a failed writeback once: a later fdatasync could succeed over lost pages.
-      return absl::UnavailableError(
-          Cat("spool ", options_.dir, ": an fdatasync failed; restart heraldd"));
-    }
+    if (sync_failed_.load(std::memory_order_relaxed)) return SyncFailed();
     // Reused, so steady-state appends allocate nothing; a huge request's buffer is not kept.
     if (frames_.capacity() > (4u << 20)) frames_ = std::string();
     std::string& frames = frames_;
@@ -277,7 +273,7 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
     frame(frames, next_seq_);
     if (segment_size_ > 0 && segment_size_ + frames.size() > options_.segment_bytes) {
       // The old segment is complete: make it durable before the new one takes appends.
-      if (options_.durability != Durability::kNone && ::fdatasync(fd_) != 0) {
+      if (options_.durability != Durability::kNone && options_.sync(fd_) != 0) {
         sync_failed_ = true;
         return ErrnoError("fdatasync", segments_.rbegin()->second);
       }
@@ -297,9 +293,18 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
   return first;
 }
 
+absl::Status Spool::SyncFailed() const {
+  // Linux reports a failed writeback once: a later fdatasync could succeed over lost pages.
+  return absl::UnavailableError(
+      Cat("spool ", options_.dir, ": an fdatasync failed; restart heraldd"));
+}
+
 absl::Status Spool::SyncUpTo(uint64_t seq) {
   std::lock_guard sync(sync_mu_);
   if (synced_seq_.load(std::memory_order_acquire) >= seq) return absl::OkStatus();  // grouped
+  // A record written before an fdatasync failed may be among the lost pages: a later
+  // fdatasync that succeeds proves nothing, so every waiter of it gets the failure.
+  if (sync_failed_.load(std::memory_order_acquire)) return SyncFailed();
   int fd;
   uint64_t upto;
   std::string path;
@@ -310,12 +315,13 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
     path = segments_.rbegin()->second;
   }
   if (fd < 0) return ErrnoError("dup", path);
-  const int rc = ::fdatasync(fd);
+  const int rc = options_.sync(fd);
+  const absl::Status error = rc != 0 ? ErrnoError("fdatasync", path) : absl::OkStatus();
   ::close(fd);
   syncs_.fetch_add(1, std::memory_order_relaxed);
   if (rc != 0) {
     sync_failed_ = true;
-    return ErrnoError("fdatasync", path);
+    return error;
   }
   synced_seq_.store(upto, std::memory_order_release);
   return absl::OkStatus();

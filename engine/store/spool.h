@@ -11,6 +11,8 @@
 // reports it, never skipping a good record. Thread-safe.
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +30,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/common/append_file.h"
 
 namespace herald::store {
 
@@ -41,6 +44,7 @@ class Spool {
     size_t segment_bytes = 64u << 20;
     std::chrono::milliseconds batch_interval{5};
     std::function<void(std::string_view)> log;
+    SyncFn sync = nullptr;  // fdatasync, or a test's stand-in
   };
 
   struct Recovery {
@@ -93,7 +97,9 @@ class Spool {
   const Recovery& recovery() const { return recovery_; }
 
  private:
-  explicit Spool(Options options) : options_(std::move(options)) {}
+  explicit Spool(Options options) : options_(std::move(options)) {
+    if (!options_.sync) options_.sync = &::fdatasync;
+  }
   absl::Status Recover();
   absl::Status OpenSegment(uint64_t first_seq);
   // Appends `count` records that `frame` frames from sequence number `first` on.
@@ -103,9 +109,10 @@ class Spool {
   absl::StatusOr<uint64_t> WriteLocked(
       size_t count, const std::function<void(std::string&, uint64_t first)>& frame);
   absl::Status SyncUpTo(uint64_t seq);
+  absl::Status SyncFailed() const;
   void Flusher();
 
-  const Options options_;
+  Options options_;  // fixed after the constructor
   Recovery recovery_;
   mutable std::mutex mu_;                     // appends, segment list
   std::map<uint64_t, std::string> segments_;  // first seq -> path

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 
@@ -24,6 +26,40 @@ DeadLetter Letter(std::string profile, std::string payload) {
           .last_status = 503,
           .last_error = "HTTP 503",
           .failed_at_ms = 1700000000000};
+}
+
+std::atomic<bool> g_fail_sync{false};
+int SyncThatFailsOnDemand(int fd) {
+  if (g_fail_sync.exchange(false)) {
+    errno = EIO;
+    return -1;
+  }
+  return ::fdatasync(fd);
+}
+
+TEST(DeadLetters, AFailedFdatasyncRefusesTheLettersAndEveryLaterWrite) {
+  TempDir dir;
+  {
+    auto store = DeadLetterStore::Open(dir.path(), {}, &SyncThatFailsOnDemand);
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::vector<DeadLetter> kept = {Letter("p1", "[1]")};
+    ASSERT_TRUE((*store)->Add(kept).ok());
+    g_fail_sync = true;
+    std::vector<DeadLetter> lost = {Letter("p1", "[2]")};
+    EXPECT_FALSE((*store)->Add(lost).ok());
+    std::vector<DeadLetter> later = {Letter("p1", "[3]")};
+    const absl::Status refused = (*store)->Add(later);
+    EXPECT_FALSE(refused.ok()) << "an fdatasync after a failed one proves nothing";
+    EXPECT_NE(refused.message().find("restart"), std::string::npos) << refused;
+    EXPECT_EQ((*store)->List("p1", 0, 10).total, 1u) << "what was refused is not listed";
+  }
+  auto store = DeadLetterStore::Open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  const auto page = (*store)->List("p1", 0, 10);
+  ASSERT_EQ(page.total, 1u);
+  EXPECT_EQ(page.results[0].payload, "[1]");
+  std::vector<DeadLetter> again = {Letter("p1", "[4]")};
+  EXPECT_TRUE((*store)->Add(again).ok()) << "a reopened store writes again";
 }
 
 TEST(DeadLetters, SurviveReopenAndReplayTakesThem) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -224,6 +225,48 @@ TEST(Spool, AsynchronousAppendersAreAnsweredOnlyOnceTheirRecordIsOnDisk) {
     EXPECT_GT(durable_then[k], seqs[k]) << "answered before record " << seqs[k] << " was synced";
   }
   EXPECT_EQ(ReadAll(**spool).size(), 800u);
+}
+
+// The first fdatasync fails (EIO) only once a second appender's record is written behind it, as a
+// lost writeback would: both appenders must hear of it, and the spool must take nothing more.
+std::atomic<Spool*> g_failing_spool{nullptr};
+std::atomic<int> g_sync_calls{0};
+int FailFirstSyncOnceSecondRecordIsWritten(int fd) {
+  if (g_sync_calls.fetch_add(1) > 0) return ::fdatasync(fd);  // a later one would "succeed"
+  while (g_failing_spool.load()->next_seq() < 3) std::this_thread::yield();
+  errno = EIO;
+  return -1;
+}
+
+TEST(Spool, AFailedFdatasyncFailsEveryRecordItMayHaveLostAndRefusesLaterAppends) {
+  TempDir dir;
+  auto spool = Spool::Open({.dir = dir.path() + "/spool",
+                            .durability = Spool::Durability::kAlways,
+                            .sync = &FailFirstSyncOnceSecondRecordIsWritten});
+  ASSERT_TRUE(spool.ok());
+  g_failing_spool = spool->get();
+  g_sync_calls = 0;
+  absl::StatusOr<uint64_t> first, second;
+  std::thread a([&] {
+    const std::string_view one[] = {"first"};
+    first = (*spool)->Append(one);
+  });
+  while ((*spool)->next_seq() < 2) std::this_thread::yield();  // record 1 written, syncing
+  std::thread b([&] {
+    const std::string_view one[] = {"second"};
+    second = (*spool)->Append(one);
+  });
+  a.join();
+  b.join();
+  EXPECT_FALSE(first.ok());
+  EXPECT_NE(first.status().message().find("fdatasync"), std::string::npos) << first.status();
+  EXPECT_FALSE(second.ok()) << "record 2 was written before the failed fdatasync: it may be lost";
+  const std::string_view third[] = {"third"};
+  auto later = (*spool)->Append(third);
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.status().message().find("restart heraldd"), std::string::npos) << later.status();
+  EXPECT_EQ(g_sync_calls.load(), 1) << "no fdatasync after a failed one may count as proof";
+  g_failing_spool = nullptr;
 }
 
 TEST(Spool, AnUnwritableDirectoryIsAClearError) {
