@@ -462,6 +462,7 @@ class EngineImpl final : public Engine {
       c.enqueued += r.enqueued.load(std::memory_order_relaxed);
       c.back_pressured += r.back_pressured.load(std::memory_order_relaxed);
     }
+    c.payload_bytes = pool_.live_bytes();
     return c;
   }
 
@@ -630,12 +631,30 @@ class EngineImpl final : public Engine {
                    : next_event_id_.fetch_add(1, std::memory_order_relaxed);
     }
     const std::string_view event_name = catalog_->event_info(keys.pair_id).event;
+    // An event that is a small part of its input gets a block of its own, made for the first
+    // notification and shared by the rest: what a queued or held notification keeps alive is then
+    // about its own size, never a whole request body that a slow profile has one event of.
+    internal::PayloadBlock* source = block;
+    std::string_view payload = view.payload, event_id = view.event_id;
+    const bool compact = block->capacity > dispatch::BlockPool::kMinClassBytes &&
+                         payload.size() + event_id.size() < block->capacity / 2;
+    const auto make = [&](const internal::CompiledSubscription* winner) {
+      if (compact && source == block) {
+        source = pool_.Acquire(payload.size() + event_id.size());
+        source->sequence = block->sequence;
+        char* out = source->data();
+        std::memcpy(out, payload.data(), payload.size());
+        if (!event_id.empty()) std::memcpy(out + payload.size(), event_id.data(), event_id.size());
+        payload = {out, payload.size()};
+        event_id = {out + payload.size(), event_id.size()};
+      }
+      return NotificationBuilder::Make(source, winner, event_name, payload, event_id, generated);
+    };
     for (const auto* winner : winners) {
       dispatch::ProfileQueue* queue = winner->queue;
       if (ctx.targeted && (queue != ctx.only || result.accepted < ctx.first_event)) continue;
       if (ctx.collect) {
-        ctx.collect->push_back(NotificationBuilder::Make(block, winner, event_name, view.payload,
-                                                         view.event_id, generated));
+        ctx.collect->push_back(make(winner));
         ++result.notifications;
         continue;
       }
@@ -648,9 +667,7 @@ class EngineImpl final : public Engine {
       }
       // Counted before it is queued: a consumer may settle it at once.
       if (seq != 0) queue->tracker().Add(seq, winner->queue_generation);
-      Notification n = NotificationBuilder::Make(block, winner, event_name, view.payload,
-                                                 view.event_id, generated);
-      if (queue->TryEnqueue(std::move(n))) {
+      if (queue->TryEnqueue(make(winner))) {
         ++result.notifications;
         Bump(ctx.counters.enqueued);
         continue;
@@ -665,6 +682,7 @@ class EngineImpl final : public Engine {
         ++result.back_pressured;
       }
     }
+    if (source != block) internal::Unref(source);  // the notifications hold their own refs
   }
 
   // The two checks below run with mu_ held.

@@ -78,8 +78,10 @@ internal::PayloadBlock* BlockPool::Acquire(size_t bytes) {
   const int c = ClassFor(bytes);
   if (c < 0) {
     allocations_.fetch_add(1, std::memory_order_relaxed);
+    live_bytes_.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
     return NewBlock(bytes, kUnpooled, this);
   }
+  live_bytes_.fetch_add(static_cast<int64_t>(kMinClassBytes << c), std::memory_order_relaxed);
   FreeList& list = free_[c];
   internal::PayloadBlock* block;
   if (list.blocks.try_dequeue(block)) {
@@ -93,6 +95,7 @@ internal::PayloadBlock* BlockPool::Acquire(size_t bytes) {
 }
 
 void BlockPool::Recycle(internal::PayloadBlock* block) {
+  live_bytes_.fetch_sub(static_cast<int64_t>(block->capacity), std::memory_order_relaxed);
   if (block->size_class != kUnpooled) {
     FreeList& list = free_[block->size_class];
     const int64_t size = static_cast<int64_t>(block->capacity);

@@ -67,6 +67,12 @@ class BlockPool {
   void Recycle(internal::PayloadBlock* block);
 
   uint64_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
+  // Capacity of the blocks acquired and not yet recycled: inputs being routed and the payloads
+  // that queued and held notifications keep alive.
+  uint64_t live_bytes() const {
+    const int64_t b = live_bytes_.load(std::memory_order_relaxed);
+    return b > 0 ? static_cast<uint64_t>(b) : 0;
+  }
 
  private:
   // Lock-free: routers acquire and consumers on other threads release, all the time.
@@ -77,6 +83,7 @@ class BlockPool {
   const size_t retained_bytes_per_class_;
   FreeList free_[kClasses];
   std::atomic<uint64_t> allocations_{0};
+  std::atomic<int64_t> live_bytes_{0};
 };
 
 }  // namespace herald::dispatch

@@ -1001,6 +1001,10 @@ void Api::Metrics(HttpResponse& response) {
           c.enqueued);
   counter("herald_notifications_back_pressured_total", "Notifications refused by a full queue.",
           c.back_pressured);
+  out += Cat(
+      "# HELP herald_payload_bytes Bytes of input buffers alive: being routed, or kept by queued "
+      "and held notifications.\n# TYPE herald_payload_bytes gauge\nherald_payload_bytes ",
+      c.payload_bytes, "\n");
   out +=
       "# HELP herald_queue_depth Notifications waiting per profile.\n# TYPE herald_queue_depth "
       "gauge\n";

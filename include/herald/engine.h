@@ -79,6 +79,9 @@ struct Counters {
   uint64_t unmatched = 0;       // accepted events that matched no subscription
   uint64_t enqueued = 0;        // notifications put on a profile queue
   uint64_t back_pressured = 0;  // notifications refused by a full queue
+  // A gauge, not a counter: bytes of input buffers alive — inputs being routed and the payloads
+  // that queued and held notifications keep (a small event of a large input has its own copy).
+  uint64_t payload_bytes = 0;
 };
 
 struct QueueStats {

@@ -372,6 +372,54 @@ cursor_interval_ms = 50
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// --- memory ---
+
+// 30 requests of 8 MB NDJSON, each with one event for a receiver that hangs and the rest matching
+// nothing: the queued and held notifications keep their own bytes alive, not 240 MB of bodies.
+TEST(Memory, ASmallEventDoesNotPinItsWholeBody) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, R"([engine]
+queue_max_bytes = 16777216
+[delivery]
+retry_delays_ms = [60000]
+breaker_failures = 1000000
+)");
+  Receiver slow;
+  slow.set_handler([](const ReceivedRequest&) { return Reply{.mode = Reply::Mode::kHang}; });
+  // Freed memory straight back to the allocator, so resident memory shows what is kept alive.
+  std::string asan = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
+  setenv("ASAN_OPTIONS", (asan + (asan.empty() ? "" : ":") + "quarantine_size_mb=0").c_str(), 1);
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config});
+  setenv("ASAN_OPTIONS", asan.c_str(), 1);
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                   R"({"subscriptionId":"slow","events":["DELIVERY"],"profile":{"profileId":)"
+                   R"("slow","maxBucketSize":1,"webhook":{"notifyUrl":")" +
+                       slow.url() + R"("}}})")
+                .status,
+            201);
+  std::this_thread::sleep_for(150ms);
+  const std::string pad(1 << 20, 'p');
+  std::string rest;  // ~8 MB of events nobody subscribed to
+  for (int k = 0; k < 8; ++k) {
+    rest += R"({"channel":"SMS","event":"CLICK","payload":{"pad":")" + pad + "\"}}\n";
+  }
+  const long rss_before = d.RssKib();
+  for (int i = 0; i < 30; ++i) {
+    const std::string body = R"({"channel":"SMS","event":"DELIVERY","payload":{"n":)" +
+                             std::to_string(i) + "}}\n" + rest;
+    const HttpReply r = d.Call("POST", "/v1/events", body, "application/x-ndjson");
+    ASSERT_EQ(r.status, 202) << r.body;
+  }
+  ASSERT_TRUE(slow.WaitFor(1, 10s));
+  const long long kept = Metric(d, "herald_payload_bytes");
+  EXPECT_GE(kept, 0) << "herald_payload_bytes missing";
+  EXPECT_LT(kept, 1 << 20) << "30 small events keep this many bytes of input alive";
+  const long grown_mib = (d.RssKib() - rss_before) / 1024;
+  EXPECT_LT(grown_mib, 150) << "resident memory grew by " << grown_mib << " MiB";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 // --- dead letters ---
 
 // 30 dead letters replayed into a receiver that hangs, then kill -9: a replayed letter leaves the

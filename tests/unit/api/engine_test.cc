@@ -331,6 +331,46 @@ TEST(Engine, IngestsInPlaceFromAnIngestBuffer) {
   EXPECT_LT(got[0].payload().data(), base + event.size());
 }
 
+TEST(Engine, ASmallEventOfALargeInputDoesNotKeepTheInputAlive) {
+  // One matching event among 1 MB of others: a slow profile holding it must not hold the whole
+  // body, so its notification gets its own copy; both profiles of the event share that copy.
+  auto engine = MakeEngine();
+  ASSERT_TRUE(engine->CreateProfile(Profile("p1")).ok());
+  ASSERT_TRUE(engine->CreateProfile(Profile("p2")).ok());
+  ASSERT_TRUE(engine->CreateSubscription(Sub("s1", "SMS", {"DELIVERY"}, "p1")).ok());
+  Subscription audit = Sub("s2", "SMS", {"DELIVERY"}, "p2");
+  audit.group = "audit";  // a group of its own: both subscriptions win
+  ASSERT_TRUE(engine->CreateSubscription(audit).ok());
+  engine->FlushIndex();
+  std::string body =
+      R"({"channel":"SMS","event":"DELIVERY","eventId":"wanted-1","payload":{"n":1}})"
+      "\n";
+  while (body.size() < (1u << 20))
+    body += R"({"channel":"SMS","event":"CLICK","payload":{}})"
+            "\n";
+  IngestBuffer buffer = engine->NewIngestBuffer(body.size());
+  std::memcpy(buffer.data(), body.data(), body.size());
+  const char* base = buffer.data();
+  const char* end = base + buffer.capacity();
+  const IngestResult r =
+      engine->Ingest(std::move(buffer), body.size(), InputFormat::kAuto, nullptr, 7);
+  EXPECT_EQ(r.notifications, 2u);
+  auto one = Drain(*engine, "p1");
+  auto two = Drain(*engine, "p2");
+  ASSERT_EQ(one.size(), 1u);
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_EQ(one[0].payload(), R"({"n":1})");
+  EXPECT_EQ(one[0].webhook_id(), "wanted-1");
+  EXPECT_EQ(one[0].sequence(), 7u) << "the copy keeps the input's log position";
+  EXPECT_TRUE(one[0].payload().data() < base || one[0].payload().data() >= end)
+      << "the notification still points into the 1 MB input";
+  EXPECT_TRUE(one[0].webhook_id().data() < base || one[0].webhook_id().data() >= end);
+  EXPECT_EQ(one[0].payload().data(), two[0].payload().data()) << "one copy per event";
+  one[0].Settle();
+  two[0].Settle();
+  for (const auto& p : engine->DeliveryProgress()) EXPECT_EQ(p.outstanding, 0u) << p.profile_id;
+}
+
 TEST(Engine, GroupWinnerVersusFanoutAll) {
   for (Fanout fanout : {Fanout::kGroupWinner, Fanout::kAll}) {
     auto engine = MakeEngine({.fanout = fanout});
