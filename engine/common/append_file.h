@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,7 @@ class AppendFile {
   absl::Status Sync();
 
   bool is_open() const { return fd_ >= 0; }
+  uint64_t size() const { return static_cast<uint64_t>(size_); }  // bytes written so far
   const std::string& path() const { return path_; }
 
  private:

@@ -31,6 +31,15 @@ std::string FrameRecord(std::string_view record) {
   return Cat(std::string_view(crc, 8), " ", record, "\n");
 }
 
+std::optional<std::string_view> UnframeRecord(std::string_view line) {
+  if (line.size() < 11 || line.back() != '\n' || line[8] != ' ') return std::nullopt;
+  const std::string_view record = line.substr(9, line.size() - 10);
+  char crc[9];
+  CrcHex(record, crc);
+  if (line.substr(0, 8) != std::string_view(crc, 8)) return std::nullopt;
+  return record;
+}
+
 absl::StatusOr<ReadRecordsResult> ReadRecords(
     const std::string& path, const std::function<bool(std::string_view)>& on_record) {
   ReadRecordsResult result;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,9 @@
 namespace herald {
 
 std::string FrameRecord(std::string_view record);
+// The record of one framed line as FrameRecord wrote it (newline included), or nullopt when the
+// line is torn or its CRC does not match.
+std::optional<std::string_view> UnframeRecord(std::string_view line);
 
 struct ReadRecordsResult {
   size_t records = 0;     // good records passed to the callback

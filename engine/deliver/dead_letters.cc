@@ -57,73 +57,145 @@ std::string EncodeDeadLetter(const DeadLetter& d, bool payload_as_json) {
   return out;
 }
 
+struct DeadLetterStore::ReadFd {
+  int fd = -1;
+  ~ReadFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+namespace {
+
+// Every field but the payload, which stays on disk.
+DeadLetter Fields(const DeadLetter& d) {
+  return {.id = d.id,
+          .profile_id = d.profile_id,
+          .subscription_id = d.subscription_id,
+          .channel = d.channel,
+          .event = d.event,
+          .webhook_id = d.webhook_id,
+          .attempts = d.attempts,
+          .last_status = d.last_status,
+          .last_error = d.last_error,
+          .failed_at_ms = d.failed_at_ms};
+}
+
+// The letter of an add record, parsed.
+bool DecodeAdd(simdjson::dom::element letter, DeadLetter& d) {
+  std::string_view id;
+  int64_t attempts = 0, status = 0;
+  auto str = [&](const char* key, std::string& out) {
+    std::string_view v;
+    if (letter[key].get_string().get(v) != simdjson::SUCCESS) return false;
+    out = std::string(v);
+    return true;
+  };
+  if (letter["id"].get_string().get(id) != simdjson::SUCCESS ||
+      std::from_chars(id.data(), id.data() + id.size(), d.id).ec != std::errc() ||
+      !str("profileId", d.profile_id) || !str("subscriptionId", d.subscription_id) ||
+      !str("channel", d.channel) || !str("event", d.event) || !str("webhookId", d.webhook_id) ||
+      !str("lastError", d.last_error) || !str("payload", d.payload) ||
+      letter["attempts"].get_int64().get(attempts) != simdjson::SUCCESS ||
+      letter["lastStatus"].get_int64().get(status) != simdjson::SUCCESS ||
+      letter["failedAt"].get_int64().get(d.failed_at_ms) != simdjson::SUCCESS) {
+    return false;
+  }
+  d.attempts = static_cast<int>(attempts);
+  d.last_status = static_cast<int>(status);
+  return true;
+}
+
+}  // namespace
+
+DeadLetterStore::DeadLetterStore(Options options)
+    : options_(std::move(options)), path_(options_.dir.empty() ? "" : options_.dir + "/" + kFile) {}
+
 DeadLetterStore::~DeadLetterStore() = default;
 
-absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(
-    const std::string& dir, std::function<void(std::string_view)> log, SyncFn sync) {
-  if (dir.empty()) return std::unique_ptr<DeadLetterStore>(new DeadLetterStore(""));
+int64_t DeadLetterStore::Now() const {
+  if (options_.now_ms) return options_.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(Options options) {
+  std::unique_ptr<DeadLetterStore> store(new DeadLetterStore(std::move(options)));
+  if (store->path_.empty()) return store;
+  const std::string& dir = store->options_.dir;
+  const auto& log = store->options_.log;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::UnavailableError(Cat("data_dir ", dir, ": ", ec.message()));
-  std::unique_ptr<DeadLetterStore> store(new DeadLetterStore(dir + "/" + kFile));
-  auto read = ReadRecords(store->path_, [&](std::string_view r) { return store->Apply(r); });
+  uint64_t offset = 0;
+  auto read = ReadRecords(store->path_, [&](std::string_view r) {
+    const auto length = static_cast<uint32_t>(r.size() + 10);  // "crc32hex " + record + "\n"
+    if (!store->Apply(r, offset, length)) return false;
+    offset += length;
+    return true;
+  });
   if (!read.ok()) return read.status();
-  if (read->bad_bytes > 0 && log) {
-    log(Cat("dead letters: ", store->path_, ": record ", read->bad_line,
-            " is torn or corrupt; cutting ", read->bad_bytes,
-            " byte(s) from there (the records before it are kept)"));
+  if (read->bad_bytes > 0) {
+    if (log) {
+      log(Cat("dead letters: ", store->path_, ": record ", read->bad_line,
+              " is torn or corrupt; cutting ", read->bad_bytes,
+              " byte(s) from there (the records before it are kept)"));
+    }
+    // Cutting takes no space: it works on a full disk too.
+    if (::truncate(store->path_.c_str(), static_cast<off_t>(read->good_bytes)) != 0) {
+      return ErrnoError("truncate", store->path_);
+    }
   }
-  // Compact: the live set into a new file, then swap it in.
-  std::string live;
-  for (const auto& [id, d] : store->letters_) live += AddRecord(d);
-  for (const auto& p : store->disabled_) live += ProfileRecord("disable", p);
-  if (auto s = WriteFileAtomically(dir, kFile, live); !s.ok()) return s;
-  auto file = AppendFile::Open(store->path_, /*truncate=*/false, sync);
-  if (!file.ok()) return file.status();
-  store->file_ = *std::move(file);
+  store->file_bytes_ = read->good_bytes;
+  if (auto s = store->OpenForAppend(); !s.ok()) return s;
+  // Mostly removed letters: rewrite it. Should that fail (a full disk), go on with it as it is.
+  std::lock_guard lock(store->mu_);
+  if (store->file_bytes_ - store->live_bytes_ > std::max<uint64_t>(1u << 20, store->live_bytes_)) {
+    if (auto s = store->CompactLocked(); !s.ok() && log) {
+      log(Cat("dead letters: ", store->path_, " not rewritten (", ToStd(s.message()),
+              "); going on with it as it is"));
+    }
+  }
+  if (const auto over = store->OverBounds(0, {}); !over.empty()) {
+    if (store->Append(RemoveRecord(over)).ok()) {
+      for (const uint64_t id : over) store->Erase(id);
+      store->dropped_ += over.size();
+      if (log) {
+        log(Cat("dead letters: dropped the ", over.size(),
+                " oldest letter(s), past max_mb or max_age_hours"));
+      }
+    }
+  }
   return store;
 }
 
-bool DeadLetterStore::Apply(std::string_view record) {
-  simdjson::dom::parser parser;
+absl::Status DeadLetterStore::OpenForAppend() {
+  auto file = AppendFile::Open(path_, /*truncate=*/false, options_.sync);
+  if (!file.ok()) return file.status();
+  auto reader = std::make_shared<ReadFd>();
+  reader->fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (reader->fd < 0) return ErrnoError("open", path_);
+  file_ = *std::move(file);
+  read_ = std::move(reader);
+  return absl::OkStatus();
+}
+
+bool DeadLetterStore::Apply(std::string_view record, uint64_t offset, uint32_t length) {
+  static thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   std::string_view op;
   if (parser.parse(record.data(), record.size()).get(root) != simdjson::SUCCESS ||
       root["op"].get_string().get(op) != simdjson::SUCCESS) {
     return false;
   }
-  auto str = [&](const char* key, std::string& out) {
-    std::string_view v;
-    if (root[key].get_string().get(v) != simdjson::SUCCESS) return false;
-    out = std::string(v);
-    return true;
-  };
   if (op == "add") {
     simdjson::dom::element letter;
-    std::string_view id;
     DeadLetter d;
-    int64_t attempts = 0, status = 0;
-    auto str = [&](const char* key, std::string& out) {
-      std::string_view v;
-      if (letter[key].get_string().get(v) != simdjson::SUCCESS) return false;
-      out = std::string(v);
-      return true;
-    };
-    if (root["letter"].get(letter) != simdjson::SUCCESS ||
-        letter["id"].get_string().get(id) != simdjson::SUCCESS ||
-        std::from_chars(id.data(), id.data() + id.size(), d.id).ec != std::errc() ||
-        !str("profileId", d.profile_id) || !str("subscriptionId", d.subscription_id) ||
-        !str("channel", d.channel) || !str("event", d.event) || !str("webhookId", d.webhook_id) ||
-        !str("lastError", d.last_error) || !str("payload", d.payload) ||
-        letter["attempts"].get_int64().get(attempts) != simdjson::SUCCESS ||
-        letter["lastStatus"].get_int64().get(status) != simdjson::SUCCESS ||
-        letter["failedAt"].get_int64().get(d.failed_at_ms) != simdjson::SUCCESS) {
-      return false;
-    }
-    d.attempts = static_cast<int>(attempts);
-    d.last_status = static_cast<int>(status);
+    if (root["letter"].get(letter) != simdjson::SUCCESS || !DecodeAdd(letter, d)) return false;
     next_id_ = std::max(next_id_, d.id + 1);
-    letters_[d.id] = std::move(d);
+    Erase(d.id);  // written twice: the later one counts
+    live_bytes_ += length;
+    letters_[d.id] = Entry{.letter = Fields(d), .offset = offset, .length = length};
     return true;
   }
   if (op == "remove") {
@@ -132,15 +204,15 @@ bool DeadLetterStore::Apply(std::string_view record) {
     for (auto id : ids) {
       uint64_t v;
       if (id.get_uint64().get(v) != simdjson::SUCCESS) return false;
-      letters_.erase(v);
+      Erase(v);
     }
     return true;
   }
-  std::string profile;
-  if (!str("profileId", profile)) return false;
+  std::string_view profile;
+  if (root["profileId"].get_string().get(profile) != simdjson::SUCCESS) return false;
   if (op == "disable") {
     if (std::find(disabled_.begin(), disabled_.end(), profile) == disabled_.end()) {
-      disabled_.push_back(profile);
+      disabled_.emplace_back(profile);
     }
     return true;
   }
@@ -151,9 +223,19 @@ bool DeadLetterStore::Apply(std::string_view record) {
   return false;
 }
 
+void DeadLetterStore::Erase(uint64_t id) {
+  auto it = letters_.find(id);
+  if (it == letters_.end()) return;
+  live_bytes_ -= it->second.length;
+  letters_.erase(it);
+  replaying_.erase(id);
+}
+
 absl::Status DeadLetterStore::Append(const std::string& records) {
   if (!file_.is_open()) return absl::OkStatus();
-  return file_.Append(records);
+  absl::Status s = file_.Append(records);
+  file_bytes_ = file_.size();
+  return s;
 }
 
 std::string DeadLetterStore::RemoveRecord(const std::vector<uint64_t>& ids) {
@@ -163,50 +245,150 @@ std::string DeadLetterStore::RemoveRecord(const std::vector<uint64_t>& ids) {
   return FrameRecord(json);
 }
 
-absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
-                                  const std::vector<uint64_t>& replaced) {
-  std::lock_guard lock(mu_);
-  std::string records;
-  for (auto& d : letters) {
-    d.id = next_id_++;
-    records += AddRecord(d);
+std::vector<uint64_t> DeadLetterStore::OverBounds(uint64_t adding,
+                                                  const std::vector<uint64_t>& leaving) const {
+  std::vector<uint64_t> out;
+  uint64_t bytes = live_bytes_ + adding;
+  for (const uint64_t id : leaving) {
+    if (auto it = letters_.find(id); it != letters_.end()) bytes -= it->second.length;
   }
-  if (!replaced.empty()) records += RemoveRecord(replaced);
-  if (auto s = Append(records); !s.ok()) return s;
-  for (auto& d : letters) letters_[d.id] = d;
-  for (const uint64_t id : replaced) {
-    letters_.erase(id);
-    replaying_.erase(id);
-  }
-  return absl::OkStatus();
-}
-
-DeadLetterPage DeadLetterStore::List(std::string_view profile_id, size_t page, size_t size) const {
-  std::lock_guard lock(mu_);
-  DeadLetterPage out;
-  const size_t first = page * size;
-  for (const auto& [id, d] : letters_) {
-    if (!profile_id.empty() && d.profile_id != profile_id) continue;
-    if (out.total >= first && out.results.size() < size) out.results.push_back(d);
-    ++out.total;
+  const int64_t oldest_kept =
+      options_.max_age.count() > 0 ? Now() - options_.max_age.count() : INT64_MIN;
+  for (const auto& [id, e] : letters_) {
+    const bool over = options_.max_bytes > 0 && bytes > options_.max_bytes;
+    if (!over && e.letter.failed_at_ms >= oldest_kept) break;  // oldest first
+    if (replaying_.contains(id) || std::find(leaving.begin(), leaving.end(), id) != leaving.end()) {
+      continue;  // a replay settles it; `leaving` goes anyway
+    }
+    out.push_back(id);
+    bytes -= e.length;
   }
   return out;
 }
 
-std::vector<DeadLetter> DeadLetterStore::BeginReplay(std::string_view profile_id,
-                                                     const std::vector<uint64_t>& ids) {
+absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
+                                  const std::vector<uint64_t>& replaced) {
   std::lock_guard lock(mu_);
-  std::vector<DeadLetter> out;
-  auto take = [&](const DeadLetter& d) {
-    if (d.profile_id == profile_id && replaying_.insert(d.id).second) out.push_back(d);
-  };
-  if (ids.empty()) {
-    for (const auto& [id, d] : letters_) take(d);
-  } else {
-    // Each once, however often it is named.
-    for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
-      if (auto it = letters_.find(id); it != letters_.end()) take(it->second);
+  std::string records;
+  std::vector<uint32_t> lengths;
+  lengths.reserve(letters.size());
+  for (auto& d : letters) {
+    d.id = next_id_++;
+    const size_t before = records.size();
+    records += AddRecord(d);
+    lengths.push_back(static_cast<uint32_t>(records.size() - before));
+  }
+  const std::vector<uint64_t> over = OverBounds(records.size(), replaced);
+  std::vector<uint64_t> removed = replaced;
+  removed.insert(removed.end(), over.begin(), over.end());
+  if (!removed.empty()) records += RemoveRecord(removed);
+  uint64_t offset = file_.size();
+  if (auto s = Append(records); !s.ok()) return s;
+  for (size_t i = 0; i < letters.size(); ++i) {
+    Entry e{.letter = file_.is_open() ? Fields(letters[i]) : letters[i],
+            .offset = offset,
+            .length = lengths[i]};
+    offset += lengths[i];
+    live_bytes_ += e.length;
+    letters_[letters[i].id] = std::move(e);
+  }
+  for (const uint64_t id : removed) Erase(id);
+  if (!over.empty()) {
+    dropped_ += over.size();
+    const int64_t now = Now();
+    if (options_.log && now - last_drop_log_ms_ > 10'000) {
+      last_drop_log_ms_ = now;
+      options_.log(Cat("dead letters: dropping the oldest, past max_mb or max_age_hours (",
+                       dropped_, " so far)"));
     }
+  }
+  MaybeCompactLocked();
+  return absl::OkStatus();
+}
+
+absl::Status DeadLetterStore::LoadPayloads(const ReadFd* file, const std::string& path,
+                                           std::vector<Entry>& entries) {
+  if (file == nullptr) return absl::OkStatus();  // in memory: the payloads are there
+  simdjson::dom::parser parser;
+  std::string line;
+  for (Entry& e : entries) {
+    line.resize(e.length);
+    size_t got = 0;
+    while (got < line.size()) {
+      const ssize_t n = ::pread(file->fd, line.data() + got, line.size() - got,
+                                static_cast<off_t>(e.offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        return n < 0 ? ErrnoError("pread", path) : absl::DataLossError(Cat(path, ": cut short"));
+      got += static_cast<size_t>(n);
+    }
+    const auto record = UnframeRecord(line);
+    simdjson::dom::element root, letter;
+    DeadLetter d;
+    if (!record || parser.parse(record->data(), record->size()).get(root) != simdjson::SUCCESS ||
+        root["letter"].get(letter) != simdjson::SUCCESS || !DecodeAdd(letter, d) ||
+        d.id != e.letter.id) {
+      return absl::DataLossError(
+          Cat(path, ": dead letter ", e.letter.id, " at byte ", e.offset, " does not read back"));
+    }
+    e.letter.payload = std::move(d.payload);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DeadLetterPage> DeadLetterStore::List(std::string_view profile_id, size_t page,
+                                                     size_t size) const {
+  std::vector<Entry> picked;
+  std::shared_ptr<ReadFd> file;
+  DeadLetterPage out;
+  {
+    std::lock_guard lock(mu_);
+    file = read_;
+    const size_t first = page * size;
+    for (const auto& [id, e] : letters_) {
+      if (!profile_id.empty() && e.letter.profile_id != profile_id) continue;
+      if (out.total >= first && picked.size() < size) picked.push_back(e);
+      ++out.total;
+    }
+  }
+  // The payloads are read without the lock: a rewrite meanwhile leaves `file` (the old one)
+  // readable until the last reader lets it go.
+  if (auto s = LoadPayloads(file.get(), path_, picked); !s.ok()) return s;
+  out.results.reserve(picked.size());
+  for (Entry& e : picked) out.results.push_back(std::move(e.letter));
+  return out;
+}
+
+absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
+    std::string_view profile_id, const std::vector<uint64_t>& ids) {
+  std::vector<Entry> picked;
+  std::shared_ptr<ReadFd> file;
+  {
+    std::lock_guard lock(mu_);
+    file = read_;
+    auto take = [&](const Entry& e) {
+      if (e.letter.profile_id == profile_id && replaying_.insert(e.letter.id).second) {
+        picked.push_back(e);
+      }
+    };
+    if (ids.empty()) {
+      for (const auto& [id, e] : letters_) take(e);
+    } else {
+      // Each once, however often it is named.
+      for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
+        if (auto it = letters_.find(id); it != letters_.end()) take(it->second);
+      }
+    }
+  }
+  std::vector<DeadLetter> out;
+  out.reserve(picked.size());
+  absl::Status s = LoadPayloads(file.get(), path_, picked);
+  for (Entry& e : picked) out.push_back(std::move(e.letter));
+  if (!s.ok()) {
+    std::vector<uint64_t> taken;
+    for (const DeadLetter& d : out) taken.push_back(d.id);
+    EndReplay(taken);
+    return s;
   }
   return out;
 }
@@ -216,15 +398,98 @@ absl::Status DeadLetterStore::Remove(const std::vector<uint64_t>& ids) {
   std::lock_guard lock(mu_);
   absl::Status s = Append(RemoveRecord(ids));
   for (const uint64_t id : ids) {
-    replaying_.erase(id);
-    if (s.ok()) letters_.erase(id);  // else kept, and replayed again (a duplicate, not a loss)
+    if (s.ok()) {
+      Erase(id);
+    } else {
+      replaying_.erase(id);  // kept, and replayed again (a duplicate, not a loss)
+    }
   }
+  if (s.ok()) MaybeCompactLocked();
   return s;
 }
 
 void DeadLetterStore::EndReplay(const std::vector<uint64_t>& ids) {
   std::lock_guard lock(mu_);
   for (const uint64_t id : ids) replaying_.erase(id);
+}
+
+absl::StatusOr<size_t> DeadLetterStore::Delete(std::string_view profile_id,
+                                               const std::vector<uint64_t>& ids) {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> gone;
+  if (ids.empty()) {
+    for (const auto& [id, e] : letters_) {
+      if (e.letter.profile_id == profile_id) gone.push_back(id);
+    }
+  } else {
+    for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
+      auto it = letters_.find(id);
+      if (it != letters_.end() && it->second.letter.profile_id == profile_id) gone.push_back(id);
+    }
+  }
+  if (gone.empty()) return 0;
+  if (auto s = Append(RemoveRecord(gone)); !s.ok()) return s;
+  for (const uint64_t id : gone) Erase(id);
+  MaybeCompactLocked();
+  return gone.size();
+}
+
+void DeadLetterStore::MaybeCompactLocked() {
+  if (!file_.is_open()) return;
+  const uint64_t garbage = file_bytes_ - std::min(file_bytes_, live_bytes_);
+  if (garbage <= compact_garbage_ || garbage <= live_bytes_) return;
+  if (auto s = CompactLocked(); !s.ok()) {
+    compact_garbage_ *= 2;  // try again once twice as much is removed
+    if (options_.log) {
+      options_.log(Cat("dead letters: ", path_, " not rewritten (", ToStd(s.message()),
+                       "); trying again later"));
+    }
+    return;
+  }
+  compact_garbage_ = 64ull << 20;
+}
+
+absl::Status DeadLetterStore::CompactLocked() {
+  const std::string tmp = path_ + ".tmp";
+  auto out = AppendFile::Open(tmp, /*truncate=*/true, options_.sync);
+  if (!out.ok()) return out.status();
+  auto fail = [&](absl::Status s) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    return s;
+  };
+  // Copies each live record as it is, a chunk at a time; new offsets apply only on success.
+  std::vector<std::pair<Entry*, uint64_t>> moved;
+  moved.reserve(letters_.size());
+  std::string chunk, line;
+  uint64_t offset = 0;
+  for (auto& [id, e] : letters_) {
+    line.resize(e.length);
+    if (::pread(read_->fd, line.data(), line.size(), static_cast<off_t>(e.offset)) !=
+            static_cast<ssize_t>(line.size()) ||
+        !UnframeRecord(line)) {
+      return fail(absl::DataLossError(Cat(path_, ": dead letter ", id, " does not read back")));
+    }
+    chunk += line;
+    moved.emplace_back(&e, offset);
+    offset += e.length;
+    if (chunk.size() >= (1u << 20)) {
+      if (auto s = out->Append(chunk, /*sync=*/false); !s.ok()) return fail(s);
+      chunk.clear();
+    }
+  }
+  for (const auto& p : disabled_) chunk += ProfileRecord("disable", p);
+  if (auto s = out->Append(chunk, /*sync=*/true); !s.ok()) return fail(s);
+  auto reader = std::make_shared<ReadFd>();
+  reader->fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);  // the same file once renamed
+  if (reader->fd < 0) return fail(ErrnoError("open", tmp));
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail(ErrnoError("rename", tmp));
+  (void)SyncDir(options_.dir);
+  for (auto& [e, at] : moved) e->offset = at;
+  file_bytes_ = out->size();
+  file_ = *std::move(out);  // appends continue in the new file
+  read_ = std::move(reader);
+  return absl::OkStatus();
 }
 
 absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disabled) {
@@ -245,6 +510,14 @@ absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disa
 std::vector<std::string> DeadLetterStore::disabled() const {
   std::lock_guard lock(mu_);
   return disabled_;
+}
+
+DeadLetterStore::Stats DeadLetterStore::stats() const {
+  std::lock_guard lock(mu_);
+  return {.letters = letters_.size(),
+          .bytes = live_bytes_,
+          .file_bytes = file_bytes_,
+          .dropped = dropped_};
 }
 
 }  // namespace herald::deliver

@@ -1,9 +1,17 @@
 // Dead letters and disabled profiles, kept in data_dir/dead-letters.log: CRC-framed JSON records
-// (add, remove, disable, enable), each written and fdatasynced before the call returns, replayed
-// at open (a torn tail is cut off and reported) and compacted to the live set. Without a
-// directory everything stays in memory. Thread-safe.
+// (add, remove, disable, enable), each written and fdatasynced before the call returns. The
+// payloads stay on disk: memory holds an index (a letter's fields and where its record is), and
+// listing or replaying reads the payloads back outside the lock, so burying workers never wait
+// behind a listing. Opening reads the file, cuts a torn tail and appends after it; it rewrites
+// the file only when most of it is removed letters, and a rewrite that fails (a full disk) is
+// skipped, so heraldd starts anyway. Running, the file is rewritten once what it holds of removed
+// letters passes both 64 MiB and the live letters' bytes. Bounded by `max_bytes` and `max_age`:
+// past either the oldest letters go, counted. Without a directory everything stays in memory.
+// Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,41 +32,93 @@ std::string EncodeDeadLetter(const DeadLetter& letter, bool payload_as_json);
 
 class DeadLetterStore {
  public:
-  // `sync`: fdatasync, or a test's stand-in.
+  struct Options {
+    std::string dir;  // empty: in memory
+    // Bytes of the live letters' records; past it the oldest go. 0: no bound.
+    uint64_t max_bytes = 0;
+    // Letters that failed longer ago than this go. 0: no bound.
+    std::chrono::milliseconds max_age{0};
+    std::function<void(std::string_view)> log;
+    SyncFn sync = nullptr;            // fdatasync, or a test's stand-in
+    std::function<int64_t()> now_ms;  // Unix time in ms; the system clock when empty
+  };
+  struct Stats {
+    uint64_t letters = 0;
+    uint64_t bytes = 0;       // of the live letters' records
+    uint64_t file_bytes = 0;  // of the file, removed letters included
+    uint64_t dropped = 0;     // letters removed by max_bytes or max_age
+  };
+
+  static absl::StatusOr<std::unique_ptr<DeadLetterStore>> Open(Options options);
   static absl::StatusOr<std::unique_ptr<DeadLetterStore>> Open(
       const std::string& dir, std::function<void(std::string_view)> log = {},
-      SyncFn sync = nullptr);
+      SyncFn sync = nullptr) {
+    return Open(Options{.dir = dir, .log = std::move(log), .sync = sync});
+  }
   ~DeadLetterStore();
 
   // Assigns ids and persists the letters, all or none; the letters of `replaced` (replayed ones
-  // that failed again) leave the store in the same write.
+  // that failed again) leave the store in the same write, and so do the oldest letters the
+  // bounds no longer leave room for.
   absl::Status Add(std::vector<DeadLetter>& letters, const std::vector<uint64_t>& replaced = {});
-  DeadLetterPage List(std::string_view profile_id, size_t page, size_t size) const;
+  // A page of a profile's letters (every profile's when empty), oldest first. An error when the
+  // payloads cannot be read back.
+  absl::StatusOr<DeadLetterPage> List(std::string_view profile_id, size_t page, size_t size) const;
   // A replay of a profile's letters (those of `ids`, or all when empty), oldest first: copies of
   // those not being replayed already. They stay in the store (a crash loses none) until the
   // replay ends: Remove once delivered, Add(…, replaced) when they failed again, EndReplay when
   // it was abandoned (a stop).
-  std::vector<DeadLetter> BeginReplay(std::string_view profile_id,
-                                      const std::vector<uint64_t>& ids);
+  absl::StatusOr<std::vector<DeadLetter>> BeginReplay(std::string_view profile_id,
+                                                      const std::vector<uint64_t>& ids);
   absl::Status Remove(const std::vector<uint64_t>& ids);
   void EndReplay(const std::vector<uint64_t>& ids);
+  // Deletes a profile's letters (those of `ids`, or all when empty); returns how many went.
+  absl::StatusOr<size_t> Delete(std::string_view profile_id, const std::vector<uint64_t>& ids);
 
   absl::Status SetDisabled(std::string_view profile_id, bool disabled);
   std::vector<std::string> disabled() const;
+  Stats stats() const;
 
  private:
-  explicit DeadLetterStore(std::string path) : path_(std::move(path)) {}
+  // A letter as memory keeps it: its fields, and where its record is in the file (the payload is
+  // read from there; in memory-only mode `letter.payload` holds it).
+  struct Entry {
+    DeadLetter letter;
+    uint64_t offset = 0;
+    uint32_t length = 0;  // of the framed record
+  };
+  struct ReadFd;
+
+  explicit DeadLetterStore(Options options);
   absl::Status Append(const std::string& records);
   static std::string RemoveRecord(const std::vector<uint64_t>& ids);
-  bool Apply(std::string_view record);
+  bool Apply(std::string_view record, uint64_t offset, uint32_t length);
+  // With mu_ held: the oldest letters past the bounds (with `adding` bytes about to come).
+  std::vector<uint64_t> OverBounds(uint64_t adding, const std::vector<uint64_t>& leaving) const;
+  void Erase(uint64_t id);
+  // Copies the payloads of `entries` from the file into their letters (outside mu_).
+  static absl::Status LoadPayloads(const ReadFd* file, const std::string& path,
+                                   std::vector<Entry>& entries);
+  // Rewrites the file with the live records only (mu_ held, or at open).
+  absl::Status CompactLocked();
+  void MaybeCompactLocked();
+  absl::Status OpenForAppend();
+  int64_t Now() const;
 
+  const Options options_;
   const std::string path_;  // empty: in memory
   mutable std::mutex mu_;
-  AppendFile file_;  // not open: in memory
+  AppendFile file_;               // not open: in memory
+  std::shared_ptr<ReadFd> read_;  // the file for payload reads; kept by readers across rewrites
   uint64_t next_id_ = 1;
-  std::map<uint64_t, DeadLetter> letters_;  // by id: oldest first
-  std::set<uint64_t> replaying_;            // of letters_, those a replay is delivering
+  std::map<uint64_t, Entry> letters_;  // by id: oldest first
+  std::set<uint64_t> replaying_;       // of letters_, those a replay is delivering
   std::vector<std::string> disabled_;
+  uint64_t live_bytes_ = 0;
+  uint64_t file_bytes_ = 0;
+  uint64_t dropped_ = 0;
+  uint64_t compact_garbage_ = 64ull << 20;  // rewrite once removed records pass it (and live)
+  int64_t last_drop_log_ms_ = 0;
 };
 
 }  // namespace herald::deliver

@@ -253,7 +253,10 @@ class Deliverer final : public WebhookDeliverer {
   ~Deliverer() override { Stop(milliseconds(0)); }
 
   absl::Status Init() {
-    auto store = DeadLetterStore::Open(options_.data_dir, options_.log);
+    auto store = DeadLetterStore::Open({.dir = options_.data_dir,
+                                        .max_bytes = options_.dead_letters_max_bytes,
+                                        .max_age = options_.dead_letters_max_age,
+                                        .log = options_.log});
     if (!store.ok()) return store.status();
     dead_letters_ = std::move(*store);
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
@@ -309,9 +312,17 @@ class Deliverer final : public WebhookDeliverer {
     }
     return absl::OkStatus();
   }
-  DeadLetterPage ListDeadLetters(std::string_view profile_id, size_t page,
-                                 size_t size) const override {
+  absl::StatusOr<DeadLetterPage> ListDeadLetters(std::string_view profile_id, size_t page,
+                                                 size_t size) const override {
     return dead_letters_->List(profile_id, page, size);
+  }
+  absl::StatusOr<size_t> DeleteDeadLetters(std::string_view profile_id,
+                                           const std::vector<uint64_t>& ids) override {
+    return dead_letters_->Delete(profile_id, ids);
+  }
+  DeadLetterStats dead_letter_stats() const override {
+    const auto s = dead_letters_->stats();
+    return {.letters = s.letters, .bytes = s.bytes, .dropped = s.dropped};
   }
   absl::StatusOr<size_t> Replay(std::string_view profile_id,
                                 const std::vector<uint64_t>& ids) override;
@@ -1139,9 +1150,10 @@ absl::StatusOr<size_t> Deliverer::Replay(std::string_view profile_id,
     return absl::FailedPreconditionError("the deliverer is not running");
   }
   if (auto profile = engine_->GetProfile(profile_id); !profile.ok()) return profile.status();
-  std::vector<DeadLetter> letters = dead_letters_->BeginReplay(profile_id, ids);
+  auto letters = dead_letters_->BeginReplay(profile_id, ids);
+  if (!letters.ok()) return letters.status();
   std::vector<Item> items;
-  for (auto& letter : letters) {
+  for (auto& letter : *letters) {
     auto owned = std::make_shared<DeadLetter>(std::move(letter));
     owned->payload.reserve(owned->payload.size() + simdjson::SIMDJSON_PADDING);
     items.push_back(Item{Notification(), std::move(owned)});

@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -917,21 +918,49 @@ std::string Api::EncodeProfile(const NotificationProfile& profile) const {
 void Api::DeadLetters(const HttpRequest& request, std::string_view rest, std::string_view query,
                       HttpResponse& response) {
   if (!deliverer_) return Error(response, 404, "NOT_FOUND", "webhook delivery is not enabled");
+  if ((rest.empty() || rest == "/") && request.method == "DELETE") {
+    // ?profileId=p1 deletes all of p1's letters; &id=3 (repeatable) only those.
+    const auto q = ParseQuery(query);
+    const auto it = q.find("profileId");
+    if (it == q.end() || it->second.empty()) {
+      return Error(response, 400, "BAD_REQUEST", "profileId is required",
+                   {{"profileId", {"must be a profile id"}}});
+    }
+    std::vector<uint64_t> ids;
+    for (auto [id, end] = q.equal_range("id"); id != end; ++id) {
+      const std::string& text = id->second;
+      uint64_t v = 0;
+      const auto [at, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc() || at != text.data() + text.size() || text.empty()) {
+        return Error(response, 400, "BAD_REQUEST", "id must be a dead-letter id",
+                     {{"id", {"must be a dead-letter id"}}});
+      }
+      ids.push_back(v);
+    }
+    auto deleted = deliverer_->DeleteDeadLetters(it->second, ids);
+    if (!deleted.ok())
+      return Error(response, 503, "SERVICE_UNAVAILABLE", ToStd(deleted.status().message()));
+    return Json(response, 200, Cat(R"({"deleted":)", *deleted, "}"));
+  }
   if (rest.empty() || rest == "/") {
-    if (request.method != "GET") return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET");
+    if (request.method != "GET") {
+      return Error(response, 405, "METHOD_NOT_ALLOWED", "use GET or DELETE");
+    }
     const auto q = ParseQuery(query);
     size_t page, size;
     if (!Paging(q, response, &page, &size)) return;
     const auto it = q.find("profileId");
     const std::string profile = it == q.end() ? "" : it->second;
-    const DeadLetterPage letters = deliverer_->ListDeadLetters(profile, page, size);
+    const auto letters = deliverer_->ListDeadLetters(profile, page, size);
+    if (!letters.ok())
+      return Error(response, 503, "SERVICE_UNAVAILABLE", ToStd(letters.status().message()));
     std::string out = R"({"results":[)";
-    for (size_t i = 0; i < letters.results.size(); ++i) {
+    for (size_t i = 0; i < letters->results.size(); ++i) {
       if (i) out += ',';
-      out += deliver::EncodeDeadLetter(letters.results[i], /*payload_as_json=*/true);
+      out += deliver::EncodeDeadLetter(letters->results[i], /*payload_as_json=*/true);
     }
     out += Cat(R"(],"paging":{"page":)", page, R"(,"size":)", size, R"(,"totalPages":)",
-               (letters.total + size - 1) / size, R"(,"totalResults":)", letters.total, "}}");
+               (letters->total + size - 1) / size, R"(,"totalResults":)", letters->total, "}}");
     return Json(response, 200, std::move(out));
   }
   if (rest != "/replay") return Error(response, 404, "NOT_FOUND", "no such resource");
@@ -1016,7 +1045,21 @@ void Api::Metrics(HttpResponse& response) {
       "gauge\n";
   for (const auto& q : stats)
     out += Cat("herald_queue_bytes{profile=\"", q.profile_id, "\"} ", q.bytes, "\n");
-  if (deliverer_) RenderDeliveryMetrics(out, deliverer_->stats());
+  if (deliverer_) {
+    RenderDeliveryMetrics(out, deliverer_->stats());
+    const DeadLetterStats d = deliverer_->dead_letter_stats();
+    out += Cat(
+        "# HELP herald_dead_letters Dead letters kept.\n# TYPE herald_dead_letters gauge\n"
+        "herald_dead_letters ",
+        d.letters,
+        "\n# HELP herald_dead_letter_bytes Bytes of the dead letters kept.\n"
+        "# TYPE herald_dead_letter_bytes gauge\nherald_dead_letter_bytes ",
+        d.bytes,
+        "\n# HELP herald_dead_letters_dropped_total Dead letters removed by [dead_letters] max_mb "
+        "or max_age_hours.\n# TYPE herald_dead_letters_dropped_total counter\n"
+        "herald_dead_letters_dropped_total ",
+        d.dropped, "\n");
+  }
   if (events_) {
     const store::DeliveryLog::Stats s = events_->stats();
     counter("herald_spool_records_total", "Ingest requests appended to the event spool.",

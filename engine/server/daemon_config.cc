@@ -160,6 +160,12 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "spool.retain_max_hours") {
     if (auto s = SetInt(key, value, 1, 24 * 365 * 10, &n); !s.ok()) return s;
     c.spool_retain_max_age = std::chrono::hours(n);
+  } else if (key == "dead_letters.max_mb") {
+    if (auto s = SetInt(key, value, 0, 1LL << 30, &n); !s.ok()) return s;
+    c.delivery.dead_letters_max_bytes = static_cast<uint64_t>(n) << 20;
+  } else if (key == "dead_letters.max_age_hours") {
+    if (auto s = SetInt(key, value, 0, 24 * 365 * 10, &n); !s.ok()) return s;
+    c.delivery.dead_letters_max_age = std::chrono::hours(n);
   } else if (key == "spool.cursor_interval_ms") {
     if (auto s = SetInt(key, value, 10, 60'000, &n); !s.ok()) return s;
     c.cursor_interval = std::chrono::milliseconds(n);
@@ -193,7 +199,8 @@ absl::Status LoadTable(DaemonConfig& c, const toml::table& table, std::string_vi
   };
   for (auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key == "engine" || key == "delivery" || key == "limits" || key == "spool") {
+    if (key == "engine" || key == "delivery" || key == "limits" || key == "spool" ||
+        key == "dead_letters") {
       const toml::table* section = v.as_table();
       if (!section) return absl::InvalidArgumentError(Cat(path, ": ", key, ": must be a table"));
       for (auto& [ek, ev] : *section) {
@@ -244,7 +251,8 @@ absl::Status ApplyConfigText(DaemonConfig& config, std::string_view toml_text,
 std::string DaemonUsage() {
   return "usage: heraldd [flags]\n"
          "  --config FILE             TOML settings (keys as below, '-' -> '_'; [engine] and\n"
-         "                            [delivery], [limits] and [spool] tables, see\n"
+         "                            [delivery], [limits], [spool] and [dead_letters] tables, "
+         "see\n"
          "                            configs/herald.toml)\n"
          "  --listen HOST:PORT        address to serve (default 127.0.0.1:8080; port 0 = any)\n"
          "  --data-dir DIR            state directory (default data)\n"

@@ -36,7 +36,10 @@ namespace herald {
 struct DelivererOptions {
   int threads = 1;       // delivery workers (io threads); profiles are sharded over them
   std::string data_dir;  // dead letters and disabled profiles persist here; empty = in memory
-  std::string ca_file;   // PEM CA bundle to verify receivers with; empty = the system's
+  // Dead letters are bounded: past either, the oldest go (counted in DeadLetterStats::dropped).
+  uint64_t dead_letters_max_bytes = 1024ull << 20;  // of their records; 0 = unbounded
+  std::chrono::milliseconds dead_letters_max_age = std::chrono::hours(168);  // 0 = unbounded
+  std::string ca_file;  // PEM CA bundle to verify receivers with; empty = the system's
   bool allow_private_targets = false;  // let webhooks target loopback and private addresses
   // For profiles without a `retry` of their own. Empty delays = the platform's schedule,
   // 1 min + n² min before retry n; each delay gets ±jitter.
@@ -92,6 +95,12 @@ struct DeadLetterPage {
   size_t total = 0;
 };
 
+struct DeadLetterStats {
+  uint64_t letters = 0;
+  uint64_t bytes = 0;    // of their records
+  uint64_t dropped = 0;  // removed by dead_letters_max_bytes or dead_letters_max_age
+};
+
 // The SSRF guard at write time, for webhook and OAuth token URLs: the URL must parse (http or
 // https), and unless `allow_private` a host that is, or resolves to, a loopback, private,
 // link-local (cloud metadata), multicast or otherwise non-public address is refused. A name that
@@ -116,9 +125,14 @@ class WebhookDeliverer : public Sink {
   // Re-enables a profile disabled by 410 Gone (heraldd does so when the profile is updated).
   virtual absl::Status Enable(std::string_view profile_id) = 0;
 
-  // Dead letters of a profile (every profile when empty), oldest first.
-  virtual DeadLetterPage ListDeadLetters(std::string_view profile_id, size_t page,
-                                         size_t size) const = 0;
+  // Dead letters of a profile (every profile when empty), oldest first; an error when their
+  // payloads cannot be read back from data_dir.
+  virtual absl::StatusOr<DeadLetterPage> ListDeadLetters(std::string_view profile_id, size_t page,
+                                                         size_t size) const = 0;
+  // Deletes a profile's dead letters (those of `ids`, or all when empty); returns how many.
+  virtual absl::StatusOr<size_t> DeleteDeadLetters(std::string_view profile_id,
+                                                   const std::vector<uint64_t>& ids) = 0;
+  virtual DeadLetterStats dead_letter_stats() const = 0;
   // Re-queues a profile's dead letters (those of `ids`, or all when empty) for delivery with
   // their original webhook-id; returns how many. NotFound for an unknown profile.
   virtual absl::StatusOr<size_t> Replay(std::string_view profile_id,

@@ -29,6 +29,7 @@ std::string ScratchDir() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using herald::DeadLetter;
+  using herald::DeadLetterPage;
   using herald::deliver::DeadLetterStore;
   const std::string dir = ScratchDir();
   std::ofstream(dir + "/dead-letters.log", std::ios::binary)
@@ -38,25 +39,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (store.status().message().empty()) std::abort();
     return 0;
   }
-  const size_t before = (*store)->List("p1", 0, 100).total;
+  // What opened reads back: every letter's payload comes from the file.
+  const auto first = (*store)->List("p1", 0, 100);
+  if (!first.ok()) std::abort();
+  const size_t before = first->total;
   size_t listed = 0;
   for (size_t page = 0; listed < before; ++page) {
     const auto got = (*store)->List("p1", page, 100);
-    if (got.results.empty() || got.total != before) std::abort();
-    for (const DeadLetter& d : got.results) {
+    if (!got.ok() || got->results.empty() || got->total != before) std::abort();
+    for (const DeadLetter& d : got->results) {
       if (d.profile_id != "p1") std::abort();
     }
-    listed += got.results.size();
+    listed += got->results.size();
   }
   std::vector<DeadLetter> letters = {
       {.profile_id = "p1", .webhook_id = "w", .payload = "{\"a\":\n1}", .last_error = "e"},
       {.profile_id = "p1", .webhook_id = "v", .payload = "[2]", .last_error = "e"}};
   if (!(*store)->Add(letters).ok()) std::abort();
   if (letters[0].id == 0 || letters[1].id <= letters[0].id) std::abort();
-  if ((*store)->List("p1", 0, 1).total != before + 2) std::abort();
+  if ((*store)->List("p1", 0, 1)->total != before + 2) std::abort();
   // One delivered (leaves the store), one failed again (replaced by a new letter).
   const auto replay = (*store)->BeginReplay("p1", {letters[0].id, letters[1].id});
-  if (replay.size() != 2) std::abort();
+  if (!replay.ok() || replay->size() != 2 || (*replay)[0].payload != "{\"a\":\n1}") std::abort();
   if (!(*store)->Remove({letters[0].id}).ok()) std::abort();
   std::vector<DeadLetter> again = {letters[1]};
   if (!(*store)->Add(again, {letters[1].id}).ok()) std::abort();
@@ -64,7 +68,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   store->reset();
   auto reopened = DeadLetterStore::Open(dir);
   if (!reopened.ok()) std::abort();
-  const auto page = (*reopened)->List("p1", 0, 1000);
+  const auto listed_again = (*reopened)->List("p1", 0, 1000);
+  if (!listed_again.ok()) std::abort();
+  const DeadLetterPage& page = *listed_again;
   if (page.total != before + 1) std::abort();
   bool found = false;
   for (const DeadLetter& d : page.results)

@@ -455,7 +455,7 @@ TEST(Delivery, RetriesFollowTheScheduleThenBecomeADeadLetterAndReplay) {
   EXPECT_EQ(stats.failed, 4u);
   EXPECT_EQ(stats.retried, 3u);
   EXPECT_EQ(stats.held, 0u);
-  auto letters = world.deliverer().ListDeadLetters("p1", 0, 10);
+  auto letters = *world.deliverer().ListDeadLetters("p1", 0, 10);
   ASSERT_EQ(letters.total, 1u);
   EXPECT_EQ(letters.results[0].payload, R"({"k":1})");
   EXPECT_EQ(letters.results[0].attempts, 4);
@@ -469,7 +469,7 @@ TEST(Delivery, RetriesFollowTheScheduleThenBecomeADeadLetterAndReplay) {
   ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").delivered == 1; }));
   EXPECT_EQ(receiver.requests().back().header("webhook-id"), "evt-retry");
   EXPECT_EQ(receiver.requests().back().body, R"({"k":1})");
-  EXPECT_EQ(world.deliverer().ListDeadLetters("p1", 0, 10).total, 0u);
+  EXPECT_EQ(world.deliverer().ListDeadLetters("p1", 0, 10)->total, 0u);
   EXPECT_FALSE(world.deliverer().Replay("nope", {}).ok());
 }
 
@@ -530,7 +530,7 @@ TEST(Delivery, OtherClientErrorsAreNotRetried) {
   EXPECT_EQ(world.Stats("p400").requests, 1u);  // 4xx: at once
   EXPECT_EQ(world.Stats("p302").requests, 1u);  // redirects are not followed
   EXPECT_EQ(world.Stats("p408").requests, 3u);  // 408 is retried
-  EXPECT_EQ(world.deliverer().ListDeadLetters("p400", 0, 1).results[0].last_error, "HTTP 400");
+  EXPECT_EQ(world.deliverer().ListDeadLetters("p400", 0, 1)->results[0].last_error, "HTTP 400");
 }
 
 TEST(Delivery, GoneDisablesTheProfileUntilItIsEnabled) {
@@ -617,7 +617,7 @@ TEST(Delivery, ReadTimeoutCutsOffATricklingReceiver) {
   world.AddProfile(p);
   world.Send("p1", "{}");
   ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").dead_lettered == 1; }));
-  const auto letter = world.deliverer().ListDeadLetters("p1", 0, 1).results.at(0);
+  const auto letter = world.deliverer().ListDeadLetters("p1", 0, 1)->results.at(0);
   EXPECT_NE(letter.last_error.find("timed out after 1000 ms"), std::string::npos)
       << letter.last_error;
 }
@@ -687,7 +687,7 @@ TEST(Delivery, TlsReceiversAreVerifiedAgainstTheConfiguredCa) {
   world.AddProfile(p);
   world.Send("p1", "{}");
   ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").dead_lettered == 1; }));
-  const auto letter = world.deliverer().ListDeadLetters("p1", 0, 1).results.at(0);
+  const auto letter = world.deliverer().ListDeadLetters("p1", 0, 1)->results.at(0);
   EXPECT_NE(letter.last_error.find("certificate"), std::string::npos) << letter.last_error;
   EXPECT_EQ(receiver.count(), 1u);
 }
@@ -708,8 +708,8 @@ TEST(Delivery, PrivateTargetsAreRefusedUnlessAllowed) {
   (*engine)->FlushIndex();
   (*engine)->Ingest(R"({"channel":"SMS","event":"DELIVERY","payload":{}})");
   ASSERT_TRUE(
-      World::Eventually([&] { return (*deliverer)->ListDeadLetters("p1", 0, 1).total == 1; }));
-  const auto letter = (*deliverer)->ListDeadLetters("p1", 0, 1).results.at(0);
+      World::Eventually([&] { return (*deliverer)->ListDeadLetters("p1", 0, 1)->total == 1; }));
+  const auto letter = (*deliverer)->ListDeadLetters("p1", 0, 1)->results.at(0);
   EXPECT_NE(letter.last_error.find("allow_private_targets is off"), std::string::npos);
   EXPECT_EQ(letter.attempts, 1);  // refused targets are not retried
   EXPECT_EQ(receiver.count(), 0u);
@@ -737,7 +737,7 @@ TEST(Delivery, AFullDelivererLeavesNotificationsInTheBoundedQueue) {
   EXPECT_LE(world.Stats("p1").held, 10u);
   // Stopping keeps every accepted notification as a dead letter: nothing is lost.
   world.Stop(0ms);
-  EXPECT_EQ(world.deliverer().ListDeadLetters("p1", 0, 1).total, enqueued);
+  EXPECT_EQ(world.deliverer().ListDeadLetters("p1", 0, 1)->total, enqueued);
 }
 
 TEST(Delivery, StoppingKeepsWhatIsUndeliveredAndARestartCanReplayIt) {
@@ -756,7 +756,7 @@ TEST(Delivery, StoppingKeepsWhatIsUndeliveredAndARestartCanReplayIt) {
   Receiver good;
   World world({.data_dir = dir.path()});
   world.AddProfile(Profile("p1", good));
-  const auto letters = world.deliverer().ListDeadLetters("p1", 0, 10);
+  const auto letters = *world.deliverer().ListDeadLetters("p1", 0, 10);
   ASSERT_EQ(letters.total, 5u);
   EXPECT_EQ(letters.results[0].last_error, "stopped before delivery");
   ASSERT_EQ(*world.deliverer().Replay("p1", {}), 5u);
@@ -810,7 +810,7 @@ TEST(Delivery, TokenFetchesAreSharedAndSoAreTheirFailures) {
   EXPECT_LE(token_requests.load(), 3);
   EXPECT_NE(world.deliverer()
                 .ListDeadLetters("o1", 0, 1)
-                .results.at(0)
+                ->results.at(0)
                 .last_error.find("answered HTTP 500"),
             std::string::npos);
   token_endpoint_up = true;
@@ -852,7 +852,7 @@ TEST(Delivery, DeletingAProfileWithRequestsInFlightKeepsItsNotifications) {
   EXPECT_EQ(world.Stats("p1").dead_lettered, 10u);
   EXPECT_NE(world.deliverer()
                 .ListDeadLetters("p1", 0, 1)
-                .results.at(0)
+                ->results.at(0)
                 .last_error.find("no longer exists"),
             std::string::npos);
 }

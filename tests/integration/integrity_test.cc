@@ -490,6 +490,70 @@ TEST(DeadLetters, AReplayInterruptedByKill9LosesNone) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// Dead letters are bounded by [dead_letters] max_mb (the oldest go, counted), can be deleted, and
+// a store that fills the disk still opens: starting never rewrites it just to open it.
+TEST(DeadLetters, BoundedDeletableAndOpenOnAFullDisk) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, "[dead_letters]\nmax_mb = 1\n");
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config", config};
+  Receiver refusing;
+  refusing.set_handler([](const ReceivedRequest&) { return Reply{.status = 400}; });
+  auto letters = [](Daemon& d, const std::string& query) {
+    return d.Call("GET", "/v1/dead-letters?profileId=p&size=100" + query).body;
+  };
+  std::string deleted;
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p",)"
+                     R"("maxBucketSize":1,"webhook":{"notifyUrl":")" +
+                         refusing.url() + R"("}}})")
+                  .status,
+              201);
+    std::this_thread::sleep_for(150ms);
+    const std::string pad(100'000, 'x');
+    for (int n = 0; n < 30; ++n) {  // 3 MB of dead letters for a 1 MB store
+      ASSERT_EQ(d.Call("POST", "/v1/events",
+                       R"({"channel":"SMS","event":"DELIVERY","payload":{"n":)" +
+                           std::to_string(n) + R"(,"pad":")" + pad + R"("}})")
+                    .status,
+                202);
+    }
+    ASSERT_TRUE(Eventually([&] { return Metric(d, "herald_dead_letters_dropped_total") >= 20; }))
+        << d.Call("GET", "/metrics").body;
+    EXPECT_LE(Metric(d, "herald_dead_letter_bytes"), 1 << 20);
+    const std::string kept = letters(d, "");
+    EXPECT_NE(kept.find(R"("n":29)"), std::string::npos) << "the newest must stay";
+    EXPECT_EQ(kept.find(R"("n":0,)"), std::string::npos) << "the oldest must go first";
+    EXPECT_NE(kept.find(pad), std::string::npos) << "payloads read back whole";
+    EXPECT_EQ(d.Call("DELETE", "/v1/dead-letters").status, 400) << "profileId is required";
+    // One by id, then the rest.
+    const size_t at = kept.find(R"("id":")");
+    ASSERT_NE(at, std::string::npos);
+    const std::string id = kept.substr(at + 6, kept.find('"', at + 6) - at - 6);
+    HttpReply one = d.Call("DELETE", "/v1/dead-letters?profileId=p&id=" + id);
+    EXPECT_EQ(one.status, 200);
+    EXPECT_EQ(one.body, R"({"deleted":1})");
+    EXPECT_EQ(d.Call("DELETE", "/v1/dead-letters?profileId=p&id=" + id).body, R"({"deleted":0})");
+    EXPECT_EQ(d.Call("DELETE", "/v1/dead-letters?profileId=p&id=x").status, 400);
+    EXPECT_EQ(letters(d, "").find(R"("id":")" + id + "\""), std::string::npos);
+    deleted = id;
+    EXPECT_EQ(d.Stop(), 0);
+  }
+  // The next start keeps what is left (the deleted letter stays deleted), also when the disk is
+  // full: under a file limit below the dead-letter file's size no rewrite of it can succeed.
+  ASSERT_GT(std::filesystem::file_size(data + "/dead-letters.log"), 100'000u);
+  Daemon d(args, data, /*max_file_bytes=*/16 << 10);
+  ASSERT_NE(d.port(), 0) << "heraldd did not start on a full disk: " << d.output();
+  const std::string kept = letters(d, "");
+  EXPECT_NE(kept.find(R"("n":29)"), std::string::npos) << kept.substr(0, 300);
+  EXPECT_EQ(kept.find(R"("id":")" + deleted + "\""), std::string::npos);
+  EXPECT_GT(Metric(d, "herald_dead_letters"), 5);
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 // --- retention caps ---
 
 long long DirBytes(const std::string& dir) {
