@@ -272,6 +272,30 @@ class EngineImpl final : public Engine {
     return absl::OkStatus();
   }
 
+  absl::Status AddReplayRoute(const Subscription& s, uint64_t before) override {
+    if (before == 0) return absl::InvalidArgumentError("a replay route needs before > 0");
+    ValidationErrors errors = Validate(s, *catalog_);
+    std::lock_guard lock(mu_);
+    auto profile = profiles_.find(s.profile_id);
+    if (profile == profiles_.end()) return NotFound("profile", s.profile_id);
+    if (!errors.empty()) return ValidationError(errors);
+    // A group of its own: it competes with nobody, and the per-profile choice prefers the
+    // subscriptions in force.
+    const uint64_t uid = next_uid_++;
+    internal::SubRef route =
+        index::Compile(Canonical(s), *catalog_, uid, next_created_++,
+                       GroupId(Cat("\x01replay:", uid)), profile->second.queue, before);
+    last_commit_ = index_.Commit({}, route);
+    replay_routes_.push_back(std::move(route));
+    return absl::OkStatus();
+  }
+
+  void ClearReplayRoutes() override {
+    std::lock_guard lock(mu_);
+    for (auto& route : replay_routes_) last_commit_ = index_.Commit(std::move(route), {});
+    replay_routes_.clear();
+  }
+
   absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const override {
     std::lock_guard lock(mu_);
     auto it = subscriptions_.find(ToAbsl(subscription_id));
@@ -653,6 +677,7 @@ class EngineImpl final : public Engine {
     for (const auto* winner : winners) {
       dispatch::ProfileQueue* queue = winner->queue;
       if (ctx.targeted && (queue != ctx.only || result.accepted < ctx.first_event)) continue;
+      if (winner->replay_before != 0 && (seq == 0 || seq >= winner->replay_before)) continue;
       if (ctx.collect) {
         ctx.collect->push_back(make(winner));
         ++result.notifications;
@@ -733,6 +758,7 @@ class EngineImpl final : public Engine {
   absl::flat_hash_map<std::string, ProfileEntry> profiles_;
   absl::flat_hash_map<std::string, SubscriptionEntry> subscriptions_;
   absl::flat_hash_map<std::string, uint32_t> groups_;
+  std::vector<internal::SubRef> replay_routes_;
   uint64_t next_uid_ = 1;
   uint64_t next_created_ = 1;
   uint64_t last_commit_ = 0;

@@ -61,8 +61,9 @@ bool Matches(const CompiledSubscription& s, const RouteKeys& k, int* specificity
 }
 
 SubRef Compile(const Subscription& s, const Catalog& catalog, uint64_t uid, uint64_t created_seq,
-               uint32_t group_id, dispatch::ProfileQueue* queue) {
+               uint32_t group_id, dispatch::ProfileQueue* queue, uint64_t replay_before) {
   auto* c = new CompiledSubscription();
+  c->replay_before = replay_before;
   const int channel = catalog.FindChannel(s.channel);
   c->uid = uid;
   c->created_seq = created_seq;

@@ -46,6 +46,8 @@ struct CompiledSubscription {
   std::string group;
   dispatch::ProfileQueue* queue = nullptr;  // queues live as long as the engine
   uint32_t queue_generation = 0;            // the queue's tracker generation when compiled
+  // > 0: a replay route (Engine::AddReplayRoute), for logged inputs below it only.
+  uint64_t replay_before = 0;
 
   bool HasEvent(int event_index) const {
     return (event_bits[event_index >> 6] >> (event_index & 63)) & 1;
@@ -160,6 +162,6 @@ void ForEachKey(const CompiledSubscription& s, const Catalog& catalog, F&& f) {
 
 // Compiles a validated subscription (channel may be an alias).
 SubRef Compile(const Subscription& s, const Catalog& catalog, uint64_t uid, uint64_t created_seq,
-               uint32_t group_id, dispatch::ProfileQueue* queue);
+               uint32_t group_id, dispatch::ProfileQueue* queue, uint64_t replay_before = 0);
 
 }  // namespace herald::index

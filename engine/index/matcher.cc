@@ -77,6 +77,8 @@ std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& st
   auto better = [](const Match& a, const Match& b) {
     const auto* x = a.subscription;
     const auto* y = b.subscription;
+    // A replay route never takes an event from a subscription in force.
+    if ((x->replay_before != 0) != (y->replay_before != 0)) return x->replay_before == 0;
     if (a.specificity != b.specificity) return a.specificity > b.specificity;
     if (x->created_seq != y->created_seq) return x->created_seq < y->created_seq;
     return x->subscription_id < y->subscription_id;

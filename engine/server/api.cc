@@ -642,6 +642,24 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     auto p = engine_.GetProfile(existing->profile_id);
     return Json(response, 200, model::EncodeSubscription(*existing, p.ok() ? &*p : nullptr));
   }
+  // What the profile had not settled when the change came still goes to it after a crash.
+  struct KeptRoute {
+    store::DeliveryLog* log;
+    uint64_t id = 0;
+    bool sealed = false;
+    ~KeptRoute() {
+      if (log && !sealed) log->DropRoute(id);
+    }
+    void Seal() {
+      if (log) log->SealRoute(id);
+      sealed = true;
+    }
+  } kept{events_};
+  if (events_ && (method == "PUT" || method == "DELETE")) {
+    auto route = events_->KeepRoute(*existing);
+    if (!route.ok()) return NotPersisted(response, route.status());
+    kept.id = *route;
+  }
   if (method == "PUT") {
     auto req = model::DecodeSubscription(request.body, channel);
     if (!req.ok()) return FromStatus(response, req.status());
@@ -654,6 +672,7 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
         return NotPersisted(response, st);
       }
     }
+    kept.Seal();
     auto profile = engine_.GetProfile(req->subscription.profile_id);
     std::string body = R"({"subscriptionId":)";
     AppendJsonString(body, id);
@@ -669,6 +688,7 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
         return NotPersisted(response, st);
       }
     }
+    kept.Seal();
     return Json(response, 200, IdBody("subscriptionId", id));
   }
   Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");

@@ -8,6 +8,7 @@
 
 #include "engine/common/framed_records.h"
 #include "engine/common/strings.h"
+#include "engine/model/json_codec.h"
 
 namespace herald::store {
 namespace {
@@ -48,8 +49,23 @@ absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, 
   absl::flat_hash_map<std::string, SavedCursor> cursors;
   // "frontier <seq>", then per profile "profile <id> <cursor> <unsettled seq>…", or "… <cursor> *"
   // when the unsettled ones were too many to list.
+  // "route <before> <subscription JSON>": a kept route (KeepRoute).
+  std::vector<KeptRoute> routes;
   auto read = ReadRecords(path, [&](std::string_view record) {
     if (record.starts_with("frontier ")) return ParseU64(record.substr(9), &frontier);
+    if (record.starts_with("route ")) {
+      const std::string_view rest = record.substr(6);
+      const size_t space = rest.find(' ');
+      KeptRoute route;
+      if (space == std::string_view::npos || !ParseU64(rest.substr(0, space), &route.before)) {
+        return false;
+      }
+      auto decoded = model::DecodeSubscription(rest.substr(space + 1));
+      if (!decoded.ok()) return false;
+      route.subscription = std::move(decoded->subscription);
+      routes.push_back(std::move(route));
+      return true;
+    }
     if (!record.starts_with("profile ")) return false;
     std::vector<std::string_view> fields;
     for (std::string_view rest = record.substr(8); !rest.empty();) {
@@ -91,6 +107,9 @@ absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, 
     log->saved_frontier_ = frontier;
     log->saved_cursors_ = std::move(cursors);
   }
+  // Routes are kept even from a damaged file's good part: replaying more is never a loss.
+  for (auto& route : routes) route.id = log->next_route_++;
+  log->routes_ = std::move(routes);
   return log;
 }
 
@@ -237,6 +256,23 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
     replayed_all_ = true;
     return absl::OkStatus();
   }
+  // What subscriptions changed since routed to the profiles that still owed it.
+  struct ClearRoutes {
+    Engine& engine;
+    ~ClearRoutes() { engine.ClearReplayRoutes(); }
+  } clear_routes{engine_};
+  {
+    std::lock_guard lock(routes_mu_);
+    for (const KeptRoute& route : routes_) {
+      const auto s = engine_.AddReplayRoute(route.subscription, std::min(route.before, end));
+      if (!s.ok() && options_.log) {
+        options_.log(Cat("spool: subscription ", route.subscription.subscription_id,
+                         " as it was for profile ", route.subscription.profile_id,
+                         " is not replayed: ", ToStd(s.message())));
+      }
+    }
+  }
+  engine_.FlushIndex();  // routed from the first record on
   if (options_.log) {
     options_.log(Cat("spool: replaying records ", from, " to ", end - 1,
                      " (not yet delivered to every profile when heraldd stopped)"));
@@ -383,6 +419,45 @@ uint64_t DeliveryLog::Frontier() const {
   return std::min(frontier, spool_->durable_seq());
 }
 
+absl::StatusOr<uint64_t> DeliveryLog::KeepRoute(const Subscription& before_change) {
+  bool owes = false;
+  for (const auto& p : engine_.DeliveryProgress()) {
+    if (p.profile_id == before_change.profile_id) owes = p.outstanding > 0;
+  }
+  {
+    std::lock_guard lock(stranded_mu_);
+    auto it = stranded_.find(before_change.profile_id);
+    owes = owes || (it != stranded_.end() && !it->second.empty());
+  }
+  if (!owes) return 0;
+  uint64_t id;
+  {
+    std::lock_guard lock(routes_mu_);
+    id = next_route_++;
+    routes_.push_back({.id = id, .subscription = before_change});
+  }
+  // On disk before the change is made: a crash right after it must still find the route.
+  if (auto s = Checkpoint(); !s.ok()) {
+    DropRoute(id);
+    return s;
+  }
+  return id;
+}
+
+void DeliveryLog::SealRoute(uint64_t route) {
+  if (route == 0) return;
+  std::lock_guard lock(routes_mu_);
+  for (KeptRoute& r : routes_) {
+    if (r.id == route) r.before = spool_->next_seq();  // what came later met the new version
+  }
+}
+
+void DeliveryLog::DropRoute(uint64_t route) {
+  if (route == 0) return;
+  std::lock_guard lock(routes_mu_);
+  std::erase_if(routes_, [&](const KeptRoute& r) { return r.id == route; });
+}
+
 absl::Status DeliveryLog::Checkpoint() {
   std::lock_guard lock(checkpoint_mu_);
   // Before the replay, the records it would route are not tracked: cursors would pass them.
@@ -403,6 +478,7 @@ absl::Status DeliveryLog::Checkpoint() {
       for (const Stranded& r : records) seqs.push_back(r.seq);
     }
   }
+  absl::flat_hash_map<std::string, uint64_t> cursors;
   for (auto& p : progress) {
     if (auto it = stranded.find(p.profile_id); it != stranded.end() && !it->second.empty()) {
       // Refused by a full queue and not yet taken, so not tracked: still unfinished.
@@ -420,6 +496,7 @@ absl::Status DeliveryLog::Checkpoint() {
     const uint64_t cursor =
         std::min(frontier, p.unsettled.empty() ? p.oldest_unsettled : p.unsettled.front());
     slowest = std::min(slowest, cursor);
+    cursors[p.profile_id] = cursor;
     // What completed out of order ahead of the cursor is left out, so a restart skips it.
     std::string line = Cat("profile ", p.profile_id, " ", cursor);
     for (uint64_t seq : p.unsettled) {
@@ -428,6 +505,18 @@ absl::Status DeliveryLog::Checkpoint() {
     }
     if (!p.listed_all) line += " *";
     contents += FrameRecord(line);
+  }
+  {
+    // A kept route goes once its profile settled everything before it, or with its profile.
+    std::lock_guard lock(routes_mu_);
+    std::erase_if(routes_, [&](const KeptRoute& route) {
+      auto it = cursors.find(route.subscription.profile_id);
+      return it == cursors.end() || it->second >= route.before;
+    });
+    for (const KeptRoute& route : routes_) {
+      contents += FrameRecord(
+          Cat("route ", route.before, " ", model::EncodeSubscription(route.subscription, nullptr)));
+    }
   }
   slowest_cursor_.store(slowest, std::memory_order_relaxed);
   if (contents == last_written_) return spool_->Retain(slowest);

@@ -95,6 +95,16 @@ class DeliveryLog {
   // started and before new events arrive. `stop` is asked between records: when it says yes the
   // replay ends with Cancelled, writes no cursors, and the next start replays again.
   absl::Status Replay(const std::function<bool()>& stop = {});
+  // A subscription about to be changed or deleted while its profile has unsettled records: the
+  // live process delivers those to the profile as the old subscription routed them, so a replay
+  // after a crash must too. KeepRoute persists the old definition (with the cursors) before the
+  // change; SealRoute, after the change took effect, bounds it to the records logged so far;
+  // DropRoute forgets it when the change failed. The replay routes through kept routes
+  // (Engine::AddReplayRoute); a checkpoint drops a route once its profile's cursor passed it.
+  // Returns 0 when the profile owes nothing (no route needed).
+  absl::StatusOr<uint64_t> KeepRoute(const Subscription& before_change);
+  void SealRoute(uint64_t route);
+  void DropRoute(uint64_t route);
   // Starts writing cursors and retaining segments in the background.
   void Start();
   // Stops the background work and writes the cursors a last time (after delivery stopped).
@@ -176,6 +186,15 @@ class DeliveryLog {
   absl::flat_hash_map<std::string, std::vector<Stranded>> stranded_;  // GUARDED_BY stranded_mu_
   std::atomic<uint64_t> stranded_count_{0};
   std::mutex reoffer_mu_;  // one Reoffer at a time
+
+  struct KeptRoute {
+    uint64_t id = 0;
+    Subscription subscription;
+    uint64_t before = UINT64_MAX;  // UINT64_MAX until sealed: every record kept
+  };
+  mutable std::mutex routes_mu_;
+  std::vector<KeptRoute> routes_;  // GUARDED_BY routes_mu_
+  uint64_t next_route_ = 1;        // GUARDED_BY routes_mu_
 
   std::mutex checkpoint_mu_;               // one checkpoint at a time
   std::atomic<bool> replayed_all_{false};  // checkpoints only after Replay() succeeded

@@ -258,6 +258,13 @@ class Engine {
   // dead letters): they no longer hold back its progress, and settling their notifications
   // later is ignored. NotFound for an unknown profile.
   virtual absl::Status ForgetProgress(std::string_view profile_id, uint64_t before) = 0;
+  // Replay after a restart: routes logged inputs below `before` as if `subscription`, since
+  // changed or deleted, were still in force for its profile, which had not settled them then
+  // (the live process would have delivered them). It never takes an event from a subscription
+  // in force, is not listed, and lasts until ClearReplayRoutes (after the replay). NotFound when
+  // its profile is gone; InvalidArgument when it no longer validates.
+  virtual absl::Status AddReplayRoute(const Subscription& subscription, uint64_t before) = 0;
+  virtual void ClearReplayRoutes() = 0;
 };
 
 }  // namespace herald

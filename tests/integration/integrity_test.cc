@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -695,6 +696,98 @@ cursor_interval_ms = 50
   Daemon d(args, data);
   ASSERT_NE(d.port(), 0) << d.output();
   EXPECT_GT(Metric(d, "herald_spool_replayed_records_total"), 0) << "replayed again";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// A subscription moved from profile p to q (and one deleted) while p had not settled its events,
+// then kill -9: the restart delivers those events to p, as the live process would have, and
+// nothing of them to q; what came after the move goes to q alone.
+TEST(Restart, EventsOwedWhenASubscriptionMovedStillReachTheirProfile) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, R"([delivery]
+retry_delays_ms = [60000]
+breaker_failures = 1000000
+[spool]
+cursor_interval_ms = 50
+)");
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config", config};
+  std::atomic<bool> hang{true};
+  Receiver p, q;
+  p.set_handler([&](const ReceivedRequest&) {
+    return hang ? Reply{.mode = Reply::Mode::kHang} : Reply{.status = 200};
+  });
+  // The event numbers of the requests from the `from`th on.
+  auto numbers = [](Receiver& rx, size_t from = 0) {
+    std::set<int> out;
+    const auto requests = rx.requests();
+    for (size_t i = from; i < requests.size(); ++i) {
+      const auto& r = requests[i];
+      for (size_t at = r.body.find("\"n\":"); at != std::string::npos;
+           at = r.body.find("\"n\":", at + 4)) {
+        out.insert(std::atoi(r.body.c_str() + at + 4));
+      }
+    }
+    return out;
+  };
+  auto send = [](Daemon& d, const std::string& event, int n) {
+    return d
+        .Call("POST", "/v1/events",
+              R"({"channel":"SMS","event":")" + event + R"(","payload":{"n":)" + std::to_string(n) +
+                  "}}")
+        .status;
+  };
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    auto create = [&](const std::string& body) {
+      return d.Call("POST", "/subscriptions/1/subscription/SMS", body).status;
+    };
+    const std::string profile_p = R"("profile":{"profileId":"p","maxBucketSize":1,)"
+                                  R"("webhook":{"notifyUrl":")" +
+                                  p.url() + R"("}})";
+    const std::string profile_q = R"("profile":{"profileId":"q","maxBucketSize":1,)"
+                                  R"("webhook":{"notifyUrl":")" +
+                                  q.url() + R"("}})";
+    ASSERT_EQ(create(R"({"subscriptionId":"moved","events":["DELIVERY"],)" + profile_p + "}"), 201);
+    ASSERT_EQ(create(R"({"subscriptionId":"gone","events":["CLICK"],"profile":{"profileId":"p"}})"),
+              201);
+    ASSERT_EQ(
+        create(R"({"subscriptionId":"anchor","events":["INBOUND_MESSAGE"],)" + profile_q + "}"),
+        201);
+    std::this_thread::sleep_for(150ms);
+    for (int n = 0; n < 5; ++n) ASSERT_EQ(send(d, "DELIVERY", n), 202);
+    for (int n = 5; n < 8; ++n) ASSERT_EQ(send(d, "CLICK", n), 202);
+    ASSERT_TRUE(p.WaitFor(1, 10s));  // p holds them, unsettled
+    ASSERT_EQ(d.Call("PUT", "/subscriptions/1/subscription/SMS/moved",
+                     R"({"events":["DELIVERY"],"profile":{"profileId":"q"}})")
+                  .status,
+              200);
+    ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/subscription/SMS/gone").status, 200);
+    std::this_thread::sleep_for(200ms);  // changes route within milliseconds, not at once
+    for (int n = 100; n < 103; ++n) ASSERT_EQ(send(d, "DELIVERY", n), 202);
+    ASSERT_TRUE(Eventually([&] { return numbers(q).size() == 3; })) << numbers(q).size();
+    std::this_thread::sleep_for(300ms);  // a few checkpoints
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+  }
+  hang = false;
+  const size_t p_before = p.count();  // those hung: delivered only if answered after the restart
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  const std::set<int> owed = {0, 1, 2, 3, 4, 5, 6, 7};
+  EXPECT_TRUE(Eventually([&] { return numbers(p, p_before) == owed; }, 20s))
+      << "p got " << numbers(p, p_before).size() << " of the 8 events it owed";
+  std::this_thread::sleep_for(300ms);
+  for (int n : numbers(q)) EXPECT_GE(n, 100) << "q got event " << n << " from before the move";
+  EXPECT_EQ(numbers(p).count(100), 0u) << "p got an event from after the move";
+  EXPECT_EQ(numbers(q).size(), 3u) << "q gets what came after the move, and only that";
+  // The kept routes end with the replay: new events follow the subscriptions in force.
+  ASSERT_EQ(send(d, "DELIVERY", 200), 202);
+  ASSERT_EQ(send(d, "CLICK", 201), 202);
+  EXPECT_TRUE(Eventually([&] { return numbers(q).count(200) == 1; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(numbers(p).count(200) + numbers(p).count(201), 0u);
+  EXPECT_EQ(numbers(q).size(), 4u);
   EXPECT_EQ(d.Stop(), 0);
 }
 
