@@ -280,6 +280,7 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
   // A full queue refuses notifications (a receiver that is down holds its queue full): those
   // wait in the spool and are offered again, to that profile alone, as its queue drains.
   auto last_report = std::chrono::steady_clock::now();
+  auto last_checkpoint = last_report;
   uint64_t routed = 0;
   std::vector<QueueRefusal> refusals;
   bool stopped = false;
@@ -287,7 +288,15 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
     if (seq >= end) return false;
     if (stop && stop()) {
       stopped = true;
+      (void)Checkpoint(seq);  // the next start resumes here
       return false;
+    }
+    if (std::chrono::steady_clock::now() - last_checkpoint >= options_.cursor_interval) {
+      // As it goes, so a restart resumes from here rather than from the start.
+      last_checkpoint = std::chrono::steady_clock::now();
+      if (auto c = Checkpoint(seq); !c.ok() && options_.log) {
+        options_.log(Cat("spool: cursors not written during the replay: ", ToStd(c.message())));
+      }
     }
     refusals.clear();
     Route(seq, record, &refusals);
@@ -303,7 +312,7 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
   if (!s.ok()) return s;
   if (stopped) {
     return absl::CancelledError(Cat("stopped after replaying ", routed, " of ", end - from,
-                                    " records; the next start replays them again"));
+                                    " records; the next start goes on from there"));
   }
   const uint64_t waiting = stranded_count_.load(std::memory_order_relaxed);
   if (options_.log) {
@@ -458,13 +467,16 @@ void DeliveryLog::DropRoute(uint64_t route) {
   std::erase_if(routes_, [&](const KeptRoute& r) { return r.id == route; });
 }
 
-absl::Status DeliveryLog::Checkpoint() {
+absl::Status DeliveryLog::Checkpoint(uint64_t replay_at) {
   std::lock_guard lock(checkpoint_mu_);
   // Before the replay, the records it would route are not tracked: cursors would pass them.
-  if (!replayed_all_) return absl::OkStatus();
-  // The frontier first: every record before it had finished routing, so its notifications are
-  // in the progress read next (or settled already).
-  const uint64_t frontier = Frontier();
+  if (replay_at == 0 && !replayed_all_) return absl::OkStatus();
+  // What is tracked: every record before `routed` had finished routing, so its notifications are
+  // in the progress read next (or settled already). During the replay that is the records it
+  // went through; from there on, a restart still owes what the cursors read at start said.
+  const uint64_t routed = replay_at > 0 ? replay_at : Frontier();
+  const bool resumed = replay_at > 0 && had_cursors_ && replay_at < saved_frontier_;
+  const uint64_t frontier = resumed ? saved_frontier_ : routed;
   auto progress = engine_.DeliveryProgress(options_.max_listed_unsettled);
   std::sort(progress.begin(), progress.end(),
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
@@ -493,8 +505,26 @@ absl::Status DeliveryLog::Checkpoint() {
       p.unsettled = std::move(merged);
       p.oldest_unsettled = std::min(p.oldest_unsettled, it->second.front());
     }
-    const uint64_t cursor =
-        std::min(frontier, p.unsettled.empty() ? p.oldest_unsettled : p.unsettled.front());
+    uint64_t oldest = p.unsettled.empty() ? p.oldest_unsettled : p.unsettled.front();
+    if (auto it = saved_cursors_.find(p.profile_id); resumed && it != saved_cursors_.end()) {
+      // Not replayed yet: what the profile owed from `routed` to the old frontier.
+      const SavedCursor& saved = it->second;
+      if (!saved.listed_all) {
+        oldest = std::min(oldest, std::max(saved.cursor, routed));
+        p.listed_all = false;
+      } else {
+        for (uint64_t seq : saved.unsettled) {
+          if (seq < routed) continue;
+          oldest = std::min(oldest, seq);
+          if (p.unsettled.size() < options_.max_listed_unsettled) {
+            p.unsettled.push_back(seq);  // above every tracked one: still ascending
+          } else {
+            p.listed_all = false;
+          }
+        }
+      }
+    }
+    const uint64_t cursor = std::min(frontier, oldest);
     slowest = std::min(slowest, cursor);
     cursors[p.profile_id] = cursor;
     // What completed out of order ahead of the cursor is left out, so a restart skips it.
@@ -511,7 +541,7 @@ absl::Status DeliveryLog::Checkpoint() {
     std::lock_guard lock(routes_mu_);
     std::erase_if(routes_, [&](const KeptRoute& route) {
       auto it = cursors.find(route.subscription.profile_id);
-      return it == cursors.end() || it->second >= route.before;
+      return replay_at == 0 && (it == cursors.end() || it->second >= route.before);
     });
     for (const KeptRoute& route : routes_) {
       contents += FrameRecord(
@@ -528,6 +558,7 @@ absl::Status DeliveryLog::Checkpoint() {
   }
   cursor_writes_.fetch_add(1, std::memory_order_relaxed);
   last_written_ = std::move(contents);
+  if (replay_at > 0) return absl::OkStatus();  // segments go once the replay is over
   return spool_->Retain(slowest);
 }
 

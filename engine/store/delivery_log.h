@@ -16,8 +16,9 @@
 // - A slow profile never pushes back on ingest: what its full queue refuses (during the replay
 //   or live) waits in the spool, its cursor held behind it, and is offered again to that
 //   profile alone, from the first refused event on, as its queue drains.
-// - Cursors never pass what is fdatasynced, and no checkpoint is written before the replay
-//   succeeded.
+// - Cursors never pass what is fdatasynced. The replay checkpoints as it goes (what it went
+//   through from the engine's progress, the rest as the cursors read at start said), so a restart
+//   during it resumes where it was; segments are removed only once it is over.
 //
 // What was completed after the last cursor write is sent again after a crash (at least once);
 // receivers dedupe on webhook-id. Thread-safe.
@@ -93,7 +94,8 @@ class DeliveryLog {
 
   // Re-routes what the cursors say is unfinished. Call once, after the engine's sink has
   // started and before new events arrive. `stop` is asked between records: when it says yes the
-  // replay ends with Cancelled, writes no cursors, and the next start replays again.
+  // replay ends with Cancelled, having written cursors for the records it went through, and the
+  // next start goes on from there.
   absl::Status Replay(const std::function<bool()>& stop = {});
   // A subscription about to be changed or deleted while its profile has unsettled records: the
   // live process delivers those to the profile as the old subscription routed them, so a replay
@@ -153,8 +155,9 @@ class DeliveryLog {
   void Reoffer();
   // Every record before it is routed (none is between append and the end of routing).
   uint64_t Frontier() const;
-  // Computes the cursors, writes them when they changed, then drops passed segments.
-  absl::Status Checkpoint();
+  // Computes the cursors, writes them when they changed, then drops passed segments. During the
+  // replay, `replay_at` is the record it is at (every one before it routed), and no segment goes.
+  absl::Status Checkpoint(uint64_t replay_at = 0);
   void Run();
 
   const Options options_;

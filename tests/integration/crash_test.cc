@@ -381,7 +381,6 @@ TEST(BatchIds, ARetriedBatchKeepsItsIdAcrossKill9) {
     return out;
   };
   std::map<std::string, std::set<std::string>> first;
-  size_t first_count = 0;
   {
     Daemon d(args, data);
     ASSERT_NE(d.port(), 0) << d.output();
@@ -397,7 +396,6 @@ TEST(BatchIds, ARetriedBatchKeepsItsIdAcrossKill9) {
     ASSERT_EQ(d.Call("POST", "/v1/events", events, "application/x-ndjson").status, 202);
     ASSERT_TRUE(rx.WaitFor(6, 10s));
     EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
-    first_count = rx.count();
     first = batches(0);
   }
   ASSERT_FALSE(first.empty()) << "no batch was formed";
@@ -407,18 +405,26 @@ TEST(BatchIds, ARetriedBatchKeepsItsIdAcrossKill9) {
     EXPECT_EQ(id.size(), 6u + 16u) << id;
     EXPECT_EQ(id.find_first_not_of("0123456789abcdef", 6), std::string::npos) << id;
   }
-  Daemon d(args, data);
-  ASSERT_NE(d.port(), 0) << d.output();
-  ASSERT_TRUE(rx.WaitFor(first_count + 6, 10s));
+  // How a batch forms depends on timing (the first notification may leave before the rest are
+  // queued), so restart until one re-forms with the same members; each must keep its id.
   size_t same_members = 0;
-  for (const auto& [body, ids] : batches(first_count)) {
-    auto it = first.find(body);
-    if (it == first.end()) continue;  // formed differently after the restart
-    ++same_members;
-    EXPECT_EQ(ids, it->second) << "the same members got another id after the restart";
+  for (int restart = 0; restart < 5 && same_members == 0; ++restart) {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    const size_t from = rx.count();
+    ASSERT_TRUE(rx.WaitFor(from + 6, 10s));
+    for (const auto& [body, ids] : batches(from)) {
+      auto it = first.find(body);
+      if (it == first.end()) {
+        first[body] = ids;  // formed differently: compared after the next restart
+        continue;
+      }
+      ++same_members;
+      EXPECT_EQ(ids, it->second) << "the same members got another id after the restart";
+    }
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
   }
-  EXPECT_GT(same_members, 0u) << "no batch re-formed with the same members to compare";
-  EXPECT_EQ(d.Stop(), 0);
+  EXPECT_GT(same_members, 0u) << "no batch re-formed with the same members in 5 restarts";
 }
 
 INSTANTIATE_TEST_SUITE_P(Durability, CrashTest, ::testing::Values("batch", "always"),

@@ -699,6 +699,81 @@ cursor_interval_ms = 50
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// kill -9 under a backlog, then SIGTERM in the middle of the replay while the receiver takes what
+// it is sent: the replay wrote cursors as it went, so the third start resumes instead of starting
+// over, and every event reaches both profiles.
+TEST(Restart, AReplayStoppedHalfwayResumesWhereItWas) {
+  TempDir dir;
+  const std::string config = WriteConfig(dir, R"([engine]
+fanout = "all"
+[delivery]
+retry_delays_ms = [60000]
+[spool]
+cursor_interval_ms = 50
+)");
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config", config};
+  std::atomic<bool> failing{true};
+  Receiver rx;
+  rx.set_handler([&](const ReceivedRequest&) { return Reply{.status = failing ? 500 : 200}; });
+  constexpr int kRequests = 300, kPerRequest = 500;
+  {
+    Daemon d(args, data);
+    ASSERT_NE(d.port(), 0) << d.output();
+    for (const char* id : {"a", "b"}) {
+      ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                       std::string(R"({"subscriptionId":")") + id +
+                           R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
+                           R"(","webhook":{"notifyUrl":")" + rx.url() + R"("}}})")
+                    .status,
+                201);
+    }
+    std::this_thread::sleep_for(150ms);
+    for (int i = 0; i < kRequests; ++i) {
+      std::string body;
+      for (int n = 0; n < kPerRequest; ++n) {
+        body += R"({"channel":"SMS","event":"DELIVERY","payload":{"e":)" +
+                std::to_string(i * kPerRequest + n) + "}}\n";
+      }
+      ASSERT_EQ(d.Call("POST", "/v1/events", body, "application/x-ndjson").status, 202);
+    }
+    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+  }
+  failing = false;  // the first heraldd is gone: every request from now on is answered 200
+  const auto switched = std::chrono::steady_clock::now();
+  {
+    Daemon d(args, data, 0, /*wait_ready=*/false);
+    ASSERT_NE(d.port(), 0) << d.output();
+    const size_t refused = rx.count();
+    ASSERT_TRUE(Eventually([&] { return rx.count() > refused + 100; }));
+    std::this_thread::sleep_for(300ms);  // some checkpoints
+    ASSERT_EQ(d.Call("GET", "/readyz").status, 503) << "the replay was over before it was stopped";
+    EXPECT_EQ(d.Stop(), 0) << d.output();
+  }
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  const long long replayed = Metric(d, "herald_spool_replayed_records_total");
+  EXPECT_GT(replayed, 0);
+  EXPECT_LT(replayed, kRequests) << "the replay started over";
+  std::set<std::pair<std::string, int>> got;  // (subscription, event) delivered
+  EXPECT_TRUE(Eventually(
+      [&] {
+        got.clear();
+        for (const auto& r : rx.requests()) {
+          if (r.at < switched) continue;
+          const std::string sub = r.header("x-herald-subscription").substr(0, 1);
+          for (size_t at = r.body.find("\"e\":"); at != std::string::npos;
+               at = r.body.find("\"e\":", at + 4)) {
+            got.emplace(sub, std::atoi(r.body.c_str() + at + 4));
+          }
+        }
+        return got.size() == 2u * kRequests * kPerRequest;
+      },
+      90s))
+      << got.size() << " of " << 2 * kRequests * kPerRequest;
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 // A subscription moved from profile p to q (and one deleted) while p had not settled its events,
 // then kill -9: the restart delivers those events to p, as the live process would have, and
 // nothing of them to q; what came after the move goes to q alone.
