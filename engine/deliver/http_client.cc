@@ -101,22 +101,22 @@ asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::Connect(
   const auto redirect = [](beast::error_code& ec) {
     return asio::redirect_error(asio::use_awaitable, ec);
   };
+  // Resolve, connect and handshake share the connect timeout.
+  const auto deadline = std::chrono::steady_clock::now() + request.connect_timeout;
   beast::error_code ec;
   std::vector<tcp::endpoint> endpoints;
   const auto literal = asio::ip::make_address(url.host, ec);
   if (!ec) {
     endpoints.emplace_back(literal, url.port);
   } else {
-    tcp::resolver resolver(io_);
     // Locals, not temporaries, in co_await expressions: GCC 12 destroys those twice.
-    const std::string port = std::to_string(url.port);
-    ec = {};
-    const auto results = co_await resolver.async_resolve(url.host, port, redirect(ec));
-    if (ec) {
-      response.error = Cat("resolve ", url.host, ": ", ec.message());
+    std::string host = url.host;
+    auto addresses = co_await options_.resolver->Resolve(std::move(host), request.connect_timeout);
+    if (!addresses.ok()) {
+      response.error = std::string(addresses.status().message());
       co_return nullptr;
     }
-    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+    for (const auto& address : *addresses) endpoints.emplace_back(address, url.port);
   }
   if (!options_.allow_private_targets) {
     std::erase_if(endpoints, [](const tcp::endpoint& e) { return !IsPublicAddress(e.address()); });
@@ -135,7 +135,7 @@ asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::Connect(
     connection->plain = std::make_unique<Stream>(io_);
   }
   Stream& stream = connection->lowest();
-  stream.expires_after(request.connect_timeout);
+  stream.expires_at(deadline);
   co_await stream.async_connect(endpoints, redirect(ec));
   if (ec) {
     response.error = Describe(Cat("connect to ", url.host_header), ec, request.connect_timeout);

@@ -1,9 +1,9 @@
 // The deliverer's HTTP/1.1 client on Boost.Beast, one per delivery worker (single-threaded: it
 // runs on its worker's io_context). Keep-alive connections are pooled per origin (scheme, host,
 // port); TLS verifies the peer's chain (system CAs, or a CA file) and host name. Each request has
-// a connect timeout (resolve, connect and TLS handshake) and a read timeout (writing the request
-// and reading the whole response, so a receiver that trickles bytes is cut off). Redirects are
-// not followed. A reused connection the peer had closed is retried once on a fresh one.
+// a connect timeout (resolve, connect and TLS handshake together) and a read timeout (writing the
+// request and reading the whole response, so a receiver that trickles bytes is cut off). Redirects
+// are not followed. A reused connection the peer had closed is retried once on a fresh one.
 #pragma once
 
 // clang-format off
@@ -21,6 +21,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "engine/deliver/resolver.h"
 #include "engine/deliver/url.h"
 
 namespace herald::deliver {
@@ -49,6 +50,7 @@ class HttpClient {
     bool allow_private_targets = false;
     size_t max_idle_per_origin = 256;
     size_t max_response_bytes = 1 << 20;
+    Resolver* resolver = nullptr;  // host names; required, outlives the client
   };
 
   static absl::StatusOr<std::unique_ptr<HttpClient>> Create(boost::asio::io_context& io,

@@ -253,6 +253,7 @@ class Deliverer final : public WebhookDeliverer {
   ~Deliverer() override { Stop(milliseconds(0)); }
 
   absl::Status Init() {
+    resolver_ = std::make_unique<Resolver>(options_.resolve);
     auto store = DeadLetterStore::Open({.dir = options_.data_dir,
                                         .max_bytes = options_.dead_letters_max_bytes,
                                         .max_age = options_.dead_letters_max_age,
@@ -352,6 +353,7 @@ class Deliverer final : public WebhookDeliverer {
   const DelivererOptions& options() const { return options_; }
   Engine* engine() const { return engine_; }
   DeadLetterStore& dead_letters() { return *dead_letters_; }
+  Resolver& resolver() { return *resolver_; }
   void PostPump(ProfileState& p) {
     asio::post(p.worker->io(), [&p] { p.worker->Pump(p); });
   }
@@ -394,6 +396,7 @@ class Deliverer final : public WebhookDeliverer {
   std::shared_mutex lifecycle_mu_;
   std::unique_ptr<DeadLetterStore> dead_letters_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Resolver> resolver_;  // reset before the workers go (Stop)
   mutable std::shared_mutex profiles_mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<ProfileState>> profiles_;
   std::atomic<bool> stopping_{false};
@@ -405,9 +408,10 @@ class Deliverer final : public WebhookDeliverer {
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(Deliverer& deliverer,
                                                        const DelivererOptions& options) {
   auto worker = std::make_unique<Worker>(deliverer, nullptr);
-  auto client = HttpClient::Create(
-      worker->io_,
-      {.ca_file = options.ca_file, .allow_private_targets = options.allow_private_targets});
+  auto client =
+      HttpClient::Create(worker->io_, {.ca_file = options.ca_file,
+                                       .allow_private_targets = options.allow_private_targets,
+                                       .resolver = &deliverer.resolver()});
   if (!client.ok()) return client.status();
   worker->client_ = std::move(*client);
   return worker;
@@ -1092,6 +1096,7 @@ void Deliverer::Stop(milliseconds grace) {
     std::unique_lock lock(profiles_mu_);
     profiles_.clear();
   }
+  resolver_.reset();  // no lookup answer is posted to the workers from here on
   workers_.clear();
 }
 

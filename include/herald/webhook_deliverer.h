@@ -57,6 +57,10 @@ struct DelivererOptions {
   // (heraldd's spool; see Notification::Settle). Stop() then leaves what it could not deliver to
   // the log instead of making it dead letters.
   bool log_replays_unsettled = false;
+  // Looks up a receiver's host name (its addresses as text), blocking: the system's resolver
+  // (getaddrinfo) when empty. It runs on threads of its own, once per name at a time, and a
+  // delivery waits for it at most its connectTimeout.
+  std::function<absl::StatusOr<std::vector<std::string>>(std::string_view host)> resolve;
   std::function<void(std::string_view)> log;
 };
 

@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -855,6 +858,66 @@ TEST(Delivery, DeletingAProfileWithRequestsInFlightKeepsItsNotifications) {
                 ->results.at(0)
                 .last_error.find("no longer exists"),
             std::string::npos);
+}
+
+// A receiver whose DNS never answers, next to a healthy one on the same worker: the healthy one
+// is delivered at once, the stuck one's attempts fail after its connectTimeout naming the
+// lookup, and the name is looked up once at a time however many attempts wait for it.
+TEST(Delivery, AResolverThatNeverAnswersHoldsUpNoOtherProfile) {
+  std::mutex mu;
+  std::condition_variable released_cv;
+  bool released = false;
+  std::atomic<int> stuck_lookups{0}, stuck_running{0}, most_running{0};
+  DelivererOptions options;
+  options.threads = 1;
+  options.breaker_failures = 1000;
+  options.retry.max_attempts = 3;
+  options.resolve = [&](std::string_view host) -> absl::StatusOr<std::vector<std::string>> {
+    if (host != "black-hole.test") return std::vector<std::string>{"127.0.0.1"};
+    ++stuck_lookups;
+    most_running = std::max(most_running.load(), ++stuck_running);
+    std::unique_lock lock(mu);
+    released_cv.wait(lock, [&] { return released; });
+    --stuck_running;
+    return absl::UnavailableError("resolve black-hole.test: no answer");
+  };
+  Receiver healthy;
+  {
+    World world(options);
+    NotificationProfile stuck;
+    stuck.profile_id = "stuck";
+    stuck.webhook.notify_url = "http://black-hole.test:9/hook";
+    stuck.connect_timeout_ms = 300;
+    stuck.max_bucket_size = 1;
+    world.AddProfile(stuck);
+    NotificationProfile good = Profile("good", healthy);
+    good.webhook.notify_url = "http://good.test:" + std::to_string(healthy.port()) + "/hook";
+    good.max_bucket_size = 1;
+    world.AddProfile(good);
+    for (int i = 0; i < 10; ++i) world.Send("stuck", "{}");
+    const auto start = Clock::now();
+    for (int i = 0; i < 20; ++i) world.Send("good", "{}");
+    ASSERT_TRUE(healthy.WaitFor(20, 5s)) << healthy.count();
+    EXPECT_LT(Clock::now() - start, 2s) << "the healthy profile waited for the stuck lookup";
+    ASSERT_TRUE(World::Eventually([&] { return world.Stats("stuck").failed >= 2; }));
+    EXPECT_EQ(most_running.load(), 1) << "the stuck name was looked up more than once at a time";
+    EXPECT_EQ(stuck_lookups.load(), 1);
+    ASSERT_TRUE(World::Eventually(
+        [&] { return world.deliverer().ListDeadLetters("stuck", 0, 1)->total > 0; }, 30s));
+    EXPECT_NE(world.deliverer()
+                  .ListDeadLetters("stuck", 0, 1)
+                  ->results[0]
+                  .last_error.find("resolve black-hole.test: no answer within 300 ms"),
+              std::string::npos)
+        << world.deliverer().ListDeadLetters("stuck", 0, 1)->results[0].last_error;
+  }
+  {
+    std::lock_guard lock(mu);
+    released = true;
+  }
+  released_cv.notify_all();
+  // The lookup thread touches this test's locals until it is out of the lookup.
+  ASSERT_TRUE(World::Eventually([&] { return stuck_running.load() == 0; }));
 }
 
 TEST(Delivery, NginxReceivesEveryNotificationOverKeptAliveConnections) {

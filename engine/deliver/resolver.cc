@@ -1,0 +1,139 @@
+#include "engine/deliver/resolver.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "engine/common/strings.h"
+
+namespace herald::deliver {
+
+namespace asio = boost::asio;
+
+struct Resolver::Pool {
+  LookupFn lookup;
+  size_t max_threads = 0;
+  std::mutex mu;
+  std::condition_variable work;
+  std::deque<std::string> queue;                                // names to look up
+  absl::flat_hash_map<std::string, std::vector<Done>> waiting;  // by name: queued or running
+  size_t threads = 0;
+  size_t idle = 0;
+  bool stop = false;
+};
+
+namespace {
+
+absl::StatusOr<std::vector<std::string>> SystemLookup(std::string_view host) {
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  boost::system::error_code ec;
+  const auto results = resolver.resolve(std::string(host), "", ec);  // getaddrinfo, here
+  if (ec) return absl::UnavailableError(Cat("resolve ", host, ": ", ec.message()));
+  std::vector<std::string> out;
+  for (const auto& entry : results) out.push_back(entry.endpoint().address().to_string());
+  return out;
+}
+
+}  // namespace
+
+Resolver::Resolver(LookupFn lookup, size_t max_threads) : pool_(std::make_shared<Pool>()) {
+  pool_->lookup = lookup ? std::move(lookup) : LookupFn(&SystemLookup);
+  pool_->max_threads = std::max<size_t>(1, max_threads);
+}
+
+Resolver::~Resolver() {
+  std::lock_guard lock(pool_->mu);
+  pool_->stop = true;
+  pool_->waiting.clear();  // callbacks hold the workers' executors: none runs from now on
+  pool_->work.notify_all();
+}
+
+void Resolver::Lookup(const std::string& host, Done done) {
+  std::lock_guard lock(pool_->mu);
+  if (pool_->stop) return;
+  auto& waiters = pool_->waiting[host];
+  waiters.push_back(std::move(done));
+  if (waiters.size() > 1) return;  // that name is being looked up: its answer is shared
+  pool_->queue.push_back(host);
+  if (pool_->idle == 0 && pool_->threads < pool_->max_threads) {
+    ++pool_->threads;
+    std::thread([pool = pool_] { Run(pool); }).detach();
+  } else {
+    pool_->work.notify_one();
+  }
+}
+
+void Resolver::Run(std::shared_ptr<Pool> pool) {
+  std::unique_lock lock(pool->mu);
+  for (;;) {
+    ++pool->idle;
+    pool->work.wait(lock, [&] { return pool->stop || !pool->queue.empty(); });
+    --pool->idle;
+    if (pool->stop) return;
+    const std::string host = std::move(pool->queue.front());
+    pool->queue.pop_front();
+    lock.unlock();
+    const auto result = pool->lookup(host);
+    lock.lock();
+    if (pool->stop) return;
+    auto it = pool->waiting.find(host);
+    if (it == pool->waiting.end()) continue;
+    std::vector<Done> done = std::move(it->second);
+    pool->waiting.erase(it);
+    // Under the lock, so the destructor knows no callback runs once it has it.
+    for (auto& d : done) d(result);
+  }
+}
+
+asio::awaitable<absl::StatusOr<std::vector<asio::ip::address>>> Resolver::Resolve(
+    std::string host, std::chrono::milliseconds timeout) {
+  auto executor = co_await asio::this_coro::executor;
+  // The timer is the wait: the answer cancels it; if it expires first, the answer comes too
+  // late and is dropped. Both run on this coroutine's (single-threaded) context.
+  struct Wait {
+    explicit Wait(asio::any_io_executor e) : timer(std::move(e)) {}
+    asio::steady_timer timer;
+    bool done = false;
+    absl::StatusOr<std::vector<std::string>> result = absl::UnknownError("no answer");
+  };
+  // Owned by this frame alone: the timer must go with its context, not with a late answer.
+  auto wait = std::make_shared<Wait>(executor);
+  wait->timer.expires_after(timeout);
+  Lookup(host, [weak = std::weak_ptr<Wait>(wait),
+                executor](const absl::StatusOr<std::vector<std::string>>& result) {
+    asio::post(executor, [weak, result] {
+      const auto wait = weak.lock();
+      if (!wait || wait->done) return;
+      wait->done = true;
+      wait->result = result;
+      wait->timer.cancel();
+    });
+  });
+  boost::system::error_code ec;
+  co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (!wait->done) {
+    wait->done = true;
+    co_return absl::DeadlineExceededError(
+        Cat("resolve ", host, ": no answer within ", timeout.count(), " ms (connectTimeout)"));
+  }
+  if (!wait->result.ok()) co_return wait->result.status();
+  std::vector<asio::ip::address> out;
+  for (const std::string& text : *wait->result) {
+    const auto address = asio::ip::make_address(text, ec);
+    if (!ec) out.push_back(address);
+  }
+  if (out.empty()) co_return absl::UnavailableError(Cat("resolve ", host, ": no address"));
+  co_return out;
+}
+
+}  // namespace herald::deliver
