@@ -6,7 +6,13 @@
 #include <boost/asio/ip/tcp.hpp>
 // clang-format on
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "engine/common/strings.h"
 #include "engine/deliver/url.h"
@@ -77,11 +83,33 @@ absl::Status CheckWebhookTarget(std::string_view url, bool allow_private) {
   if (!ec) {
     addresses.push_back(literal);
   } else {
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    const auto results = resolver.resolve(parsed->host, "", ec);
-    if (ec) return absl::OkStatus();  // unknown now; checked again at connect time
-    for (const auto& entry : results) addresses.push_back(entry.endpoint().address());
+    // Looked up on a thread of its own and waited for a second at most: a resolver that never
+    // answers must not hold the management API, nor the io thread it answers on. A name unknown
+    // now is accepted; the deliverer checks each connection's addresses anyway.
+    struct Lookup {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      std::vector<asio::ip::address> addresses;
+    };
+    auto lookup = std::make_shared<Lookup>();
+    std::thread([lookup, host = parsed->host] {
+      asio::io_context io;
+      asio::ip::tcp::resolver resolver(io);
+      boost::system::error_code error;
+      const auto results = resolver.resolve(host, "", error);
+      std::lock_guard lock(lookup->mu);
+      if (!error) {
+        for (const auto& entry : results) lookup->addresses.push_back(entry.endpoint().address());
+      }
+      lookup->done = true;
+      lookup->cv.notify_all();
+    }).detach();
+    std::unique_lock lock(lookup->mu);
+    if (!lookup->cv.wait_for(lock, std::chrono::seconds(1), [&] { return lookup->done; })) {
+      return absl::OkStatus();
+    }
+    addresses = lookup->addresses;
   }
   for (const auto& address : addresses) {
     if (!deliver::IsPublicAddress(address)) {
