@@ -660,8 +660,10 @@ class EngineImpl final : public Engine {
     // about its own size, never a whole request body that a slow profile has one event of.
     internal::PayloadBlock* source = block;
     std::string_view payload = view.payload, event_id = view.event_id;
-    const bool compact = block->capacity > dispatch::BlockPool::kMinClassBytes &&
-                         payload.size() + event_id.size() < block->capacity / 2;
+    // Up to 2 KiB an input is kept whole (a single event is most of its block); beyond, an event
+    // under half of it is copied.
+    const bool compact =
+        block->capacity >= 2048 && payload.size() + event_id.size() < block->capacity / 2;
     const auto make = [&](const internal::CompiledSubscription* winner) {
       if (compact && source == block) {
         source = pool_.Acquire(payload.size() + event_id.size());

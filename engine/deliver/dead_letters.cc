@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <filesystem>
 #include <set>
@@ -465,9 +466,15 @@ absl::Status DeadLetterStore::CompactLocked() {
   uint64_t offset = 0;
   for (auto& [id, e] : letters_) {
     line.resize(e.length);
-    if (::pread(read_->fd, line.data(), line.size(), static_cast<off_t>(e.offset)) !=
-            static_cast<ssize_t>(line.size()) ||
-        !UnframeRecord(line)) {
+    size_t got = 0;
+    while (got < line.size()) {
+      const ssize_t n = ::pread(read_->fd, line.data() + got, line.size() - got,
+                                static_cast<off_t>(e.offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (got < line.size() || !UnframeRecord(line)) {
       return fail(absl::DataLossError(Cat(path_, ": dead letter ", id, " does not read back")));
     }
     chunk += line;
@@ -487,7 +494,9 @@ absl::Status DeadLetterStore::CompactLocked() {
   (void)SyncDir(options_.dir);
   for (auto& [e, at] : moved) e->offset = at;
   file_bytes_ = out->size();
-  file_ = *std::move(out);  // appends continue in the new file
+  // Appends continue in the new file, under its own name when it reopens (errors name it).
+  auto renamed = AppendFile::Open(path_, /*truncate=*/false, options_.sync);
+  file_ = renamed.ok() ? *std::move(renamed) : *std::move(out);
   read_ = std::move(reader);
   return absl::OkStatus();
 }

@@ -24,8 +24,12 @@ struct Resolver::Pool {
   size_t max_threads = 0;
   std::mutex mu;
   std::condition_variable work;
-  std::deque<std::string> queue;                                // names to look up
-  absl::flat_hash_map<std::string, std::vector<Done>> waiting;  // by name: queued or running
+  std::deque<std::string> queue;  // names to look up
+  struct Waiter {
+    std::weak_ptr<void> alive;  // the caller's wait; gone once it timed out
+    Done done;
+  };
+  absl::flat_hash_map<std::string, std::vector<Waiter>> waiting;  // by name: queued or running
   size_t threads = 0;
   size_t idle = 0;
   bool stop = false;
@@ -58,14 +62,16 @@ Resolver::~Resolver() {
   pool_->work.notify_all();
 }
 
-void Resolver::Lookup(const std::string& host, Done done) {
+void Resolver::Lookup(const std::string& host, std::weak_ptr<void> alive, Done done) {
   std::lock_guard lock(pool_->mu);
   if (pool_->stop) return;
-  auto& waiters = pool_->waiting[host];
-  waiters.push_back(std::move(done));
-  if (waiters.size() > 1) return;  // that name is being looked up: its answer is shared
+  auto [it, first] = pool_->waiting.try_emplace(host);
+  // Callers that gave up on a lookup that hangs leave; the rest wait for its answer.
+  std::erase_if(it->second, [](const Pool::Waiter& w) { return w.alive.expired(); });
+  it->second.push_back({std::move(alive), std::move(done)});
+  if (!first) return;  // that name is being looked up: its answer is shared
   pool_->queue.push_back(host);
-  if (pool_->idle == 0 && pool_->threads < pool_->max_threads) {
+  if (pool_->queue.size() > pool_->idle && pool_->threads < pool_->max_threads) {
     ++pool_->threads;
     std::thread([pool = pool_] { Run(pool); }).detach();
   } else {
@@ -88,10 +94,10 @@ void Resolver::Run(std::shared_ptr<Pool> pool) {
     if (pool->stop) return;
     auto it = pool->waiting.find(host);
     if (it == pool->waiting.end()) continue;
-    std::vector<Done> done = std::move(it->second);
+    std::vector<Pool::Waiter> waiters = std::move(it->second);
     pool->waiting.erase(it);
     // Under the lock, so the destructor knows no callback runs once it has it.
-    for (auto& d : done) d(result);
+    for (auto& w : waiters) w.done(result);
   }
 }
 
@@ -109,16 +115,17 @@ asio::awaitable<absl::StatusOr<std::vector<asio::ip::address>>> Resolver::Resolv
   // Owned by this frame alone: the timer must go with its context, not with a late answer.
   auto wait = std::make_shared<Wait>(executor);
   wait->timer.expires_after(timeout);
-  Lookup(host, [weak = std::weak_ptr<Wait>(wait),
-                executor](const absl::StatusOr<std::vector<std::string>>& result) {
-    asio::post(executor, [weak, result] {
-      const auto wait = weak.lock();
-      if (!wait || wait->done) return;
-      wait->done = true;
-      wait->result = result;
-      wait->timer.cancel();
-    });
-  });
+  Lookup(host, wait,
+         [weak = std::weak_ptr<Wait>(wait),
+          executor](const absl::StatusOr<std::vector<std::string>>& result) {
+           asio::post(executor, [weak, result] {
+             const auto wait = weak.lock();
+             if (!wait || wait->done) return;
+             wait->done = true;
+             wait->result = result;
+             wait->timer.cancel();
+           });
+         });
   boost::system::error_code ec;
   co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   if (!wait->done) {

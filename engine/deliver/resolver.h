@@ -2,7 +2,9 @@
 // a context's lookups one at a time on one hidden thread: a receiver whose DNS never answers
 // would hold back every new connection of every profile on that worker. Here lookups run on a
 // pool of threads shared by the workers, one lookup per name at a time (callers asking for a
-// name being looked up wait for that lookup), and each caller waits at most its own deadline.
+// name being looked up wait for that lookup), and each caller waits at most its own deadline. At
+// most `max_threads` lookups run at once: as many names whose DNS never answers (each holds one
+// until getaddrinfo gives up) make other names wait in line, each still within its deadline.
 //
 // Thread-safe. Resolve() is called from a worker's io_context; it completes there.
 #pragma once
@@ -42,7 +44,7 @@ class Resolver {
   // up a stop. After `stop` no callback runs.
   struct Pool;
   using Done = std::function<void(const absl::StatusOr<std::vector<std::string>>&)>;
-  void Lookup(const std::string& host, Done done);
+  void Lookup(const std::string& host, std::weak_ptr<void> alive, Done done);
   static void Run(std::shared_ptr<Pool> pool);
 
   std::shared_ptr<Pool> pool_;

@@ -53,9 +53,10 @@ namespace herald::dispatch {
 
 class BlockPool {
  public:
-  // Size classes are powers of two from 1 KiB to 16 MiB; larger blocks are not pooled.
-  static constexpr int kClasses = 15;
-  static constexpr size_t kMinClassBytes = 1024;
+  // Size classes are powers of two from 128 B (a small event's own copy) to 16 MiB; larger
+  // blocks are not pooled.
+  static constexpr int kClasses = 18;
+  static constexpr size_t kMinClassBytes = 128;
   // Bytes of idle blocks kept per class; beyond it, released blocks are freed.
   explicit BlockPool(size_t retained_bytes_per_class = 64u << 20);
   ~BlockPool();

@@ -655,15 +655,22 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
       sealed = true;
     }
   } kept{events_};
-  if (events_ && (method == "PUT" || method == "DELETE")) {
+  const auto keep_route = [&]() -> absl::Status {
+    if (!events_) return absl::OkStatus();
     auto route = events_->KeepRoute(*existing);
-    if (!route.ok()) return NotPersisted(response, route.status());
+    if (!route.ok()) return route.status();
     kept.id = *route;
-  }
+    return absl::OkStatus();
+  };
+  const auto seal_route = [&] {
+    engine_.FlushIndex();  // records logged from now on route the new way
+    kept.Seal();
+  };
   if (method == "PUT") {
     auto req = model::DecodeSubscription(request.body, channel);
     if (!req.ok()) return FromStatus(response, req.status());
     req->subscription.subscription_id = id;
+    if (auto st = keep_route(); !st.ok()) return NotPersisted(response, st);
     if (auto s = engine_.UpdateSubscription(req->subscription); !s.ok())
       return FromStatus(response, s);
     if (journal_) {
@@ -672,7 +679,7 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
         return NotPersisted(response, st);
       }
     }
-    kept.Seal();
+    seal_route();
     auto profile = engine_.GetProfile(req->subscription.profile_id);
     std::string body = R"({"subscriptionId":)";
     AppendJsonString(body, id);
@@ -681,6 +688,7 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
     return Json(response, 200, std::move(body));
   }
   if (method == "DELETE") {
+    if (auto st = keep_route(); !st.ok()) return NotPersisted(response, st);
     if (auto s = engine_.DeleteSubscription(id); !s.ok()) return FromStatus(response, s);
     if (journal_) {
       if (auto st = journal_->Delete(store::ConfigJournal::Kind::kSubscription, id); !st.ok()) {
@@ -688,7 +696,7 @@ void Api::Subscriptions(const HttpRequest& request, std::string_view rest, std::
         return NotPersisted(response, st);
       }
     }
-    kept.Seal();
+    seal_route();
     return Json(response, 200, IdBody("subscriptionId", id));
   }
   Error(response, 405, "METHOD_NOT_ALLOWED", "use GET, PUT or DELETE");

@@ -156,8 +156,10 @@ absl::Status ConfigJournal::CompactLocked() {
   const std::string journal = dir_ + "/" + kJournal;
   auto file = AppendFile::Open(journal, /*truncate=*/true);
   if (!file.ok()) return file.status();
-  if (auto s = file->Sync(); !s.ok()) return s;
+  // Adopted before the sync: the old descriptor's end is gone with the truncation, and should
+  // the sync fail the new one refuses writes.
   file_ = *std::move(file);
+  if (auto s = file_.Sync(); !s.ok()) return s;
   return SyncDir(dir_);
 }
 

@@ -256,15 +256,14 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
     replayed_all_ = true;
     return absl::OkStatus();
   }
-  // What subscriptions changed since routed to the profiles that still owed it.
-  struct ClearRoutes {
-    Engine& engine;
-    ~ClearRoutes() { engine.ClearReplayRoutes(); }
-  } clear_routes{engine_};
+  // What subscriptions changed since routed to the profiles that still owed it. The routes stay
+  // in the engine after the replay, for what full queues refused of it (offered again later);
+  // they match no live record (those are all from `end` on), and go once no profile owes them.
   {
     std::lock_guard lock(routes_mu_);
-    for (const KeptRoute& route : routes_) {
-      const auto s = engine_.AddReplayRoute(route.subscription, std::min(route.before, end));
+    for (KeptRoute& route : routes_) {
+      route.before = std::min(route.before, end);  // never sealed (a crash): every record kept
+      const auto s = engine_.AddReplayRoute(route.subscription, route.before);
       if (!s.ok() && options_.log) {
         options_.log(Cat("spool: subscription ", route.subscription.subscription_id,
                          " as it was for profile ", route.subscription.profile_id,
@@ -429,16 +428,8 @@ uint64_t DeliveryLog::Frontier() const {
 }
 
 absl::StatusOr<uint64_t> DeliveryLog::KeepRoute(const Subscription& before_change) {
-  bool owes = false;
-  for (const auto& p : engine_.DeliveryProgress()) {
-    if (p.profile_id == before_change.profile_id) owes = p.outstanding > 0;
-  }
-  {
-    std::lock_guard lock(stranded_mu_);
-    auto it = stranded_.find(before_change.profile_id);
-    owes = owes || (it != stranded_.end() && !it->second.empty());
-  }
-  if (!owes) return 0;
+  // Kept whether or not the profile owes something now: what is routed until the change takes
+  // effect counts too. A checkpoint drops it as soon as the profile's cursor passed it.
   uint64_t id;
   {
     std::lock_guard lock(routes_mu_);
@@ -457,7 +448,14 @@ void DeliveryLog::SealRoute(uint64_t route) {
   if (route == 0) return;
   std::lock_guard lock(routes_mu_);
   for (KeptRoute& r : routes_) {
-    if (r.id == route) r.before = spool_->next_seq();  // what came later met the new version
+    if (r.id != route) continue;
+    r.before = spool_->next_seq();  // what came later met the new version
+    // Live too: what a full queue refused of the profile before the change is offered to it
+    // again later, as the old subscription would have routed it.
+    if (auto s = engine_.AddReplayRoute(r.subscription, r.before); !s.ok() && options_.log) {
+      options_.log(Cat("spool: subscription ", r.subscription.subscription_id,
+                       " as it was: ", ToStd(s.message())));
+    }
   }
 }
 
@@ -539,10 +537,12 @@ absl::Status DeliveryLog::Checkpoint(uint64_t replay_at) {
   {
     // A kept route goes once its profile settled everything before it, or with its profile.
     std::lock_guard lock(routes_mu_);
+    const bool had_routes = !routes_.empty();
     std::erase_if(routes_, [&](const KeptRoute& route) {
       auto it = cursors.find(route.subscription.profile_id);
       return replay_at == 0 && (it == cursors.end() || it->second >= route.before);
     });
+    if (had_routes && routes_.empty()) engine_.ClearReplayRoutes();
     for (const KeptRoute& route : routes_) {
       contents += FrameRecord(
           Cat("route ", route.before, " ", model::EncodeSubscription(route.subscription, nullptr)));

@@ -103,7 +103,7 @@ class DeliveryLog {
   // change; SealRoute, after the change took effect, bounds it to the records logged so far;
   // DropRoute forgets it when the change failed. The replay routes through kept routes
   // (Engine::AddReplayRoute); a checkpoint drops a route once its profile's cursor passed it.
-  // Returns 0 when the profile owes nothing (no route needed).
+  // SealRoute must follow the change's FlushIndex (what is logged after routes the new way).
   absl::StatusOr<uint64_t> KeepRoute(const Subscription& before_change);
   void SealRoute(uint64_t route);
   void DropRoute(uint64_t route);

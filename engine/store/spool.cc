@@ -323,6 +323,10 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
     sync_failed_ = true;
     return error;
   }
+  // A roll's fdatasync of the same file may have taken the error report (Linux gives it once per
+  // file): it fails the spool under mu_, so look again under mu_ before calling these durable.
+  std::lock_guard lock(mu_);
+  if (sync_failed_.load(std::memory_order_relaxed)) return SyncFailed();
   synced_seq_.store(upto, std::memory_order_release);
   return absl::OkStatus();
 }
@@ -337,11 +341,13 @@ void Spool::Flusher() {
     }
     return;
   }
+  bool logged_failure = false;
   while (!stop_) {
     flusher_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_; });
     const uint64_t written = written_seq_.load(std::memory_order_acquire);
     if (written > synced_seq_.load(std::memory_order_acquire)) {
-      if (auto s = SyncUpTo(written); !s.ok() && options_.log) {
+      if (auto s = SyncUpTo(written); !s.ok() && options_.log && !logged_failure) {
+        logged_failure = true;  // once: every later round fails the same way
         options_.log(Cat("spool: ", ToStd(s.message()),
                          "; refusing events until heraldd restarts (what was written since the "
                          "last good fdatasync may not be on disk; the restart replays what is)"));
