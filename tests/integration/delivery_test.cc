@@ -876,9 +876,11 @@ TEST(Delivery, AResolverThatNeverAnswersHoldsUpNoOtherProfile) {
     if (host != "black-hole.test") return std::vector<std::string>{"127.0.0.1"};
     ++stuck_lookups;
     most_running = std::max(most_running.load(), ++stuck_running);
-    std::unique_lock lock(mu);
-    released_cv.wait(lock, [&] { return released; });
-    --stuck_running;
+    {
+      std::unique_lock lock(mu);
+      released_cv.wait(lock, [&] { return released; });
+    }
+    --stuck_running;  // the last touch of this test's locals
     return absl::UnavailableError("resolve black-hole.test: no answer");
   };
   Receiver healthy;
