@@ -746,7 +746,9 @@ cursor_interval_ms = 50
     ASSERT_NE(d.port(), 0) << d.output();
     const size_t refused = rx.count();
     ASSERT_TRUE(Eventually([&] { return rx.count() > refused + 100; }));
-    std::this_thread::sleep_for(300ms);  // some checkpoints
+    // A checkpoint after those deliveries, then the stop at once.
+    const long long writes = Metric(d, "herald_spool_cursor_writes_total");
+    ASSERT_TRUE(Eventually([&] { return Metric(d, "herald_spool_cursor_writes_total") > writes; }));
     ASSERT_EQ(d.Call("GET", "/readyz").status, 503) << "the replay was over before it was stopped";
     EXPECT_EQ(d.Stop(), 0) << d.output();
   }
