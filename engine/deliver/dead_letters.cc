@@ -106,6 +106,21 @@ bool DecodeAdd(simdjson::dom::element letter, DeadLetter& d) {
   return true;
 }
 
+// `length` bytes of `fd` from `offset` into `out`.
+absl::Status ReadAt(int fd, uint64_t offset, size_t length, const std::string& path,
+                    std::string& out) {
+  out.resize(length);
+  size_t got = 0;
+  while (got < length) {
+    const ssize_t n = ::pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("pread", path);
+    if (n == 0) return absl::DataLossError(Cat(path, ": ends before byte ", offset + length));
+    got += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 DeadLetterStore::DeadLetterStore(Options options)
@@ -313,16 +328,7 @@ absl::Status DeadLetterStore::LoadPayloads(const ReadFd* file, const std::string
   simdjson::dom::parser parser;
   std::string line;
   for (Entry& e : entries) {
-    line.resize(e.length);
-    size_t got = 0;
-    while (got < line.size()) {
-      const ssize_t n = ::pread(file->fd, line.data() + got, line.size() - got,
-                                static_cast<off_t>(e.offset + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        return n < 0 ? ErrnoError("pread", path) : absl::DataLossError(Cat(path, ": cut short"));
-      got += static_cast<size_t>(n);
-    }
+    if (auto st = ReadAt(file->fd, e.offset, e.length, path, line); !st.ok()) return st;
     const auto record = UnframeRecord(line);
     simdjson::dom::element root, letter;
     DeadLetter d;
@@ -465,16 +471,7 @@ absl::Status DeadLetterStore::CompactLocked() {
   std::string chunk, line;
   uint64_t offset = 0;
   for (auto& [id, e] : letters_) {
-    line.resize(e.length);
-    size_t got = 0;
-    while (got < line.size()) {
-      const ssize_t n = ::pread(read_->fd, line.data() + got, line.size() - got,
-                                static_cast<off_t>(e.offset + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    if (got < line.size() || !UnframeRecord(line)) {
+    if (!ReadAt(read_->fd, e.offset, e.length, path_, line).ok() || !UnframeRecord(line)) {
       return fail(absl::DataLossError(Cat(path_, ": dead letter ", id, " does not read back")));
     }
     chunk += line;

@@ -639,44 +639,52 @@ cursor_interval_ms = 50
 
 // --- restart under a backlog ---
 
-// While heraldd replays its spool after a crash it answers /healthz, says /readyz 503 and asks
-// ingest to come back later; SIGTERM stops it cleanly, and the next start replays again.
-TEST(Restart, DuringTheReplayHealthAnswersAndSigtermStops) {
-  TempDir dir;
-  const std::string config = WriteConfig(dir, R"([engine]
+std::string BacklogConfig(const TempDir& dir) {
+  return WriteConfig(dir, R"([engine]
 fanout = "all"
 [delivery]
 retry_delays_ms = [60000]
 [spool]
 cursor_interval_ms = 50
 )");
+}
+
+// A backlog: profiles a and b (fanout all) on `rx`, `requests` NDJSON requests of `per_request`
+// events whose "e" numbers them all, acknowledged; then kill -9.
+void MakeBacklog(const std::vector<std::string>& args, const std::string& data, const Receiver& rx,
+                 int requests, int per_request) {
+  Daemon d(args, data);
+  ASSERT_NE(d.port(), 0) << d.output();
+  for (const char* id : {"a", "b"}) {
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     std::string(R"({"subscriptionId":")") + id +
+                         R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
+                         R"(","webhook":{"notifyUrl":")" + rx.url() + R"("}}})")
+                  .status,
+              201);
+  }
+  std::this_thread::sleep_for(150ms);
+  for (int i = 0; i < requests; ++i) {
+    std::string body;
+    for (int n = 0; n < per_request; ++n) {
+      body += R"({"channel":"SMS","event":"DELIVERY","payload":{"e":)" +
+              std::to_string(i * per_request + n) + "}}\n";
+    }
+    ASSERT_EQ(d.Call("POST", "/v1/events", body, "application/x-ndjson").status, 202);
+  }
+  EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
+}
+
+TEST(Restart, DuringTheReplayHealthAnswersAndSigtermStops) {
+  TempDir dir;
+  const std::string config = BacklogConfig(dir);
   const std::string data = dir.path() + "/data";
   const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config", config};
   std::atomic<bool> failing{true};
   Receiver rx;
   rx.set_handler([&](const ReceivedRequest&) { return Reply{.status = failing ? 500 : 200}; });
   constexpr int kRequests = 400, kPerRequest = 500;
-  {
-    Daemon d(args, data);
-    ASSERT_NE(d.port(), 0) << d.output();
-    for (const char* id : {"a", "b"}) {
-      ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
-                       std::string(R"({"subscriptionId":")") + id +
-                           R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
-                           R"(","webhook":{"notifyUrl":")" + rx.url() + R"("}}})")
-                    .status,
-                201);
-    }
-    std::this_thread::sleep_for(150ms);
-    std::string body;
-    for (int n = 0; n < kPerRequest; ++n) {
-      body += R"({"channel":"SMS","event":"DELIVERY","payload":{"n":)" + std::to_string(n) + "}}\n";
-    }
-    for (int i = 0; i < kRequests; ++i) {
-      ASSERT_EQ(d.Call("POST", "/v1/events", body, "application/x-ndjson").status, 202);
-    }
-    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
-  }
+  ASSERT_NO_FATAL_FAILURE(MakeBacklog(args, data, rx, kRequests, kPerRequest));
   {
     Daemon d(args, data, 0, /*wait_ready=*/false);
     ASSERT_NE(d.port(), 0) << d.output();
@@ -704,41 +712,14 @@ cursor_interval_ms = 50
 // over, and every event reaches both profiles.
 TEST(Restart, AReplayStoppedHalfwayResumesWhereItWas) {
   TempDir dir;
-  const std::string config = WriteConfig(dir, R"([engine]
-fanout = "all"
-[delivery]
-retry_delays_ms = [60000]
-[spool]
-cursor_interval_ms = 50
-)");
+  const std::string config = BacklogConfig(dir);
   const std::string data = dir.path() + "/data";
   const std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--config", config};
   std::atomic<bool> failing{true};
   Receiver rx;
   rx.set_handler([&](const ReceivedRequest&) { return Reply{.status = failing ? 500 : 200}; });
   constexpr int kRequests = 300, kPerRequest = 500;
-  {
-    Daemon d(args, data);
-    ASSERT_NE(d.port(), 0) << d.output();
-    for (const char* id : {"a", "b"}) {
-      ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
-                       std::string(R"({"subscriptionId":")") + id +
-                           R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
-                           R"(","webhook":{"notifyUrl":")" + rx.url() + R"("}}})")
-                    .status,
-                201);
-    }
-    std::this_thread::sleep_for(150ms);
-    for (int i = 0; i < kRequests; ++i) {
-      std::string body;
-      for (int n = 0; n < kPerRequest; ++n) {
-        body += R"({"channel":"SMS","event":"DELIVERY","payload":{"e":)" +
-                std::to_string(i * kPerRequest + n) + "}}\n";
-      }
-      ASSERT_EQ(d.Call("POST", "/v1/events", body, "application/x-ndjson").status, 202);
-    }
-    EXPECT_EQ(d.Signal(SIGKILL), -SIGKILL);
-  }
+  ASSERT_NO_FATAL_FAILURE(MakeBacklog(args, data, rx, kRequests, kPerRequest));
   failing = false;  // the first heraldd is gone: every request from now on is answered 200
   const auto switched = std::chrono::steady_clock::now();
   {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/failing_sync.h"
 #include "tests/testing/temp_dir.h"
 
 namespace herald {
@@ -21,15 +22,6 @@ std::string Contents(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-std::atomic<bool> g_fail_sync{false};
-int SyncThatFailsOnDemand(int fd) {
-  if (g_fail_sync.exchange(false)) {
-    errno = EIO;
-    return -1;
-  }
-  return ::fdatasync(fd);
 }
 
 TEST(AppendFile, AppendsAfterWhatIsThereAndTruncatesOnlyWhenAsked) {
@@ -55,10 +47,10 @@ TEST(AppendFile, AppendsAfterWhatIsThereAndTruncatesOnlyWhenAsked) {
 TEST(AppendFile, AFailedFdatasyncTakesTheWriteBackAndRefusesEveryLaterOne) {
   TempDir dir;
   const std::string path = dir.path() + "/log";
-  auto file = AppendFile::Open(path, false, &SyncThatFailsOnDemand);
+  auto file = AppendFile::Open(path, false, &test_support::SyncThatFailsOnDemand);
   ASSERT_TRUE(file.ok());
   ASSERT_TRUE(file->Append("kept\n").ok());
-  g_fail_sync = true;
+  test_support::fail_next_sync = true;
   const absl::Status failed = file->Append("lost\n");
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.message().find("fdatasync"), std::string::npos) << failed;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "tests/testing/failing_sync.h"
 #include "tests/testing/temp_dir.h"
 
 namespace herald::deliver {
@@ -29,23 +30,14 @@ DeadLetter Letter(std::string profile, std::string payload) {
           .failed_at_ms = 1700000000000};
 }
 
-std::atomic<bool> g_fail_sync{false};
-int SyncThatFailsOnDemand(int fd) {
-  if (g_fail_sync.exchange(false)) {
-    errno = EIO;
-    return -1;
-  }
-  return ::fdatasync(fd);
-}
-
 TEST(DeadLetters, AFailedFdatasyncRefusesTheLettersAndEveryLaterWrite) {
   TempDir dir;
   {
-    auto store = DeadLetterStore::Open(dir.path(), {}, &SyncThatFailsOnDemand);
+    auto store = DeadLetterStore::Open(dir.path(), {}, &test_support::SyncThatFailsOnDemand);
     ASSERT_TRUE(store.ok()) << store.status();
     std::vector<DeadLetter> kept = {Letter("p1", "[1]")};
     ASSERT_TRUE((*store)->Add(kept).ok());
-    g_fail_sync = true;
+    test_support::fail_next_sync = true;
     std::vector<DeadLetter> lost = {Letter("p1", "[2]")};
     EXPECT_FALSE((*store)->Add(lost).ok());
     std::vector<DeadLetter> later = {Letter("p1", "[3]")};
