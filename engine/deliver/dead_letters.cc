@@ -128,6 +128,10 @@ DeadLetterStore::DeadLetterStore(Options options)
 
 DeadLetterStore::~DeadLetterStore() = default;
 
+int64_t DeadLetterStore::OldestKept() const {
+  return options_.max_age.count() > 0 ? Now() - options_.max_age.count() : INT64_MIN;
+}
+
 int64_t DeadLetterStore::Now() const {
   if (options_.now_ms) return options_.now_ms();
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -268,8 +272,7 @@ std::vector<uint64_t> DeadLetterStore::OverBounds(uint64_t adding,
   for (const uint64_t id : leaving) {
     if (auto it = letters_.find(id); it != letters_.end()) bytes -= it->second.length;
   }
-  const int64_t oldest_kept =
-      options_.max_age.count() > 0 ? Now() - options_.max_age.count() : INT64_MIN;
+  const int64_t oldest_kept = OldestKept();
   for (const auto& [id, e] : letters_) {
     const bool over = options_.max_bytes > 0 && bytes > options_.max_bytes;
     if (!over && e.letter.failed_at_ms >= oldest_kept) break;  // oldest first
@@ -352,8 +355,10 @@ absl::StatusOr<DeadLetterPage> DeadLetterStore::List(std::string_view profile_id
     std::lock_guard lock(mu_);
     file = read_;
     const size_t first = page * size;
+    const int64_t oldest_kept = OldestKept();
     for (const auto& [id, e] : letters_) {
       if (!profile_id.empty() && e.letter.profile_id != profile_id) continue;
+      if (e.letter.failed_at_ms < oldest_kept) continue;  // past max_age: gone at the next write
       if (out.total >= first && picked.size() < size) picked.push_back(e);
       ++out.total;
     }
@@ -373,8 +378,10 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
   {
     std::lock_guard lock(mu_);
     file = read_;
+    const int64_t oldest_kept = OldestKept();
     auto take = [&](const Entry& e) {
-      if (e.letter.profile_id == profile_id && replaying_.insert(e.letter.id).second) {
+      if (e.letter.profile_id == profile_id && e.letter.failed_at_ms >= oldest_kept &&
+          replaying_.insert(e.letter.id).second) {
         picked.push_back(e);
       }
     };

@@ -104,6 +104,9 @@ class DeadLetterStore {
   void MaybeCompactLocked();
   absl::Status OpenForAppend();
   int64_t Now() const;
+  // Letters that failed before it are past max_age: not listed nor replayed, removed by the next
+  // write (or open).
+  int64_t OldestKept() const;
 
   const Options options_;
   const std::string path_;  // empty: in memory

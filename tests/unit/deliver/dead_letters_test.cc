@@ -157,9 +157,11 @@ TEST(DeadLetters, TheOldestGoPastMaxBytesAndMaxAgeAndStayGoneAfterReopen) {
     ASSERT_FALSE(page.results.empty());
     EXPECT_EQ(page.results.back().id, 20u) << "the newest stays";
     EXPECT_EQ(page.results.front().id, stats.dropped + 1) << "the oldest go first";
+    now += 2 * 3600 * 1000;  // two hours later every letter is past max_age
+    EXPECT_EQ((*store)->List("p1", 0, 100)->total, 0u) << "expired letters are not listed";
+    EXPECT_TRUE((*store)->BeginReplay("p1", {})->empty()) << "nor replayed";
   }
-  // Two hours later every letter is past max_age: reopening drops them, for good.
-  now += 2 * 3600 * 1000;
+  // Reopening drops them, for good.
   {
     auto store = DeadLetterStore::Open(options);
     ASSERT_TRUE(store.ok());
