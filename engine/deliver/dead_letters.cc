@@ -427,6 +427,11 @@ void DeadLetterStore::EndReplay(const std::vector<uint64_t>& ids) {
   for (const uint64_t id : ids) replaying_.erase(id);
 }
 
+bool DeadLetterStore::Contains(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  return letters_.contains(id);
+}
+
 absl::StatusOr<size_t> DeadLetterStore::Delete(std::string_view profile_id,
                                                const std::vector<uint64_t>& ids) {
   std::lock_guard lock(mu_);

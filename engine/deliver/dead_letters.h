@@ -72,6 +72,8 @@ class DeadLetterStore {
                                                       const std::vector<uint64_t>& ids);
   absl::Status Remove(const std::vector<uint64_t>& ids);
   void EndReplay(const std::vector<uint64_t>& ids);
+  // Whether letter `id` is still kept (a replayed one the user deleted meanwhile is not).
+  bool Contains(uint64_t id) const;
   // Deletes a profile's letters (those of `ids`, or all when empty); returns how many went.
   absl::StatusOr<size_t> Delete(std::string_view profile_id, const std::vector<uint64_t>& ids);
 

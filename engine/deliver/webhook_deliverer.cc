@@ -891,6 +891,13 @@ Burial Worker::BurialOf(const ProfileState& p, Item& item, int attempts, int sta
 }
 
 void Worker::Bury(ProfileState& p, std::vector<Burial> burials) {
+  // A replayed letter the user deleted meanwhile stays deleted: failing again does not bring it
+  // back.
+  const size_t before = burials.size();
+  std::erase_if(burials, [&](const Burial& b) {
+    return b.replaces != 0 && !deliverer_.dead_letters().Contains(b.replaces);
+  });
+  p.held.fetch_sub(before - burials.size(), std::memory_order_relaxed);
   if (burials.empty()) return;
   const size_t n = burials.size();
   std::vector<DeadLetter> letters;

@@ -860,6 +860,29 @@ TEST(Delivery, DeletingAProfileWithRequestsInFlightKeepsItsNotifications) {
             std::string::npos);
 }
 
+// A dead letter deleted while its replay is in flight stays deleted when the replay fails again.
+TEST(Delivery, ADeadLetterDeletedDuringItsReplayDoesNotComeBack) {
+  TempDir dir;
+  std::atomic<bool> slow{false};
+  Receiver receiver;
+  receiver.set_handler([&](const ReceivedRequest&) {
+    return Reply{.status = 400, .delay = slow ? 500ms : 0ms};  // 400: a dead letter at once
+  });
+  World world({.data_dir = dir.path()});
+  world.AddProfile(Profile("p1", receiver));
+  world.Send("p1", R"({"k":1})");
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").dead_lettered == 1; }));
+  const uint64_t id = world.deliverer().ListDeadLetters("p1", 0, 1)->results.at(0).id;
+  slow = true;
+  ASSERT_EQ(*world.deliverer().Replay("p1", {id}), 1u);
+  ASSERT_TRUE(receiver.WaitFor(2, 5s));  // the replay is in flight
+  EXPECT_EQ(*world.deliverer().DeleteDeadLetters("p1", {id}), 1u);
+  ASSERT_TRUE(World::Eventually([&] { return world.Stats("p1").held == 0; }));
+  EXPECT_EQ(world.deliverer().ListDeadLetters("p1", 0, 10)->total, 0u)
+      << "the deleted letter came back when its replay failed";
+  EXPECT_EQ(world.Stats("p1").dead_lettered, 1u);
+}
+
 // A receiver whose DNS never answers, next to a healthy one on the same worker: the healthy one
 // is delivered at once, the stuck one's attempts fail after its connectTimeout naming the
 // lookup, and the name is looked up once at a time however many attempts wait for it.
