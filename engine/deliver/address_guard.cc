@@ -69,6 +69,19 @@ bool IsPublicAddress(const boost::asio::ip::address& address) {
            v6.is_site_local() || unique_local);
 }
 
+absl::Status CheckTargetAddresses(std::string_view host,
+                                  std::span<const boost::asio::ip::address> addresses) {
+  for (const auto& address : addresses) {
+    if (!IsPublicAddress(address)) {
+      return absl::InvalidArgumentError(
+          Cat(host, " is, or resolves to, ", address.to_string(),
+              ": a loopback, private, link-local or multicast address (allow_private_targets is "
+              "off)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace herald::deliver
 
 namespace herald {
@@ -116,15 +129,7 @@ absl::Status CheckWebhookTarget(std::string_view url, bool allow_private) {
     }
     addresses = lookup->addresses;
   }
-  for (const auto& address : addresses) {
-    if (!deliver::IsPublicAddress(address)) {
-      return absl::InvalidArgumentError(
-          Cat(parsed->host, " is, or resolves to, ", address.to_string(),
-              ": a loopback, private, link-local or multicast address (allow_private_targets is "
-              "off)"));
-    }
-  }
-  return absl::OkStatus();
+  return deliver::CheckTargetAddresses(parsed->host, addresses);
 }
 
 }  // namespace herald

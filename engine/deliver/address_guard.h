@@ -4,6 +4,10 @@
 #pragma once
 
 #include <boost/asio/ip/address.hpp>
+#include <span>
+#include <string_view>
+
+#include "absl/status/status.h"
 
 namespace herald::deliver {
 
@@ -11,5 +15,10 @@ namespace herald::deliver {
 // the cloud metadata address 169.254.169.254), multicast, unspecified and broadcast addresses,
 // and IPv4-mapped IPv6 forms of them.
 bool IsPublicAddress(const boost::asio::ip::address& address);
+
+// The guard's verdict on `host`, a name or a literal, given what it resolves to: an error naming
+// the first address that is not public.
+absl::Status CheckTargetAddresses(std::string_view host,
+                                  std::span<const boost::asio::ip::address> addresses);
 
 }  // namespace herald::deliver

@@ -124,7 +124,9 @@ absl::Status ReadAt(int fd, uint64_t offset, size_t length, const std::string& p
 }  // namespace
 
 DeadLetterStore::DeadLetterStore(Options options)
-    : options_(std::move(options)), path_(options_.dir.empty() ? "" : options_.dir + "/" + kFile) {}
+    : options_(std::move(options)),
+      path_(options_.dir.empty() ? "" : options_.dir + "/" + kFile),
+      compact_garbage_(options_.rewrite_after_bytes) {}
 
 DeadLetterStore::~DeadLetterStore() = default;
 
@@ -169,15 +171,15 @@ absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(Options o
   store->file_bytes_ = read->good_bytes;
   if (auto s = store->OpenForAppend(); !s.ok()) return s;
   // Mostly removed letters: rewrite it. Should that fail (a full disk), go on with it as it is.
-  std::lock_guard lock(store->mu_);
   if (store->file_bytes_ - store->live_bytes_ > std::max<uint64_t>(1u << 20, store->live_bytes_)) {
-    if (auto s = store->CompactLocked(); !s.ok() && log) {
+    if (auto s = store->Compact(); !s.ok() && log) {
       log(Cat("dead letters: ", store->path_, " not rewritten (", ToStd(s.message()),
               "); going on with it as it is"));
     }
   }
   if (const auto over = store->OverBounds(0, {}); !over.empty()) {
     if (store->Append(RemoveRecord(over)).ok()) {
+      store->file_bytes_ = store->file_.size();
       for (const uint64_t id : over) store->Erase(id);
       store->dropped_ += over.size();
       if (log) {
@@ -253,9 +255,7 @@ void DeadLetterStore::Erase(uint64_t id) {
 
 absl::Status DeadLetterStore::Append(const std::string& records) {
   if (!file_.is_open()) return absl::OkStatus();
-  absl::Status s = file_.Append(records);
-  file_bytes_ = file_.size();
-  return s;
+  return file_.Append(records);
 }
 
 std::string DeadLetterStore::RemoveRecord(const std::vector<uint64_t>& ids) {
@@ -286,30 +286,51 @@ std::vector<uint64_t> DeadLetterStore::OverBounds(uint64_t adding,
 }
 
 absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
-                                  const std::vector<uint64_t>& replaced) {
-  std::lock_guard lock(mu_);
+                                  std::span<const uint64_t> replaces) {
+  // Writers take write_mu_ for the whole change and mu_ only around the index: the fdatasync (and
+  // a rewrite) never holds back a listing, a replay or Contains().
+  std::lock_guard write(write_mu_);
   std::string records;
+  std::vector<size_t> kept;  // of `letters`, those written
   std::vector<uint32_t> lengths;
-  lengths.reserve(letters.size());
-  for (auto& d : letters) {
-    d.id = next_id_++;
-    const size_t before = records.size();
-    records += AddRecord(d);
-    lengths.push_back(static_cast<uint32_t>(records.size() - before));
+  std::vector<uint64_t> removed, over;
+  uint64_t offset = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < letters.size(); ++i) {
+      DeadLetter& d = letters[i];
+      d.id = 0;
+      const uint64_t replaced = i < replaces.size() ? replaces[i] : 0;
+      if (replaced != 0) {
+        // A replayed letter deleted meanwhile stays deleted: failing again brings it not back.
+        if (!letters_.contains(replaced)) continue;
+        removed.push_back(replaced);
+      }
+      d.id = next_id_++;
+      const size_t before = records.size();
+      records += AddRecord(d);
+      lengths.push_back(static_cast<uint32_t>(records.size() - before));
+      kept.push_back(i);
+    }
+    if (kept.empty()) return absl::OkStatus();
+    over = OverBounds(records.size(), removed);
+    offset = file_.size();
   }
-  const std::vector<uint64_t> over = OverBounds(records.size(), replaced);
-  std::vector<uint64_t> removed = replaced;
   removed.insert(removed.end(), over.begin(), over.end());
   if (!removed.empty()) records += RemoveRecord(removed);
-  uint64_t offset = file_.size();
-  if (auto s = Append(records); !s.ok()) return s;
-  for (size_t i = 0; i < letters.size(); ++i) {
-    Entry e{.letter = file_.is_open() ? Fields(letters[i]) : letters[i],
-            .offset = offset,
-            .length = lengths[i]};
-    offset += lengths[i];
+  absl::Status s = Append(records);
+  std::lock_guard lock(mu_);
+  file_bytes_ = file_.size();
+  if (!s.ok()) {
+    for (DeadLetter& d : letters) d.id = 0;
+    return s;
+  }
+  for (size_t k = 0; k < kept.size(); ++k) {
+    const DeadLetter& d = letters[kept[k]];
+    Entry e{.letter = file_.is_open() ? Fields(d) : d, .offset = offset, .length = lengths[k]};
+    offset += lengths[k];
     live_bytes_ += e.length;
-    letters_[letters[i].id] = std::move(e);
+    letters_[d.id] = std::move(e);
   }
   for (const uint64_t id : removed) Erase(id);
   if (!over.empty()) {
@@ -321,7 +342,7 @@ absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
                        dropped_, " so far)"));
     }
   }
-  MaybeCompactLocked();
+  CompactionMayBeDue();
   return absl::OkStatus();
 }
 
@@ -409,8 +430,10 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
 
 absl::Status DeadLetterStore::Remove(const std::vector<uint64_t>& ids) {
   if (ids.empty()) return absl::OkStatus();
-  std::lock_guard lock(mu_);
+  std::lock_guard write(write_mu_);
   absl::Status s = Append(RemoveRecord(ids));
+  std::lock_guard lock(mu_);
+  file_bytes_ = file_.size();
   for (const uint64_t id : ids) {
     if (s.ok()) {
       Erase(id);
@@ -418,7 +441,7 @@ absl::Status DeadLetterStore::Remove(const std::vector<uint64_t>& ids) {
       replaying_.erase(id);  // kept, and replayed again (a duplicate, not a loss)
     }
   }
-  if (s.ok()) MaybeCompactLocked();
+  if (s.ok()) CompactionMayBeDue();
   return s;
 }
 
@@ -434,30 +457,52 @@ bool DeadLetterStore::Contains(uint64_t id) const {
 
 absl::StatusOr<size_t> DeadLetterStore::Delete(std::string_view profile_id,
                                                const std::vector<uint64_t>& ids) {
-  std::lock_guard lock(mu_);
+  std::lock_guard write(write_mu_);
   std::vector<uint64_t> gone;
-  if (ids.empty()) {
-    for (const auto& [id, e] : letters_) {
-      if (e.letter.profile_id == profile_id) gone.push_back(id);
-    }
-  } else {
-    for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
-      auto it = letters_.find(id);
-      if (it != letters_.end() && it->second.letter.profile_id == profile_id) gone.push_back(id);
+  {
+    std::lock_guard lock(mu_);
+    if (ids.empty()) {
+      for (const auto& [id, e] : letters_) {
+        if (e.letter.profile_id == profile_id) gone.push_back(id);
+      }
+    } else {
+      for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
+        auto it = letters_.find(id);
+        if (it != letters_.end() && it->second.letter.profile_id == profile_id) {
+          gone.push_back(id);
+        }
+      }
     }
   }
   if (gone.empty()) return 0;
-  if (auto s = Append(RemoveRecord(gone)); !s.ok()) return s;
+  absl::Status s = Append(RemoveRecord(gone));
+  std::lock_guard lock(mu_);
+  file_bytes_ = file_.size();
+  if (!s.ok()) return s;
   for (const uint64_t id : gone) Erase(id);
-  MaybeCompactLocked();
+  CompactionMayBeDue();
   return gone.size();
 }
 
-void DeadLetterStore::MaybeCompactLocked() {
-  if (!file_.is_open()) return;
+bool DeadLetterStore::CompactionDue() const {
+  if (!file_.is_open()) return false;
   const uint64_t garbage = file_bytes_ - std::min(file_bytes_, live_bytes_);
-  if (garbage <= compact_garbage_ || garbage <= live_bytes_) return;
-  if (auto s = CompactLocked(); !s.ok()) {
+  return garbage > compact_garbage_ && garbage > live_bytes_;
+}
+
+void DeadLetterStore::CompactionMayBeDue() {
+  // The owner calls CompactIfDue() on a thread of its choosing.
+  if (options_.compaction_due && CompactionDue()) options_.compaction_due();
+}
+
+void DeadLetterStore::CompactIfDue() {
+  std::lock_guard write(write_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (!CompactionDue()) return;
+  }
+  if (auto s = Compact(); !s.ok()) {
+    std::lock_guard lock(mu_);
     compact_garbage_ *= 2;  // try again once twice as much is removed
     if (options_.log) {
       options_.log(Cat("dead letters: ", path_, " not rewritten (", ToStd(s.message()),
@@ -465,10 +510,11 @@ void DeadLetterStore::MaybeCompactLocked() {
     }
     return;
   }
-  compact_garbage_ = 64ull << 20;
+  std::lock_guard lock(mu_);
+  compact_garbage_ = options_.rewrite_after_bytes;
 }
 
-absl::Status DeadLetterStore::CompactLocked() {
+absl::Status DeadLetterStore::Compact() {
   const std::string tmp = path_ + ".tmp";
   auto out = AppendFile::Open(tmp, /*truncate=*/true, options_.sync);
   if (!out.ok()) return out.status();
@@ -477,46 +523,67 @@ absl::Status DeadLetterStore::CompactLocked() {
     std::filesystem::remove(tmp, ec);
     return s;
   };
+  // What to copy, taken under mu_; the copy runs without it. Only writers change which letters
+  // there are, and they wait on write_mu_, held here: every letter listed stays until the end.
+  struct Live {
+    uint64_t id, offset;
+    uint32_t length;
+  };
+  std::vector<Live> live;
+  std::vector<std::string> disabled;
+  std::shared_ptr<ReadFd> from;
+  {
+    std::lock_guard lock(mu_);
+    live.reserve(letters_.size());
+    for (const auto& [id, e] : letters_) live.push_back({id, e.offset, e.length});
+    disabled = disabled_;
+    from = read_;
+  }
   // Copies each live record as it is, a chunk at a time; new offsets apply only on success.
-  std::vector<std::pair<Entry*, uint64_t>> moved;
-  moved.reserve(letters_.size());
+  std::vector<uint64_t> moved;
+  moved.reserve(live.size());
   std::string chunk, line;
   uint64_t offset = 0;
-  for (auto& [id, e] : letters_) {
-    if (!ReadAt(read_->fd, e.offset, e.length, path_, line).ok() || !UnframeRecord(line)) {
-      return fail(absl::DataLossError(Cat(path_, ": dead letter ", id, " does not read back")));
+  for (const Live& l : live) {
+    if (!ReadAt(from->fd, l.offset, l.length, path_, line).ok() || !UnframeRecord(line)) {
+      return fail(absl::DataLossError(Cat(path_, ": dead letter ", l.id, " does not read back")));
     }
     chunk += line;
-    moved.emplace_back(&e, offset);
-    offset += e.length;
+    moved.push_back(offset);
+    offset += l.length;
     if (chunk.size() >= (1u << 20)) {
       if (auto s = out->Append(chunk, /*sync=*/false); !s.ok()) return fail(s);
       chunk.clear();
     }
   }
-  for (const auto& p : disabled_) chunk += ProfileRecord("disable", p);
+  for (const auto& p : disabled) chunk += ProfileRecord("disable", p);
   if (auto s = out->Append(chunk, /*sync=*/true); !s.ok()) return fail(s);
   auto reader = std::make_shared<ReadFd>();
   reader->fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);  // the same file once renamed
   if (reader->fd < 0) return fail(ErrnoError("open", tmp));
   if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail(ErrnoError("rename", tmp));
   (void)SyncDir(options_.dir);
-  for (auto& [e, at] : moved) e->offset = at;
-  file_bytes_ = out->size();
   // Appends continue in the new file, under its own name when it reopens (errors name it).
   auto renamed = AppendFile::Open(path_, /*truncate=*/false, options_.sync);
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < live.size(); ++i) letters_.at(live[i].id).offset = moved[i];
   file_ = renamed.ok() ? *std::move(renamed) : *std::move(out);
+  file_bytes_ = file_.size();
   read_ = std::move(reader);
   return absl::OkStatus();
 }
 
 absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disabled) {
-  std::lock_guard lock(mu_);
-  const bool now = std::find(disabled_.begin(), disabled_.end(), profile_id) != disabled_.end();
-  if (now == disabled) return absl::OkStatus();
-  if (auto s = Append(ProfileRecord(disabled ? "disable" : "enable", profile_id)); !s.ok()) {
-    return s;
+  std::lock_guard write(write_mu_);
+  {
+    std::lock_guard lock(mu_);
+    const bool now = std::find(disabled_.begin(), disabled_.end(), profile_id) != disabled_.end();
+    if (now == disabled) return absl::OkStatus();
   }
+  absl::Status s = Append(ProfileRecord(disabled ? "disable" : "enable", profile_id));
+  std::lock_guard lock(mu_);
+  file_bytes_ = file_.size();
+  if (!s.ok()) return s;
   if (disabled) {
     disabled_.emplace_back(profile_id);
   } else {

@@ -2,12 +2,15 @@
 // (add, remove, disable, enable), each written and fdatasynced before the call returns. The
 // payloads stay on disk: memory holds an index (a letter's fields and where its record is), and
 // listing or replaying reads the payloads back outside the lock, so burying workers never wait
-// behind a listing. Opening reads the file, cuts a torn tail and appends after it; it rewrites
-// the file only when most of it is removed letters, and a rewrite that fails (a full disk) is
-// skipped, so heraldd starts anyway. Running, the file is rewritten once what it holds of removed
-// letters passes both 64 MiB and the live letters' bytes. Bounded by `max_bytes` and `max_age`:
-// past either the oldest letters go, counted. Without a directory everything stays in memory.
-// Thread-safe.
+// behind a listing. Writes are serialized, and the index lock is never held across a write or an
+// fdatasync: listing, replaying and Contains() never wait for the disk. Opening reads the file,
+// cuts a torn tail and appends after it; it rewrites the file only when most of it is removed
+// letters, and a rewrite that fails (a full disk) is skipped, so heraldd starts anyway. Running,
+// the file is rewritten once what it holds of removed letters passes both 64 MiB and the live
+// letters' bytes: the store says so through `compaction_due`, and its owner calls CompactIfDue()
+// on a thread where the rewrite blocks no one (writes wait for it; reads do not). Bounded by
+// `max_bytes` and `max_age`: past either the oldest letters go, counted. Without a directory
+// everything stays in memory. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -17,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,11 @@ class DeadLetterStore {
     std::function<void(std::string_view)> log;
     SyncFn sync = nullptr;            // fdatasync, or a test's stand-in
     std::function<int64_t()> now_ms;  // Unix time in ms; the system clock when empty
+    // Running, the file is rewritten once it holds more than this (and more than the live
+    // letters) of removed ones.
+    uint64_t rewrite_after_bytes = 64ull << 20;
+    // Called, with the store's locks held (post, do not call back), when a rewrite is due.
+    std::function<void()> compaction_due;
   };
   struct Stats {
     uint64_t letters = 0;
@@ -57,10 +66,12 @@ class DeadLetterStore {
   }
   ~DeadLetterStore();
 
-  // Assigns ids and persists the letters, all or none; the letters of `replaced` (replayed ones
-  // that failed again) leave the store in the same write, and so do the oldest letters the
-  // bounds no longer leave room for.
-  absl::Status Add(std::vector<DeadLetter>& letters, const std::vector<uint64_t>& replaced = {});
+  // Assigns ids and persists the letters, all or none. `replaces`, when given, runs parallel to
+  // `letters`: replaces[i] is the replayed letter (0: none) that failed again as letters[i]; it
+  // leaves the store in the same write, and so do the oldest letters the bounds no longer leave
+  // room for. A letter whose replayed one was deleted meanwhile stays deleted: it is not written
+  // and keeps id 0.
+  absl::Status Add(std::vector<DeadLetter>& letters, std::span<const uint64_t> replaces = {});
   // A page of a profile's letters (every profile's when empty), oldest first. An error when the
   // payloads cannot be read back.
   absl::StatusOr<DeadLetterPage> List(std::string_view profile_id, size_t page, size_t size) const;
@@ -78,6 +89,8 @@ class DeadLetterStore {
   absl::StatusOr<size_t> Delete(std::string_view profile_id, const std::vector<uint64_t>& ids);
 
   absl::Status SetDisabled(std::string_view profile_id, bool disabled);
+  // Rewrites the file with the live records when removed ones outweigh them (see the top).
+  void CompactIfDue();
   std::vector<std::string> disabled() const;
   Stats stats() const;
 
@@ -101,9 +114,11 @@ class DeadLetterStore {
   // Copies the payloads of `entries` from the file into their letters (outside mu_).
   static absl::Status LoadPayloads(const ReadFd* file, const std::string& path,
                                    std::vector<Entry>& entries);
-  // Rewrites the file with the live records only (mu_ held, or at open).
-  absl::Status CompactLocked();
-  void MaybeCompactLocked();
+  // Rewrites the file with the live records only (write_mu_ held, or at open).
+  absl::Status Compact();
+  bool CompactionDue() const;  // mu_ held
+  void CompactionMayBeDue();   // both locks held
+
   absl::Status OpenForAppend();
   int64_t Now() const;
   // Letters that failed before it are past max_age: not listed nor replayed, removed by the next
@@ -112,8 +127,10 @@ class DeadLetterStore {
 
   const Options options_;
   const std::string path_;  // empty: in memory
-  mutable std::mutex mu_;
-  AppendFile file_;               // not open: in memory
+  std::mutex write_mu_;     // taken first: one write (or rewrite) at a time
+  mutable std::mutex mu_;   // the index: never held across I/O
+  AppendFile file_;         // not open: in memory. Used under write_mu_; replaced under both
+
   std::shared_ptr<ReadFd> read_;  // the file for payload reads; kept by readers across rewrites
   uint64_t next_id_ = 1;
   std::map<uint64_t, Entry> letters_;  // by id: oldest first
@@ -122,7 +139,7 @@ class DeadLetterStore {
   uint64_t live_bytes_ = 0;
   uint64_t file_bytes_ = 0;
   uint64_t dropped_ = 0;
-  uint64_t compact_garbage_ = 64ull << 20;  // rewrite once removed records pass it (and live)
+  uint64_t compact_garbage_;  // rewrite once removed records pass it (and live)
   int64_t last_drop_log_ms_ = 0;
 };
 

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,7 @@
 #include "engine/common/http_syntax.h"
 #include "engine/common/latency_histogram.h"
 #include "engine/common/strings.h"
+#include "engine/deliver/dead_letter_writer.h"
 #include "engine/deliver/dead_letters.h"
 #include "engine/deliver/http_client.h"
 #include "engine/deliver/signing.h"
@@ -225,9 +227,15 @@ class Worker {
   // The item as a dead letter, with its source notification or the replayed letter it replaces.
   static Burial BurialOf(const ProfileState& p, Item& item, int attempts, int status,
                          std::string_view error);
-  // Writes dead letters and then settles what they came from; when the store refuses, keeps
-  // them to write again (never re-sends).
+  // Hands dead letters to the writer; once stored, Buried settles what they came from.
   void Bury(ProfileState& p, std::vector<Burial> burials);
+  // When the store refused them, keeps them to write again (never re-sends).
+  void Buried(ProfileState& p, std::vector<Burial> burials, const absl::Status& status,
+              size_t stored);
+  // From the writer's thread: `fn` runs on this worker's thread (see Collect).
+  void Completed(std::function<void()> fn);
+  // Runs what Completed queued; posted, and called by Drain once the writer is flushed.
+  void Collect();
   // Takes the replayed dead letters out of everything the profile holds (a stop): they are still
   // in the store, and a later replay sends them.
   void ReleaseReplays(ProfileState& p);
@@ -244,6 +252,9 @@ class Worker {
   // Node-stable: a fetch holds a reference to its entry across co_await.
   absl::node_hash_map<std::string, OAuthToken> tokens_;
   std::mt19937_64 rng_;
+  std::mutex completed_mu_;
+  std::vector<std::function<void()>> completed_;
+  bool collect_posted_ = false;
   std::thread thread_;
 };
 
@@ -257,9 +268,11 @@ class Deliverer final : public WebhookDeliverer {
     auto store = DeadLetterStore::Open({.dir = options_.data_dir,
                                         .max_bytes = options_.dead_letters_max_bytes,
                                         .max_age = options_.dead_letters_max_age,
-                                        .log = options_.log});
+                                        .log = options_.log,
+                                        .compaction_due = [this] { writer_->CompactIfDue(); }});
     if (!store.ok()) return store.status();
     dead_letters_ = std::move(*store);
+    writer_ = std::make_unique<DeadLetterWriter>(*dead_letters_);
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = Worker::Create(*this, options_);
       if (!worker.ok()) return worker.status();
@@ -304,7 +317,11 @@ class Deliverer final : public WebhookDeliverer {
     return it != profiles_.end() && it->second->disabled.load();
   }
   absl::Status Enable(std::string_view profile_id) override {
-    if (auto s = dead_letters_->SetDisabled(profile_id, false); !s.ok()) return s;
+    // Through the writer, after any "disabled" a worker queued.
+    std::promise<absl::Status> written;
+    writer_->SetDisabled(std::string(profile_id), false,
+                         [&](const absl::Status& s) { written.set_value(s); });
+    if (auto s = written.get_future().get(); !s.ok()) return s;
     std::shared_lock lifecycle(lifecycle_mu_);
     if (stopping_.load()) return absl::OkStatus();
     ProfileState& p = State(profile_id);
@@ -353,6 +370,7 @@ class Deliverer final : public WebhookDeliverer {
   const DelivererOptions& options() const { return options_; }
   Engine* engine() const { return engine_; }
   DeadLetterStore& dead_letters() { return *dead_letters_; }
+  DeadLetterWriter& writer() { return *writer_; }
   Resolver& resolver() { return *resolver_; }
   void PostPump(ProfileState& p) {
     asio::post(p.worker->io(), [&p] { p.worker->Pump(p); });
@@ -395,6 +413,7 @@ class Deliverer final : public WebhookDeliverer {
   // handover is half done when the workers go away.
   std::shared_mutex lifecycle_mu_;
   std::unique_ptr<DeadLetterStore> dead_letters_;
+  std::unique_ptr<DeadLetterWriter> writer_;  // the workers' writes to dead_letters_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Resolver> resolver_;  // reset before the workers go (Stop)
   mutable std::shared_mutex profiles_mu_;
@@ -812,10 +831,15 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
         item.notification.Settle();
       }
     }
-    if (auto s = deliverer_.dead_letters().Remove(replayed); !s.ok() && deliverer_.options().log) {
-      deliverer_.options().log(Cat("delivery: profile ", p.id, ": removing ", replayed.size(),
-                                   " delivered dead letter(s) from the store: ", ToStd(s.message()),
-                                   "; a later replay sends them again"));
+    if (!replayed.empty()) {
+      const size_t count = replayed.size();
+      deliverer_.writer().Remove(
+          std::move(replayed), [this, id = p.id, count](const absl::Status& s) {
+            if (s.ok() || !deliverer_.options().log) return;
+            deliverer_.options().log(Cat("delivery: profile ", id, ": removing ", count,
+                                         " delivered dead letter(s) from the store: ",
+                                         ToStd(s.message()), "; a later replay sends them again"));
+          });
     }
     p.held.fetch_sub(n, std::memory_order_relaxed);
     p.delivered.fetch_add(n, std::memory_order_release);
@@ -842,11 +866,11 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   }
   if (status == 410) {
     p.disabled.store(true);
-    if (auto s = deliverer_.dead_letters().SetDisabled(p.id, true);
-        !s.ok() && deliverer_.options().log) {
+    deliverer_.writer().SetDisabled(p.id, true, [this, id = p.id](const absl::Status& s) {
+      if (s.ok() || !deliverer_.options().log) return;
       deliverer_.options().log(
-          Cat("delivery: recording that profile ", p.id, " is disabled: ", ToStd(s.message())));
-    }
+          Cat("delivery: recording that profile ", id, " is disabled: ", ToStd(s.message())));
+    });
     if (deliverer_.options().log) {
       deliverer_.options().log(Cat("delivery: profile ", p.id,
                                    " disabled: its receiver answered 410 Gone; update the "
@@ -891,34 +915,58 @@ Burial Worker::BurialOf(const ProfileState& p, Item& item, int attempts, int sta
 }
 
 void Worker::Bury(ProfileState& p, std::vector<Burial> burials) {
-  // A replayed letter the user deleted meanwhile stays deleted: failing again does not bring it
-  // back.
-  const size_t before = burials.size();
-  std::erase_if(burials, [&](const Burial& b) {
-    return b.replaces != 0 && !deliverer_.dead_letters().Contains(b.replaces);
-  });
-  p.held.fetch_sub(before - burials.size(), std::memory_order_relaxed);
   if (burials.empty()) return;
-  const size_t n = burials.size();
   std::vector<DeadLetter> letters;
-  std::vector<uint64_t> replaced;
-  for (auto& b : burials) {
+  std::vector<uint64_t> replaces;
+  for (const auto& b : burials) {
     letters.push_back(b.letter);
-    if (b.replaces != 0) replaced.push_back(b.replaces);
+    replaces.push_back(b.replaces);
   }
-  if (auto s = deliverer_.dead_letters().Add(letters, replaced); !s.ok()) {
+  auto held = std::make_shared<std::vector<Burial>>(std::move(burials));
+  deliverer_.writer().Add(
+      std::move(letters), std::move(replaces),
+      [this, &p, held](const absl::Status& s, size_t stored) {
+        Completed([this, &p, held, s, stored] { Buried(p, std::move(*held), s, stored); });
+      });
+}
+
+void Worker::Buried(ProfileState& p, std::vector<Burial> burials, const absl::Status& status,
+                    size_t stored) {
+  const size_t n = burials.size();
+  if (!status.ok()) {
     // Not on disk yet: keep them (still held) and write again shortly — never send again.
     if (deliverer_.options().log) {
       deliverer_.options().log(Cat("delivery: profile ", p.id, ": writing ", n,
-                                   " dead letter(s): ", ToStd(s.message()), "; will retry"));
+                                   " dead letter(s): ", ToStd(status.message()), "; will retry"));
     }
     for (auto& b : burials) p.unwritten.push_back(std::move(b));
     ArmGate(p, Clock::now() + std::chrono::seconds(1));
     return;
   }
+  // Stored, or (replayed letters the user deleted meanwhile) gone for good.
   for (auto& b : burials) b.source.Settle();
   p.held.fetch_sub(n, std::memory_order_relaxed);
-  p.dead_lettered.fetch_add(n, std::memory_order_release);
+  p.dead_lettered.fetch_add(stored, std::memory_order_release);
+}
+
+void Worker::Completed(std::function<void()> fn) {
+  bool post = false;
+  {
+    std::lock_guard lock(completed_mu_);
+    completed_.push_back(std::move(fn));
+    post = !std::exchange(collect_posted_, true);
+  }
+  if (post) asio::post(io_, [this] { Collect(); });
+}
+
+void Worker::Collect() {
+  std::vector<std::function<void()>> completed;
+  {
+    std::lock_guard lock(completed_mu_);
+    completed.swap(completed_);
+    collect_posted_ = false;
+  }
+  for (auto& fn : completed) fn();
 }
 
 void Worker::ReleaseReplays(ProfileState& p) {
@@ -1033,6 +1081,8 @@ void Worker::Drain(std::vector<ProfileState*> profiles) {
     } else {
       DeadLetterAll(*p, 0, kStoppedError);
     }
+    deliverer_.writer().Flush();
+    Collect();
     if (!p->unwritten.empty() && deliverer_.options().log) {
       deliverer_.options().log(Cat("delivery: profile ", p->id, ": ", p->unwritten.size(),
                                    " undelivered notification(s) LOST: the dead-letter store "

@@ -331,7 +331,8 @@ Api::Api(Engine& engine, Options options, WebhookDeliverer* deliverer,
       deliverer_(deliverer),
       journal_(journal),
       events_(events),
-      catalog_json_(CatalogJson(engine.catalog())) {}
+      catalog_json_(CatalogJson(engine.catalog())),
+      lookups_(options_.allow_private_targets ? nullptr : std::make_unique<TargetLookups>()) {}
 
 bool Api::Authorize(const HttpRequest& request, Scope scope, HttpResponse& response) const {
   const bool management_open = options_.api_key.empty();
@@ -379,7 +380,22 @@ void Api::Handle(HttpRequest& request, HttpResponse& response) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
-void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
+bool Api::DeferForLookups(HttpRequest& request, HttpResponse& response) {
+  if (!lookups_) return false;
+  auto hosts = lookups_->Unknown(TargetLookups::UrlsIn(request.body));
+  if (hosts.empty()) return false;
+  auto held = std::make_shared<HttpRequest>(std::move(request));
+  response.wait = [this, held, hosts = std::move(hosts)](HttpResponse::Resume resume) mutable {
+    lookups_->LookUp(std::move(hosts), [this, held, resume = std::move(resume)] {
+      HttpResponse answer;
+      HandleRequest(*held, answer, /*looked_up=*/true);
+      resume(&answer);
+    });
+  };
+  return true;
+}
+
+void Api::HandleRequest(HttpRequest& request, HttpResponse& response, bool looked_up) {
   std::string_view target = request.target;
   std::string_view query;
   if (const size_t q = target.find('?'); q != std::string_view::npos) {
@@ -416,9 +432,13 @@ void Api::HandleRequest(HttpRequest& request, HttpResponse& response) {
   } else if (is("GET", "/v1/catalog")) {
     Json(response, 200, catalog_json_);
   } else if (target.starts_with("/subscriptions/1/")) {
+    const bool authorized = Authorize(request, Scope::kManagement, response);
+    // The SSRF guard's lookups happen before the management lock is taken, off the io thread;
+    // the request runs again, and is counted, once they are done.
+    if (authorized && method != "GET" && !looked_up && DeferForLookups(request, response)) return;
     std::unique_lock<std::mutex> mutation;
-    if (method != "GET") mutation = std::unique_lock(mutation_mu_);
-    if (!Authorize(request, Scope::kManagement, response)) {
+    if (authorized && method != "GET") mutation = std::unique_lock(mutation_mu_);
+    if (!authorized) {
       // answered: 401 or 403
     } else if (target == "/subscriptions/1/import") {
       if (method != "POST") return Error(response, 405, "METHOD_NOT_ALLOWED", "use POST");
@@ -917,14 +937,14 @@ bool Api::CheckWrite(NotificationProfile* profile, SecuritySetting* security,
   }
   if (profile) merge(Validate(*profile));
   if (security) merge(Validate(*security));
-  if (profile && !errors.contains("webhook.notifyUrl")) {
-    const absl::Status s =
-        CheckWebhookTarget(profile->webhook.notify_url, options_.allow_private_targets);
+  // The SSRF guard, on addresses looked up before the request got here (DeferForLookups).
+  if (lookups_ && profile && !errors.contains("webhook.notifyUrl")) {
+    const absl::Status s = lookups_->Check(profile->webhook.notify_url);
     if (!s.ok()) errors["webhook.notifyUrl"].push_back(std::string(ToStd(s.message())));
   }
-  if (security && security->type == SecurityType::kOAuth &&
+  if (lookups_ && security && security->type == SecurityType::kOAuth &&
       !errors.contains("credentials.tokenUrl")) {
-    const absl::Status s = CheckWebhookTarget(security->token_url, options_.allow_private_targets);
+    const absl::Status s = lookups_->Check(security->token_url);
     if (!s.ok()) errors["credentials.tokenUrl"].push_back(std::string(ToStd(s.message())));
   }
   if (errors.empty()) return true;

@@ -5,11 +5,13 @@
 
 #include <array>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 
 #include "engine/common/latency_histogram.h"
 #include "engine/server/http_server.h"
+#include "engine/server/target_lookups.h"
 #include "engine/store/config_journal.h"
 #include "engine/store/delivery_log.h"
 #include "herald/engine.h"
@@ -42,8 +44,12 @@ class Api {
   void set_ready(bool ready) { ready_.store(ready); }
 
  private:
+  // `looked_up`: the hosts the body names were looked up (see DeferForLookups).
+  void HandleRequest(HttpRequest& request, HttpResponse& response, bool looked_up = false);
+  // A management write naming hosts not looked up lately: answers once they are, running the
+  // request again on the lookups' thread, and returns true.
+  bool DeferForLookups(HttpRequest& request, HttpResponse& response);
   // `native` is the "/{channel}/{event}" after /v1/events, or empty for envelopes.
-  void HandleRequest(HttpRequest& request, HttpResponse& response);
   void Ingest(HttpRequest& request, std::string_view native, HttpResponse& response);
   enum class Scope { kIngest, kManagement };
   // The key scopes: the management key may do everything, the ingest key only ingest. Answers
@@ -79,8 +85,9 @@ class Api {
   // Held across engine change → journal write → undo, so the journal records changes in the
   // order the engine applied them and an undo never races another request.
   std::mutex mutation_mu_;
-  LatencyHistogram request_latency_;  // whole requests
-  LatencyHistogram routing_latency_;  // Engine::Ingest / IngestNative calls
+  LatencyHistogram request_latency_;        // whole requests
+  LatencyHistogram routing_latency_;        // Engine::Ingest / IngestNative calls
+  std::unique_ptr<TargetLookups> lookups_;  // unless allow_private_targets
 };
 
 }  // namespace herald::server

@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!replay.ok() || replay->size() != 2 || (*replay)[0].payload != "{\"a\":\n1}") std::abort();
   if (!(*store)->Remove({letters[0].id}).ok()) std::abort();
   std::vector<DeadLetter> again = {letters[1]};
-  if (!(*store)->Add(again, {letters[1].id}).ok()) std::abort();
+  const std::vector<uint64_t> replaces = {letters[1].id};
+  if (!(*store)->Add(again, replaces).ok()) std::abort();
   (void)(*store)->SetDisabled("p1", true);
   store->reset();
   auto reopened = DeadLetterStore::Open(dir);

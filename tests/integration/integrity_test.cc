@@ -2,17 +2,22 @@
 // nothing injected. Each test is a way an unlucky or hostile user met a failure: a batch whose
 // headers outgrow what a receiver takes, header injection through stored fields, management
 // left open by an ingest key, a crash while dead letters are being replayed.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string>
@@ -1017,6 +1022,132 @@ TEST(Ssrf, TranslatedFormsOfPrivateAddressesAreRefused) {
     EXPECT_EQ(r.status, 400) << host << ": " << r.body;
     EXPECT_NE(r.body.find(R"("webhook.notifyUrl":[)"), std::string::npos) << r.body;
   }
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// --- isolation: a resolver that never answers ---
+
+// heraldd in a mount namespace of its own whose /etc/resolv.conf names a local DNS stub that
+// reads queries and never answers, and whose /etc/hosts knows good.test: the system's resolver,
+// for real, black-holed for every name but that one.
+class BlackHoledDns {
+ public:
+  BlackHoledDns() {
+    sink_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(53);
+    at.sin_addr.s_addr = htonl(0x7f000002);  // 127.0.0.2
+    if (::bind(sink_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+      why_not_ = std::string("cannot bind the DNS stub to 127.0.0.2:53: ") + strerror(errno);
+      return;
+    }
+    // Lookups wait 30 s for an answer that never comes: longer than anything here waits.
+    std::ofstream(dir_.path() + "/resolv.conf")
+        << "nameserver 127.0.0.2\noptions timeout:30 attempts:1\n";
+    std::ofstream(dir_.path() + "/hosts") << "127.0.0.1 localhost\n127.0.0.1 good.test\n";
+    if (std::system("unshare --mount true 2>/dev/null") != 0) {
+      why_not_ = "unshare --mount is not allowed here";
+    }
+  }
+  ~BlackHoledDns() {
+    if (sink_ >= 0) ::close(sink_);
+  }
+  const std::string& why_not() const { return why_not_; }
+  std::vector<std::string> runner() const {
+    return {"unshare",
+            "--mount",
+            "sh",
+            "-c",
+            R"(mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && )"
+            R"(exec "$@")",
+            "sh",
+            dir_.path() + "/resolv.conf",
+            dir_.path() + "/hosts"};
+  }
+
+ private:
+  TempDir dir_;
+  int sink_ = -1;
+  std::string why_not_;
+};
+
+TEST(Isolation, AReceiverWhoseDnsNeverAnswersHoldsUpNoOtherProfile) {
+  BlackHoledDns dns;
+  if (!dns.why_not().empty()) GTEST_SKIP() << dns.why_not();
+  TempDir dir;
+  const std::string config = WriteConfig(dir, R"([engine]
+fanout = "all"
+[delivery]
+threads = 1
+retry_delays_ms = [50]
+max_attempts = 2
+jitter_percent = 0
+breaker_failures = 1000000
+)");
+  Receiver healthy;
+  Daemon d({"--listen", "127.0.0.1:0", "--config", config}, "", 0, true, dns.runner());
+  ASSERT_NE(d.port(), 0) << d.output();
+  const std::string good = "http://good.test:" + std::to_string(healthy.port()) + "/hook";
+  for (auto [id, url] : {std::pair<std::string, std::string>{"stuck", "http://black-hole.test/h"},
+                         std::pair<std::string, std::string>{"healthy", good}}) {
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":")" + id + R"(","events":["DELIVERY"],"profile":{)" +
+                         R"("profileId":")" + id + R"(","maxBucketSize":1,"connectTimeout":300,)" +
+                         R"("webhook":{"notifyUrl":")" + url + R"("}}})")
+                  .status,
+              201);
+  }
+  std::this_thread::sleep_for(100ms);  // the index is published
+  // Both profiles' events share one delivery worker; the stuck one's lookups hang meanwhile.
+  for (int n = 0; n < 20; ++n) {
+    ASSERT_EQ(
+        d.Call("POST", "/v1/events",
+               R"({"channel":"SMS","event":"DELIVERY","payload":{"n":)" + std::to_string(n) + "}}")
+            .status,
+        202);
+  }
+  EXPECT_TRUE(healthy.WaitFor(20, 10s)) << healthy.count() << " of 20 reached the healthy one";
+  ASSERT_TRUE(Eventually([&] { return Metric(d, R"(herald_dead_letters)") >= 20; }))
+      << "the stuck profile's events become dead letters, each after its own deadline";
+  const std::string letters = d.Call("GET", "/v1/dead-letters?profileId=stuck").body;
+  EXPECT_NE(letters.find("resolve black-hole.test: no answer within 300 ms"), std::string::npos)
+      << letters.substr(0, 600);
+  EXPECT_EQ(d.Stop(), 0) << "a lookup that never returns does not hold up the stop";
+}
+
+TEST(Isolation, AWriteNamingAHostWhoseDnsNeverAnswersHoldsUpNoOtherRequest) {
+  BlackHoledDns dns;
+  if (!dns.why_not().empty()) GTEST_SKIP() << dns.why_not();
+  // The SSRF guard on: names are looked up when a profile is written.
+  Daemon d({"--listen", "127.0.0.1:0"}, "", 0, true, dns.runner());
+  ASSERT_NE(d.port(), 0) << d.output();
+  auto profile = [](const std::string& id, const std::string& url) {
+    return R"({"profileId":")" + id + R"(","webhook":{"notifyUrl":")" + url + R"("}})";
+  };
+  auto stuck = std::async(std::launch::async, [&] {
+    return d.Call("POST", "/subscriptions/1/profiles",
+                  profile("stuck", "http://black-hole.test/h"));
+  });
+  std::this_thread::sleep_for(200ms);  // its lookup has started
+  // Other management writes, reads and ingest go on meanwhile.
+  EXPECT_EQ(
+      d.Call("POST", "/subscriptions/1/profiles", profile("lit", "http://203.0.113.7/h")).status,
+      201);
+  EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles/lit").status, 200);
+  EXPECT_EQ(
+      d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})").status,
+      202);
+  EXPECT_EQ(stuck.wait_for(0s), std::future_status::timeout)
+      << "the other requests waited for the stuck lookup";
+  const HttpReply r = stuck.get();
+  EXPECT_EQ(r.status, 201) << "a name that does not resolve in time is accepted: " << r.body;
+  // The looked-up answer is what the guard judges: good.test is loopback.
+  const HttpReply loop =
+      d.Call("POST", "/subscriptions/1/profiles", profile("loop", "http://good.test:1/h"));
+  EXPECT_EQ(loop.status, 400) << loop.body;
+  EXPECT_NE(loop.body.find("good.test is, or resolves to, 127.0.0.1"), std::string::npos)
+      << loop.body;
   EXPECT_EQ(d.Stop(), 0);
 }
 

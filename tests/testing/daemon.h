@@ -47,8 +47,11 @@ class Daemon {
   // fail as on a full disk.
   // `wait_ready`: return once /readyz answers 200 (the spool's replay is done), not as soon as
   // it listens.
+  // `runner`: a command that runs heraldd (its path and arguments follow), and must exec it so
+  // that signals reach it: a namespace of its own, for one.
   explicit Daemon(std::vector<std::string> args, const std::string& data_dir = "",
-                  rlim_t max_file_bytes = 0, bool wait_ready = true) {
+                  rlim_t max_file_bytes = 0, bool wait_ready = true,
+                  std::vector<std::string> runner = {}) {
     if (data_dir.empty()) {
       args.push_back("--data-dir");
       args.push_back(own_dir_.path());
@@ -65,7 +68,8 @@ class Daemon {
     // HERALDD_UNDER_TEST runs the tests against another build (e.g. the previous release).
     const char* const path =
         std::getenv("HERALDD_UNDER_TEST") ? std::getenv("HERALDD_UNDER_TEST") : HERALDD_PATH;
-    std::vector<std::string> all = {path};
+    std::vector<std::string> all = std::move(runner);
+    all.push_back(path);
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
@@ -77,7 +81,8 @@ class Daemon {
       limited.rlim_cur = max_file_bytes;
       setrlimit(RLIMIT_FSIZE, &limited);  // inherited by the child only: restored below
     }
-    const int spawned = posix_spawn(&pid_, path, &actions, nullptr, argv.data(), environ);
+    const int spawned =
+        posix_spawnp(&pid_, all[0].c_str(), &actions, nullptr, argv.data(), environ);
     if (max_file_bytes > 0) setrlimit(RLIMIT_FSIZE, &saved);
     if (spawned != 0) std::abort();
     posix_spawn_file_actions_destroy(&actions);

@@ -4,10 +4,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <sstream>
 
+#include "engine/common/strings.h"
+#include "engine/deliver/dead_letter_writer.h"
 #include "gtest/gtest.h"
 #include "tests/testing/failing_sync.h"
 #include "tests/testing/temp_dir.h"
@@ -88,7 +93,8 @@ TEST(DeadLetters, SurviveReopenAndReplayTakesThem) {
   EXPECT_EQ((*store)->BeginReplay("p1", {1})->size(), 1u);
   // New ids continue after the highest ever given, across reopening.
   std::vector<DeadLetter> more = {Letter("p1", "4")};
-  ASSERT_TRUE((*store)->Add(more, /*replaced=*/{1}).ok());  // 1 failed again: 4 replaces it
+  const std::vector<uint64_t> replaces = {1};  // 1 failed again: 4 replaces it
+  ASSERT_TRUE((*store)->Add(more, replaces).ok());
   EXPECT_EQ(more[0].id, 4u);
   ASSERT_TRUE((*store)->Remove({3}).ok());  // 3 was delivered
   store->reset();
@@ -238,6 +244,150 @@ TEST(DeadLetters, RemovedLettersAreRewrittenAwayOnceTheyOutweighTheLiveOnes) {
   std::vector<DeadLetter> more = {Letter("p2", "[\"more\"]")};
   ASSERT_TRUE((*store)->Add(more).ok());
   EXPECT_EQ((*store)->List("p2", 0, 10)->results.at(1).payload, "[\"more\"]");
+}
+
+// An fdatasync that waits until the test lets it go: a write held in it.
+struct HeldSync {
+  static inline std::mutex mu;
+  static inline std::condition_variable cv;
+  static inline bool hold = false, held = false;
+  static inline int syncs = 0;
+  static int Sync(int fd) {
+    std::unique_lock lock(mu);
+    ++syncs;
+    held = true;
+    cv.notify_all();
+    cv.wait(lock, [] { return !hold; });
+    held = false;
+    return ::fdatasync(fd);
+  }
+  static void Hold() {
+    std::lock_guard lock(mu);
+    hold = true;
+  }
+  static void WaitHeld() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [] { return held; });
+  }
+  static void Release() {
+    std::lock_guard lock(mu);
+    hold = false;
+    cv.notify_all();
+  }
+};
+
+TEST(DeadLetters, ListingReplayingAndContainsNeverWaitForAWrite) {
+  TempDir dir;
+  auto store = DeadLetterStore::Open(dir.path(), {}, &HeldSync::Sync);
+  ASSERT_TRUE(store.ok());
+  std::vector<DeadLetter> first = {Letter("p1", "[1]")};
+  ASSERT_TRUE((*store)->Add(first).ok());
+  HeldSync::Hold();
+  auto writing = std::async(std::launch::async, [&] {
+    std::vector<DeadLetter> second = {Letter("p1", "[2]")};
+    return (*store)->Add(second);
+  });
+  HeldSync::WaitHeld();  // the second Add is inside its fdatasync now
+  auto reads = std::async(std::launch::async, [&] {
+    const bool listed = (*store)->List("p1", 0, 10)->total == 1;
+    const bool kept = (*store)->Contains(first[0].id);
+    const bool replayed = (*store)->BeginReplay("p1", {first[0].id})->size() == 1;
+    (*store)->EndReplay({first[0].id});
+    return listed && kept && replayed;
+  });
+  const bool answered = reads.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  HeldSync::Release();
+  ASSERT_TRUE(answered) << "a reader waited for another thread's fdatasync";
+  EXPECT_TRUE(reads.get()) << "readers see the letters written before, not the one in flight";
+  ASSERT_TRUE(writing.get().ok());
+  EXPECT_EQ((*store)->List("p1", 0, 10)->total, 2u);
+}
+
+TEST(DeadLetters, AReplayedLetterDeletedMeanwhileIsNotWrittenBackWhenItFailsAgain) {
+  TempDir dir;
+  auto store = DeadLetterStore::Open(dir.path());
+  std::vector<DeadLetter> letters = {Letter("p1", "[1]"), Letter("p1", "[2]")};
+  ASSERT_TRUE((*store)->Add(letters).ok());
+  ASSERT_EQ((*store)->BeginReplay("p1", {})->size(), 2u);
+  ASSERT_EQ(*(*store)->Delete("p1", {letters[0].id}), 1u);  // the user deletes one meanwhile
+  std::vector<DeadLetter> again = {Letter("p1", "[1]"), Letter("p1", "[2]")};
+  const std::vector<uint64_t> replaces = {letters[0].id, letters[1].id};
+  ASSERT_TRUE((*store)->Add(again, replaces).ok());  // both failed again
+  EXPECT_EQ(again[0].id, 0u) << "deleted: it stays deleted";
+  EXPECT_NE(again[1].id, 0u);
+  const auto page = *(*store)->List("p1", 0, 10);
+  ASSERT_EQ(page.total, 1u);
+  EXPECT_EQ(page.results[0].payload, "[2]");
+  EXPECT_FALSE((*store)->Contains(letters[1].id)) << "replaced by its new letter";
+}
+
+TEST(DeadLetters, ARunningRewriteIsAskedForAndLeavesEveryLetterReadable) {
+  TempDir dir;
+  const std::string path = dir.path() + "/dead-letters.log";
+  std::atomic<int> asked{0};
+  auto store = DeadLetterStore::Open(
+      {.dir = dir.path(), .rewrite_after_bytes = 1 << 20, .compaction_due = [&] { ++asked; }});
+  ASSERT_TRUE(store.ok());
+  const std::string big = "[\"" + std::string(100'000, 'z') + "\"]";
+  std::vector<DeadLetter> keep = {Letter("p2", "[\"kept\"]")};
+  ASSERT_TRUE((*store)->Add(keep).ok());
+  for (int i = 0; i < 20; ++i) {
+    std::vector<DeadLetter> one = {Letter("p1", big)};
+    ASSERT_TRUE((*store)->Add(one).ok());
+  }
+  EXPECT_EQ(*(*store)->Delete("p1", {}), 20u);
+  EXPECT_GT(asked.load(), 0) << "2 MB removed, 1 MiB allowed: the owner is told";
+  EXPECT_GT(std::filesystem::file_size(path), 2'000'000u) << "the store leaves the rewrite to it";
+  (*store)->CompactIfDue();
+  EXPECT_LT(std::filesystem::file_size(path), 10'000u);
+  std::vector<DeadLetter> more = {Letter("p2", "[\"more\"]")};
+  ASSERT_TRUE((*store)->Add(more).ok());
+  const auto page = *(*store)->List("p2", 0, 10);
+  ASSERT_EQ(page.total, 2u);
+  EXPECT_EQ(page.results[0].payload, "[\"kept\"]");
+  EXPECT_EQ(page.results[1].payload, "[\"more\"]");
+  store->reset();
+  auto reopened = DeadLetterStore::Open(dir.path());
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->List("p2", 0, 10)->total, 2u);
+}
+
+TEST(DeadLetterWriter, BurialsQueuedTogetherShareOneWriteAndRunInOrder) {
+  TempDir dir;
+  auto store = DeadLetterStore::Open(dir.path(), {}, &HeldSync::Sync);
+  ASSERT_TRUE(store.ok());
+  DeadLetterWriter writer(**store);
+  // The first burial holds the writer in its fdatasync while three more queue behind it.
+  HeldSync::Hold();
+  std::mutex mu;
+  std::vector<std::string> order;
+  auto note = [&](std::string what) {
+    std::lock_guard lock(mu);
+    order.push_back(std::move(what));
+  };
+  writer.Add({Letter("p1", "[0]")}, {},
+             [&](const absl::Status& s, size_t n) { note(Cat("add0 ", s.ok() ? 1 : 0, " ", n)); });
+  HeldSync::WaitHeld();
+  for (int i = 1; i <= 3; ++i) {
+    writer.Add({Letter("p1", Cat("[", i, "]"))}, {}, [&, i](const absl::Status& s, size_t n) {
+      note(Cat("add", i, " ", s.ok() ? 1 : 0, " ", n));
+    });
+  }
+  writer.Remove({1}, [&](const absl::Status& s) { note(Cat("remove ", s.ok() ? 1 : 0)); });
+  writer.SetDisabled("p1", true,
+                     [&](const absl::Status& s) { note(Cat("disable ", s.ok() ? 1 : 0)); });
+  const auto before = std::filesystem::file_size(dir.path() + "/dead-letters.log");
+  HeldSync::syncs = 0;
+  HeldSync::Release();
+  writer.Flush();
+  EXPECT_EQ(HeldSync::syncs, 3) << "three burials in one write, then the remove, then disable";
+  EXPECT_EQ(order, (std::vector<std::string>{"add0 1 1", "add1 1 1", "add2 1 1", "add3 1 1",
+                                             "remove 1", "disable 1"}));
+  EXPECT_GT(std::filesystem::file_size(dir.path() + "/dead-letters.log"), before);
+  const auto page = *(*store)->List("p1", 0, 10);
+  ASSERT_EQ(page.total, 3u) << "letter 1 removed after it was written";
+  EXPECT_EQ(page.results[0].payload, "[1]");
+  EXPECT_EQ((*store)->disabled(), std::vector<std::string>{"p1"});
 }
 
 TEST(DeadLetters, WithoutADirectoryTheyStayInMemory) {

@@ -1,0 +1,116 @@
+#include "engine/deliver/dead_letter_writer.h"
+
+#include <utility>
+
+namespace herald::deliver {
+
+DeadLetterWriter::DeadLetterWriter(DeadLetterStore& store)
+    : store_(store), thread_([this] { Run(); }) {}
+
+DeadLetterWriter::~DeadLetterWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void DeadLetterWriter::Push(Job job) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(job));
+    ++pushed_;
+  }
+  changed_.notify_all();
+}
+
+void DeadLetterWriter::Add(std::vector<DeadLetter> letters, std::vector<uint64_t> replaces,
+                           AddDone done) {
+  Push({.kind = Job::Kind::kAdd,
+        .letters = std::move(letters),
+        .ids = std::move(replaces),
+        .add_done = std::move(done)});
+}
+
+void DeadLetterWriter::Remove(std::vector<uint64_t> ids, Done done) {
+  Push({.kind = Job::Kind::kRemove, .ids = std::move(ids), .done = std::move(done)});
+}
+
+void DeadLetterWriter::SetDisabled(std::string profile_id, bool disabled, Done done) {
+  Push({.kind = Job::Kind::kSetDisabled,
+        .profile_id = std::move(profile_id),
+        .disabled = disabled,
+        .done = std::move(done)});
+}
+
+void DeadLetterWriter::CompactIfDue() { Push({.kind = Job::Kind::kCompact}); }
+
+void DeadLetterWriter::Flush() {
+  std::unique_lock lock(mu_);
+  const uint64_t target = pushed_;
+  changed_.wait(lock, [&] { return finished_ >= target; });
+}
+
+void DeadLetterWriter::AddAll(std::vector<Job>& jobs, size_t first, size_t last) {
+  std::vector<DeadLetter> letters;
+  std::vector<uint64_t> replaces;
+  for (size_t j = first; j < last; ++j) {
+    Job& job = jobs[j];
+    job.ids.resize(job.letters.size());  // none given: none replaced
+    for (size_t i = 0; i < job.letters.size(); ++i) {
+      letters.push_back(std::move(job.letters[i]));
+      replaces.push_back(job.ids[i]);
+    }
+  }
+  const absl::Status s = store_.Add(letters, replaces);
+  size_t at = 0;
+  for (size_t j = first; j < last; ++j) {
+    size_t stored = 0;
+    for (size_t i = 0; i < jobs[j].ids.size(); ++i, ++at) stored += letters[at].id != 0;
+    if (jobs[j].add_done) jobs[j].add_done(s, stored);
+  }
+}
+
+void DeadLetterWriter::Run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and nothing is left
+    std::vector<Job> jobs(std::make_move_iterator(queue_.begin()),
+                          std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    lock.unlock();
+    for (size_t j = 0; j < jobs.size();) {
+      Job& job = jobs[j];
+      switch (job.kind) {
+        case Job::Kind::kAdd: {
+          size_t end = j + 1;
+          while (end < jobs.size() && jobs[end].kind == Job::Kind::kAdd) ++end;
+          AddAll(jobs, j, end);
+          j = end;
+          continue;
+        }
+        case Job::Kind::kRemove: {
+          const absl::Status s = store_.Remove(job.ids);
+          if (job.done) job.done(s);
+          break;
+        }
+        case Job::Kind::kSetDisabled: {
+          const absl::Status s = store_.SetDisabled(job.profile_id, job.disabled);
+          if (job.done) job.done(s);
+          break;
+        }
+        case Job::Kind::kCompact:
+          store_.CompactIfDue();
+          break;
+      }
+      ++j;
+    }
+    lock.lock();
+    finished_ += jobs.size();
+    changed_.notify_all();
+  }
+}
+
+}  // namespace herald::deliver
