@@ -269,6 +269,7 @@ class Deliverer final : public WebhookDeliverer {
                                         .max_bytes = options_.dead_letters_max_bytes,
                                         .max_age = options_.dead_letters_max_age,
                                         .log = options_.log,
+                                        .sync = options_.dead_letters_sync,
                                         .compaction_due = [this] { writer_->CompactIfDue(); }});
     if (!store.ok()) return store.status();
     dead_letters_ = std::move(*store);

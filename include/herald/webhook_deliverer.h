@@ -61,6 +61,8 @@ struct DelivererOptions {
   // (getaddrinfo) when empty. It runs on threads of its own, once per name at a time, and a
   // delivery waits for it at most its connectTimeout.
   std::function<absl::StatusOr<std::vector<std::string>>(std::string_view host)> resolve;
+  // The dead letters' fdatasync(2): a test's stand-in when set.
+  int (*dead_letters_sync)(int fd) = nullptr;
   std::function<void(std::string_view)> log;
 };
 

@@ -945,6 +945,60 @@ TEST(Delivery, AResolverThatNeverAnswersHoldsUpNoOtherProfile) {
   ASSERT_TRUE(World::Eventually([&] { return stuck_running.load() == 0; }));
 }
 
+// The dead letters' fdatasync, held until the test lets it go: a disk that stalls.
+struct StalledDisk {
+  static inline std::mutex mu;
+  static inline std::condition_variable cv;
+  static inline bool stalled = false;
+  static inline int waiting = 0;
+  static int Sync(int fd) {
+    std::unique_lock lock(mu);
+    ++waiting;
+    cv.notify_all();
+    cv.wait(lock, [] { return !stalled; });
+    --waiting;
+    return ::fdatasync(fd);
+  }
+  static void Stall(bool on) {
+    std::lock_guard lock(mu);
+    stalled = on;
+    cv.notify_all();
+  }
+  static bool WaitForAWrite(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [] { return waiting > 0; });
+  }
+};
+
+TEST(Delivery, ADeadLetterWaitingForTheDiskHoldsUpNoOtherProfile) {
+  TempDir dir;
+  DelivererOptions options;
+  options.threads = 1;  // both profiles on one worker
+  options.data_dir = dir.path();
+  options.dead_letters_sync = &StalledDisk::Sync;
+  Receiver refusing, healthy;
+  refusing.set_handler([](const ReceivedRequest&) { return Reply{.status = 400}; });
+  StalledDisk::Stall(true);
+  {
+    World world(options);
+    NotificationProfile dying = Profile("dying", refusing);
+    dying.max_bucket_size = 1;
+    world.AddProfile(dying);
+    NotificationProfile good = Profile("good", healthy);
+    good.max_bucket_size = 1;
+    world.AddProfile(good);
+    world.Send("dying", "{}");  // 400: a dead letter at once, whose fdatasync stalls
+    ASSERT_TRUE(StalledDisk::WaitForAWrite(10s));
+    for (int i = 0; i < 20; ++i) world.Send("good", "{}");
+    EXPECT_TRUE(healthy.WaitFor(20, 10s))
+        << healthy.count() << " of 20: the worker waited for the dead letter's fdatasync";
+    EXPECT_EQ(world.Stats("dying").dead_lettered, 0u) << "counted before it was on disk";
+    StalledDisk::Stall(false);
+    ASSERT_TRUE(World::Eventually([&] { return world.Stats("dying").dead_lettered == 1; }));
+    EXPECT_EQ(world.deliverer().ListDeadLetters("dying", 0, 10)->total, 1u);
+  }
+}
+
 TEST(Delivery, NginxReceivesEveryNotificationOverKeptAliveConnections) {
   ASSERT_EQ(access("/usr/sbin/nginx", X_OK), 0) << "nginx is missing: run tools/deps.sh";
   TempDir dir;
