@@ -26,8 +26,8 @@ echo "== test"
 ctest --preset debug -j "$jobs" --timeout 900
 
 # The concurrency tests again under ThreadSanitizer: routers, snapshot publishing, queues, sinks,
-# webhook delivery.
+# webhook delivery, the dead-letter store and its writer.
 echo "== configure, build and test (tsan: concurrency tests)"
 cmake --preset tsan >/dev/null
-cmake --build --preset tsan -j "$jobs" --target index_test engine_test delivery_test store_test
-ctest --preset tsan -R "^(index_test|engine_test|delivery_test|store_test)$" --timeout 900
+cmake --build --preset tsan -j "$jobs" --target index_test engine_test delivery_test store_test deliver_test
+ctest --preset tsan -R "^(index_test|engine_test|delivery_test|store_test|deliver_test)$" --timeout 900

@@ -1077,13 +1077,16 @@ void Worker::Drain(std::vector<ProfileState*> profiles) {
     }
     p->sending.clear();
     Bury(*p, std::move(burials));
+    // Burials settle before what is left is counted: those the store refused are among it.
+    deliverer_.writer().Flush();
+    Collect();
     if (leave) {
       LeaveToLog(*p);
     } else {
       DeadLetterAll(*p, 0, kStoppedError);
+      deliverer_.writer().Flush();
+      Collect();
     }
-    deliverer_.writer().Flush();
-    Collect();
     if (!p->unwritten.empty() && deliverer_.options().log) {
       deliverer_.options().log(Cat("delivery: profile ", p->id, ": ", p->unwritten.size(),
                                    " undelivered notification(s) LOST: the dead-letter store "
