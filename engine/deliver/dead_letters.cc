@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/common/framed_records.h"
+#include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
 #include "engine/model/json_codec.h"
 
@@ -21,40 +22,43 @@ constexpr char kFile[] = "dead-letters.log";
 
 std::string AddRecord(const DeadLetter& d) {
   // The payload as a string: it may span lines, and records are one line each.
-  return FrameRecord(
-      Cat(R"({"op":"add","letter":)", EncodeDeadLetter(d, /*payload_as_json=*/false), "}"));
+  std::string json;
+  JsonWriter(json)
+      .BeginObject()
+      .Field("op", "add")
+      .RawField("letter", EncodeDeadLetter(d, /*payload_as_json=*/false))
+      .EndObject();
+  return FrameRecord(json);
 }
 
 std::string ProfileRecord(std::string_view op, std::string_view profile_id) {
-  std::string json = Cat(R"({"op":")", op, R"(","profileId":)");
-  model::AppendJsonString(json, profile_id);
-  json += "}";
+  std::string json;
+  JsonWriter(json).BeginObject().Field("op", op).Field("profileId", profile_id).EndObject();
   return FrameRecord(json);
 }
 
 }  // namespace
 
 std::string EncodeDeadLetter(const DeadLetter& d, bool payload_as_json) {
-  std::string out = Cat(R"({"id":")", d.id, R"(","profileId":)");
-  model::AppendJsonString(out, d.profile_id);
-  out += R"(,"subscriptionId":)";
-  model::AppendJsonString(out, d.subscription_id);
-  out += R"(,"channel":)";
-  model::AppendJsonString(out, d.channel);
-  out += R"(,"event":)";
-  model::AppendJsonString(out, d.event);
-  out += R"(,"webhookId":)";
-  model::AppendJsonString(out, d.webhook_id);
-  out += Cat(R"(,"attempts":)", d.attempts, R"(,"lastStatus":)", d.last_status, R"(,"failedAt":)",
-             d.failed_at_ms, R"(,"lastError":)");
-  model::AppendJsonString(out, d.last_error);
-  out += R"(,"payload":)";
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject()
+      .Field("id", std::to_string(d.id))
+      .Field("profileId", d.profile_id)
+      .Field("subscriptionId", d.subscription_id)
+      .Field("channel", d.channel)
+      .Field("event", d.event)
+      .Field("webhookId", d.webhook_id)
+      .Field("attempts", d.attempts)
+      .Field("lastStatus", d.last_status)
+      .Field("failedAt", d.failed_at_ms)
+      .Field("lastError", d.last_error);
   if (payload_as_json) {
-    out += d.payload;  // validated at ingest
+    w.RawField("payload", d.payload);  // validated at ingest
   } else {
-    model::AppendJsonString(out, d.payload);
+    w.Field("payload", d.payload);
   }
-  out += "}";
+  w.EndObject();
   return out;
 }
 
@@ -259,9 +263,11 @@ absl::Status DeadLetterStore::Append(const std::string& records) {
 }
 
 std::string DeadLetterStore::RemoveRecord(const std::vector<uint64_t>& ids) {
-  std::string json = R"({"op":"remove","ids":[)";
-  for (size_t i = 0; i < ids.size(); ++i) json += Cat(i ? "," : "", ids[i]);
-  json += "]}";
+  std::string json;
+  JsonWriter w(json);
+  w.BeginObject().Field("op", "remove").Key("ids").BeginArray();
+  for (const uint64_t id : ids) w.Uint(id);
+  w.EndArray().EndObject();
   return FrameRecord(json);
 }
 

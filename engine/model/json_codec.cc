@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "engine/common/http_syntax.h"
+#include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
 
 namespace herald::model {
@@ -350,88 +351,7 @@ absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text) {
   return ParseThen<SecuritySetting>(text, [](element e) { return DecodeSecurity(e); });
 }
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 namespace {
-
-class Writer {
- public:
-  explicit Writer(std::string& out) : out_(out) { out_.push_back('{'); }
-  void Key(std::string_view k) {
-    if (!first_) out_.push_back(',');
-    first_ = false;
-    AppendJsonString(out_, k);
-    out_.push_back(':');
-  }
-  void Str(std::string_view k, std::string_view v) {
-    Key(k);
-    AppendJsonString(out_, v);
-  }
-  void Int(std::string_view k, int64_t v) {
-    Key(k);
-    out_ += std::to_string(v);
-  }
-  void Strs(std::string_view k, const std::vector<std::string>& v) {
-    Key(k);
-    out_.push_back('[');
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (i) out_.push_back(',');
-      AppendJsonString(out_, v[i]);
-    }
-    out_.push_back(']');
-  }
-  void Map(std::string_view k, const std::vector<std::pair<std::string, std::string>>& m) {
-    Key(k);
-    out_.push_back('{');
-    for (size_t i = 0; i < m.size(); ++i) {
-      if (i) out_.push_back(',');
-      AppendJsonString(out_, m[i].first);
-      out_.push_back(':');
-      AppendJsonString(out_, m[i].second);
-    }
-    out_.push_back('}');
-  }
-  void Raw(std::string_view k, std::string_view json) {
-    Key(k);
-    out_ += json;
-  }
-  void End() { out_.push_back('}'); }
-
- private:
-  std::string& out_;
-  bool first_ = true;
-};
 
 constexpr std::string_view kMask = "********";
 
@@ -480,12 +400,17 @@ void RestoreHeaders(std::vector<std::pair<std::string, std::string>>& headers,
   }
 }
 
-std::string SecurityRef(std::string_view auth_id) {
-  std::string out;
-  Writer w(out);
-  if (!auth_id.empty()) w.Str("authId", auth_id);
-  w.End();
-  return out;
+void WriteSecurityRef(JsonWriter& w, std::string_view auth_id) {
+  w.Key("security").BeginObject();
+  if (!auth_id.empty()) w.Field("authId", auth_id);
+  w.EndObject();
+}
+
+void WriteHeaders(JsonWriter& w, std::string_view key,
+                  const std::vector<std::pair<std::string, std::string>>& headers) {
+  w.Key(key).BeginObject();
+  for (const auto& [name, value] : headers) w.Field(name, value);
+  w.EndObject();
 }
 
 }  // namespace
@@ -512,131 +437,102 @@ absl::Status RestoreMaskedHeaders(NotificationProfile& p, const NotificationProf
 
 std::string EncodeProfile(const NotificationProfile& p, bool mask) {
   std::string out;
-  Writer w(out);
-  w.Str("profileId", p.profile_id);
-  {
-    std::string webhook;
-    Writer ww(webhook);
-    ww.Str("notifyUrl", p.webhook.notify_url);
-    ww.Str("contentType",
-           p.webhook.content_type.empty() ? "application/json" : p.webhook.content_type);
-    ww.End();
-    w.Raw("webhook", webhook);
-  }
-  w.Raw("security", SecurityRef(p.auth_id));
-  if (!p.client_certificate_id.empty()) w.Str("clientCertificateId", p.client_certificate_id);
-  w.Int("maxBucketSize", p.max_bucket_size);
-  w.Int("windowSize", p.window_size);
-  w.Int("connectTimeout", p.connect_timeout_ms);
-  w.Int("readTimeout", p.read_timeout_ms);
-  if (p.rate_limit) w.Int("rateLimit", *p.rate_limit);
-  if (!p.enabled_ssl_protocols.empty()) w.Strs("enabledSSLProtocols", p.enabled_ssl_protocols);
-  w.Map("headers", mask ? MaskHeaders(p.headers, /*all=*/false) : p.headers);
-  if (!p.response_regex.empty()) w.Str("responseRegex", p.response_regex);
-  if (!p.response_body_regex.empty()) w.Str("responseBodyRegex", p.response_body_regex);
+  JsonWriter w(out);
+  w.BeginObject().Field("profileId", p.profile_id);
+  w.Key("webhook")
+      .BeginObject()
+      .Field("notifyUrl", p.webhook.notify_url)
+      .Field("contentType",
+             p.webhook.content_type.empty() ? "application/json" : p.webhook.content_type)
+      .EndObject();
+  WriteSecurityRef(w, p.auth_id);
+  if (!p.client_certificate_id.empty()) w.Field("clientCertificateId", p.client_certificate_id);
+  w.Key("maxBucketSize").Int(p.max_bucket_size);
+  w.Key("windowSize").Int(p.window_size);
+  w.Key("connectTimeout").Int(p.connect_timeout_ms);
+  w.Key("readTimeout").Int(p.read_timeout_ms);
+  if (p.rate_limit) w.Key("rateLimit").Int(*p.rate_limit);
+  if (!p.enabled_ssl_protocols.empty()) w.Strings("enabledSSLProtocols", p.enabled_ssl_protocols);
+  WriteHeaders(w, "headers", mask ? MaskHeaders(p.headers, /*all=*/false) : p.headers);
+  if (!p.response_regex.empty()) w.Field("responseRegex", p.response_regex);
+  if (!p.response_body_regex.empty()) w.Field("responseBodyRegex", p.response_body_regex);
   if (p.retry) {
-    std::string retry = "{\"delaysMs\":[";
-    for (size_t i = 0; i < p.retry->delays_ms.size(); ++i) {
-      if (i) retry.push_back(',');
-      retry += std::to_string(p.retry->delays_ms[i]);
-    }
-    retry += "],\"maxAttempts\":" + std::to_string(p.retry->max_attempts) + "}";
-    w.Raw("retry", retry);
+    w.Key("retry").BeginObject().Key("delaysMs").BeginArray();
+    for (const auto delay : p.retry->delays_ms) w.Int(delay);
+    w.EndArray().Field("maxAttempts", int64_t{p.retry->max_attempts}).EndObject();
   }
-  w.End();
+  w.EndObject();
   return out;
 }
 
 std::string EncodeSecurity(const SecuritySetting& s, bool mask) {
   auto secret = [&](const std::string& v) { return mask ? std::string(kMask) : v; };
   std::string out;
-  Writer w(out);
-  w.Str("authId", s.auth_id);
-  w.Str("type", SecurityTypeName(s.type));
-  std::string creds;
-  Writer c(creds);
+  JsonWriter w(out);
+  w.BeginObject().Field("authId", s.auth_id).Field("type", SecurityTypeName(s.type));
+  w.Key("credentials").BeginObject();
   switch (s.type) {
     case SecurityType::kBasic:
-      c.Str("username", s.username);
-      c.Str("password", secret(s.password));
+      w.Field("username", s.username).Field("password", secret(s.password));
       break;
     case SecurityType::kHmac:
-      c.Str("secretKey", secret(s.secret_key));
-      c.Str("algorithm", HmacAlgorithmName(s.algorithm));
+      w.Field("secretKey", secret(s.secret_key)).Field("algorithm", HmacAlgorithmName(s.algorithm));
       break;
     case SecurityType::kOAuth:
-      c.Str("tokenUrl", s.token_url);
-      c.Str("grantType", s.grant_type);
-      if (!s.client_id.empty()) c.Str("clientId", s.client_id);
-      if (!s.client_secret.empty()) c.Str("clientSecret", secret(s.client_secret));
-      if (!s.scope.empty()) c.Str("scope", s.scope);
-      if (!s.username.empty()) c.Str("username", s.username);
-      if (!s.password.empty()) c.Str("password", secret(s.password));
-      if (!s.resource.empty()) c.Str("resource", s.resource);
-      if (!s.refresh_token.empty()) c.Str("refreshToken", secret(s.refresh_token));
-      if (!s.headers.empty()) c.Map("headers", mask ? MaskHeaders(s.headers, true) : s.headers);
+      w.Field("tokenUrl", s.token_url).Field("grantType", s.grant_type);
+      if (!s.client_id.empty()) w.Field("clientId", s.client_id);
+      if (!s.client_secret.empty()) w.Field("clientSecret", secret(s.client_secret));
+      if (!s.scope.empty()) w.Field("scope", s.scope);
+      if (!s.username.empty()) w.Field("username", s.username);
+      if (!s.password.empty()) w.Field("password", secret(s.password));
+      if (!s.resource.empty()) w.Field("resource", s.resource);
+      if (!s.refresh_token.empty()) w.Field("refreshToken", secret(s.refresh_token));
+      if (!s.headers.empty()) {
+        WriteHeaders(w, "headers", mask ? MaskHeaders(s.headers, true) : s.headers);
+      }
       break;
     case SecurityType::kCustom:
       break;
   }
-  c.End();
-  w.Raw("credentials", creds);
-  w.End();
+  w.EndObject().EndObject();
   return out;
 }
 
 std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile) {
   std::string out;
-  Writer w(out);
-  w.Str("subscriptionId", s.subscription_id);
-  if (s.name) w.Str("name", *s.name);
-  w.Str("channel", s.channel);
-  {
-    std::string profile_json;
-    Writer pw(profile_json);
-    pw.Str("profileId", s.profile_id);
-    pw.Raw("security", SecurityRef(profile ? std::string_view(profile->auth_id) : ""));
-    pw.End();
-    w.Raw("profile", profile_json);
-  }
-  w.Key("events");
-  out.push_back('[');
-  for (size_t i = 0; i < s.events.size(); ++i) {
-    if (i) out.push_back(',');
+  JsonWriter w(out);
+  w.BeginObject().Field("subscriptionId", s.subscription_id);
+  if (s.name) w.Field("name", *s.name);
+  w.Field("channel", s.channel);
+  w.Key("profile").BeginObject().Field("profileId", s.profile_id);
+  WriteSecurityRef(w, profile ? std::string_view(profile->auth_id) : "");
+  w.EndObject();
+  w.Key("events").BeginArray();
+  for (const auto& event : s.events) {
     std::string_view format;
     for (const auto& [e, f] : s.event_formats) {
-      if (e == s.events[i]) format = f;
+      if (e == event) format = f;
     }
     if (format.empty()) {
-      AppendJsonString(out, s.events[i]);
+      w.String(event);
     } else {
-      out += "{\"event\":";
-      AppendJsonString(out, s.events[i]);
-      out += ",\"format\":";
-      AppendJsonString(out, format);
-      out.push_back('}');
+      w.BeginObject().Field("event", event).Field("format", format).EndObject();
     }
   }
-  out.push_back(']');
-  w.Key("criteria");
-  out.push_back('[');
-  for (size_t i = 0; i < s.criteria.size(); ++i) {
-    if (i) out.push_back(',');
-    std::string c;
-    Writer cw(c);
-    if (s.criteria[i].application_id) cw.Str("applicationId", *s.criteria[i].application_id);
-    if (s.criteria[i].entity_id) cw.Str("entityId", *s.criteria[i].entity_id);
-    if (s.criteria[i].calls_configuration_id) {
-      cw.Str("callsConfigurationId", *s.criteria[i].calls_configuration_id);
-    }
-    cw.End();
-    out += c;
+  w.EndArray();
+  w.Key("criteria").BeginArray();
+  for (const auto& c : s.criteria) {
+    w.BeginObject();
+    if (c.application_id) w.Field("applicationId", *c.application_id);
+    if (c.entity_id) w.Field("entityId", *c.entity_id);
+    if (c.calls_configuration_id) w.Field("callsConfigurationId", *c.calls_configuration_id);
+    w.EndObject();
   }
-  out.push_back(']');
-  w.Strs("resources", s.resources);
-  w.Strs("users", s.users);
-  w.Str("group", s.group);
-  w.End();
+  w.EndArray();
+  w.Strings("resources", s.resources);
+  w.Strings("users", s.users);
+  w.Field("group", s.group);
+  w.EndObject();
   return out;
 }
 

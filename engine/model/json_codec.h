@@ -52,7 +52,4 @@ absl::Status RestoreMaskedHeaders(NotificationProfile& p, const NotificationProf
 // which only the store uses, to write them to data_dir.
 std::string EncodeSecurity(const SecuritySetting& s, bool mask = true);
 
-// Appends `s` as a JSON string literal (quotes included).
-void AppendJsonString(std::string& out, std::string_view s);
-
 }  // namespace herald::model

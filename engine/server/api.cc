@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 
+#include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
 #include "engine/deliver/dead_letters.h"
 #include "engine/model/json_codec.h"
@@ -16,31 +17,18 @@
 namespace herald::server {
 namespace {
 
-using model::AppendJsonString;
-
 std::string ErrorBody(std::string_view message_id, std::string_view text,
                       const ValidationErrors& errors = {}) {
-  std::string out = R"({"requestError":{"serviceException":{"messageId":)";
-  AppendJsonString(out, message_id);
-  out += R"(,"text":)";
-  AppendJsonString(out, text);
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject().Key("requestError").BeginObject().Key("serviceException").BeginObject();
+  w.Field("messageId", message_id).Field("text", text);
   if (!errors.empty()) {
-    out += R"(,"validationErrors":{)";
-    bool first = true;
-    for (const auto& [field, messages] : errors) {
-      if (!first) out.push_back(',');
-      first = false;
-      AppendJsonString(out, field);
-      out += ":[";
-      for (size_t i = 0; i < messages.size(); ++i) {
-        if (i) out.push_back(',');
-        AppendJsonString(out, messages[i]);
-      }
-      out.push_back(']');
-    }
-    out.push_back('}');
+    w.Key("validationErrors").BeginObject();
+    for (const auto& [field, messages] : errors) w.Strings(field, messages);
+    w.EndObject();
   }
-  out += "}}}";
+  w.EndObject().EndObject().EndObject();
   return out;
 }
 
@@ -203,23 +191,17 @@ std::string Page(const std::vector<T>& items, size_t page, size_t size, F&& enco
 }
 
 std::string IdBody(std::string_view key, std::string_view id) {
-  std::string out = "{";
-  AppendJsonString(out, key);
-  out.push_back(':');
-  AppendJsonString(out, id);
-  out.push_back('}');
+  std::string out;
+  JsonWriter(out).BeginObject().Field(key, id).EndObject();
   return out;
 }
 
 std::string ProfileIds(std::string_view profile_id, std::string_view auth_id) {
-  std::string out = R"({"profileId":)";
-  AppendJsonString(out, profile_id);
-  out += R"(,"security":{)";
-  if (!auth_id.empty()) {
-    out += R"("authId":)";
-    AppendJsonString(out, auth_id);
-  }
-  out += "}}";
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject().Field("profileId", profile_id).Key("security").BeginObject();
+  if (!auth_id.empty()) w.Field("authId", auth_id);
+  w.EndObject().EndObject();
   return out;
 }
 
@@ -235,36 +217,23 @@ bool KeyMatches(std::string_view header, const std::string& key) {
 }
 
 std::string CatalogJson(const Catalog& catalog) {
-  std::string out = R"({"channels":[)";
-  bool first = true;
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject().Key("channels").BeginArray();
   for (const auto& ch : catalog.channels()) {
-    if (!first) out.push_back(',');
-    first = false;
-    out += R"({"channel":)";
-    AppendJsonString(out, ch.channel);
-    out += R"(,"name":)";
-    AppendJsonString(out, ch.name);
-    out += R"(,"nameJa":)";
-    AppendJsonString(out, ch.name_ja);
-    out += R"(,"aliases":[)";
-    for (size_t i = 0; i < ch.aliases.size(); ++i) {
-      if (i) out.push_back(',');
-      AppendJsonString(out, ch.aliases[i]);
+    w.BeginObject().Field("channel", ch.channel).Field("name", ch.name).Field("nameJa", ch.name_ja);
+    w.Strings("aliases", ch.aliases);
+    w.Key("events").BeginArray();
+    for (const auto& e : ch.events) {
+      w.BeginObject()
+          .Field("event", e.event)
+          .Field("name", e.name)
+          .Field("nameJa", e.name_ja)
+          .EndObject();
     }
-    out += R"(],"events":[)";
-    for (size_t i = 0; i < ch.events.size(); ++i) {
-      if (i) out.push_back(',');
-      out += R"({"event":)";
-      AppendJsonString(out, ch.events[i].event);
-      out += R"(,"name":)";
-      AppendJsonString(out, ch.events[i].name);
-      out += R"(,"nameJa":)";
-      AppendJsonString(out, ch.events[i].name_ja);
-      out.push_back('}');
-    }
-    out += "]}";
+    w.EndArray().EndObject();
   }
-  out += "]}";
+  w.EndArray().EndObject();
   return out;
 }
 

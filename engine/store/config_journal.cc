@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "engine/common/framed_records.h"
+#include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
 #include "engine/model/json_codec.h"
 
@@ -205,9 +206,13 @@ absl::Status ConfigJournal::PutTogether(const SecuritySetting* security,
 }
 
 absl::Status ConfigJournal::Delete(Kind kind, std::string_view id) {
-  std::string json = Cat(R"({"op":"delete","kind":")", KindName(kind), R"(","id":)");
-  model::AppendJsonString(json, id);
-  json += "}";
+  std::string json;
+  JsonWriter(json)
+      .BeginObject()
+      .Field("op", "delete")
+      .Field("kind", KindName(kind))
+      .Field("id", id)
+      .EndObject();
   return Append(FrameRecord(json));
 }
 

@@ -1,6 +1,7 @@
 // Hostile input against the real heraldd: malformed and oversized requests of many kinds, slow
 // and crowding clients, path tricks. Each gets a clear error or a closed connection; the daemon
 // stays up with bounded memory, and the events it accepted before are still delivered.
+#include <simdjson.h>
 #include <sys/socket.h>
 
 #include <chrono>
@@ -192,6 +193,15 @@ TEST_F(Hostile, BrokenHttpIsAnsweredOrClosed) {
         "/subscriptions/1/profiles?page=-1&size=99999999999999999999"}) {
     const HttpReply r = d.Call("GET", target);
     EXPECT_TRUE(r.status == 400 || r.status == 404 || r.status == 405) << target << " " << r.status;
+  }
+  // Bytes that are not UTF-8 in a path the answer quotes: still valid JSON, in UTF-8.
+  for (const std::string& target : {std::string("/no/\xff\xfe"), std::string("/x\xc3"),
+                                    std::string("/\xed\xa0\x80"), std::string("/\xe2\x82")}) {
+    const HttpReply r = d.Call("GET", target);
+    EXPECT_EQ(r.status, 404);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    EXPECT_EQ(parser.parse(r.body).get(root), simdjson::SUCCESS) << r.body;
   }
   const std::string long_id(300, 'a');
   EXPECT_EQ(d.Call("GET", "/subscriptions/1/profiles/" + long_id).status, 404);
