@@ -38,10 +38,13 @@
 #include "engine/common/http_syntax.h"
 #include "engine/common/latency_histogram.h"
 #include "engine/common/strings.h"
+#include "engine/deliver/circuit_breaker.h"
 #include "engine/deliver/dead_letter_writer.h"
 #include "engine/deliver/dead_letters.h"
 #include "engine/deliver/http_client.h"
+#include "engine/deliver/retry_schedule.h"
 #include "engine/deliver/signing.h"
+#include "engine/deliver/token_bucket.h"
 #include "engine/deliver/url.h"
 
 namespace herald {
@@ -62,19 +65,6 @@ int64_t UnixMillis() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Retry-After: delta-seconds or an HTTP-date; nullopt when absent or unreadable.
-std::optional<milliseconds> ParseRetryAfter(const std::string& value) {
-  if (value.empty()) return std::nullopt;
-  if (value.find_first_not_of("0123456789") == std::string::npos && value.size() < 10) {
-    return milliseconds(std::stoll(value) * 1000);
-  }
-  struct tm tm = {};
-  const char* end = strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  const int64_t at_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  return milliseconds(std::max<int64_t>(0, at_ms - UnixMillis()));
 }
 
 // One notification held by the deliverer: from the engine, or a replayed dead letter.
@@ -124,8 +114,6 @@ struct ProfileConfig {
   RetryPolicy retry;
 };
 
-enum class Breaker { kClosed, kOpen, kHalfOpen };
-
 struct OAuthToken {
   std::string fingerprint;  // of the setting the token was fetched with
   std::string token;
@@ -139,8 +127,13 @@ struct OAuthToken {
 class Worker;
 
 struct ProfileState {
-  ProfileState(std::string profile_id, Worker* owner, asio::io_context& io)
-      : id(std::move(profile_id)), worker(owner), retry_timer(io), gate_timer(io) {}
+  ProfileState(std::string profile_id, Worker* owner, asio::io_context& io,
+               CircuitBreaker::Options breaker_options)
+      : id(std::move(profile_id)),
+        worker(owner),
+        retry_timer(io),
+        gate_timer(io),
+        breaker(breaker_options) {}
 
   const std::string id;
   Worker* const worker;
@@ -164,12 +157,8 @@ struct ProfileState {
   Clock::time_point retry_timer_at = Clock::time_point::max();
   asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
   Clock::time_point gate_timer_at = Clock::time_point::max();
-  double tokens = 0;
-  Clock::time_point refilled = Clock::now();
-  Breaker breaker = Breaker::kClosed;
-  int consecutive_failures = 0;
-  Clock::time_point open_until;
-  milliseconds open_for{0};
+  TokenBucket bucket;
+  CircuitBreaker breaker;
   uint32_t in_flight = 0;
 
   // Read by any thread.
@@ -184,8 +173,10 @@ class Deliverer;
 
 class Worker {
  public:
-  Worker(Deliverer& deliverer, std::unique_ptr<HttpClient> client)
-      : deliverer_(deliverer), client_(std::move(client)), rng_(std::random_device{}()) {}
+  Worker(Deliverer& deliverer, std::unique_ptr<HttpClient> client, double jitter)
+      : deliverer_(deliverer),
+        client_(std::move(client)),
+        retry_schedule_(jitter, std::random_device{}()) {}
 
   static absl::StatusOr<std::unique_ptr<Worker>> Create(Deliverer& deliverer,
                                                         const DelivererOptions& options);
@@ -217,9 +208,8 @@ class Worker {
                                                      std::string_view stale);
   void OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
                 const ClientResponse& response);
-  void BreakerFailure(ProfileState& p);
-  milliseconds RetryDelay(const ProfileConfig& config, int attempts,
-                          const std::string& retry_after);
+  // A failed request the breaker counts; logs when it opened the circuit.
+  void BreakerFailure(ProfileState& p, bool probe);
   void ArmRetryTimer(ProfileState& p);
   void ArmGate(ProfileState& p, Clock::time_point at);
   static DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
@@ -251,7 +241,7 @@ class Worker {
   simdjson::ondemand::parser parser_;
   // Node-stable: a fetch holds a reference to its entry across co_await.
   absl::node_hash_map<std::string, OAuthToken> tokens_;
-  std::mt19937_64 rng_;
+  RetrySchedule retry_schedule_;
   std::mutex completed_mu_;
   std::vector<std::function<void()>> completed_;
   bool collect_posted_ = false;
@@ -388,7 +378,11 @@ class Deliverer final : public WebhookDeliverer {
     auto& slot = profiles_[ToAbsl(profile_id)];
     if (!slot) {
       Worker* w = workers_[absl::Hash<std::string_view>{}(profile_id) % workers_.size()].get();
-      slot = std::make_unique<ProfileState>(std::string(profile_id), w, w->io());
+      slot = std::make_unique<ProfileState>(
+          std::string(profile_id), w, w->io(),
+          CircuitBreaker::Options{.failures = options_.breaker_failures,
+                                  .open = options_.breaker_open,
+                                  .open_max = options_.breaker_open_max});
     }
     return *slot;
   }
@@ -427,7 +421,7 @@ class Deliverer final : public WebhookDeliverer {
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(Deliverer& deliverer,
                                                        const DelivererOptions& options) {
-  auto worker = std::make_unique<Worker>(deliverer, nullptr);
+  auto worker = std::make_unique<Worker>(deliverer, nullptr, options.jitter);
   auto client =
       HttpClient::Create(worker->io_, {.ca_file = options.ca_file,
                                        .allow_private_targets = options.allow_private_targets,
@@ -455,8 +449,7 @@ bool Worker::RefreshConfig(ProfileState& p) {
   config->url = ParseUrl(config->profile.webhook.notify_url);
   config->retry = config->profile.retry ? *config->profile.retry : deliverer_.options().retry;
   if (!p.config || p.config->profile.rate_limit != config->profile.rate_limit) {
-    p.tokens = config->profile.rate_limit ? 1 : 0;
-    p.refilled = Clock::now();
+    p.bucket.Reset(config->profile.rate_limit);
   }
   p.config = std::move(config);
   p.config_version = version;
@@ -488,15 +481,13 @@ void Worker::Pump(ProfileState& p) {
   ArmRetryTimer(p);
   const ProfileConfig& config = *p.config;
   while (!p.due.empty() || !p.ready.empty()) {
-    if (p.breaker == Breaker::kOpen) {
-      if (now < p.open_until) {
-        ArmGate(p, p.open_until);
-        return;
-      }
-      p.breaker = Breaker::kHalfOpen;  // one probe
+    const CircuitBreaker::State breaker = p.breaker.Admit();
+    if (breaker == CircuitBreaker::State::kOpen) {
+      ArmGate(p, p.breaker.open_until());
+      return;
     }
-    const uint32_t window =
-        p.breaker == Breaker::kHalfOpen ? 1 : static_cast<uint32_t>(config.profile.window_size);
+    const bool probe = breaker == CircuitBreaker::State::kHalfOpen;  // one request
+    const uint32_t window = probe ? 1 : static_cast<uint32_t>(config.profile.window_size);
     if (p.in_flight >= window) return;
     // Adaptive batching: with a request already in flight, a partial batch waits for it to
     // finish (or for a full batch) instead of going out thin. An idle profile sends at once, so
@@ -506,17 +497,10 @@ void Worker::Pump(ProfileState& p) {
       return;
     }
     if (config.profile.rate_limit) {
-      const double rate = *config.profile.rate_limit;
-      const double burst = std::max(1.0, rate / 20);
-      p.tokens = std::min(
-          burst, p.tokens + rate * std::chrono::duration<double>(now - p.refilled).count());
-      p.refilled = now;
-      if (p.tokens < 1) {
-        const auto wait = std::chrono::duration<double>((1 - p.tokens) / rate);
-        ArmGate(p, now + std::chrono::duration_cast<Clock::duration>(wait));
+      if (const auto at = p.bucket.Take(*config.profile.rate_limit)) {
+        ArmGate(p, *at);
         return;
       }
-      p.tokens -= 1;
     }
     std::unique_ptr<Batch> batch;
     if (!p.due.empty()) {
@@ -525,7 +509,7 @@ void Worker::Pump(ProfileState& p) {
     } else {
       batch = FormBatch(p, config);
     }
-    batch->probe = p.breaker == Breaker::kHalfOpen;
+    batch->probe = probe;
     ++p.in_flight;
     p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
     // Registered now, not when the coroutine starts (co_spawn only posts its first step), so a
@@ -781,38 +765,14 @@ asio::awaitable<ClientResponse> Worker::Attempt(const Batch& batch, const Profil
   co_return response;
 }
 
-void Worker::BreakerFailure(ProfileState& p) {
-  const DelivererOptions& options = deliverer_.options();
-  ++p.consecutive_failures;
-  const bool reopen = p.breaker == Breaker::kHalfOpen;
-  if (!reopen && (p.breaker == Breaker::kOpen || p.consecutive_failures < options.breaker_failures))
-    return;
-  p.open_for = reopen ? std::min(options.breaker_open_max, p.open_for * 2) : options.breaker_open;
-  p.breaker = Breaker::kOpen;
-  p.open_until = Clock::now() + p.open_for;
+void Worker::BreakerFailure(ProfileState& p, bool probe) {
+  if (!p.breaker.Failed(probe)) return;
   p.circuit_open.store(true);
-  if (options.log) {
-    options.log(Cat("delivery: profile ", p.id, ": circuit open after ", p.consecutive_failures,
-                    " consecutive failures; next probe in ", p.open_for.count(), " ms"));
+  if (deliverer_.options().log) {
+    deliverer_.options().log(
+        Cat("delivery: profile ", p.id, ": circuit open after ", p.breaker.consecutive_failures(),
+            " consecutive failures; next probe in ", p.breaker.open_for().count(), " ms"));
   }
-}
-
-milliseconds Worker::RetryDelay(const ProfileConfig& config, int attempts,
-                                const std::string& retry_after) {
-  if (auto honoured = ParseRetryAfter(retry_after)) {
-    return std::min<milliseconds>(*honoured, std::chrono::hours(24));
-  }
-  // attempts ≥ 1 were made; this is retry number `attempts`.
-  double base;
-  const auto& delays = config.retry.delays_ms;
-  if (delays.empty()) {
-    base = 60'000.0 * (1 + static_cast<double>(attempts) * attempts);
-  } else {
-    base = static_cast<double>(delays[std::min<size_t>(attempts - 1, delays.size() - 1)]);
-  }
-  const double jitter = deliverer_.options().jitter;
-  std::uniform_real_distribution<double> spread(1 - jitter, 1 + jitter);
-  return milliseconds(static_cast<int64_t>(base * (jitter > 0 ? spread(rng_) : 1)));
 }
 
 void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
@@ -844,9 +804,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     }
     p.held.fetch_sub(n, std::memory_order_relaxed);
     p.delivered.fetch_add(n, std::memory_order_release);
-    p.consecutive_failures = 0;
-    if (p.breaker != Breaker::kClosed) {
-      p.breaker = Breaker::kClosed;
+    if (p.breaker.Succeeded()) {
       p.circuit_open.store(false);
       if (deliverer_.options().log) {
         deliverer_.options().log(Cat("delivery: profile ", p.id, ": circuit closed"));
@@ -860,11 +818,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   batch->last_status = status;
   batch->last_error = status == 0 ? response.error : Cat("HTTP ", status);
   const bool transport = status == 0 && !response.refused;
-  // While half-open only the probe's failure counts: older requests may still be finishing.
-  if ((transport || status == 408 || status >= 500) &&
-      (p.breaker != Breaker::kHalfOpen || batch->probe)) {
-    BreakerFailure(p);
-  }
+  if (transport || status == 408 || status >= 500) BreakerFailure(p, batch->probe);
   if (status == 410) {
     p.disabled.store(true);
     deliverer_.writer().SetDisabled(p.id, true, [this, id = p.id](const absl::Status& s) {
@@ -880,7 +834,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   }
   const bool retryable = transport || status == 408 || status == 429 || status >= 500;
   if (retryable && batch->attempts < config.retry.max_attempts) {
-    const auto delay = RetryDelay(config, batch->attempts, response.retry_after);
+    const auto delay = retry_schedule_.Delay(config.retry, batch->attempts, response.retry_after);
     p.retried.fetch_add(n, std::memory_order_relaxed);
     p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
     p.retries.emplace(Clock::now() + delay, std::move(batch));
