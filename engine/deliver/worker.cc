@@ -1,0 +1,495 @@
+#include "engine/deliver/worker.h"
+
+// clang-format off
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+// clang-format on
+
+#include "engine/common/strings.h"
+#include "engine/deliver/signing.h"
+
+namespace herald::deliver {
+namespace {
+using SteadyClock = std::chrono::steady_clock;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerHost& host,
+                                                       const DelivererOptions& options) {
+  auto worker = std::make_unique<Worker>(host, options.jitter);
+  auto client =
+      HttpClient::Create(worker->io_, {.ca_file = options.ca_file,
+                                       .allow_private_targets = options.allow_private_targets,
+                                       .resolver = &host.resolver()});
+  if (!client.ok()) return client.status();
+  worker->client_ = std::move(*client);
+  worker->tokens_ = std::make_unique<OAuthTokens>(worker->io_, *worker->client_);
+  return worker;
+}
+
+bool Worker::RefreshConfig(ProfileState& p) {
+  Engine* engine = host_.engine();
+  const uint64_t version = engine->profile_version();
+  if (p.config && version == p.config_version) return true;
+  auto profile = engine->GetProfile(p.id);
+  if (!profile.ok()) {
+    p.config.reset();
+    return false;
+  }
+  auto config = std::make_shared<ProfileConfig>();
+  config->profile = std::move(*profile);
+  if (!config->profile.auth_id.empty()) {
+    auto security = engine->GetSecurity(config->profile.auth_id);
+    if (security.ok()) config->security = std::move(*security);
+  }
+  config->url = ParseUrl(config->profile.webhook.notify_url);
+  config->retry = config->profile.retry ? *config->profile.retry : host_.options().retry;
+  if (!p.config || p.config->profile.rate_limit != config->profile.rate_limit) {
+    p.bucket.Reset(config->profile.rate_limit);
+  }
+  p.config = std::move(config);
+  p.config_version = version;
+  return true;
+}
+
+void Worker::Pump(ProfileState& p) {
+  {
+    std::lock_guard lock(p.inbox_mu);
+    for (auto& item : p.inbox) p.ready.push_back(std::move(item));
+    p.inbox.clear();
+    p.pump_posted = false;
+  }
+  if (!p.unwritten.empty()) Bury(p, std::exchange(p.unwritten, {}));
+  if (!RefreshConfig(p)) {
+    DeadLetterAll(p, 0, Cat("profile ", p.id, " no longer exists"));
+    return;
+  }
+  if (p.disabled.load()) {
+    DeadLetterAll(p, 410, "profile disabled: its receiver answered 410 Gone");
+    return;
+  }
+  const auto now = SteadyClock::now();
+  while (!p.retries.empty() && p.retries.begin()->first <= now) {
+    p.awaiting_retry.fetch_sub(p.retries.begin()->second->items.size(), std::memory_order_relaxed);
+    p.due.push_back(std::move(p.retries.begin()->second));
+    p.retries.erase(p.retries.begin());
+  }
+  ArmRetryTimer(p);
+  const ProfileConfig& config = *p.config;
+  while (!p.due.empty() || !p.ready.empty()) {
+    const CircuitBreaker::State breaker = p.breaker.Admit();
+    if (breaker == CircuitBreaker::State::kOpen) {
+      ArmGate(p, p.breaker.open_until());
+      return;
+    }
+    const bool probe = breaker == CircuitBreaker::State::kHalfOpen;  // one request
+    const uint32_t window = probe ? 1 : static_cast<uint32_t>(config.profile.window_size);
+    if (p.in_flight >= window) return;
+    // Adaptive batching: with a request already in flight, a partial batch waits for it to
+    // finish (or for a full batch) instead of going out thin. An idle profile sends at once, so
+    // a lone notification never waits; under load batches fill and the window opens up.
+    if (p.due.empty() && p.in_flight > 0 &&
+        p.ready.size() < static_cast<size_t>(config.profile.max_bucket_size)) {
+      return;
+    }
+    if (config.profile.rate_limit) {
+      if (const auto at = p.bucket.Take(*config.profile.rate_limit)) {
+        ArmGate(p, *at);
+        return;
+      }
+    }
+    std::unique_ptr<Batch> batch;
+    if (!p.due.empty()) {
+      batch = std::move(p.due.front());
+      p.due.pop_front();
+    } else {
+      batch = batches_.Form(p.ready, static_cast<size_t>(config.profile.max_bucket_size));
+    }
+    batch->probe = probe;
+    ++p.in_flight;
+    p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
+    // Registered now, not when the coroutine starts (co_spawn only posts its first step), so a
+    // Stop() in between still finds it.
+    p.sending.insert(batch.get());
+    asio::co_spawn(io_, Send(&p, std::move(batch), p.config), asio::detached);
+  }
+}
+
+asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch,
+                                   std::shared_ptr<const ProfileConfig> config) {
+  ++batch->attempts;
+  const auto start = SteadyClock::now();
+  ClientResponse response;
+  // Whatever goes wrong in an attempt ends it as a failed attempt with its reason: the batch is
+  // settled, retried or buried by OnResult, never left dangling in `sending`.
+  try {
+    response = co_await Attempt(*batch, *config);
+  } catch (const std::exception& e) {
+    response = {};
+    response.error = Cat("internal error while sending: ", e.what());
+    if (host_.options().log) {
+      host_.options().log(
+          Cat("delivery: profile ", p->id, ": request ", batch->id, " failed: ", response.error));
+    }
+  }
+  p->latency.Observe(std::chrono::duration<double>(SteadyClock::now() - start).count());
+  p->requests.fetch_add(1, std::memory_order_relaxed);
+  p->sending.erase(batch.get());
+  OnResult(*p, std::move(batch), *config, response);
+}
+
+asio::awaitable<ClientResponse> Worker::Attempt(const Batch& batch, const ProfileConfig& config) {
+  ClientResponse response;
+  if (!config.url.ok()) {
+    response.error = std::string(ToStd(config.url.status().message()));
+    response.refused = true;
+  } else {
+    const NotificationProfile& profile = config.profile;
+    const std::string_view body = batch.request_body();
+    const bool oauth = config.security && config.security->type == SecurityType::kOAuth;
+    std::string token;
+    for (int round = 0; round < 2; ++round) {
+      std::vector<std::pair<std::string, std::string>> headers = profile.headers;
+      const int64_t timestamp = Clock::System().UnixMillis() / 1000;
+      headers.emplace_back("webhook-id", batch.id);
+      headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
+      headers.emplace_back("x-herald-subscription", batch.subscriptions);
+      headers.emplace_back("x-herald-channel", batch.channels);
+      headers.emplace_back("x-herald-event", batch.events);
+      if (config.security) {
+        const SecuritySetting& security = *config.security;
+        if (security.type == SecurityType::kHmac) {
+          headers.emplace_back("webhook-signature",
+                               WebhookSignature(security, batch.id, timestamp, body));
+        } else if (security.type == SecurityType::kBasic) {
+          headers.emplace_back("authorization",
+                               BasicAuthorization(security.username, security.password));
+        } else if (oauth) {
+          const std::string_view stale = round == 0 ? std::string_view() : token;
+          auto fetched = co_await tokens_->Get(security, stale);
+          if (!fetched.ok()) {
+            response = {};
+            response.error = std::string(ToStd(fetched.status().message()));
+            break;
+          }
+          token = std::move(*fetched);
+          headers.emplace_back("authorization", Cat("Bearer ", token));
+        }
+      }
+      // Named, not a temporary: GCC 12 destroys temporaries of a co_await expression twice.
+      const ClientRequest request{
+          .url = &*config.url,
+          .content_type = profile.webhook.content_type.empty()
+                              ? std::string_view("application/json")
+                              : std::string_view(profile.webhook.content_type),
+          .headers = &headers,
+          .body = body,
+          .connect_timeout = milliseconds(profile.connect_timeout_ms),
+          .read_timeout = milliseconds(profile.read_timeout_ms)};
+      response = co_await client_->Send(request);
+      // A 401 with OAuth: the token may have been revoked; fetch a new one, once.
+      if (!(oauth && response.status == 401)) break;
+    }
+  }
+  co_return response;
+}
+
+void Worker::BreakerFailure(ProfileState& p, bool probe) {
+  if (!p.breaker.Failed(probe)) return;
+  p.circuit_open.store(true);
+  if (host_.options().log) {
+    host_.options().log(
+        Cat("delivery: profile ", p.id, ": circuit open after ", p.breaker.consecutive_failures(),
+            " consecutive failures; next probe in ", p.breaker.open_for().count(), " ms"));
+  }
+}
+
+void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
+                      const ClientResponse& response) {
+  --p.in_flight;
+  p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
+  const size_t n = batch->items.size();
+  const int status = response.status;
+  if (status >= 200 && status <= 299) {
+    // held first: whoever sees the outcome counter move also sees held (and failed) settled.
+    // A replayed dead letter leaves the store now that it is delivered.
+    std::vector<uint64_t> replayed;
+    for (auto& item : batch->items) {
+      if (item.letter) {
+        replayed.push_back(item.letter->id);
+      } else {
+        item.notification.Settle();
+      }
+    }
+    auto count = [&p, n] {
+      p.held.fetch_sub(n, std::memory_order_relaxed);
+      p.delivered.fetch_add(n, std::memory_order_release);
+    };
+    if (replayed.empty()) {
+      count();
+    } else {
+      // Counted once the letters are out of the store: whoever sees them delivered does not
+      // list them any more.
+      const size_t letters = replayed.size();
+      host_.writer().Remove(std::move(replayed), [this, &p, letters, count](const absl::Status& s) {
+        if (!s.ok() && host_.options().log) {
+          host_.options().log(Cat("delivery: profile ", p.id, ": removing ", letters,
+                                  " delivered dead letter(s) from the store: ", ToStd(s.message()),
+                                  "; a later replay sends them again"));
+        }
+        Completed(count);
+      });
+    }
+    if (p.breaker.Succeeded()) {
+      p.circuit_open.store(false);
+      if (host_.options().log) {
+        host_.options().log(Cat("delivery: profile ", p.id, ": circuit closed"));
+      }
+    }
+    batch.reset();
+    Pump(p);
+    return;
+  }
+  p.failed.fetch_add(n, std::memory_order_relaxed);
+  batch->last_status = status;
+  batch->last_error = status == 0 ? response.error : Cat("HTTP ", status);
+  const bool transport = status == 0 && !response.refused;
+  if (transport || status == 408 || status >= 500) BreakerFailure(p, batch->probe);
+  if (status == 410) {
+    p.disabled.store(true);
+    host_.writer().SetDisabled(p.id, true, [this, id = p.id](const absl::Status& s) {
+      if (s.ok() || !host_.options().log) return;
+      host_.options().log(
+          Cat("delivery: recording that profile ", id, " is disabled: ", ToStd(s.message())));
+    });
+    if (host_.options().log) {
+      host_.options().log(Cat("delivery: profile ", p.id,
+                              " disabled: its receiver answered 410 Gone; update the "
+                              "profile to enable it again"));
+    }
+  }
+  const bool retryable = transport || status == 408 || status == 429 || status >= 500;
+  if (retryable && batch->attempts < config.retry.max_attempts) {
+    const auto delay = retry_schedule_.Delay(config.retry, batch->attempts, response.retry_after);
+    p.retried.fetch_add(n, std::memory_order_relaxed);
+    p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
+    p.retries.emplace(SteadyClock::now() + delay, std::move(batch));
+  } else {
+    std::vector<Burial> burials;
+    for (auto& item : batch->items) {
+      burials.push_back(BurialOf(p, item, batch->attempts, batch->last_status, batch->last_error));
+    }
+    Bury(p, std::move(burials));
+  }
+  Pump(p);
+}
+
+DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
+                            std::string_view error) {
+  return {.profile_id = p.id,
+          .subscription_id = std::string(item.subscription_id()),
+          .channel = std::string(item.channel()),
+          .event = std::string(item.event()),
+          .webhook_id = std::string(item.webhook_id()),
+          .payload = std::string(item.payload()),
+          .attempts = attempts,
+          .last_status = status,
+          .last_error = std::string(error),
+          .failed_at_ms = Clock::System().UnixMillis()};
+}
+
+Burial Worker::BurialOf(const ProfileState& p, Item& item, int attempts, int status,
+                        std::string_view error) {
+  return {.letter = LetterOf(p, item, attempts, status, error),
+          .source = std::move(item.notification),
+          .replaces = item.letter ? item.letter->id : 0};
+}
+
+void Worker::Bury(ProfileState& p, std::vector<Burial> burials) {
+  if (burials.empty()) return;
+  std::vector<DeadLetter> letters;
+  std::vector<uint64_t> replaces;
+  for (const auto& b : burials) {
+    letters.push_back(b.letter);
+    replaces.push_back(b.replaces);
+  }
+  auto held = std::make_shared<std::vector<Burial>>(std::move(burials));
+  host_.writer().Add(
+      std::move(letters), std::move(replaces),
+      [this, &p, held](const absl::Status& s, size_t stored) {
+        Completed([this, &p, held, s, stored] { Buried(p, std::move(*held), s, stored); });
+      });
+}
+
+void Worker::Buried(ProfileState& p, std::vector<Burial> burials, const absl::Status& status,
+                    size_t stored) {
+  const size_t n = burials.size();
+  if (!status.ok()) {
+    // Not on disk yet: keep them (still held) and write again shortly — never send again.
+    if (host_.options().log) {
+      host_.options().log(Cat("delivery: profile ", p.id, ": writing ", n,
+                              " dead letter(s): ", ToStd(status.message()), "; will retry"));
+    }
+    for (auto& b : burials) p.unwritten.push_back(std::move(b));
+    ArmGate(p, SteadyClock::now() + std::chrono::seconds(1));
+    return;
+  }
+  // Stored, or (replayed letters the user deleted meanwhile) gone for good.
+  for (auto& b : burials) b.source.Settle();
+  p.held.fetch_sub(n, std::memory_order_relaxed);
+  p.dead_lettered.fetch_add(stored, std::memory_order_release);
+}
+
+void Worker::Completed(std::function<void()> fn) {
+  bool post = false;
+  {
+    std::lock_guard lock(completed_mu_);
+    completed_.push_back(std::move(fn));
+    post = !std::exchange(collect_posted_, true);
+  }
+  if (post) asio::post(io_, [this] { Collect(); });
+}
+
+void Worker::Collect() {
+  std::vector<std::function<void()>> completed;
+  {
+    std::lock_guard lock(completed_mu_);
+    completed.swap(completed_);
+    collect_posted_ = false;
+  }
+  for (auto& fn : completed) fn();
+}
+
+void Worker::ReleaseReplays(ProfileState& p) {
+  std::vector<uint64_t> ids;
+  auto release = [&](std::vector<Item>& items) {
+    std::erase_if(items, [&](const Item& item) {
+      if (item.letter) ids.push_back(item.letter->id);
+      return item.letter != nullptr;
+    });
+  };
+  for (auto& b : p.due) release(b->items);
+  for (auto& [at, b] : p.retries) release(b->items);
+  std::erase_if(p.ready, [&](const Item& item) {
+    if (item.letter) ids.push_back(item.letter->id);
+    return item.letter != nullptr;
+  });
+  // Letters that failed again but whose replacement the store refused: the original is there.
+  std::erase_if(p.unwritten, [&](const Burial& b) {
+    if (b.replaces != 0 && b.source.empty()) ids.push_back(b.replaces);
+    return b.replaces != 0 && b.source.empty();
+  });
+  for (const Batch* b : p.sending) {
+    for (const Item& item : b->items) {
+      if (item.letter) ids.push_back(item.letter->id);
+    }
+  }
+  host_.dead_letters().EndReplay(ids);
+}
+
+void Worker::LeaveToLog(ProfileState& p) {
+  size_t left = 0;
+  for (auto& b : p.due) left += b->items.size();
+  for (auto& [at, b] : p.retries) left += b->items.size();
+  left += p.ready.size();
+  p.due.clear();
+  p.retries.clear();
+  p.ready.clear();
+  // Dead letters the store refused come from the spool: it replays their notifications.
+  left += p.unwritten.size();
+  p.unwritten.clear();
+  if (left > 0 && host_.options().log) {
+    host_.options().log(Cat("delivery: profile ", p.id, ": ", left,
+                            " undelivered notification(s) left to the spool's replay"));
+  }
+}
+
+void Worker::DeadLetterAll(ProfileState& p, int status, std::string_view error) {
+  std::vector<Burial> burials;
+  for (auto& b : p.due) {
+    for (auto& item : b->items) burials.push_back(BurialOf(p, item, b->attempts, status, error));
+  }
+  p.due.clear();
+  for (auto& [at, b] : p.retries) {
+    for (auto& item : b->items) burials.push_back(BurialOf(p, item, b->attempts, status, error));
+  }
+  p.retries.clear();
+  p.awaiting_retry.store(0, std::memory_order_relaxed);
+  for (auto& item : p.ready) burials.push_back(BurialOf(p, item, 0, status, error));
+  p.ready.clear();
+  Bury(p, std::move(burials));
+}
+
+void Worker::ArmRetryTimer(ProfileState& p) {
+  if (p.retries.empty()) return;
+  const auto at = p.retries.begin()->first;
+  if (at >= p.retry_timer_at) return;
+  p.retry_timer_at = at;
+  p.retry_timer.expires_at(at);
+  p.retry_timer.async_wait([this, &p](const boost::system::error_code& ec) {
+    if (ec) return;  // re-armed earlier, or stopping
+    p.retry_timer_at = Clock::time_point::max();
+    Pump(p);
+  });
+}
+
+void Worker::ArmGate(ProfileState& p, Clock::time_point at) {
+  if (at >= p.gate_timer_at) return;
+  p.gate_timer_at = at;
+  p.gate_timer.expires_at(at);
+  p.gate_timer.async_wait([this, &p](const boost::system::error_code& ec) {
+    if (ec) return;
+    p.gate_timer_at = Clock::time_point::max();
+    Pump(p);
+  });
+}
+
+void Worker::Drain(std::vector<ProfileState*> profiles) {
+  for (ProfileState* p : profiles) {
+    {
+      std::lock_guard lock(p->inbox_mu);
+      for (auto& item : p->inbox) p->ready.push_back(std::move(item));
+      p->inbox.clear();
+    }
+    // Replayed dead letters are still in the store: a later replay sends them.
+    ReleaseReplays(*p);
+    // Requests still in flight are abandoned: their notifications become dead letters too
+    // (the receiver may have them already; replay may then duplicate, never lose). With a log
+    // that replays unsettled notifications, they are left to it.
+    const bool leave = host_.options().log_replays_unsettled;
+    std::vector<Burial> burials;
+    for (const Batch* b : p->sending) {
+      for (const auto& item : b->items) {
+        if (!leave && !item.letter) {
+          burials.push_back({.letter = LetterOf(*p, item, b->attempts, 0, kStoppedError)});
+        }
+      }
+    }
+    p->sending.clear();
+    Bury(*p, std::move(burials));
+    // Burials settle before what is left is counted: those the store refused are among it.
+    host_.writer().Flush();
+    Collect();
+    if (leave) {
+      LeaveToLog(*p);
+    } else {
+      DeadLetterAll(*p, 0, kStoppedError);
+      host_.writer().Flush();
+      Collect();
+    }
+    if (!p->unwritten.empty() && host_.options().log) {
+      host_.options().log(Cat("delivery: profile ", p->id, ": ", p->unwritten.size(),
+                              " undelivered notification(s) LOST: the dead-letter store "
+                              "refused them"));
+    }
+    p->retry_timer.cancel();
+    p->gate_timer.cancel();
+  }
+  client_->CloseIdle();
+  work_.reset();
+  io_.stop();
+}
+
+}  // namespace herald::deliver

@@ -1,0 +1,193 @@
+// A delivery worker: one thread running an io_context, owning its profiles' state (waiting
+// notifications, retry timers, rate limiter, circuit breaker), its HTTP client with the
+// connection pools, and its OAuth token cache, so none of that needs a lock. Dispatch threads
+// hand notifications over through a small per-profile inbox and post one pump to the worker
+// when the inbox goes from empty to not. Dead letters go to the DeadLetterWriter; what they
+// settle is settled back on the worker once they are stored.
+#pragma once
+
+// clang-format off
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+// clang-format on
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/common/latency_histogram.h"
+#include "engine/deliver/batch.h"
+#include "engine/deliver/circuit_breaker.h"
+#include "engine/deliver/dead_letter_writer.h"
+#include "engine/deliver/dead_letters.h"
+#include "engine/deliver/http_client.h"
+#include "engine/deliver/oauth_tokens.h"
+#include "engine/deliver/resolver.h"
+#include "engine/deliver/retry_schedule.h"
+#include "engine/deliver/token_bucket.h"
+#include "engine/deliver/url.h"
+#include "herald/engine.h"
+#include "herald/webhook_deliverer.h"
+
+namespace herald::deliver {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+inline constexpr std::string_view kStoppedError = "stopped before delivery";
+
+// A dead letter on its way to the store, with what it settles once stored: the notification it
+// came from (settled), or the replayed letter it replaces (removed in the same write).
+struct Burial {
+  DeadLetter letter;
+  Notification source;
+  uint64_t replaces = 0;
+};
+
+struct ProfileConfig {
+  NotificationProfile profile;
+  std::optional<SecuritySetting> security;
+  absl::StatusOr<Url> url = absl::UnknownError("unset");
+  RetryPolicy retry;
+};
+
+class Worker;
+
+struct ProfileState {
+  ProfileState(std::string profile_id, Worker* owner, asio::io_context& io,
+               CircuitBreaker::Options breaker_options)
+      : id(std::move(profile_id)),
+        worker(owner),
+        retry_timer(io),
+        gate_timer(io),
+        breaker(breaker_options) {}
+
+  const std::string id;
+  Worker* const worker;
+
+  // Dispatch threads → worker.
+  std::mutex inbox_mu;
+  std::vector<Item> inbox;
+  bool pump_posted = false;
+  std::atomic<uint64_t> held{0};
+  std::atomic<uint64_t> awaiting_retry{0};  // of `held`, those in `retries`
+
+  // Worker thread only.
+  uint64_t config_version = ~uint64_t{0};
+  std::shared_ptr<const ProfileConfig> config;
+  std::deque<Item> ready;
+  std::deque<std::unique_ptr<Batch>> due;
+  std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
+  std::set<Batch*> sending;
+  std::vector<Burial> unwritten;  // dead letters the store refused; written again by Pump
+  asio::steady_timer retry_timer;
+  Clock::time_point retry_timer_at = Clock::time_point::max();
+  asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
+  Clock::time_point gate_timer_at = Clock::time_point::max();
+  TokenBucket bucket;
+  CircuitBreaker breaker;
+  uint32_t in_flight = 0;
+
+  // Read by any thread.
+  std::atomic<uint64_t> delivered{0}, failed{0}, retried{0}, dead_lettered{0}, requests{0};
+  std::atomic<uint64_t> in_flight_stat{0};
+  std::atomic<bool> disabled{false};
+  std::atomic<bool> circuit_open{false};
+  LatencyHistogram latency;
+};
+
+// What a worker needs of the deliverer that owns it.
+class WorkerHost {
+ public:
+  virtual const DelivererOptions& options() const = 0;
+  virtual Engine* engine() const = 0;
+  virtual DeadLetterStore& dead_letters() = 0;
+  virtual DeadLetterWriter& writer() = 0;
+  virtual Resolver& resolver() = 0;
+
+ protected:
+  ~WorkerHost() = default;
+};
+
+class Worker {
+ public:
+  Worker(WorkerHost& host, double jitter)
+      : host_(host), retry_schedule_(jitter, std::random_device{}()) {}
+
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(WorkerHost& host,
+                                                        const DelivererOptions& options);
+  ~Worker() { Join(); }
+
+  asio::io_context& io() { return io_; }
+  void Run() {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Posted by Deliverer: moves the inbox in and sends what the profile's limits allow.
+  void Pump(ProfileState& p);
+  // Stop: turns everything the worker's profiles hold into dead letters, then stops the loop.
+  void Drain(std::vector<ProfileState*> profiles);
+
+ private:
+  bool RefreshConfig(ProfileState& p);
+  asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,
+                             std::shared_ptr<const ProfileConfig> config);
+  // One request of `batch` (two with an OAuth token refused once); may throw.
+  asio::awaitable<ClientResponse> Attempt(const Batch& batch, const ProfileConfig& config);
+  void OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
+                const ClientResponse& response);
+  // A failed request the breaker counts; logs when it opened the circuit.
+  void BreakerFailure(ProfileState& p, bool probe);
+  void ArmRetryTimer(ProfileState& p);
+  void ArmGate(ProfileState& p, Clock::time_point at);
+  static DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
+                             std::string_view error);
+  // The item as a dead letter, with its source notification or the replayed letter it replaces.
+  static Burial BurialOf(const ProfileState& p, Item& item, int attempts, int status,
+                         std::string_view error);
+  // Hands dead letters to the writer; once stored, Buried settles what they came from.
+  void Bury(ProfileState& p, std::vector<Burial> burials);
+  // When the store refused them, keeps them to write again (never re-sends).
+  void Buried(ProfileState& p, std::vector<Burial> burials, const absl::Status& status,
+              size_t stored);
+  // From the writer's thread: `fn` runs on this worker's thread (see Collect).
+  void Completed(std::function<void()> fn);
+  // Runs what Completed queued; posted, and called by Drain once the writer is flushed.
+  void Collect();
+  // Takes the replayed dead letters out of everything the profile holds (a stop): they are still
+  // in the store, and a later replay sends them.
+  void ReleaseReplays(ProfileState& p);
+  void DeadLetterAll(ProfileState& p, int status, std::string_view error);
+  // Stop with a log that replays unsettled notifications: drops them (unsettled) and puts only
+  // replayed dead letters back in the store.
+  void LeaveToLog(ProfileState& p);
+
+  WorkerHost& host_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::unique_ptr<HttpClient> client_;
+  std::unique_ptr<OAuthTokens> tokens_;
+  BatchBuilder batches_;
+  RetrySchedule retry_schedule_;
+  std::mutex completed_mu_;
+  std::vector<std::function<void()>> completed_;
+  bool collect_posted_ = false;
+  std::thread thread_;
+};
+
+}  // namespace herald::deliver
