@@ -108,25 +108,33 @@ JsonWriter& JsonWriter::String(std::string_view v) {
   return *this;
 }
 
+namespace {
+
+// A number as std::to_chars writes it (the shortest form that reads back, for doubles).
+template <typename T>
+void AppendNumber(std::string& out, T v) {
+  char buf[32];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+}  // namespace
+
 JsonWriter& JsonWriter::Int(int64_t v) {
   Separate();
-  char buf[24];
-  out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  AppendNumber(out_, v);
   return *this;
 }
 
 JsonWriter& JsonWriter::Uint(uint64_t v) {
   Separate();
-  char buf[24];
-  out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  AppendNumber(out_, v);
   return *this;
 }
 
 JsonWriter& JsonWriter::Double(double v) {
   if (!std::isfinite(v)) return Null();  // JSON has no NaN nor infinity
   Separate();
-  char buf[32];
-  out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  AppendNumber(out_, v);
   return *this;
 }
 
