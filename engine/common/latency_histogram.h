@@ -34,10 +34,4 @@ class LatencyHistogram {
   std::atomic<uint64_t> sum_ns_{0};
 };
 
-// "# HELP"/"# TYPE" lines of a histogram; then one RenderHistogram per label set.
-void RenderHistogramHeader(std::string& out, std::string_view name, std::string_view help);
-// `labels` like `profile="p1"`, or empty.
-void RenderHistogram(std::string& out, std::string_view name, std::string_view labels,
-                     const std::vector<std::pair<double, uint64_t>>& buckets, double sum_seconds);
-
 }  // namespace herald

@@ -28,6 +28,10 @@ struct HttpRequest {
   // When the header check asks for it, the body is read straight into an ingest buffer instead.
   IngestBuffer ingest_body;
   size_t ingest_size = 0;
+  // Set by the header check for the handler: the route it matched (-1: none yet) and the
+  // path's parameters.
+  int route = -1;
+  std::vector<std::string> path_params;
 };
 
 // What the header check decides about a request's body.
@@ -83,7 +87,7 @@ class HttpServer {
   // Runs once the headers are in (request.body still empty): may answer at once (401, 404, …)
   // so a body is never read for a request that will be refused, and plans the body (its limit,
   // at most Options::max_body_bytes, and where it goes).
-  using HeaderCheck = std::function<bool(const HttpRequest&, HttpResponse&, BodyPlan*)>;
+  using HeaderCheck = std::function<bool(HttpRequest&, HttpResponse&, BodyPlan*)>;
 
   HttpServer(Options options, Handler handler, HeaderCheck check = {});
   ~HttpServer();

@@ -1,17 +1,16 @@
 #include "engine/store/config_journal.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include "engine/common/framed_records.h"
 #include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
 #include "engine/model/json_codec.h"
+#include "engine/store/config_records.h"
+#include "simdjson.h"
 
 namespace herald::store {
 namespace {
@@ -19,109 +18,160 @@ namespace {
 constexpr char kJournal[] = "config.journal";
 constexpr char kSnapshot[] = "config.snapshot";
 
-std::string_view KindName(ConfigJournal::Kind kind) {
-  switch (kind) {
-    case ConfigJournal::Kind::kSecurity:
-      return "security";
-    case ConfigJournal::Kind::kProfile:
-      return "profile";
-    case ConfigJournal::Kind::kSubscription:
-      return "subscription";
+void WriteChange(JsonWriter& w, const ConfigEntry& c) {
+  w.BeginObject().Field("rev", c.revision).Field("created", c.created);
+  w.Field("kind", ConfigKindName(c.kind)).Field("id", c.id);
+  if (c.deleted) {
+    w.Field("deleted", true);
+  } else {
+    w.Field("value", c.value);
   }
-  return "";
+  w.EndObject();
 }
 
-std::string PutRecord(ConfigJournal::Kind kind, const std::string& value) {
-  return FrameRecord(Cat(R"({"op":"put","kind":")", KindName(kind), R"(","value":)", value, "}"));
+std::string Line(std::span<const ConfigEntry> changes) {
+  std::string json;
+  JsonWriter w(json);
+  w.BeginObject().Field("v", kConfigRecordVersion).Key("changes").BeginArray();
+  for (const ConfigEntry& c : changes) WriteChange(w, c);
+  w.EndArray().EndObject();
+  return FrameRecord(json);
 }
 
-// Applies a put: create, or update when it exists.
-template <typename T, typename Create, typename Update>
-absl::Status Upsert(const T& value, Create create, Update update) {
-  absl::Status s = create(value);
-  if (s.code() == absl::StatusCode::kAlreadyExists) s = update(value);
-  return s;
+// A line of the format before versioned records: {"op":"put","kind":K,"value":<API JSON>} or
+// {"op":"delete","kind":K,"id":…}. Returns the change it made, as a storage record.
+std::optional<ConfigEntry> MigrateLine(simdjson::dom::element root) {
+  std::string_view op, kind_name;
+  if (root["op"].get_string().get(op) != simdjson::SUCCESS ||
+      root["kind"].get_string().get(kind_name) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  const std::optional<ConfigKind> kind = ParseConfigKind(kind_name);
+  if (!kind) return std::nullopt;
+  ConfigEntry c;
+  c.kind = *kind;
+  if (op == "delete") {
+    std::string_view id;
+    if (root["id"].get_string().get(id) != simdjson::SUCCESS) return std::nullopt;
+    c.id = id;
+    c.deleted = true;
+    return c;
+  }
+  if (op != "put") return std::nullopt;
+  simdjson::dom::element value = root["value"];
+  switch (*kind) {
+    case ConfigKind::kSecurity: {
+      auto s = model::DecodeSecurity(value);
+      if (!s.ok()) return std::nullopt;
+      c.id = s->auth_id;
+      c.value = EncodeRecord(*s);
+      break;
+    }
+    case ConfigKind::kProfile: {
+      auto p = model::DecodeProfile(value);
+      if (!p.ok()) return std::nullopt;
+      c.id = p->profile.profile_id;
+      c.value = EncodeRecord(p->profile);
+      break;
+    }
+    case ConfigKind::kSubscription: {
+      auto s = model::DecodeSubscription(value);
+      if (!s.ok()) return std::nullopt;
+      c.id = s->subscription.subscription_id;
+      c.value = EncodeRecord(s->subscription);
+      break;
+    }
+  }
+  return c;
 }
 
 }  // namespace
 
-ConfigJournal::ConfigJournal(std::string dir, Engine& engine,
-                             std::function<void(std::string_view)> log)
-    : dir_(std::move(dir)), engine_(engine), log_(std::move(log)) {}
+ConfigJournal::ConfigJournal(std::string dir, std::function<void(std::string_view)> log,
+                             SyncFn sync)
+    : dir_(std::move(dir)), log_(std::move(log)), sync_(sync) {}
 
 ConfigJournal::~ConfigJournal() = default;
 
 absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
-    const std::string& dir, Engine& engine, std::function<void(std::string_view)> log) {
+    const std::string& dir, std::function<void(std::string_view)> log, SyncFn sync) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::UnavailableError(Cat("data_dir ", dir, ": ", ec.message()));
-  std::unique_ptr<ConfigJournal> j(new ConfigJournal(dir, engine, std::move(log)));
+  std::unique_ptr<ConfigJournal> j(new ConfigJournal(dir, std::move(log), sync));
   if (auto s = j->Replay(dir + "/" + kSnapshot, /*truncate_tail=*/false); !s.ok()) return s;
   if (auto s = j->Replay(dir + "/" + kJournal, /*truncate_tail=*/true); !s.ok()) return s;
+  if (j->stats_.migrated > 0 && j->log_) {
+    j->log_(Cat("store: migrated ", j->stats_.migrated,
+                " config record(s) written before versioned records to format version ",
+                kConfigRecordVersion));
+  }
   std::lock_guard lock(j->mu_);
+  j->opened_at_ = j->revision_;
   if (auto s = j->CompactLocked(); !s.ok()) return s;
   return j;
 }
 
-absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) {
-  size_t line = 0;
-  auto read = ReadRecords(path, [&](std::string_view json) {
-    ++line;
-    simdjson::dom::parser parser;
-    simdjson::dom::element root;
-    std::string_view op, kind;
-    if (parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS ||
-        root["op"].get_string().get(op) != simdjson::SUCCESS ||
-        root["kind"].get_string().get(kind) != simdjson::SUCCESS) {
-      return false;
-    }
-    absl::Status applied = absl::OkStatus();
-    if (op == "put") {
-      simdjson::dom::element value = root["value"];
-      if (kind == "security") {
-        auto s = model::DecodeSecurity(value);
-        applied = s.ok() ? Upsert(
-                               *s, [&](auto& v) { return engine_.CreateSecurity(v); },
-                               [&](auto& v) { return engine_.UpdateSecurity(v); })
-                         : s.status();
-      } else if (kind == "profile") {
-        auto p = model::DecodeProfile(value);
-        applied = p.ok() ? Upsert(
-                               p->profile, [&](auto& v) { return engine_.CreateProfile(v); },
-                               [&](auto& v) { return engine_.UpdateProfile(v); })
-                         : p.status();
-      } else if (kind == "subscription") {
-        auto s = model::DecodeSubscription(value);
-        applied = s.ok()
-                      ? Upsert(
-                            s->subscription, [&](auto& v) { return engine_.CreateSubscription(v); },
-                            [&](auto& v) { return engine_.UpdateSubscription(v); })
-                      : s.status();
-      } else {
-        return false;
-      }
-    } else if (op == "delete") {
-      std::string_view id;
-      if (root["id"].get_string().get(id) != simdjson::SUCCESS) return false;
-      const std::string key(id);
-      if (kind == "security")
-        applied = engine_.DeleteSecurity(key);
-      else if (kind == "profile")
-        applied = engine_.DeleteProfile(key);
-      else if (kind == "subscription")
-        applied = engine_.DeleteSubscription(key);
-      else
-        return false;
-    } else {
-      return false;
-    }
-    if (!applied.ok() && log_) {
-      log_(Cat("store: ", path, ": record ", line,
-               " no longer applies: ", ToStd(applied.message())));
-    }
+void ConfigJournal::Apply(const ConfigEntry& change) {
+  revision_ = std::max(revision_, change.revision);
+  const Key key{change.kind, change.id};
+  auto it = entries_.find(key);
+  ConfigEntry entry = change;
+  // An update keeps its place in creation order; a put after a delete is a new creation.
+  if (entry.created == 0) {
+    entry.created =
+        it != entries_.end() && !it->second.deleted ? it->second.created : change.revision;
+  }
+  entries_[key] = std::move(entry);
+}
+
+bool ConfigJournal::ReadLine(std::string_view line) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(line.data(), line.size()).get(root) != simdjson::SUCCESS) return false;
+  int64_t version = 0;
+  if (root["v"].get_int64().get(version) != simdjson::SUCCESS) {
+    std::optional<ConfigEntry> change = MigrateLine(root);
+    if (!change) return false;
+    change->revision = revision_ + 1;
+    Apply(*change);
+    ++stats_.migrated;
     return true;
-  });
+  }
+  if (version != kConfigRecordVersion) return false;
+  simdjson::dom::array changes;
+  if (root["changes"].get_array().get(changes) != simdjson::SUCCESS) return false;
+  std::vector<ConfigEntry> read;
+  for (simdjson::dom::element c : changes) {
+    ConfigEntry& e = read.emplace_back();
+    std::string_view kind, id, value;
+    uint64_t rev = 0, created = 0;
+    bool deleted = false;
+    if (c["rev"].get_uint64().get(rev) != simdjson::SUCCESS ||
+        c["created"].get_uint64().get(created) != simdjson::SUCCESS ||
+        c["kind"].get_string().get(kind) != simdjson::SUCCESS ||
+        c["id"].get_string().get(id) != simdjson::SUCCESS) {
+      return false;
+    }
+    const std::optional<ConfigKind> k = ParseConfigKind(kind);
+    if (!k) return false;
+    if (c["deleted"].get_bool().get(deleted) != simdjson::SUCCESS &&
+        c["value"].get_string().get(value) != simdjson::SUCCESS) {
+      return false;
+    }
+    e.kind = *k;
+    e.id = id;
+    e.value = value;
+    e.revision = rev;
+    e.created = created;
+    e.deleted = deleted;
+  }
+  for (const ConfigEntry& e : read) Apply(e);  // a line applies whole or not at all
+  return true;
+}
+
+absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) {
+  auto read = ReadRecords(path, [&](std::string_view line) { return ReadLine(line); });
   if (!read.ok()) return read.status();
   stats_.replayed += read->records;
   if (read->bad_bytes == 0) return absl::OkStatus();
@@ -139,23 +189,38 @@ absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) 
   return absl::OkStatus();
 }
 
+std::vector<ConfigEntry> ConfigJournal::List() const {
+  std::vector<ConfigEntry> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, entry] : entries_) {
+      if (!entry.deleted) out.push_back(entry);
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const ConfigEntry& a, const ConfigEntry& b) {
+    return a.kind != b.kind ? a.kind < b.kind : a.created < b.created;
+  });
+  return out;
+}
+
+uint64_t ConfigJournal::revision() const {
+  std::lock_guard lock(mu_);
+  return revision_;
+}
+
 absl::Status ConfigJournal::CompactLocked() {
   std::string snapshot;
-  for (const auto& s : engine_.ListSecurity()) {
-    snapshot += PutRecord(Kind::kSecurity, model::EncodeSecurity(s, /*mask=*/false));
+  std::vector<ConfigEntry> kept;
+  for (const auto& [key, entry] : entries_) {
+    if (!entry.deleted) kept.push_back(entry);
   }
-  for (const auto& p : engine_.ListProfiles()) {
-    snapshot += PutRecord(Kind::kProfile, model::EncodeProfile(p, /*mask=*/false));
-  }
-  auto subs = engine_.ListSubscriptions();
-  // Oldest first, so creation order (a matching tie-break) survives the restart.
-  for (auto it = subs.rbegin(); it != subs.rend(); ++it) {
-    snapshot += PutRecord(Kind::kSubscription, model::EncodeSubscription(*it, nullptr));
-  }
+  std::sort(kept.begin(), kept.end(),
+            [](const ConfigEntry& a, const ConfigEntry& b) { return a.revision < b.revision; });
+  for (const ConfigEntry& e : kept) snapshot += Line({&e, 1});
   if (auto s = WriteFileAtomically(dir_, kSnapshot, snapshot); !s.ok()) return s;
   // The snapshot holds everything: start an empty journal.
   const std::string journal = dir_ + "/" + kJournal;
-  auto file = AppendFile::Open(journal, /*truncate=*/true);
+  auto file = AppendFile::Open(journal, /*truncate=*/true, sync_);
   if (!file.ok()) return file.status();
   // Adopted before the sync: the old descriptor's end is gone with the truncation, and should
   // the sync fail the new one refuses writes.
@@ -169,51 +234,58 @@ absl::Status ConfigJournal::Compact() {
   return CompactLocked();
 }
 
-absl::Status ConfigJournal::Append(const std::string& record) {
+absl::StatusOr<uint64_t> ConfigJournal::Commit(std::span<const ConfigWrite> writes) {
+  if (writes.empty()) return absl::InvalidArgumentError("a change needs at least one write");
   std::lock_guard lock(mu_);
+  std::vector<ConfigEntry> changes;
+  changes.reserve(writes.size());
+  uint64_t rev = revision_;
+  for (const ConfigWrite& w : writes) {
+    auto it = entries_.find(Key{w.kind, w.id});
+    const bool exists = it != entries_.end() && !it->second.deleted;
+    if (w.expected_revision != kAnyRevision) {
+      const uint64_t have = exists ? it->second.revision : 0;
+      if (have != w.expected_revision) {
+        return absl::FailedPreconditionError(Cat(ConfigKindName(w.kind), " ", w.id,
+                                                 " is at revision ", have, ", not ",
+                                                 w.expected_revision, ": it changed meanwhile"));
+      }
+    }
+    ConfigEntry& c = changes.emplace_back();
+    c.kind = w.kind;
+    c.id = w.id;
+    c.revision = ++rev;
+    c.created = exists ? it->second.created : c.revision;
+    c.deleted = !w.value.has_value();
+    if (w.value) c.value = *w.value;
+  }
   // A failed write is taken back, so a torn fragment cannot swallow the next record at replay
   // and a change answered 503 does not come back at restart.
-  return file_.Append(record);
-}
-
-absl::Status ConfigJournal::Put(const SecuritySetting& security) {
-  return Append(PutRecord(Kind::kSecurity, model::EncodeSecurity(security, /*mask=*/false)));
-}
-absl::Status ConfigJournal::Put(const NotificationProfile& profile) {
-  return Append(PutRecord(Kind::kProfile, model::EncodeProfile(profile, /*mask=*/false)));
-}
-absl::Status ConfigJournal::Put(const Subscription& subscription) {
-  return Append(PutRecord(Kind::kSubscription, model::EncodeSubscription(subscription, nullptr)));
-}
-absl::Status ConfigJournal::PutMany(const std::vector<Subscription>& subscriptions) {
-  std::string records;
-  for (const auto& s : subscriptions) {
-    records += PutRecord(Kind::kSubscription, model::EncodeSubscription(s, nullptr));
+  if (auto s = file_.Append(Line(changes)); !s.ok()) return s;
+  for (const ConfigEntry& c : changes) {
+    Apply(c);
+    for (const Watcher& watch : watchers_) watch(c);
   }
-  return Append(records);
+  return revision_;
 }
 
-absl::Status ConfigJournal::PutTogether(const SecuritySetting* security,
-                                        const NotificationProfile* profile,
-                                        const Subscription* subscription) {
-  std::string records;
-  if (security) records += PutRecord(Kind::kSecurity, model::EncodeSecurity(*security, false));
-  if (profile) records += PutRecord(Kind::kProfile, model::EncodeProfile(*profile, /*mask=*/false));
-  if (subscription) {
-    records += PutRecord(Kind::kSubscription, model::EncodeSubscription(*subscription, nullptr));
+absl::Status ConfigJournal::Watch(uint64_t from_revision, Watcher fn) {
+  std::lock_guard lock(mu_);
+  if (from_revision != 0 && from_revision < opened_at_) {
+    return absl::OutOfRangeError(
+        Cat("the changes before revision ", opened_at_, " are compacted; list the config instead"));
   }
-  return Append(records);
-}
-
-absl::Status ConfigJournal::Delete(Kind kind, std::string_view id) {
-  std::string json;
-  JsonWriter(json)
-      .BeginObject()
-      .Field("op", "delete")
-      .Field("kind", KindName(kind))
-      .Field("id", id)
-      .EndObject();
-  return Append(FrameRecord(json));
+  std::vector<const ConfigEntry*> since;
+  for (const auto& [key, entry] : entries_) {
+    if (entry.revision > from_revision && !(from_revision == 0 && entry.deleted)) {
+      since.push_back(&entry);
+    }
+  }
+  std::sort(since.begin(), since.end(),
+            [](const ConfigEntry* a, const ConfigEntry* b) { return a->revision < b->revision; });
+  for (const ConfigEntry* e : since) fn(*e);
+  watchers_.push_back(std::move(fn));
+  return absl::OkStatus();
 }
 
 }  // namespace herald::store

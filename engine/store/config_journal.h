@@ -1,69 +1,78 @@
-// The embedded config store (DESIGN §7): security settings, profiles and subscriptions persist
-// in data_dir as an append-only journal of JSON records, each line prefixed by its CRC-32, fsynced
-// before the change is acknowledged. At open, the snapshot and then the journal are replayed into
-// the engine; a torn or corrupt record ends the replay there, is reported and cut off (what came
-// before it is kept); then the state is compacted into a new snapshot (write-new, fsync, rename,
-// fsync the directory) and the journal restarts empty.
+// The embedded ConfigStore (DESIGN §7): the config persists in data_dir as an append-only
+// journal of CRC-framed lines, one per committed change (so a change of several entries is
+// durable whole or not at all), fdatasynced before the change is acknowledged:
+//   {"v":1,"changes":[{"rev":N,"created":C,"kind":"profile","id":"…","value":"<record>"}, …]}
+// with "deleted":true instead of a value for a delete; values are storage records
+// (engine/store/config_records.h). At open, the snapshot and then the journal are read; a torn or
+// corrupt line ends the journal there, is reported and cut off (what came before it is kept);
+// then the state is compacted into a new snapshot (write-new, fsync, rename, fsync the directory)
+// and the journal restarts empty.
 //
-// Files are created 0600: they hold webhook secrets. Thread-safe.
+// Files written by releases before versioned records (lines {"op","kind","value"} holding the
+// management API's JSON) are read and migrated: the compaction at open rewrites them as
+// versioned records.
+//
+// Files are created 0600: they hold webhook secrets. Thread-safe; watchers are called with the
+// journal's lock held, so they must not call back into it.
 #pragma once
 
-#include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/common/append_file.h"
-#include "herald/engine.h"
+#include "engine/store/config_store.h"
 
 namespace herald::store {
 
-class ConfigJournal {
+class ConfigJournal final : public ConfigStore {
  public:
-  enum class Kind { kSecurity, kProfile, kSubscription };
-
   struct Stats {
-    size_t replayed = 0;         // records applied at open
+    size_t replayed = 0;         // lines read at open
+    size_t migrated = 0;         // of those, lines in the format before versioned records
     size_t truncated_bytes = 0;  // bytes of a torn or corrupt tail cut off at open
   };
 
-  // Creates `dir` if needed, loads its state into `engine`, compacts, and opens the journal.
+  // Creates `dir` if needed, reads its state, compacts, and opens the journal.
   static absl::StatusOr<std::unique_ptr<ConfigJournal>> Open(
-      const std::string& dir, Engine& engine, std::function<void(std::string_view)> log = {});
-  ~ConfigJournal();
+      const std::string& dir, std::function<void(std::string_view)> log = {},
+      SyncFn sync = nullptr);
+  ~ConfigJournal() override;
 
-  // Durable once these return OK (the record is written and fsynced).
-  absl::Status Put(const SecuritySetting& security);
-  absl::Status Put(const NotificationProfile& profile);
-  absl::Status Put(const Subscription& subscription);
-  absl::Status Delete(Kind kind, std::string_view id);
-  // Many subscriptions with one write and one fsync (bulk import).
-  absl::Status PutMany(const std::vector<Subscription>& subscriptions);
-  // An inline create — security setting, profile, subscription (each optional) — as one write:
-  // all of it is durable, or none.
-  absl::Status PutTogether(const SecuritySetting* security, const NotificationProfile* profile,
-                           const Subscription* subscription);
+  absl::StatusOr<uint64_t> Commit(std::span<const ConfigWrite> writes) override;
+  std::vector<ConfigEntry> List() const override;
+  absl::Status Watch(uint64_t from_revision, Watcher fn) override;
+  uint64_t revision() const override;
 
-  // Rewrites the snapshot from the engine's state and empties the journal.
+  // Rewrites the snapshot from the state and empties the journal.
   absl::Status Compact();
+  absl::Status Close() override { return Compact(); }
 
   const Stats& stats() const { return stats_; }
 
  private:
-  ConfigJournal(std::string dir, Engine& engine, std::function<void(std::string_view)> log);
+  ConfigJournal(std::string dir, std::function<void(std::string_view)> log, SyncFn sync);
   absl::Status Replay(const std::string& path, bool truncate_tail);
-  absl::Status Append(const std::string& record);
+  bool ReadLine(std::string_view line);  // false: the line is not a record
+  void Apply(const ConfigEntry& change);
   absl::Status CompactLocked();
 
+  using Key = std::pair<ConfigKind, std::string>;
   const std::string dir_;
-  Engine& engine_;
-  std::function<void(std::string_view)> log_;
-  std::mutex mu_;
-  AppendFile file_;  // the journal
+  const std::function<void(std::string_view)> log_;
+  const SyncFn sync_;
+  mutable std::mutex mu_;
+  AppendFile file_;                     // the journal; GUARDED_BY mu_
+  std::map<Key, ConfigEntry> entries_;  // deletes kept as tombstones until the next open
+  uint64_t revision_ = 0;
+  uint64_t opened_at_ = 0;  // the revision at open: changes before it are not known one by one
+  std::vector<Watcher> watchers_;
   Stats stats_;
 };
 

@@ -38,6 +38,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "engine/store/event_log.h"
 #include "engine/store/spool.h"
 #include "herald/engine.h"
 
@@ -45,7 +46,8 @@ namespace herald::store {
 
 absl::StatusOr<Spool::Durability> ParseDurability(std::string_view name);
 
-class DeliveryLog {
+// The embedded EventLog (engine/store/event_log.h).
+class DeliveryLog final : public EventLog {
  public:
   struct Options {
     std::string data_dir;
@@ -69,34 +71,18 @@ class DeliveryLog {
     std::function<void(std::string_view)> log;
   };
 
-  struct Stats {
-    uint64_t appended = 0;       // records (ingest requests)
-    uint64_t append_errors = 0;  // requests refused because the spool could not take them
-    uint64_t appended_bytes = 0;
-    uint64_t first_seq = 0;  // the oldest record kept
-    uint64_t next_seq = 0;
-    uint64_t segments = 0;
-    uint64_t fsyncs = 0;
-    uint64_t replayed = 0;  // records re-routed at start
-    uint64_t cursor_writes = 0;
-    uint64_t cursor_errors = 0;
-    uint64_t slowest_cursor = 0;    // the oldest record some profile still needs
-    uint64_t waiting_for_room = 0;  // (profile, record) pairs a full queue refused, not yet taken
-    uint64_t spool_bytes = 0;
-    uint64_t retention_segments = 0;      // segments dropped by a retention cap
-    uint64_t retention_dead_letters = 0;  // notifications they turned into dead letters
-  };
+  using Stats = EventLog::Stats;
 
   // Opens (recovers) the spool in data_dir/spool and reads the cursors; the engine must already
   // hold the persisted profiles and subscriptions.
   static absl::StatusOr<std::unique_ptr<DeliveryLog>> Open(Options options, Engine& engine);
-  ~DeliveryLog();
+  ~DeliveryLog() override;
 
   // Re-routes what the cursors say is unfinished. Call once, after the engine's sink has
   // started and before new events arrive. `stop` is asked between records: when it says yes the
   // replay ends with Cancelled, having written cursors for the records it went through, and the
   // next start goes on from there.
-  absl::Status Replay(const std::function<bool()>& stop = {});
+  absl::Status Replay(const std::function<bool()>& stop = {}) override;
   // A subscription about to be changed or deleted while its profile has unsettled records: the
   // live process delivers those to the profile as the old subscription routed them, so a replay
   // after a crash must too. KeepRoute persists the old definition (with the cursors) before the
@@ -104,33 +90,36 @@ class DeliveryLog {
   // DropRoute forgets it when the change failed. The replay routes through kept routes
   // (Engine::AddReplayRoute); a checkpoint drops a route once its profile's cursor passed it.
   // SealRoute must follow the change's FlushIndex (what is logged after routes the new way).
-  absl::StatusOr<uint64_t> KeepRoute(const Subscription& before_change);
-  void SealRoute(uint64_t route);
-  void DropRoute(uint64_t route);
+  absl::StatusOr<uint64_t> KeepRoute(const Subscription& before_change) override;
+  void SealRoute(uint64_t route) override;
+  void DropRoute(uint64_t route) override;
   // Starts writing cursors and retaining segments in the background.
-  void Start();
+  void Start() override;
   // Stops the background work and writes the cursors a last time (after delivery stopped).
-  void Stop();
+  void Stop() override;
 
   // Appends, then routes with the record's sequence. An error means nothing was accepted.
   // Without `on_durable` the call returns once the record is as durable as the setting promises.
   // With it, the call returns once the record is written and routed, and `on_durable` follows
   // when it is durable (under `always`, after the fdatasync it shares with every record written
   // meanwhile; at once otherwise), with the fdatasync's error if that failed.
-  using OnDurable = std::function<void(absl::Status)>;
   absl::StatusOr<IngestResult> Ingest(IngestBuffer buffer, size_t size, InputFormat format,
                                       std::vector<IngestError>* errors,
-                                      OnDurable on_durable = nullptr);
+                                      OnDurable on_durable = nullptr) override;
   absl::StatusOr<IngestResult> Ingest(std::string_view bytes, InputFormat format,
                                       std::vector<IngestError>* errors,
-                                      OnDurable on_durable = nullptr);
+                                      OnDurable on_durable = nullptr) override;
   absl::StatusOr<IngestResult> IngestNative(std::string_view channel, std::string_view event,
                                             std::string_view bytes,
                                             std::vector<IngestError>* errors,
-                                            OnDurable on_durable = nullptr);
+                                            OnDurable on_durable = nullptr) override;
+  // Under `always` an answer waits for the fdatasync the request shares with others.
+  bool defers_durability() const override {
+    return options_.durability == Spool::Durability::kAlways;
+  }
   Spool::Durability durability() const { return options_.durability; }
 
-  Stats stats() const;
+  Stats stats() const override;
 
  private:
   DeliveryLog(Options options, Engine& engine, std::unique_ptr<Spool> spool)
