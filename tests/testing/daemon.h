@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/http_call.h"
 #include "tests/testing/temp_dir.h"
 
 extern char** environ;
@@ -33,13 +34,6 @@ namespace herald::test_support {
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
-
-struct HttpReply {
-  int status = 0;
-  std::string body;
-  std::string content_type;
-  std::string retry_after;
-};
 
 class Daemon {
  public:
@@ -168,23 +162,7 @@ class Daemon {
   HttpReply Call(const std::string& method, const std::string& target, const std::string& body = "",
                  const std::string& content_type = "application/json",
                  const std::string& auth = "") {
-    boost::asio::io_context io;
-    tcp::socket socket(io);
-    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_));
-    http::request<http::string_body> req(http::string_to_verb(method), target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    if (!content_type.empty()) req.set(http::field::content_type, content_type);
-    if (!auth.empty()) req.set(http::field::authorization, auth);
-    req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec;
-    http::write(socket, req, ec);  // may fail when the daemon answers before the body is sent
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(socket, buffer, res, ec);
-    if (ec) return {-1, ec.message(), "", ""};
-    return {static_cast<int>(res.result_int()), res.body(),
-            std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
+    return CallHttp(port_, method, target, body, content_type, auth);
   }
 
  private:

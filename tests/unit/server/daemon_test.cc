@@ -1,0 +1,124 @@
+// heraldd run in process: Create, Start, Stop, and again on the same data_dir.
+#include "engine/server/daemon.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/http_call.h"
+#include "tests/testing/shipped_catalog.h"
+#include "tests/testing/temp_dir.h"
+
+namespace herald::server {
+namespace {
+
+using test_support::CallHttp;
+using test_support::TempDir;
+
+DaemonConfig Config(const std::string& data_dir, std::vector<std::string> more = {}) {
+  // Tests run from the source root, where the default catalog path points.
+  std::vector<std::string> args = {
+      "heraldd", "--listen",  "127.0.0.1:0", "--data-dir",
+      data_dir,  "--threads", "1",           "--allow-private-targets"};
+  args.insert(args.end(), more.begin(), more.end());
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  auto config = ParseDaemonConfig(static_cast<int>(argv.size()), argv.data());
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.ok() ? *config : DaemonConfig{};
+}
+
+TEST(Daemon, StartsServesStopsAndKeepsItsStateForTheNextStart) {
+  TempDir dir;
+  std::vector<std::string> out;
+  {
+    auto daemon =
+        Daemon::Create(Config(dir.path()), [&](std::string_view line) { out.emplace_back(line); });
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    ASSERT_TRUE((*daemon)->Start().ok());
+    const uint16_t port = (*daemon)->port();
+    ASSERT_NE(port, 0);
+    EXPECT_EQ(CallHttp(port, "GET", "/readyz").status, 200);
+    ASSERT_EQ(CallHttp(port, "POST", "/subscriptions/1/subscription/SMS",
+                       R"({"subscriptionId":"s1","events":["DELIVERY"],
+                           "profile":{"profileId":"p1","webhook":{"notifyUrl":"https://h.example/x"}}})")
+                  .status,
+              201);
+    EXPECT_EQ(
+        CallHttp(port, "POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+            .status,
+        202);
+    EXPECT_EQ((*daemon)->engine().subscription_count(), 1u);
+    (*daemon)->Stop();
+    EXPECT_EQ(CallHttp(port, "GET", "/healthz").status, -1) << "stopped listening";
+  }
+  ASSERT_FALSE(out.empty());
+  bool said_where = false;
+  for (const auto& line : out) said_where |= line.starts_with("heraldd listening on http://");
+  EXPECT_TRUE(said_where);
+
+  auto again = Daemon::Create(Config(dir.path()));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->engine().subscription_count(), 1u);
+  ASSERT_TRUE((*again)->Start().ok());
+  EXPECT_EQ(CallHttp((*again)->port(), "GET", "/subscriptions/1/subscription/SMS/s1").status, 200);
+  // Destroyed without Stop: it stops itself.
+}
+
+TEST(Daemon, AStartThatCannotListenSaysWhyAndUndoesItself) {
+  TempDir dir, other;
+  auto first = Daemon::Create(Config(dir.path()));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->Start().ok());
+  const std::string taken = "127.0.0.1:" + std::to_string((*first)->port());
+  DaemonConfig config = Config(other.path(), {"--listen", taken});
+  auto second = Daemon::Create(config);
+  ASSERT_TRUE(second.ok()) << second.status();
+  const absl::Status s = (*second)->Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find(taken.substr(10)), std::string::npos) << s;
+  (*second)->Stop();  // a second stop does nothing
+  EXPECT_EQ(CallHttp((*first)->port(), "GET", "/healthz").status, 200);
+}
+
+// What the last run accepted and did not deliver is replayed by the next start; a stop asked for
+// during that replay ends the start (Cancelled), and the start after it replays again.
+TEST(Daemon, AStopAskedForDuringTheReplayEndsTheStartCancelled) {
+  TempDir dir;
+  {
+    DaemonConfig config = Config(dir.path());
+    config.shutdown_grace = std::chrono::milliseconds(0);
+    auto daemon = Daemon::Create(config);
+    ASSERT_TRUE(daemon.ok());
+    ASSERT_TRUE((*daemon)->Start().ok());
+    const uint16_t port = (*daemon)->port();
+    // A receiver that refuses connections: nothing is delivered.
+    ASSERT_EQ(CallHttp(port, "POST", "/subscriptions/1/subscription/SMS",
+                       R"({"subscriptionId":"s1","events":["DELIVERY"],
+                           "profile":{"profileId":"p1","webhook":{"notifyUrl":"http://127.0.0.1:9/x"}}})")
+                  .status,
+              201);
+    (*daemon)->engine().FlushIndex();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(CallHttp(port, "POST", "/v1/events",
+                         R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+                    .status,
+                202);
+    }
+  }
+  {
+    auto daemon = Daemon::Create(Config(dir.path()));
+    ASSERT_TRUE(daemon.ok());
+    const absl::Status s = (*daemon)->Start([] { return true; });
+    EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
+  }
+  auto daemon = Daemon::Create(Config(dir.path()));
+  ASSERT_TRUE(daemon.ok());
+  ASSERT_TRUE((*daemon)->Start().ok());
+  const std::string metrics = CallHttp((*daemon)->port(), "GET", "/metrics").body;
+  EXPECT_EQ(metrics.find("herald_spool_replayed_records_total 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("herald_spool_replayed_records_total"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace herald::server
