@@ -13,7 +13,7 @@
 #include "engine/common/assert.h"
 #include "engine/common/hash.h"
 #include "engine/common/strings.h"
-#include "engine/dispatch/block_pool.h"
+#include "engine/ingest/block_pool.h"
 #include "engine/dispatch/dispatcher.h"
 #include "engine/dispatch/notification_builder.h"
 #include "engine/dispatch/profile_queue.h"
@@ -748,7 +748,7 @@ class EngineImpl final : public Engine {
   const EngineOptions options_;
   const std::shared_ptr<const Catalog> catalog_;
   // Destruction runs bottom-up: dispatcher, queues' notifications, index, then the pool.
-  dispatch::BlockPool pool_;
+  ingest::BlockPool pool_;
   std::vector<std::unique_ptr<RouterContext>> contexts_;
   std::atomic<uint64_t> next_event_id_{0};
 

@@ -4,12 +4,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "engine/dispatch/block_pool.h"
+#include "engine/dispatch/route_handle.h"
+#include "engine/ingest/block_pool.h"
 #include "herald/sink.h"
-
-namespace herald::internal {
-void Ref(const CompiledSubscription* subscription);
-}
 
 namespace herald {
 
@@ -17,8 +14,7 @@ class NotificationBuilder {
  public:
   // `payload` and `event_id` must lie inside `block`; an empty `event_id` means "use
   // `generated_id`", a number unique within the engine.
-  static Notification Make(internal::PayloadBlock* block,
-                           const internal::CompiledSubscription* subscription,
+  static Notification Make(internal::PayloadBlock* block, const internal::RouteHandle* subscription,
                            std::string_view event, std::string_view payload,
                            std::string_view event_id, uint64_t generated_id) {
     Notification n;

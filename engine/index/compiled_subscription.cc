@@ -2,33 +2,6 @@
 
 #include <algorithm>
 
-#include "engine/dispatch/block_pool.h"
-
-namespace herald::internal {
-
-void Ref(const CompiledSubscription* s) { s->refs.fetch_add(1, std::memory_order_relaxed); }
-
-void Unref(const CompiledSubscription* s) {
-  if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
-}
-
-void Settle(const CompiledSubscription* s, const PayloadBlock* block) {
-  if (block->sequence != 0 && s->queue)
-    s->queue->tracker().Settle(block->sequence, s->queue_generation);
-}
-
-std::string_view SubscriptionIdOf(const CompiledSubscription* s) {
-  return s ? std::string_view(s->subscription_id) : std::string_view();
-}
-std::string_view ProfileIdOf(const CompiledSubscription* s) {
-  return s ? std::string_view(s->profile_id) : std::string_view();
-}
-std::string_view ChannelOf(const CompiledSubscription* s) {
-  return s ? std::string_view(s->channel_name) : std::string_view();
-}
-
-}  // namespace herald::internal
-
 namespace herald::index {
 
 bool Matches(const CompiledSubscription& s, const RouteKeys& k, int* specificity) {

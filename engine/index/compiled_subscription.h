@@ -13,6 +13,7 @@
 
 #include "engine/common/hash.h"
 #include "engine/dispatch/profile_queue.h"
+#include "engine/dispatch/route_handle.h"
 #include "herald/catalog.h"
 #include "herald/subscription.h"
 
@@ -27,10 +28,8 @@ struct CompiledCriterion {
   std::string entity;
 };
 
-struct CompiledSubscription {
-  // Queued notifications count here from other threads; a line of its own keeps that traffic
-  // off the fields below, which every router reads while matching.
-  alignas(64) mutable std::atomic<uint32_t> refs{1};
+// The handle part (names, queue, reference count) is what notifications keep.
+struct CompiledSubscription : RouteHandle {
   alignas(64) uint64_t uid = 0;  // unique per version: an update makes a new one
   uint64_t created_seq = 0;      // creation order, kept across updates (tie-break)
   uint16_t channel = 0;
@@ -40,12 +39,7 @@ struct CompiledSubscription {
   std::vector<CompiledCriterion> criteria;
   std::vector<std::string> resources;
   std::vector<std::string> users;
-  std::string subscription_id;
-  std::string profile_id;
-  std::string channel_name;
   std::string group;
-  dispatch::ProfileQueue* queue = nullptr;  // queues live as long as the engine
-  uint32_t queue_generation = 0;            // the queue's tracker generation when compiled
   // > 0: a replay route (Engine::AddReplayRoute), for logged inputs below it only.
   uint64_t replay_before = 0;
 
@@ -53,9 +47,6 @@ struct CompiledSubscription {
     return (event_bits[event_index >> 6] >> (event_index & 63)) & 1;
   }
 };
-
-void Ref(const CompiledSubscription* s);
-// (Unref is declared in herald/sink.h.)
 
 // Intrusive owning pointer.
 class SubRef {

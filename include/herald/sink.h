@@ -11,14 +11,14 @@ namespace herald {
 namespace internal {
 struct PayloadBlock;
 struct IngestBufferAccess;
-struct CompiledSubscription;
+struct RouteHandle;
 void Unref(PayloadBlock* block);
-void Unref(const CompiledSubscription* subscription);
-std::string_view SubscriptionIdOf(const CompiledSubscription* subscription);
-std::string_view ProfileIdOf(const CompiledSubscription* subscription);
-std::string_view ChannelOf(const CompiledSubscription* subscription);
+void Unref(const RouteHandle* subscription);
+std::string_view SubscriptionIdOf(const RouteHandle* subscription);
+std::string_view ProfileIdOf(const RouteHandle* subscription);
+std::string_view ChannelOf(const RouteHandle* subscription);
 uint64_t SequenceOf(const PayloadBlock* block);
-void Settle(const CompiledSubscription* subscription, const PayloadBlock* block);
+void Settle(const RouteHandle* subscription, const PayloadBlock* block);
 }  // namespace internal
 
 // One event for one profile. Holds a reference to the event's payload bytes (shared, never
@@ -87,7 +87,7 @@ class Notification {
   static constexpr int kGeneratedIdLen = 20;  // "evt-" + 16 hex digits
 
   internal::PayloadBlock* block_ = nullptr;
-  const internal::CompiledSubscription* subscription_ = nullptr;
+  const internal::RouteHandle* subscription_ = nullptr;
   std::string_view event_;  // points into the catalog, which the engine keeps alive
   uint32_t payload_offset_ = 0;
   uint32_t payload_len_ = 0;

@@ -13,7 +13,7 @@
 
 #include "concurrentqueue/concurrentqueue.h"
 
-namespace herald::dispatch {
+namespace herald::ingest {
 class BlockPool;
 }
 
@@ -24,7 +24,7 @@ struct PayloadBlock {
   uint8_t size_class = 0;
   uint64_t sequence = 0;  // the input's position in a durable log; 0 = none
   size_t capacity = 0;    // usable bytes, padding excluded
-  dispatch::BlockPool* pool = nullptr;
+  ingest::BlockPool* pool = nullptr;
   char* data() { return reinterpret_cast<char*>(this + 1); }
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
 };
@@ -49,7 +49,7 @@ struct IngestBufferAccess {
 
 }  // namespace herald::internal
 
-namespace herald::dispatch {
+namespace herald::ingest {
 
 class BlockPool {
  public:
@@ -87,4 +87,4 @@ class BlockPool {
   std::atomic<int64_t> live_bytes_{0};
 };
 
-}  // namespace herald::dispatch
+}  // namespace herald::ingest

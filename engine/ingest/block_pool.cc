@@ -1,10 +1,9 @@
-#include "engine/dispatch/block_pool.h"
+#include "engine/ingest/block_pool.h"
 
 #include <new>
 
 #include "herald/engine.h"
 #include "herald/event.h"
-#include "herald/sink.h"
 
 namespace herald::internal {
 uint64_t SequenceOf(const PayloadBlock* block) { return block->sequence; }
@@ -23,19 +22,9 @@ void IngestBuffer::Reset() {
   block_ = nullptr;
 }
 
-std::string_view Notification::payload() const {
-  return block_ ? std::string_view(block_->data() + payload_offset_, payload_len_)
-                : std::string_view();
-}
-
-std::string_view Notification::webhook_id() const {
-  if (id_len_ > 0) return std::string_view(block_->data() + id_offset_, id_len_);
-  return std::string_view(generated_id_, kGeneratedIdLen);
-}
-
 }  // namespace herald
 
-namespace herald::dispatch {
+namespace herald::ingest {
 namespace {
 
 constexpr uint8_t kUnpooled = 0xff;
@@ -109,4 +98,4 @@ void BlockPool::Recycle(internal::PayloadBlock* block) {
   DeleteBlock(block);
 }
 
-}  // namespace herald::dispatch
+}  // namespace herald::ingest
