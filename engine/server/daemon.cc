@@ -28,6 +28,7 @@ struct Daemon::Parts {
   bool listening = false;
   bool running = false;  // started, not stopped
   bool failed_start = false;
+  size_t loaded = 0;  // config records loaded into the engine
 
   void Print(std::string_view line) const {
     if (out) out(line);
@@ -37,11 +38,10 @@ struct Daemon::Parts {
 namespace {
 
 // The embedded stores in data_dir: the config journal, loaded into the engine, and the spool.
-absl::Status OpenLocalStores(DaemonConfig& config, Engine& engine, WebhookDeliverer& deliverer,
+absl::Status OpenLocalStores(DaemonConfig& config, store::Spool::Durability durability,
+                             Engine& engine, WebhookDeliverer& deliverer,
                              std::unique_ptr<store::ConfigStore>* config_store,
                              std::unique_ptr<store::EventLog>* events, size_t* loaded) {
-  auto durability = store::ParseDurability(config.durability);
-  if (!durability.ok()) return durability.status();
   auto journal = store::ConfigJournal::Open(config.data_dir, config.engine.log);
   if (!journal.ok()) return journal.status();
   *loaded = store::LoadConfig(**journal, engine, config.engine.log);
@@ -49,7 +49,7 @@ absl::Status OpenLocalStores(DaemonConfig& config, Engine& engine, WebhookDelive
   *config_store = *std::move(journal);
   auto log = store::DeliveryLog::Open(
       {.data_dir = config.data_dir,
-       .durability = *durability,
+       .durability = durability,
        .segment_bytes = config.spool_segment_bytes,
        .cursor_interval = config.cursor_interval,
        .reoffer_queue_limit = config.engine.queue_max_notifications / 2,
@@ -67,6 +67,17 @@ absl::Status OpenLocalStores(DaemonConfig& config, Engine& engine, WebhookDelive
   return absl::OkStatus();
 }
 
+// The machine refused (a file, a port, a certificate): exit 1, not the configuration's 2.
+absl::Status Refused(const absl::Status& s) {
+  if (!absl::IsInvalidArgument(s)) return s;
+  return absl::FailedPreconditionError(s.message());
+}
+
+// The configuration is wrong: exit 2.
+absl::Status Misconfigured(const absl::Status& s) {
+  return absl::InvalidArgumentError(s.message());
+}
+
 }  // namespace
 
 Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -79,20 +90,23 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
   p->out = std::move(out);
   // Undelivered notifications stay in the event log, which replays them after a restart.
   config.delivery.log_replays_unsettled = true;
+  const auto durability = store::ParseDurability(config.durability);
+  if (!durability.ok()) return Misconfigured(durability.status());
   // Before the engine, so it outlives the engine's dispatch threads that feed it.
   auto deliverer = WebhookDeliverer::Create(config.delivery);
-  if (!deliverer.ok()) return deliverer.status();
+  if (!deliverer.ok()) return Refused(deliverer.status());
   p->deliverer = *std::move(deliverer);
   config.engine.sink = p->deliverer.get();
   auto engine = Engine::Create(config.engine);
-  if (!engine.ok()) return engine.status();
+  if (!engine.ok()) return Misconfigured(engine.status());
   p->engine = *std::move(engine);
   size_t loaded = 0;
-  if (auto s =
-          OpenLocalStores(config, *p->engine, *p->deliverer, &p->config_store, &p->events, &loaded);
+  if (auto s = OpenLocalStores(config, *durability, *p->engine, *p->deliverer, &p->config_store,
+                               &p->events, &loaded);
       !s.ok()) {
-    return s;
+    return Refused(s);
   }
+  p->loaded = loaded;
   p->deliverer->Start(*p->engine);
   p->running = true;  // from here on Stop has work to do
   p->api = std::make_unique<HttpApi>(*p->engine,
@@ -128,8 +142,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
         return api->CheckHeaders(req, res, plan);
       });
   p->config = std::move(config);
-  p->Print(Cat("heraldd: state in ", p->config.data_dir, " (", loaded, " config entries loaded, ",
-               p->engine->subscription_count(), " subscriptions)"));
   return std::unique_ptr<Daemon>(new Daemon(std::move(p)));
 }
 
@@ -147,14 +159,15 @@ absl::Status Daemon::Start(const std::function<bool()>& stop) {
   if (p.config.api_key.empty()) {
     p.Print(
         "heraldd: no --api-key set: listening on loopback only, open to every local user; set "
-        "--api-key "
-        "to listen elsewhere");
+        "--api-key to listen elsewhere");
   }
+  p.Print(Cat("heraldd: state in ", p.config.data_dir, " (", p.loaded, " config records loaded, ",
+              p.engine->subscription_count(), " subscriptions)"));
   // What the last run accepted but had not delivered, before anything new is accepted.
   if (auto s = p.events->Replay(stop); !s.ok()) {
     p.failed_start = true;
     Stop();
-    return s;
+    return absl::Status(s.code(), Cat("replaying the spool: ", ToStd(s.message())));
   }
   p.events->Start();
   p.api->set_ready(true);

@@ -22,7 +22,8 @@ namespace herald::server {
 class Daemon {
  public:
   // `config.engine.log` (and delivery.log) say what happens; `out`, when given, gets the lines
-  // an operator reads on start (where it listens, what it loaded).
+  // an operator reads on start (where it listens, what it loaded). InvalidArgument: the
+  // configuration is wrong (heraldd exits 2); another error: the machine refused (exit 1).
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(
       DaemonConfig config, std::function<void(std::string_view)> out = {});
   ~Daemon();  // stops, when started and not stopped

@@ -57,6 +57,12 @@ void NotReady(HttpResponse& r) {
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
+// Health, readiness and metrics answer while heraldd starts (the spool's replay); the rest,
+// whatever it asks, waits.
+bool AnswersStarting(std::string_view path) {
+  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+}
+
 std::string_view QueryOf(std::string_view target) {
   const size_t q = target.find('?');
   return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
@@ -92,44 +98,37 @@ const std::vector<HttpApi::Route>& HttpApi::Routes() {
   using H = HttpApi;
   constexpr Scope kOpen = Scope::kOpen, kIngest = Scope::kIngest, kMgmt = Scope::kManagement;
   static const std::vector<Route> kRoutes = {
-      {"GET", "/healthz", kOpen, kSmallBody, false, true, &H::Healthz},
-      {"GET", "/readyz", kOpen, kSmallBody, false, true, &H::Readyz},
-      {"GET", "/metrics", kOpen, kSmallBody, false, true, &H::Metrics},
-      {"GET", "/v1/catalog", kOpen, kSmallBody, false, false, &H::Catalog},
-      {"POST", "/v1/events", kIngest, kIngestBody, false, false, &H::IngestEnvelopes},
-      {"POST", "/v1/events/{channel}/{event}", kIngest, kIngestBody, false, false,
-       &H::IngestNative},
-      {"GET", "/v1/dead-letters", kMgmt, kManagementBody, false, false, &H::ListDeadLetters},
-      {"DELETE", "/v1/dead-letters", kMgmt, kManagementBody, false, false, &H::DeleteDeadLetters},
-      {"POST", "/v1/dead-letters/replay", kMgmt, kManagementBody, false, false,
-       &H::ReplayDeadLetters},
-      {"POST", "/subscriptions/1/import", kMgmt, 0, true, false, &H::Import},
-      {"GET", "/subscriptions/1/subscription/{channel}", kMgmt, kManagementBody, false, false,
+      {"GET", "/healthz", kOpen, kSmallBody, false, &H::Healthz},
+      {"GET", "/readyz", kOpen, kSmallBody, false, &H::Readyz},
+      {"GET", "/metrics", kOpen, kSmallBody, false, &H::Metrics},
+      {"GET", "/v1/catalog", kOpen, kSmallBody, false, &H::Catalog},
+      {"POST", "/v1/events", kIngest, kIngestBody, false, &H::IngestEnvelopes},
+      {"POST", "/v1/events/{channel}/{event}", kIngest, kIngestBody, false, &H::IngestNative},
+      {"GET", "/v1/dead-letters", kMgmt, kManagementBody, false, &H::ListDeadLetters},
+      {"DELETE", "/v1/dead-letters", kMgmt, kManagementBody, false, &H::DeleteDeadLetters},
+      {"POST", "/v1/dead-letters/replay", kMgmt, kManagementBody, false, &H::ReplayDeadLetters},
+      {"POST", "/subscriptions/1/import", kMgmt, 0, true, &H::Import},
+      {"GET", "/subscriptions/1/subscription/{channel}", kMgmt, kManagementBody, false,
        &H::ListSubscriptions},
-      {"POST", "/subscriptions/1/subscription/{channel}", kMgmt, kManagementBody, true, false,
+      {"POST", "/subscriptions/1/subscription/{channel}", kMgmt, kManagementBody, true,
        &H::CreateSubscription},
-      {"GET", "/subscriptions/1/subscription/{channel}/{id}", kMgmt, kManagementBody, false, false,
+      {"GET", "/subscriptions/1/subscription/{channel}/{id}", kMgmt, kManagementBody, false,
        &H::GetSubscription},
-      {"PUT", "/subscriptions/1/subscription/{channel}/{id}", kMgmt, kManagementBody, true, false,
+      {"PUT", "/subscriptions/1/subscription/{channel}/{id}", kMgmt, kManagementBody, true,
        &H::UpdateSubscription},
       {"DELETE", "/subscriptions/1/subscription/{channel}/{id}", kMgmt, kManagementBody, false,
-       false, &H::DeleteSubscription},
-      {"GET", "/subscriptions/1/profiles", kMgmt, kManagementBody, false, false, &H::ListProfiles},
-      {"POST", "/subscriptions/1/profiles", kMgmt, kManagementBody, true, false, &H::CreateProfile},
-      {"GET", "/subscriptions/1/profiles/{id}", kMgmt, kManagementBody, false, false,
-       &H::GetProfile},
-      {"PUT", "/subscriptions/1/profiles/{id}", kMgmt, kManagementBody, true, false,
-       &H::UpdateProfile},
-      {"DELETE", "/subscriptions/1/profiles/{id}", kMgmt, kManagementBody, false, false,
+       &H::DeleteSubscription},
+      {"GET", "/subscriptions/1/profiles", kMgmt, kManagementBody, false, &H::ListProfiles},
+      {"POST", "/subscriptions/1/profiles", kMgmt, kManagementBody, true, &H::CreateProfile},
+      {"GET", "/subscriptions/1/profiles/{id}", kMgmt, kManagementBody, false, &H::GetProfile},
+      {"PUT", "/subscriptions/1/profiles/{id}", kMgmt, kManagementBody, true, &H::UpdateProfile},
+      {"DELETE", "/subscriptions/1/profiles/{id}", kMgmt, kManagementBody, false,
        &H::DeleteProfile},
-      {"GET", "/subscriptions/1/security", kMgmt, kManagementBody, false, false, &H::ListSecurity},
-      {"POST", "/subscriptions/1/security", kMgmt, kManagementBody, true, false,
-       &H::CreateSecurity},
-      {"GET", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, false, false,
-       &H::GetSecurity},
-      {"PUT", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, true, false,
-       &H::UpdateSecurity},
-      {"DELETE", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, false, false,
+      {"GET", "/subscriptions/1/security", kMgmt, kManagementBody, false, &H::ListSecurity},
+      {"POST", "/subscriptions/1/security", kMgmt, kManagementBody, true, &H::CreateSecurity},
+      {"GET", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, false, &H::GetSecurity},
+      {"PUT", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, true, &H::UpdateSecurity},
+      {"DELETE", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, false,
        &H::DeleteSecurity},
   };
   return kRoutes;
@@ -141,7 +140,8 @@ HttpApi::HttpApi(Engine& engine, Options options, WebhookDeliverer* deliverer,
       options_(std::move(options)),
       deliverer_(deliverer),
       events_(events),
-      management_(engine, config, events, deliverer),
+      management_(engine, config, events, deliverer,
+                  [this](NotificationProfile* p, SecuritySetting* s) { return CheckWrite(p, s); }),
       catalog_json_(CatalogJson(engine.catalog())),
       lookups_(options_.allow_private_targets ? nullptr : std::make_unique<TargetLookups>()) {}
 
@@ -179,16 +179,17 @@ bool HttpApi::Match(HttpRequest& request, HttpResponse& response) const {
   }
   request.path_params.clear();
   if (path_route) {
-    // A management path says what it allows only to whoever may use it.
-    if (path_route->scope == Scope::kManagement &&
-        !Authorize(request, path_route->scope, response)) {
-      return false;
-    }
+    // A path says what it allows only to whoever may use it.
+    if (!Authorize(request, path_route->scope, response)) return false;
     std::string methods;
     for (size_t i = 0; i < allowed.size(); ++i) {
       methods += Cat(i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ", allowed[i]);
     }
     Error(response, 405, "METHOD_NOT_ALLOWED", Cat("use ", methods));
+    return false;
+  }
+  // Under a keyed prefix, an unknown path is news only to whoever holds the key.
+  if (path.starts_with("/v1/events") && !Authorize(request, Scope::kIngest, response)) {
     return false;
   }
   if ((path.starts_with("/subscriptions/1/") || path.starts_with("/v1/dead-letters")) &&
@@ -201,13 +202,17 @@ bool HttpApi::Match(HttpRequest& request, HttpResponse& response) const {
 
 bool HttpApi::CheckHeaders(HttpRequest& request, HttpResponse& response, BodyPlan* plan) {
   request.route = -1;
-  if (!Match(request, response)) return false;
-  const Route& route = Routes()[request.route];
-  if (!ready_.load(std::memory_order_acquire) && !route.answers_starting) {
+  // Every refusal here is an answer too, and counted as one.
+  if (!ready_.load(std::memory_order_acquire) && !AnswersStarting(PathOf(request.target))) {
     NotReady(response);
+    Count(response);
     return false;
   }
-  if (!Authorize(request, route.scope, response)) return false;
+  if (!Match(request, response) || !Authorize(request, Routes()[request.route].scope, response)) {
+    Count(response);
+    return false;
+  }
+  const Route& route = Routes()[request.route];
   if (route.scope == Scope::kIngest) {
     const bool ndjson = request.content_type.starts_with("application/x-ndjson");
     // One envelope gets a little room over max_event_bytes, so it is refused as oversize by the
@@ -228,24 +233,26 @@ void HttpApi::Handle(HttpRequest& request, HttpResponse& response) {
 }
 
 void HttpApi::Dispatch(HttpRequest& request, HttpResponse& response, bool looked_up) {
-  // Without the header check (an embedder calling Handle alone) the route is matched here.
-  const bool matched =
-      request.route >= 0 ||
-      (Match(request, response) && Authorize(request, Routes()[request.route].scope, response));
-  if (matched) {
+  if (!ready_.load(std::memory_order_acquire) && !AnswersStarting(PathOf(request.target))) {
+    NotReady(response);
+  } else if (request.route >= 0 ||
+             // Without the header check (an embedder calling Handle alone) it is matched here.
+             (Match(request, response) &&
+              Authorize(request, Routes()[request.route].scope, response))) {
     const Route& route = Routes()[request.route];
-    if (!ready_.load(std::memory_order_acquire) && !route.answers_starting) {
-      NotReady(response);
-    } else if (route.names_targets && !looked_up && DeferForLookups(request, response)) {
+    if (route.names_targets && !looked_up && DeferForLookups(request, response)) {
       // The SSRF guard's lookups happen off the io thread; the request runs again, and is
       // counted, once they are done.
       return;
-    } else {
-      const Query query = ParseQuery(QueryOf(request.target));
-      Call call{request, response, request.path_params, query};
-      (this->*route.handler)(call);
     }
+    const Query query = ParseQuery(QueryOf(request.target));
+    Call call{request, response, request.path_params, query};
+    (this->*route.handler)(call);
   }
+  Count(response);
+}
+
+void HttpApi::Count(const HttpResponse& response) {
   if (response.status == 403 && options_.limit_hits &&
       response.body.find("LIMIT_EXCEEDED") != std::string::npos) {
     options_.limit_hits->subscriptions.fetch_add(1, std::memory_order_relaxed);

@@ -66,9 +66,8 @@ class HttpApi {
     std::string_view method;
     std::string_view pattern;  // segments, "{name}" matching any one
     Scope scope;
-    size_t body_limit;      // bytes; 0 keeps the server's
-    bool names_targets;     // a write whose hosts the SSRF guard looks up first
-    bool answers_starting;  // answers while heraldd replays its spool
+    size_t body_limit;   // bytes; 0 keeps the server's
+    bool names_targets;  // a write whose hosts the SSRF guard looks up first
     void (HttpApi::*handler)(Call& call);
   };
   static const std::vector<Route>& Routes();
@@ -83,6 +82,8 @@ class HttpApi {
   // A management write naming hosts not looked up lately: answers once they are, running the
   // request again on the lookups' thread, and returns true.
   bool DeferForLookups(HttpRequest& request, HttpResponse& response);
+  // Counts an answer in the metrics (status class, limits hit).
+  void Count(const HttpResponse& response);
 
   void Healthz(Call& call);
   void Readyz(Call& call);
@@ -111,11 +112,10 @@ class HttpApi {
   void Import(Call& call);
   // The path's channel in its canonical name, or "" after answering 404.
   std::string Channel(Call& call) const;
-  // Before a write: masked values sent back take the stored ones, then the model's validation
-  // and the SSRF guard (the profile's notifyUrl, the setting's tokenUrl). Answers 400 with every
-  // field's errors and returns false.
-  bool CheckWrite(NotificationProfile* profile, SecuritySetting* security,
-                  HttpResponse& response) const;
+  // Before a write, under the ManagementService's lock: masked values sent back take the stored
+  // ones, then the model's validation and the SSRF guard (the profile's notifyUrl, the setting's
+  // tokenUrl). Returns every field's errors.
+  ValidationErrors CheckWrite(NotificationProfile* profile, SecuritySetting* security) const;
   // A profile as the API shows it, with the deliverer's `disabled` flag.
   std::string EncodeProfile(const NotificationProfile& profile) const;
   // dead_letter_handlers.cc

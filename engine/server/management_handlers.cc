@@ -72,10 +72,9 @@ void HttpApi::CreateSubscription(Call& call) {
   if (channel.empty()) return;
   auto req = model::DecodeSubscription(call.request.body, call.params[0]);
   if (!req.ok()) return FromStatus(call.response, req.status());
-  NotificationProfile* profile = req->inline_profile ? &*req->inline_profile : nullptr;
-  SecuritySetting* security = req->inline_security ? &*req->inline_security : nullptr;
-  if (!CheckWrite(profile, security, call.response)) return;
-  if (auto s = management_.CreateSubscription(req->subscription, security, profile); !s.ok()) {
+  if (auto s = management_.CreateSubscription(req->subscription, std::move(req->inline_security),
+                                              std::move(req->inline_profile));
+      !s.ok()) {
     return FromStatus(call.response, s);
   }
   Json(call.response, 201, SubscriptionIds(engine_, req->subscription));
@@ -139,9 +138,7 @@ void HttpApi::DeleteSubscription(Call& call) {
 void HttpApi::CreateProfile(Call& call) {
   auto req = model::DecodeProfile(call.request.body);
   if (!req.ok()) return FromStatus(call.response, req.status());
-  SecuritySetting* security = req->inline_security ? &*req->inline_security : nullptr;
-  if (!CheckWrite(&req->profile, security, call.response)) return;
-  if (auto s = management_.CreateProfile(req->profile, security); !s.ok()) {
+  if (auto s = management_.CreateProfile(req->profile, std::move(req->inline_security)); !s.ok()) {
     return FromStatus(call.response, s);
   }
   Json(call.response, 201, ProfileIds(req->profile.profile_id, req->profile.auth_id));
@@ -166,7 +163,6 @@ void HttpApi::UpdateProfile(Call& call) {
   auto req = model::DecodeProfile(call.request.body);
   if (!req.ok()) return FromStatus(call.response, req.status());
   req->profile.profile_id = id;
-  if (!CheckWrite(&req->profile, nullptr, call.response)) return;
   if (auto s = management_.UpdateProfile(req->profile); !s.ok()) {
     return FromStatus(call.response, s);
   }
@@ -182,7 +178,6 @@ void HttpApi::DeleteProfile(Call& call) {
 void HttpApi::CreateSecurity(Call& call) {
   auto s = model::DecodeSecurity(call.request.body);
   if (!s.ok()) return FromStatus(call.response, s.status());
-  if (!CheckWrite(nullptr, &*s, call.response)) return;
   if (auto st = management_.CreateSecurity(*s); !st.ok()) return FromStatus(call.response, st);
   Json(call.response, 201, IdBody("authId", s->auth_id));
 }
@@ -206,7 +201,6 @@ void HttpApi::UpdateSecurity(Call& call) {
   auto s = model::DecodeSecurity(call.request.body);
   if (!s.ok()) return FromStatus(call.response, s.status());
   s->auth_id = id;
-  if (!CheckWrite(nullptr, &*s, call.response)) return;
   if (auto st = management_.UpdateSecurity(*s); !st.ok()) return FromStatus(call.response, st);
   Json(call.response, 200, IdBody("authId", id));
 }
@@ -281,8 +275,8 @@ void HttpApi::Import(Call& call) {
   Json(call.response, 200, std::move(out));
 }
 
-bool HttpApi::CheckWrite(NotificationProfile* profile, SecuritySetting* security,
-                         HttpResponse& response) const {
+ValidationErrors HttpApi::CheckWrite(NotificationProfile* profile,
+                                     SecuritySetting* security) const {
   // Masked values sent back (a GET → PUT round trip) keep what is stored; reported with the
   // model's own errors, so a request learns all of them at once (a malformed URL is the
   // model's to report).
@@ -315,10 +309,7 @@ bool HttpApi::CheckWrite(NotificationProfile* profile, SecuritySetting* security
     const absl::Status s = lookups_->Check(security->token_url);
     if (!s.ok()) errors["credentials.tokenUrl"].push_back(std::string(ToStd(s.message())));
   }
-  if (errors.empty()) return true;
-  Error(response, 400, "BAD_REQUEST", Cat(errors.begin()->first, ": ", errors.begin()->second[0]),
-        errors);
-  return false;
+  return errors;
 }
 
 std::string HttpApi::EncodeProfile(const NotificationProfile& profile) const {

@@ -8,8 +8,20 @@ namespace herald::server {
 using store::ConfigKind;
 
 ManagementService::ManagementService(Engine& engine, store::ConfigStore* config,
-                                     store::EventLog* events, WebhookDeliverer* deliverer)
-    : engine_(engine), config_(config), events_(events), deliverer_(deliverer) {}
+                                     store::EventLog* events, WebhookDeliverer* deliverer,
+                                     Check check)
+    : engine_(engine),
+      config_(config),
+      events_(events),
+      deliverer_(deliverer),
+      check_(std::move(check)) {}
+
+absl::Status ManagementService::CheckLocked(NotificationProfile* profile,
+                                            SecuritySetting* security) const {
+  if (!check_) return absl::OkStatus();
+  const ValidationErrors errors = check_(profile, security);
+  return errors.empty() ? absl::OkStatus() : ValidationError(errors);
+}
 
 absl::Status ManagementService::Persist(std::span<const store::ConfigWrite> writes) {
   if (!config_ || writes.empty()) return absl::OkStatus();
@@ -22,8 +34,7 @@ absl::Status ManagementService::Persist(std::span<const store::ConfigWrite> writ
                                     ToStd(committed.status().message())));
 }
 
-absl::Status ManagementService::Run(std::vector<Step> steps, const Subscription* rerouted) {
-  std::lock_guard lock(mu_);
+absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscription* rerouted) {
   // What the profile had not settled when the change came still goes to it after a crash.
   uint64_t route = 0;
   if (events_ && rerouted) {
@@ -60,28 +71,35 @@ absl::Status ManagementService::Run(std::vector<Step> steps, const Subscription*
   return absl::OkStatus();
 }
 
-absl::Status ManagementService::CreateSubscription(const Subscription& subscription,
-                                                   const SecuritySetting* inline_security,
-                                                   const NotificationProfile* inline_profile) {
+absl::Status ManagementService::CreateSubscription(
+    const Subscription& subscription, std::optional<SecuritySetting> inline_security,
+    std::optional<NotificationProfile> inline_profile) {
+  std::lock_guard lock(mu_);
+  if (absl::Status s = CheckLocked(inline_profile ? &*inline_profile : nullptr,
+                                   inline_security ? &*inline_security : nullptr);
+      !s.ok()) {
+    return s;
+  }
   std::vector<Step> steps;
   if (inline_security) {
-    steps.push_back({[=, this] { return engine_.CreateSecurity(*inline_security); },
-                     [=, this] { (void)engine_.DeleteSecurity(inline_security->auth_id); },
+    steps.push_back({[&] { return engine_.CreateSecurity(*inline_security); },
+                     [&] { (void)engine_.DeleteSecurity(inline_security->auth_id); },
                      store::PutWrite(*inline_security)});
   }
   if (inline_profile) {
-    steps.push_back({[=, this] { return engine_.CreateProfile(*inline_profile); },
-                     [=, this] { (void)engine_.DeleteProfile(inline_profile->profile_id); },
+    steps.push_back({[&] { return engine_.CreateProfile(*inline_profile); },
+                     [&] { (void)engine_.DeleteProfile(inline_profile->profile_id); },
                      store::PutWrite(*inline_profile)});
   }
   steps.push_back({[&] { return engine_.CreateSubscription(subscription); },
                    [&] { (void)engine_.DeleteSubscription(subscription.subscription_id); },
                    store::PutWrite(subscription)});
-  return Run(std::move(steps));
+  return RunLocked(std::move(steps));
 }
 
 absl::Status ManagementService::UpdateSubscription(std::string_view channel,
                                                    const Subscription& subscription) {
+  std::lock_guard lock(mu_);
   auto before = engine_.GetSubscription(subscription.subscription_id);
   if (!before.ok() || before->channel != channel) {
     return absl::NotFoundError(
@@ -91,10 +109,11 @@ absl::Status ManagementService::UpdateSubscription(std::string_view channel,
   steps.push_back({[&] { return engine_.UpdateSubscription(subscription); },
                    [&] { (void)engine_.UpdateSubscription(*before); },
                    store::PutWrite(subscription)});
-  return Run(std::move(steps), &*before);
+  return RunLocked(std::move(steps), &*before);
 }
 
 absl::Status ManagementService::DeleteSubscription(std::string_view channel, std::string_view id) {
+  std::lock_guard lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSubscription(key);
   if (!before.ok() || before->channel != channel) {
@@ -104,24 +123,31 @@ absl::Status ManagementService::DeleteSubscription(std::string_view channel, std
   steps.push_back({[&] { return engine_.DeleteSubscription(key); },
                    [&] { (void)engine_.CreateSubscription(*before); },
                    store::DeleteWrite(ConfigKind::kSubscription, id)});
-  return Run(std::move(steps), &*before);
+  return RunLocked(std::move(steps), &*before);
 }
 
-absl::Status ManagementService::CreateProfile(const NotificationProfile& profile,
-                                              const SecuritySetting* inline_security) {
+absl::Status ManagementService::CreateProfile(NotificationProfile profile,
+                                              std::optional<SecuritySetting> inline_security) {
+  std::lock_guard lock(mu_);
+  if (absl::Status s = CheckLocked(&profile, inline_security ? &*inline_security : nullptr);
+      !s.ok()) {
+    return s;
+  }
   std::vector<Step> steps;
   if (inline_security) {
-    steps.push_back({[=, this] { return engine_.CreateSecurity(*inline_security); },
-                     [=, this] { (void)engine_.DeleteSecurity(inline_security->auth_id); },
+    steps.push_back({[&] { return engine_.CreateSecurity(*inline_security); },
+                     [&] { (void)engine_.DeleteSecurity(inline_security->auth_id); },
                      store::PutWrite(*inline_security)});
   }
   steps.push_back({[&] { return engine_.CreateProfile(profile); },
                    [&] { (void)engine_.DeleteProfile(profile.profile_id); },
                    store::PutWrite(profile)});
-  return Run(std::move(steps));
+  return RunLocked(std::move(steps));
 }
 
-absl::Status ManagementService::UpdateProfile(const NotificationProfile& profile) {
+absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
+  std::lock_guard lock(mu_);
+  if (absl::Status s = CheckLocked(&profile, nullptr); !s.ok()) return s;
   auto before = engine_.GetProfile(profile.profile_id);
   std::vector<Step> steps;
   steps.push_back({[&] { return engine_.UpdateProfile(profile); },
@@ -129,7 +155,7 @@ absl::Status ManagementService::UpdateProfile(const NotificationProfile& profile
                      if (before.ok()) (void)engine_.UpdateProfile(*before);
                    },
                    store::PutWrite(profile)});
-  if (absl::Status s = Run(std::move(steps)); !s.ok()) return s;
+  if (absl::Status s = RunLocked(std::move(steps)); !s.ok()) return s;
   // An update is how an operator says a disabled (410 Gone) receiver is back.
   if (deliverer_ && deliverer_->disabled(profile.profile_id)) {
     if (absl::Status s = deliverer_->Enable(profile.profile_id); !s.ok()) {
@@ -141,6 +167,7 @@ absl::Status ManagementService::UpdateProfile(const NotificationProfile& profile
 }
 
 absl::Status ManagementService::DeleteProfile(std::string_view id) {
+  std::lock_guard lock(mu_);
   const std::string key(id);
   auto before = engine_.GetProfile(key);
   std::vector<Step> steps;
@@ -149,18 +176,22 @@ absl::Status ManagementService::DeleteProfile(std::string_view id) {
                      if (before.ok()) (void)engine_.CreateProfile(*before);
                    },
                    store::DeleteWrite(ConfigKind::kProfile, id)});
-  return Run(std::move(steps));
+  return RunLocked(std::move(steps));
 }
 
-absl::Status ManagementService::CreateSecurity(const SecuritySetting& security) {
+absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
+  std::lock_guard lock(mu_);
+  if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
   std::vector<Step> steps;
   steps.push_back({[&] { return engine_.CreateSecurity(security); },
                    [&] { (void)engine_.DeleteSecurity(security.auth_id); },
                    store::PutWrite(security)});
-  return Run(std::move(steps));
+  return RunLocked(std::move(steps));
 }
 
-absl::Status ManagementService::UpdateSecurity(const SecuritySetting& security) {
+absl::Status ManagementService::UpdateSecurity(SecuritySetting security) {
+  std::lock_guard lock(mu_);
+  if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
   auto before = engine_.GetSecurity(security.auth_id);
   std::vector<Step> steps;
   steps.push_back({[&] { return engine_.UpdateSecurity(security); },
@@ -168,10 +199,11 @@ absl::Status ManagementService::UpdateSecurity(const SecuritySetting& security) 
                      if (before.ok()) (void)engine_.UpdateSecurity(*before);
                    },
                    store::PutWrite(security)});
-  return Run(std::move(steps));
+  return RunLocked(std::move(steps));
 }
 
 absl::Status ManagementService::DeleteSecurity(std::string_view id) {
+  std::lock_guard lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSecurity(key);
   std::vector<Step> steps;
@@ -180,7 +212,7 @@ absl::Status ManagementService::DeleteSecurity(std::string_view id) {
                      if (before.ok()) (void)engine_.CreateSecurity(*before);
                    },
                    store::DeleteWrite(ConfigKind::kSecurity, id)});
-  return Run(std::move(steps));
+  return RunLocked(std::move(steps));
 }
 
 absl::Status ManagementService::Import(std::span<const Subscription> subscriptions,

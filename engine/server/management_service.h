@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -18,33 +19,39 @@
 #include "engine/store/config_store.h"
 #include "engine/store/event_log.h"
 #include "herald/engine.h"
+#include "herald/status.h"
 #include "herald/webhook_deliverer.h"
 
 namespace herald::server {
 
 class ManagementService {
  public:
+  // Before a write of a profile or security setting, with the change's lock held: may complete
+  // the values (masked secrets sent back take the stored ones) and returns the field errors that
+  // refuse them (answered 400).
+  using Check = std::function<ValidationErrors(NotificationProfile*, SecuritySetting*)>;
+
   // `config`, when given, makes every change durable before it returns; `events`, when given,
   // keeps what a changed subscription routed so a replay routes it the same way; `deliverer`,
   // when given, is enabled again for a profile it disabled when that profile is updated.
   ManagementService(Engine& engine, store::ConfigStore* config, store::EventLog* events,
-                    WebhookDeliverer* deliverer);
+                    WebhookDeliverer* deliverer, Check check = {});
 
   // With the inline security setting and profile, created first, all durable together.
   absl::Status CreateSubscription(const Subscription& subscription,
-                                  const SecuritySetting* inline_security,
-                                  const NotificationProfile* inline_profile);
+                                  std::optional<SecuritySetting> inline_security,
+                                  std::optional<NotificationProfile> inline_profile);
   // The subscription must exist in `channel` (canonical), else NotFound.
   absl::Status UpdateSubscription(std::string_view channel, const Subscription& subscription);
   absl::Status DeleteSubscription(std::string_view channel, std::string_view id);
 
-  absl::Status CreateProfile(const NotificationProfile& profile,
-                             const SecuritySetting* inline_security);
-  absl::Status UpdateProfile(const NotificationProfile& profile);
+  absl::Status CreateProfile(NotificationProfile profile,
+                             std::optional<SecuritySetting> inline_security);
+  absl::Status UpdateProfile(NotificationProfile profile);
   absl::Status DeleteProfile(std::string_view id);
 
-  absl::Status CreateSecurity(const SecuritySetting& security);
-  absl::Status UpdateSecurity(const SecuritySetting& security);
+  absl::Status CreateSecurity(SecuritySetting security);
+  absl::Status UpdateSecurity(SecuritySetting security);
   absl::Status DeleteSecurity(std::string_view id);
 
   // Creates each subscription it can, `results[i]` saying how subscriptions[i] fared; the ones
@@ -60,17 +67,21 @@ class ManagementService {
     std::function<void()> undo;
     store::ConfigWrite write;
   };
-  // Applies the steps in order (undoing the applied ones when one fails), persists their writes
-  // as one change (undoing them all when that fails). `rerouted`: the subscription as it was
-  // before the change, whose routes are kept for a replay.
-  absl::Status Run(std::vector<Step> steps, const Subscription* rerouted = nullptr);
+  // With mu_ held: applies the steps in order (undoing the applied ones when one fails),
+  // persists their writes as one change (undoing them all when that fails). `rerouted`: the
+  // subscription as it was before the change, whose routes are kept for a replay.
+  absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr);
   absl::Status Persist(std::span<const store::ConfigWrite> writes);
+  // With mu_ held: the check's errors as a status.
+  absl::Status CheckLocked(NotificationProfile* profile, SecuritySetting* security) const;
 
   Engine& engine_;
   store::ConfigStore* const config_;
   store::EventLog* const events_;
   WebhookDeliverer* const deliverer_;
-  std::mutex mu_;  // one change at a time, from its engine change to its store write or undo
+  const Check check_;
+  // One change at a time, from reading what it changes to its store write or undo.
+  std::mutex mu_;
 };
 
 }  // namespace herald::server

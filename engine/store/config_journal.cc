@@ -29,54 +29,66 @@ void WriteChange(JsonWriter& w, const ConfigEntry& c) {
   w.EndObject();
 }
 
-std::string Line(std::span<const ConfigEntry> changes) {
+// `revision`: the store's, on the snapshot's last line; 0 elsewhere.
+std::string Line(std::span<const ConfigEntry> changes, uint64_t revision = 0) {
   std::string json;
   JsonWriter w(json);
   w.BeginObject().Field("v", kConfigRecordVersion).Key("changes").BeginArray();
   for (const ConfigEntry& c : changes) WriteChange(w, c);
-  w.EndArray().EndObject();
+  w.EndArray();
+  if (revision != 0) w.Field("revision", revision);
+  w.EndObject();
   return FrameRecord(json);
 }
 
 // A line of the format before versioned records: {"op":"put","kind":K,"value":<API JSON>} or
-// {"op":"delete","kind":K,"id":…}. Returns the change it made, as a storage record.
-std::optional<ConfigEntry> MigrateLine(simdjson::dom::element root) {
+// {"op":"delete","kind":K,"id":…}. Returns the change it made as a storage record; nullopt with
+// `why` set for a record whose value no longer decodes (skipped, as that release did); false in
+// `is_record` for a line that is not one (corrupt).
+std::optional<ConfigEntry> MigrateLine(simdjson::dom::element root, bool* is_record,
+                                       std::string* why) {
+  *is_record = false;
   std::string_view op, kind_name;
   if (root["op"].get_string().get(op) != simdjson::SUCCESS ||
       root["kind"].get_string().get(kind_name) != simdjson::SUCCESS) {
     return std::nullopt;
   }
   const std::optional<ConfigKind> kind = ParseConfigKind(kind_name);
-  if (!kind) return std::nullopt;
+  if (!kind || (op != "put" && op != "delete")) return std::nullopt;
   ConfigEntry c;
   c.kind = *kind;
   if (op == "delete") {
     std::string_view id;
     if (root["id"].get_string().get(id) != simdjson::SUCCESS) return std::nullopt;
+    *is_record = true;
     c.id = id;
     c.deleted = true;
     return c;
   }
-  if (op != "put") return std::nullopt;
+  *is_record = true;
   simdjson::dom::element value = root["value"];
+  auto fail = [&](const absl::Status& s) {
+    *why = ToStd(s.message());
+    return std::nullopt;
+  };
   switch (*kind) {
     case ConfigKind::kSecurity: {
       auto s = model::DecodeSecurity(value);
-      if (!s.ok()) return std::nullopt;
+      if (!s.ok()) return fail(s.status());
       c.id = s->auth_id;
       c.value = EncodeRecord(*s);
       break;
     }
     case ConfigKind::kProfile: {
       auto p = model::DecodeProfile(value);
-      if (!p.ok()) return std::nullopt;
+      if (!p.ok()) return fail(p.status());
       c.id = p->profile.profile_id;
       c.value = EncodeRecord(p->profile);
       break;
     }
     case ConfigKind::kSubscription: {
       auto s = model::DecodeSubscription(value);
-      if (!s.ok()) return std::nullopt;
+      if (!s.ok()) return fail(s.status());
       c.id = s->subscription.subscription_id;
       c.value = EncodeRecord(s->subscription);
       break;
@@ -131,14 +143,26 @@ bool ConfigJournal::ReadLine(std::string_view line) {
   if (parser.parse(line.data(), line.size()).get(root) != simdjson::SUCCESS) return false;
   int64_t version = 0;
   if (root["v"].get_int64().get(version) != simdjson::SUCCESS) {
-    std::optional<ConfigEntry> change = MigrateLine(root);
-    if (!change) return false;
+    bool is_record = false;
+    std::string why;
+    std::optional<ConfigEntry> change = MigrateLine(root, &is_record, &why);
+    if (!is_record) return false;
+    if (!change) {
+      if (log_) log_(Cat("store: a config record no longer applies and is dropped: ", why));
+      return true;
+    }
     change->revision = revision_ + 1;
     Apply(*change);
     ++stats_.migrated;
     return true;
   }
   if (version != kConfigRecordVersion) return false;
+  // The snapshot's last line says the revision it was taken at: revisions never go back, even
+  // when the newest changes were deletes the snapshot no longer holds.
+  uint64_t at = 0;
+  if (root["revision"].get_uint64().get(at) == simdjson::SUCCESS) {
+    revision_ = std::max(revision_, at);
+  }
   simdjson::dom::array changes;
   if (root["changes"].get_array().get(changes) != simdjson::SUCCESS) return false;
   std::vector<ConfigEntry> read;
@@ -217,6 +241,7 @@ absl::Status ConfigJournal::CompactLocked() {
   std::sort(kept.begin(), kept.end(),
             [](const ConfigEntry& a, const ConfigEntry& b) { return a.revision < b.revision; });
   for (const ConfigEntry& e : kept) snapshot += Line({&e, 1});
+  if (revision_ != 0) snapshot += Line({}, revision_);
   if (auto s = WriteFileAtomically(dir_, kSnapshot, snapshot); !s.ok()) return s;
   // The snapshot holds everything: start an empty journal.
   const std::string journal = dir_ + "/" + kJournal;

@@ -65,6 +65,33 @@ TEST(Daemon, StartsServesStopsAndKeepsItsStateForTheNextStart) {
   // Destroyed without Stop: it stops itself.
 }
 
+// The route table answers unknown paths and methods only to whoever holds the path's key, and
+// counts every answer, refusals included (4 × 401, 2 × 405, 2 × 404).
+TEST(Daemon, WrongPathsAndMethodsAnswerOnlyWithTheKeyAndAreCounted) {
+  TempDir dir;
+  auto daemon = Daemon::Create(Config(dir.path(), {"--api-key", "admin"}));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  ASSERT_TRUE((*daemon)->Start().ok());
+  const uint16_t port = (*daemon)->port();
+  EXPECT_EQ(CallHttp(port, "GET", "/v1/events").status, 401);
+  EXPECT_EQ(CallHttp(port, "POST", "/v1/events/a/b/c").status, 401);
+  EXPECT_EQ(CallHttp(port, "PATCH", "/subscriptions/1/profiles").status, 401);
+  EXPECT_EQ(CallHttp(port, "GET", "/subscriptions/1/nothing").status, 401);
+  const std::string key = "App admin";
+  const auto wrong_method = CallHttp(port, "GET", "/v1/events", "", "", key);
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_NE(wrong_method.body.find("use POST"), std::string::npos) << wrong_method.body;
+  const auto profiles = CallHttp(port, "PATCH", "/subscriptions/1/profiles/p1", "", "", key);
+  EXPECT_EQ(profiles.status, 405);
+  EXPECT_NE(profiles.body.find("use GET, PUT or DELETE"), std::string::npos) << profiles.body;
+  EXPECT_EQ(CallHttp(port, "GET", "/subscriptions/1/nothing", "", "", key).status, 404);
+  EXPECT_EQ(CallHttp(port, "GET", "/nothing").status, 404);
+  EXPECT_EQ(CallHttp(port, "GET", "/subscriptions/1/profiles/", "", "", key).status, 200);
+  const std::string metrics = CallHttp(port, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("herald_http_responses_total{code=\"4xx\"} 8\n"), std::string::npos)
+      << metrics;
+}
+
 TEST(Daemon, AStartThatCannotListenSaysWhyAndUndoesItself) {
   TempDir dir, other;
   auto first = Daemon::Create(Config(dir.path()));

@@ -60,7 +60,8 @@ struct World {
     EXPECT_TRUE(j.ok()) << j.status();
     journal = *std::move(j);
     store::LoadConfig(*journal, *engine, {});
-    service = std::make_unique<ManagementService>(*engine, journal.get(), nullptr, nullptr);
+    service =
+        std::make_unique<ManagementService>(*engine, journal.get(), nullptr, nullptr);
   }
   // What a restart would load.
   std::vector<std::string> Stored(store::ConfigKind kind) const {
@@ -78,11 +79,11 @@ TEST(ManagementService, ChangesAreStoredAndLoadAfterARestart) {
   World w;
   const SecuritySetting security = Basic("s1");
   const NotificationProfile profile = Profile("p1", "s1");
-  ASSERT_TRUE(w.service->CreateSubscription(Sms("sub1", "p1"), &security, &profile).ok());
+  ASSERT_TRUE(w.service->CreateSubscription(Sms("sub1", "p1"), security, profile).ok());
   NotificationProfile changed = profile;
   changed.window_size = 99;
   ASSERT_TRUE(w.service->UpdateProfile(changed).ok());
-  ASSERT_TRUE(w.service->CreateSubscription(Sms("sub2", "p1"), nullptr, nullptr).ok());
+  ASSERT_TRUE(w.service->CreateSubscription(Sms("sub2", "p1"), std::nullopt, std::nullopt).ok());
   ASSERT_TRUE(w.service->DeleteSubscription("SMS", "sub2").ok());
   w.Open();
   EXPECT_TRUE(w.engine->GetSecurity("s1").ok());
@@ -101,7 +102,7 @@ TEST(ManagementService, WhatTheStoreRefusesIsUndoneInTheEngine) {
     const SecuritySetting security = Basic("s1");
     const NotificationProfile profile = Profile("p1", "s1");
     test_support::fail_next_sync = true;
-    const absl::Status s = w.service->CreateSubscription(Sms("sub1", "p1"), &security, &profile);
+    const absl::Status s = w.service->CreateSubscription(Sms("sub1", "p1"), security, profile);
     EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
     EXPECT_FALSE(w.engine->GetSubscription("sub1").ok());
     EXPECT_FALSE(w.engine->GetProfile("p1").ok());
@@ -111,8 +112,8 @@ TEST(ManagementService, WhatTheStoreRefusesIsUndoneInTheEngine) {
   {
     World w;
     ASSERT_TRUE(w.service->CreateSecurity(Basic("s1", "old")).ok());
-    ASSERT_TRUE(w.service->CreateProfile(Profile("p1", "s1"), nullptr).ok());
-    ASSERT_TRUE(w.service->CreateSubscription(Sms("sub1", "p1"), nullptr, nullptr).ok());
+    ASSERT_TRUE(w.service->CreateProfile(Profile("p1", "s1"), std::nullopt).ok());
+    ASSERT_TRUE(w.service->CreateSubscription(Sms("sub1", "p1"), std::nullopt, std::nullopt).ok());
     w.Open();  // a fresh journal: the failed sync below leaves it refusing only from then on
     test_support::fail_next_sync = true;
     EXPECT_EQ(w.service->UpdateSecurity(Basic("s1", "new")).code(), absl::StatusCode::kUnavailable);
@@ -134,7 +135,7 @@ TEST(ManagementService, AFailedStepUndoesTheStepsBeforeIt) {
   const NotificationProfile profile = Profile("p1", "s1");
   Subscription bad = Sms("sub1", "p1");
   bad.channel = "NO_SUCH_CHANNEL";
-  EXPECT_FALSE(w.service->CreateSubscription(bad, &security, &profile).ok());
+  EXPECT_FALSE(w.service->CreateSubscription(bad, security, profile).ok());
   EXPECT_FALSE(w.engine->GetProfile("p1").ok());
   EXPECT_FALSE(w.engine->GetSecurity("s1").ok());
   EXPECT_TRUE(w.Stored(ConfigKind::kSecurity).empty());
@@ -142,17 +143,36 @@ TEST(ManagementService, AFailedStepUndoesTheStepsBeforeIt) {
 
 TEST(ManagementService, AnUpdateOrDeleteInAnotherChannelIsNotFound) {
   World w;
-  ASSERT_TRUE(w.service->CreateProfile(Profile("p1"), nullptr).ok());
-  ASSERT_TRUE(w.service->CreateSubscription(Sms("sub1", "p1"), nullptr, nullptr).ok());
+  ASSERT_TRUE(w.service->CreateProfile(Profile("p1"), std::nullopt).ok());
+  ASSERT_TRUE(w.service->CreateSubscription(Sms("sub1", "p1"), std::nullopt, std::nullopt).ok());
   Subscription moved = Sms("sub1", "p1");
   EXPECT_EQ(w.service->UpdateSubscription("EMAIL", moved).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(w.service->DeleteSubscription("EMAIL", "sub1").code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(w.engine->GetSubscription("sub1").ok());
 }
 
+// The check sees each write before the engine does: it may complete the values (the server
+// restores masked secrets there) or refuse them with field errors.
+TEST(ManagementService, TheCheckCompletesOrRefusesAWriteBeforeItIsMade) {
+  World w;
+  ManagementService service(*w.engine, w.journal.get(), nullptr, nullptr,
+                            [](NotificationProfile* p, SecuritySetting* s) -> ValidationErrors {
+                              if (s && s->password == "********") s->password = "restored";
+                              if (p && p->profile_id == "bad") return {{"profileId", {"no"}}};
+                              return {};
+                            });
+  SecuritySetting masked = Basic("s1", "********");
+  ASSERT_TRUE(service.CreateSecurity(masked).ok());
+  EXPECT_EQ(w.engine->GetSecurity("s1")->password, "restored");
+  const absl::Status refused = service.CreateProfile(Profile("bad"), Basic("s2"));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidationErrorsOf(refused).at("profileId"), std::vector<std::string>{"no"});
+  EXPECT_FALSE(w.engine->GetSecurity("s2").ok()) << "nothing of a refused write is made";
+}
+
 TEST(ManagementService, AnImportCreatesWhatItCanWithOneWriteOrNothing) {
   World w;
-  ASSERT_TRUE(w.service->CreateProfile(Profile("p1"), nullptr).ok());
+  ASSERT_TRUE(w.service->CreateProfile(Profile("p1"), std::nullopt).ok());
   const std::vector<Subscription> subs = {Sms("a", "p1"), Sms("b", "missing"), Sms("c", "p1")};
   std::vector<absl::Status> results;
   ASSERT_TRUE(w.service->Import(subs, &results).ok());

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/common/framed_records.h"
 #include "engine/store/config_records.h"
 #include "gtest/gtest.h"
 #include "herald/engine.h"
@@ -198,6 +199,54 @@ TEST(ConfigJournal, WatchGivesTheChangesAfterARevisionThenEachNewOne) {
   EXPECT_EQ(all, (std::vector<std::string>{"p1", "p2"}));
   EXPECT_EQ(j.Watch(opened_at - 1, [](const ConfigEntry&) {}).code(),
             absl::StatusCode::kOutOfRange);
+}
+
+// Revisions only grow: deletes that left nothing in the snapshot do not make the next open reuse
+// their numbers.
+TEST(ConfigJournal, RevisionsNeverGoBackAcrossARestart) {
+  TempDir dir;
+  uint64_t last = 0;
+  {
+    auto journal = ConfigJournal::Open(dir.path());
+    ASSERT_TRUE(journal.ok());
+    ASSERT_TRUE((*journal)->Put(ConfigKind::kProfile, "a", EncodeRecord(Profile("a"))).ok());
+    ASSERT_TRUE((*journal)->Put(ConfigKind::kProfile, "b", EncodeRecord(Profile("b"))).ok());
+    auto deleted = (*journal)->Delete(ConfigKind::kProfile, "b");
+    ASSERT_TRUE(deleted.ok());
+    last = *deleted;
+  }
+  for (int restart = 0; restart < 2; ++restart) {
+    auto journal = ConfigJournal::Open(dir.path());
+    ASSERT_TRUE(journal.ok());
+    EXPECT_EQ((*journal)->revision(), last);
+    auto next = (*journal)->Put(ConfigKind::kProfile, "c", EncodeRecord(Profile("c")));
+    ASSERT_TRUE(next.ok());
+    EXPECT_GT(*next, last);
+    last = *next;
+  }
+}
+
+// A record of the old format whose value no longer decodes is reported and dropped, as that
+// release did; the records after it still apply.
+TEST(ConfigJournal, AnOldRecordThatNoLongerDecodesIsDroppedAndTheRestKept) {
+  TempDir dir;
+  std::filesystem::copy(FixturePath(), dir.path(), std::filesystem::copy_options::recursive);
+  {
+    std::ofstream journal(dir.path() + "/config.journal", std::ios::app);
+    journal << FrameRecord(R"({"op":"put","kind":"profile","value":{"profileId":"no-url"}})")
+            << FrameRecord(R"({"op":"delete","kind":"subscription","id":"sms-bill"})");
+  }
+  std::vector<std::string> logged;
+  auto journal =
+      ConfigJournal::Open(dir.path(), [&](std::string_view line) { logged.emplace_back(line); });
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  EXPECT_EQ((*journal)->stats().truncated_bytes, 0u);
+  const auto entries = (*journal)->List();
+  EXPECT_EQ(Find(entries, ConfigKind::kProfile, "no-url"), nullptr);
+  EXPECT_EQ(Find(entries, ConfigKind::kSubscription, "sms-bill"), nullptr) << "applied after it";
+  bool reported = false;
+  for (const auto& line : logged) reported |= line.find("no longer applies") != std::string::npos;
+  EXPECT_TRUE(reported);
 }
 
 TEST(ConfigRecords, EveryFieldSurvivesTheRoundTripAndUnknownVersionsAreRefused) {
