@@ -74,7 +74,7 @@ absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscri
 absl::Status ManagementService::CreateSubscription(
     const Subscription& subscription, std::optional<SecuritySetting> inline_security,
     std::optional<NotificationProfile> inline_profile) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(inline_profile ? &*inline_profile : nullptr,
                                    inline_security ? &*inline_security : nullptr);
       !s.ok()) {
@@ -99,7 +99,7 @@ absl::Status ManagementService::CreateSubscription(
 
 absl::Status ManagementService::UpdateSubscription(std::string_view channel,
                                                    const Subscription& subscription) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto before = engine_.GetSubscription(subscription.subscription_id);
   if (!before.ok() || before->channel != channel) {
     return absl::NotFoundError(
@@ -113,7 +113,7 @@ absl::Status ManagementService::UpdateSubscription(std::string_view channel,
 }
 
 absl::Status ManagementService::DeleteSubscription(std::string_view channel, std::string_view id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSubscription(key);
   if (!before.ok() || before->channel != channel) {
@@ -128,7 +128,7 @@ absl::Status ManagementService::DeleteSubscription(std::string_view channel, std
 
 absl::Status ManagementService::CreateProfile(NotificationProfile profile,
                                               std::optional<SecuritySetting> inline_security) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(&profile, inline_security ? &*inline_security : nullptr);
       !s.ok()) {
     return s;
@@ -146,7 +146,7 @@ absl::Status ManagementService::CreateProfile(NotificationProfile profile,
 }
 
 absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(&profile, nullptr); !s.ok()) return s;
   auto before = engine_.GetProfile(profile.profile_id);
   std::vector<Step> steps;
@@ -167,7 +167,7 @@ absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
 }
 
 absl::Status ManagementService::DeleteProfile(std::string_view id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const std::string key(id);
   auto before = engine_.GetProfile(key);
   std::vector<Step> steps;
@@ -180,7 +180,7 @@ absl::Status ManagementService::DeleteProfile(std::string_view id) {
 }
 
 absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
   std::vector<Step> steps;
   steps.push_back({[&] { return engine_.CreateSecurity(security); },
@@ -190,7 +190,7 @@ absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
 }
 
 absl::Status ManagementService::UpdateSecurity(SecuritySetting security) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
   auto before = engine_.GetSecurity(security.auth_id);
   std::vector<Step> steps;
@@ -203,7 +203,7 @@ absl::Status ManagementService::UpdateSecurity(SecuritySetting security) {
 }
 
 absl::Status ManagementService::DeleteSecurity(std::string_view id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSecurity(key);
   std::vector<Step> steps;
@@ -217,7 +217,7 @@ absl::Status ManagementService::DeleteSecurity(std::string_view id) {
 
 absl::Status ManagementService::Import(std::span<const Subscription> subscriptions,
                                        std::vector<absl::Status>* results) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   results->clear();
   std::vector<store::ConfigWrite> writes;
   std::vector<const Subscription*> created;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/common/mutex.h"
 #include "engine/store/config_store.h"
 #include "engine/store/event_log.h"
 #include "herald/engine.h"
@@ -70,10 +71,12 @@ class ManagementService {
   // With mu_ held: applies the steps in order (undoing the applied ones when one fails),
   // persists their writes as one change (undoing them all when that fails). `rerouted`: the
   // subscription as it was before the change, whose routes are kept for a replay.
-  absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr);
+  absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr)
+      HERALD_REQUIRES(mu_);
   absl::Status Persist(std::span<const store::ConfigWrite> writes);
   // With mu_ held: the check's errors as a status.
-  absl::Status CheckLocked(NotificationProfile* profile, SecuritySetting* security) const;
+  absl::Status CheckLocked(NotificationProfile* profile, SecuritySetting* security) const
+      HERALD_REQUIRES(mu_);
 
   Engine& engine_;
   store::ConfigStore* const config_;
@@ -81,7 +84,7 @@ class ManagementService {
   WebhookDeliverer* const deliverer_;
   const Check check_;
   // One change at a time, from reading what it changes to its store write or undo.
-  std::mutex mu_;
+  Mutex mu_;
 };
 
 }  // namespace herald::server

@@ -111,6 +111,7 @@ absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::UnavailableError(Cat("data_dir ", dir, ": ", ec.message()));
   std::unique_ptr<ConfigJournal> j(new ConfigJournal(dir, std::move(log), sync));
+  MutexLock lock(j->mu_);
   if (auto s = j->Replay(dir + "/" + kSnapshot, /*truncate_tail=*/false); !s.ok()) return s;
   if (auto s = j->Replay(dir + "/" + kJournal, /*truncate_tail=*/true); !s.ok()) return s;
   if (j->stats_.migrated > 0 && j->log_) {
@@ -118,7 +119,6 @@ absl::StatusOr<std::unique_ptr<ConfigJournal>> ConfigJournal::Open(
                 " config record(s) written before versioned records to format version ",
                 kConfigRecordVersion));
   }
-  std::lock_guard lock(j->mu_);
   j->opened_at_ = j->revision_;
   if (auto s = j->CompactLocked(); !s.ok()) return s;
   return j;
@@ -195,7 +195,8 @@ bool ConfigJournal::ReadLine(std::string_view line) {
 }
 
 absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) {
-  auto read = ReadRecords(path, [&](std::string_view line) { return ReadLine(line); });
+  auto read =
+      ReadRecords(path, [&](std::string_view line) HERALD_REQUIRES(mu_) { return ReadLine(line); });
   if (!read.ok()) return read.status();
   stats_.replayed += read->records;
   if (read->bad_bytes == 0) return absl::OkStatus();
@@ -216,7 +217,7 @@ absl::Status ConfigJournal::Replay(const std::string& path, bool truncate_tail) 
 std::vector<ConfigEntry> ConfigJournal::List() const {
   std::vector<ConfigEntry> out;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [key, entry] : entries_) {
       if (!entry.deleted) out.push_back(entry);
     }
@@ -228,7 +229,7 @@ std::vector<ConfigEntry> ConfigJournal::List() const {
 }
 
 uint64_t ConfigJournal::revision() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return revision_;
 }
 
@@ -255,13 +256,13 @@ absl::Status ConfigJournal::CompactLocked() {
 }
 
 absl::Status ConfigJournal::Compact() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return CompactLocked();
 }
 
 absl::StatusOr<uint64_t> ConfigJournal::Commit(std::span<const ConfigWrite> writes) {
   if (writes.empty()) return absl::InvalidArgumentError("a change needs at least one write");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<ConfigEntry> changes;
   changes.reserve(writes.size());
   uint64_t rev = revision_;
@@ -295,7 +296,7 @@ absl::StatusOr<uint64_t> ConfigJournal::Commit(std::span<const ConfigWrite> writ
 }
 
 absl::Status ConfigJournal::Watch(uint64_t from_revision, Watcher fn) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (from_revision != 0 && from_revision < opened_at_) {
     return absl::OutOfRangeError(
         Cat("the changes before revision ", opened_at_, " are compacted; list the config instead"));

@@ -27,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/common/append_file.h"
+#include "engine/common/mutex.h"
 #include "engine/store/config_store.h"
 
 namespace herald::store {
@@ -58,22 +59,24 @@ class ConfigJournal final : public ConfigStore {
 
  private:
   ConfigJournal(std::string dir, std::function<void(std::string_view)> log, SyncFn sync);
-  absl::Status Replay(const std::string& path, bool truncate_tail);
-  bool ReadLine(std::string_view line);  // false: the line is not a record
-  void Apply(const ConfigEntry& change);
-  absl::Status CompactLocked();
+  absl::Status Replay(const std::string& path, bool truncate_tail) HERALD_REQUIRES(mu_);
+  bool ReadLine(std::string_view line) HERALD_REQUIRES(mu_);  // false: not a record
+  void Apply(const ConfigEntry& change) HERALD_REQUIRES(mu_);
+  absl::Status CompactLocked() HERALD_REQUIRES(mu_);
 
   using Key = std::pair<ConfigKind, std::string>;
   const std::string dir_;
   const std::function<void(std::string_view)> log_;
   const SyncFn sync_;
-  mutable std::mutex mu_;
-  AppendFile file_;                     // the journal; GUARDED_BY mu_
-  std::map<Key, ConfigEntry> entries_;  // deletes kept as tombstones until the next open
-  uint64_t revision_ = 0;
-  uint64_t opened_at_ = 0;  // the revision at open: changes before it are not known one by one
-  std::vector<Watcher> watchers_;
-  Stats stats_;
+  mutable Mutex mu_;
+  AppendFile file_ HERALD_GUARDED_BY(mu_);  // the journal
+  // Deletes are kept as tombstones until the next open.
+  std::map<Key, ConfigEntry> entries_ HERALD_GUARDED_BY(mu_);
+  uint64_t revision_ HERALD_GUARDED_BY(mu_) = 0;
+  // The revision at open: the changes before it are not known one by one.
+  uint64_t opened_at_ HERALD_GUARDED_BY(mu_) = 0;
+  std::vector<Watcher> watchers_ HERALD_GUARDED_BY(mu_);
+  Stats stats_;  // written by Open alone
 };
 
 }  // namespace herald::store

@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<DeliveryLog>> DeliveryLog::Open(Options options, 
     log->saved_cursors_ = std::move(cursors);
   }
   // Routes are kept even from a damaged file's good part: replaying more is never a loss.
+  MutexLock lock(log->routes_mu_);
   for (auto& route : routes) route.id = log->next_route_++;
   log->routes_ = std::move(routes);
   return log;
@@ -260,7 +261,7 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
   // in the engine after the replay, for what full queues refused of it (offered again later);
   // they match no live record (those are all from `end` on), and go once no profile owes them.
   {
-    std::lock_guard lock(routes_mu_);
+    MutexLock lock(routes_mu_);
     for (KeptRoute& route : routes_) {
       route.before = std::min(route.before, end);  // never sealed (a crash): every record kept
       const auto s = engine_.AddReplayRoute(route.subscription, route.before);
@@ -326,7 +327,7 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
 }
 
 void DeliveryLog::Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals) {
-  std::lock_guard lock(stranded_mu_);
+  MutexLock lock(stranded_mu_);
   for (const QueueRefusal& r : refusals) {
     auto& records = stranded_[r.profile_id];
     // Appends race, so a record may come in after a later one: keep the list sorted.
@@ -347,7 +348,7 @@ void DeliveryLog::Reoffer() {
   absl::flat_hash_map<std::string, std::vector<Stranded>> offer;
   uint64_t first = UINT64_MAX;
   {
-    std::lock_guard lock(stranded_mu_);
+    MutexLock lock(stranded_mu_);
     // A deleted profile's waiting records go with it, as its outstanding notifications do.
     absl::erase_if(stranded_, [&](const auto& entry) {
       if (depths.contains(entry.first)) return false;
@@ -393,8 +394,9 @@ void DeliveryLog::Reoffer() {
     return !next.empty();
   });
   for (const auto& [id, i] : next) taken[id] = i;  // the spool read ended first
-  std::lock_guard lock(stranded_mu_);
-  for (const auto& [id, n] : taken) {
+  MutexLock lock(stranded_mu_);
+  for (const auto& [id, count] : taken) {
+    const size_t n = count;  // a copy: lambdas cannot capture a structured binding (C++17)
     auto found = stranded_.find(id);
     if (found == stranded_.end()) continue;
     auto& records = found->second;
@@ -432,7 +434,7 @@ absl::StatusOr<uint64_t> DeliveryLog::KeepRoute(const Subscription& before_chang
   // effect counts too. A checkpoint drops it as soon as the profile's cursor passed it.
   uint64_t id;
   {
-    std::lock_guard lock(routes_mu_);
+    MutexLock lock(routes_mu_);
     id = next_route_++;
     routes_.push_back({.id = id, .subscription = before_change});
   }
@@ -446,7 +448,7 @@ absl::StatusOr<uint64_t> DeliveryLog::KeepRoute(const Subscription& before_chang
 
 void DeliveryLog::SealRoute(uint64_t route) {
   if (route == 0) return;
-  std::lock_guard lock(routes_mu_);
+  MutexLock lock(routes_mu_);
   for (KeptRoute& r : routes_) {
     if (r.id != route) continue;
     r.before = spool_->next_seq();  // what came later met the new version
@@ -461,7 +463,7 @@ void DeliveryLog::SealRoute(uint64_t route) {
 
 void DeliveryLog::DropRoute(uint64_t route) {
   if (route == 0) return;
-  std::lock_guard lock(routes_mu_);
+  MutexLock lock(routes_mu_);
   std::erase_if(routes_, [&](const KeptRoute& r) { return r.id == route; });
 }
 
@@ -482,7 +484,7 @@ absl::Status DeliveryLog::Checkpoint(uint64_t replay_at) {
   std::string contents = FrameRecord(Cat("frontier ", frontier));
   absl::flat_hash_map<std::string, std::vector<uint64_t>> stranded;
   {
-    std::lock_guard lock(stranded_mu_);
+    MutexLock lock(stranded_mu_);
     for (const auto& [id, records] : stranded_) {
       auto& seqs = stranded[id];
       for (const Stranded& r : records) seqs.push_back(r.seq);
@@ -536,7 +538,7 @@ absl::Status DeliveryLog::Checkpoint(uint64_t replay_at) {
   }
   {
     // A kept route goes once its profile settled everything before it, or with its profile.
-    std::lock_guard lock(routes_mu_);
+    MutexLock lock(routes_mu_);
     const bool had_routes = !routes_.empty();
     std::erase_if(routes_, [&](const KeptRoute& route) {
       auto it = cursors.find(route.subscription.profile_id);
@@ -596,7 +598,7 @@ void DeliveryLog::EnforceRetention() {
       }
     }
     {
-      std::lock_guard lock(stranded_mu_);
+      MutexLock lock(stranded_mu_);
       for (const auto& [id, records] : stranded_) {
         for (const Stranded& r : records) {
           if (r.seq >= end) break;
@@ -632,7 +634,7 @@ void DeliveryLog::EnforceRetention() {
       return;
     }
     {
-      std::lock_guard lock(stranded_mu_);
+      MutexLock lock(stranded_mu_);
       for (auto& [id, records] : stranded_) {
         const auto keep = std::find_if(records.begin(), records.end(),
                                        [&](const Stranded& r) { return r.seq >= end; });

@@ -38,6 +38,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "engine/common/mutex.h"
 #include "engine/store/event_log.h"
 #include "engine/store/spool.h"
 #include "herald/engine.h"
@@ -174,8 +175,8 @@ class DeliveryLog final : public EventLog {
     uint64_t seq;
     uint32_t first_event;  // from this event of the record on (1-based)
   };
-  mutable std::mutex stranded_mu_;
-  absl::flat_hash_map<std::string, std::vector<Stranded>> stranded_;  // GUARDED_BY stranded_mu_
+  mutable Mutex stranded_mu_;
+  absl::flat_hash_map<std::string, std::vector<Stranded>> stranded_ HERALD_GUARDED_BY(stranded_mu_);
   std::atomic<uint64_t> stranded_count_{0};
   std::mutex reoffer_mu_;  // one Reoffer at a time
 
@@ -184,9 +185,9 @@ class DeliveryLog final : public EventLog {
     Subscription subscription;
     uint64_t before = UINT64_MAX;  // UINT64_MAX until sealed: every record kept
   };
-  mutable std::mutex routes_mu_;
-  std::vector<KeptRoute> routes_;  // GUARDED_BY routes_mu_
-  uint64_t next_route_ = 1;        // GUARDED_BY routes_mu_
+  mutable Mutex routes_mu_;
+  std::vector<KeptRoute> routes_ HERALD_GUARDED_BY(routes_mu_);
+  uint64_t next_route_ HERALD_GUARDED_BY(routes_mu_) = 1;
 
   std::mutex checkpoint_mu_;               // one checkpoint at a time
   std::atomic<bool> replayed_all_{false};  // checkpoints only after Replay() succeeded
