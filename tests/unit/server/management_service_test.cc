@@ -60,8 +60,7 @@ struct World {
     EXPECT_TRUE(j.ok()) << j.status();
     journal = *std::move(j);
     store::LoadConfig(*journal, *engine, {});
-    service =
-        std::make_unique<ManagementService>(*engine, journal.get(), nullptr, nullptr);
+    service = std::make_unique<ManagementService>(*engine, journal.get(), nullptr, nullptr);
   }
   // What a restart would load.
   std::vector<std::string> Stored(store::ConfigKind kind) const {
