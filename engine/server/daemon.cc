@@ -117,6 +117,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
                                          .max_batch_bytes = config.max_batch_bytes,
                                          .allow_private_targets = config.allow_private_targets,
                                          .limit_hits = &p->limit_hits,
+                                         .name_lookup = config.name_lookup,
                                      },
                                      p->deliverer.get(), p->config_store.get(), p->events.get());
   const int threads = config.threads > 0
@@ -180,7 +181,7 @@ void Daemon::Stop() {
   Parts& p = *parts_;
   if (!p.running) return;
   p.running = false;
-  p.api->set_ready(false);
+  p.api->Stop();  // before the server: the writes it holds are answered while it still runs
   if (p.listening) p.server->Stop();
   // A start that failed drops what is held at once: the event log has it for the next start.
   p.deliverer->Stop(p.failed_start ? std::chrono::milliseconds(0) : p.config.shutdown_grace);

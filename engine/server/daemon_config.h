@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/deliver/resolver.h"
 #include "herald/engine.h"
 #include "herald/webhook_deliverer.h"
 
@@ -43,6 +44,9 @@ struct DaemonConfig {
   std::chrono::milliseconds cursor_interval{200};
   uint64_t spool_retain_max_bytes = 10240ull << 20;
   std::chrono::hours spool_retain_max_age{72};
+  // Name lookups of the write-time SSRF guard (blocking); the system's (getaddrinfo) when empty.
+  // For embedders and tests; no flag sets it.
+  deliver::Resolver::LookupFn name_lookup;
 };
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv);

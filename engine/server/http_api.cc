@@ -143,9 +143,17 @@ HttpApi::HttpApi(Engine& engine, Options options, WebhookDeliverer* deliverer,
       management_(engine, config, events, deliverer,
                   [this](NotificationProfile* p, SecuritySetting* s) { return CheckWrite(p, s); }),
       catalog_json_(CatalogJson(engine.catalog())),
-      lookups_(options_.allow_private_targets ? nullptr : std::make_unique<TargetLookups>()) {}
+      lookups_(
+          options_.allow_private_targets
+              ? nullptr
+              : std::make_unique<TargetLookups>(std::chrono::seconds(1), options_.name_lookup)) {}
 
 HttpApi::~HttpApi() = default;
+
+void HttpApi::Stop() {
+  set_ready(false);  // what waits for lookups is answered as not ready
+  if (lookups_) lookups_->Stop();
+}
 
 bool HttpApi::Authorize(const HttpRequest& request, Scope scope, HttpResponse& response) const {
   if (scope == Scope::kOpen) return true;

@@ -37,6 +37,8 @@ class HttpApi {
     size_t max_batch_bytes = 64u << 20;  // one NDJSON ingest request
     bool allow_private_targets = false;  // webhooks may target loopback and private addresses
     LimitHits* limit_hits = nullptr;     // the server's, exported as metrics; counts 403 limits
+    // The write-time SSRF guard's name lookups (blocking); the system's when empty.
+    deliver::Resolver::LookupFn name_lookup;
   };
   // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
   // served, and updating a profile it disabled enables it again.
@@ -52,6 +54,10 @@ class HttpApi {
   // limit; management: 1 MiB; import: the server's limit).
   bool CheckHeaders(HttpRequest& request, HttpResponse& response, BodyPlan* plan);
   void set_ready(bool ready) { ready_.store(ready); }
+  // Stops answering as ready and answers the writes waiting for target lookups (503), after at
+  // most the lookup in flight. Call it before stopping the HttpServer: from then on no answer
+  // comes from a thread of the API's own.
+  void Stop();
 
  private:
   enum class Scope { kOpen, kIngest, kManagement };

@@ -49,7 +49,15 @@ bool IsLiteral(const std::string& host) {
 TargetLookups::TargetLookups(std::chrono::milliseconds timeout, deliver::Resolver::LookupFn lookup)
     : timeout_(timeout), resolver_(std::move(lookup)) {}
 
-TargetLookups::~TargetLookups() = default;
+TargetLookups::~TargetLookups() { Stop(); }
+
+void TargetLookups::Stop() {
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  thread_.join();  // the lookups under way finish, skipping the names left
+}
 
 std::vector<std::string> TargetLookups::UrlsIn(std::string_view body) {
   std::vector<std::string> out;
@@ -63,7 +71,7 @@ std::vector<std::string> TargetLookups::UrlsIn(std::string_view body) {
 std::vector<std::string> TargetLookups::Unknown(const std::vector<std::string>& urls) const {
   std::vector<std::string> out;
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const std::string& url : urls) {
     auto parsed = deliver::ParseUrl(url);
     if (!parsed.ok() || IsLiteral(parsed->host)) continue;
@@ -75,16 +83,31 @@ std::vector<std::string> TargetLookups::Unknown(const std::vector<std::string>& 
 }
 
 void TargetLookups::Keep(const std::string& host, std::vector<asio::ip::address> addresses) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (answers_.size() >= kMaxKept) answers_.clear();
   answers_[host] = {std::move(addresses), std::chrono::steady_clock::now()};
 }
 
 void TargetLookups::LookUp(std::vector<std::string> hosts, std::function<void()> then) {
+  {
+    MutexLock lock(mu_);  // against Stop: spawned before it joins, or run here
+    if (!stopping_) {
+      Spawn(std::move(hosts), std::move(then));
+      return;
+    }
+  }
+  then();
+}
+
+void TargetLookups::Spawn(std::vector<std::string> hosts, std::function<void()> then) {
   asio::co_spawn(
       thread_,
       [this, hosts = std::move(hosts), then = std::move(then)]() -> asio::awaitable<void> {
         for (const std::string& host : hosts) {
+          {
+            MutexLock lock(mu_);
+            if (stopping_) break;
+          }
           auto addresses = co_await resolver_.Resolve(host, timeout_);
           Keep(host, addresses.ok() ? *std::move(addresses) : std::vector<asio::ip::address>{});
         }
@@ -99,7 +122,7 @@ absl::Status TargetLookups::Check(std::string_view url) const {
   boost::system::error_code ec;
   const auto literal = asio::ip::make_address(parsed->host, ec);
   if (!ec) return deliver::CheckTargetAddresses(parsed->host, {&literal, 1});
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = answers_.find(parsed->host);
   if (it == answers_.end()) return absl::OkStatus();
   return deliver::CheckTargetAddresses(parsed->host, it->second.addresses);

@@ -1,6 +1,9 @@
 // One HTTP/1.1 request to 127.0.0.1:port over a fresh connection, as a client would make it.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -30,6 +33,9 @@ inline HttpReply CallHttp(uint16_t port, const std::string& method, const std::s
   beast::error_code ec;
   socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
   if (ec) return {-1, ec.message(), "", ""};
+  // A server that never answers fails the call after a minute rather than hanging the test.
+  const timeval wait{.tv_sec = 60, .tv_usec = 0};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, "127.0.0.1");
   if (!content_type.empty()) req.set(http::field::content_type, content_type);

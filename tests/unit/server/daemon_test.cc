@@ -1,7 +1,12 @@
 // heraldd run in process: Create, Start, Stop, and again on the same data_dir.
 #include "engine/server/daemon.h"
 
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -145,6 +150,51 @@ TEST(Daemon, AStopAskedForDuringTheReplayEndsTheStartCancelled) {
   const std::string metrics = CallHttp((*daemon)->port(), "GET", "/metrics").body;
   EXPECT_EQ(metrics.find("herald_spool_replayed_records_total 0\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("herald_spool_replayed_records_total"), std::string::npos);
+}
+
+// A write that names receivers waits, off the io threads, for their names to be looked up (at
+// most a second each). A stop meanwhile answers it at once (503: stopping) and waits for no
+// lookup but the one in flight, and nothing the write left behind runs once the daemon is gone.
+TEST(Daemon, AStopDuringAWritesLookupsAnswersItAndLeavesNothingBehind) {
+  TempDir dir;
+  DaemonConfig config = Config(dir.path());
+  config.allow_private_targets = false;  // the write-time guard looks names up
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto asked = std::make_shared<std::atomic<int>>(0);
+  config.name_lookup = [release,
+                        asked](std::string_view) -> absl::StatusOr<std::vector<std::string>> {
+    ++*asked;
+    while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return absl::UnavailableError("no answer");
+  };
+  // Fifteen names: fifteen seconds of lookups, longer than the server waits for a request.
+  std::string body = R"({"profileId":"p1","webhook":{"notifyUrl":"http://h0.test/x"},"more":[)";
+  for (int i = 1; i < 15; ++i) {
+    body += (i > 1 ? "," : "") + std::string(R"({"notifyUrl":"http://h)") + std::to_string(i) +
+            R"(.test/x"})";
+  }
+  body += "]}";
+  std::future<test_support::HttpReply> reply;
+  {
+    auto daemon = Daemon::Create(config);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    ASSERT_TRUE((*daemon)->Start().ok());
+    const uint16_t port = (*daemon)->port();
+    reply = std::async(std::launch::async, [port, body] {
+      return CallHttp(port, "POST", "/subscriptions/1/profiles", body);
+    });
+    while (asked->load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto start = std::chrono::steady_clock::now();
+    (*daemon)->Stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5))
+        << "the stop waited for the write's lookups";
+    ASSERT_EQ(reply.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    const auto r = reply.get();
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_LT(asked->load(), 15) << "lookups went on after the stop";
+  }
+  release->store(true);  // the lookup threads end; no callback of theirs is left to run
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
 }  // namespace
