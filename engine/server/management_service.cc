@@ -7,6 +7,70 @@ namespace herald::server {
 
 using store::ConfigKind;
 
+namespace {
+
+// The engine's operations on each kind of entry, for the steps that change them.
+template <typename T>
+struct EngineOps;
+
+template <>
+struct EngineOps<SecuritySetting> {
+  static constexpr ConfigKind kKind = ConfigKind::kSecurity;
+  static const std::string& Id(const SecuritySetting& v) { return v.auth_id; }
+  static absl::Status Create(Engine& e, const SecuritySetting& v) { return e.CreateSecurity(v); }
+  static absl::Status Update(Engine& e, const SecuritySetting& v) { return e.UpdateSecurity(v); }
+  static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteSecurity(id); }
+};
+
+template <>
+struct EngineOps<NotificationProfile> {
+  static constexpr ConfigKind kKind = ConfigKind::kProfile;
+  static const std::string& Id(const NotificationProfile& v) { return v.profile_id; }
+  static absl::Status Create(Engine& e, const NotificationProfile& v) { return e.CreateProfile(v); }
+  static absl::Status Update(Engine& e, const NotificationProfile& v) { return e.UpdateProfile(v); }
+  static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteProfile(id); }
+};
+
+template <>
+struct EngineOps<Subscription> {
+  static constexpr ConfigKind kKind = ConfigKind::kSubscription;
+  static const std::string& Id(const Subscription& v) { return v.subscription_id; }
+  static absl::Status Create(Engine& e, const Subscription& v) { return e.CreateSubscription(v); }
+  static absl::Status Update(Engine& e, const Subscription& v) { return e.UpdateSubscription(v); }
+  static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteSubscription(id); }
+};
+
+}  // namespace
+
+template <typename T>
+ManagementService::Step ManagementService::CreateStep(const T& value) {
+  using Ops = EngineOps<T>;
+  return {[this, &value] { return Ops::Create(engine_, value); },
+          [this, &value] { (void)Ops::Delete(engine_, Ops::Id(value)); }, store::PutWrite(value)};
+}
+
+template <typename T>
+ManagementService::Step ManagementService::UpdateStep(const T& value,
+                                                      const absl::StatusOr<T>& before) {
+  using Ops = EngineOps<T>;
+  return {[this, &value] { return Ops::Update(engine_, value); },
+          [this, &before] {
+            if (before.ok()) (void)Ops::Update(engine_, *before);
+          },
+          store::PutWrite(value)};
+}
+
+template <typename T>
+ManagementService::Step ManagementService::DeleteStep(const std::string& id,
+                                                      const absl::StatusOr<T>& before) {
+  using Ops = EngineOps<T>;
+  return {[this, &id] { return Ops::Delete(engine_, id); },
+          [this, &before] {
+            if (before.ok()) (void)Ops::Create(engine_, *before);
+          },
+          store::DeleteWrite(Ops::kKind, id)};
+}
+
 ManagementService::ManagementService(Engine& engine, store::ConfigStore* config,
                                      store::EventLog* events, WebhookDeliverer* deliverer,
                                      Check check)
@@ -81,19 +145,9 @@ absl::Status ManagementService::CreateSubscription(
     return s;
   }
   std::vector<Step> steps;
-  if (inline_security) {
-    steps.push_back({[&] { return engine_.CreateSecurity(*inline_security); },
-                     [&] { (void)engine_.DeleteSecurity(inline_security->auth_id); },
-                     store::PutWrite(*inline_security)});
-  }
-  if (inline_profile) {
-    steps.push_back({[&] { return engine_.CreateProfile(*inline_profile); },
-                     [&] { (void)engine_.DeleteProfile(inline_profile->profile_id); },
-                     store::PutWrite(*inline_profile)});
-  }
-  steps.push_back({[&] { return engine_.CreateSubscription(subscription); },
-                   [&] { (void)engine_.DeleteSubscription(subscription.subscription_id); },
-                   store::PutWrite(subscription)});
+  if (inline_security) steps.push_back(CreateStep(*inline_security));
+  if (inline_profile) steps.push_back(CreateStep(*inline_profile));
+  steps.push_back(CreateStep(subscription));
   return RunLocked(std::move(steps));
 }
 
@@ -105,11 +159,7 @@ absl::Status ManagementService::UpdateSubscription(std::string_view channel,
     return absl::NotFoundError(
         Cat("subscription ", subscription.subscription_id, " not found in ", channel));
   }
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.UpdateSubscription(subscription); },
-                   [&] { (void)engine_.UpdateSubscription(*before); },
-                   store::PutWrite(subscription)});
-  return RunLocked(std::move(steps), &*before);
+  return RunLocked({UpdateStep(subscription, before)}, &*before);
 }
 
 absl::Status ManagementService::DeleteSubscription(std::string_view channel, std::string_view id) {
@@ -119,11 +169,7 @@ absl::Status ManagementService::DeleteSubscription(std::string_view channel, std
   if (!before.ok() || before->channel != channel) {
     return absl::NotFoundError(Cat("subscription ", id, " not found in ", channel));
   }
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.DeleteSubscription(key); },
-                   [&] { (void)engine_.CreateSubscription(*before); },
-                   store::DeleteWrite(ConfigKind::kSubscription, id)});
-  return RunLocked(std::move(steps), &*before);
+  return RunLocked({DeleteStep(key, before)}, &*before);
 }
 
 absl::Status ManagementService::CreateProfile(NotificationProfile profile,
@@ -134,28 +180,16 @@ absl::Status ManagementService::CreateProfile(NotificationProfile profile,
     return s;
   }
   std::vector<Step> steps;
-  if (inline_security) {
-    steps.push_back({[&] { return engine_.CreateSecurity(*inline_security); },
-                     [&] { (void)engine_.DeleteSecurity(inline_security->auth_id); },
-                     store::PutWrite(*inline_security)});
-  }
-  steps.push_back({[&] { return engine_.CreateProfile(profile); },
-                   [&] { (void)engine_.DeleteProfile(profile.profile_id); },
-                   store::PutWrite(profile)});
+  if (inline_security) steps.push_back(CreateStep(*inline_security));
+  steps.push_back(CreateStep(profile));
   return RunLocked(std::move(steps));
 }
 
 absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
   MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(&profile, nullptr); !s.ok()) return s;
-  auto before = engine_.GetProfile(profile.profile_id);
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.UpdateProfile(profile); },
-                   [&] {
-                     if (before.ok()) (void)engine_.UpdateProfile(*before);
-                   },
-                   store::PutWrite(profile)});
-  if (absl::Status s = RunLocked(std::move(steps)); !s.ok()) return s;
+  const auto before = engine_.GetProfile(profile.profile_id);
+  if (absl::Status s = RunLocked({UpdateStep(profile, before)}); !s.ok()) return s;
   // An update is how an operator says a disabled (410 Gone) receiver is back.
   if (deliverer_ && deliverer_->disabled(profile.profile_id)) {
     if (absl::Status s = deliverer_->Enable(profile.profile_id); !s.ok()) {
@@ -169,50 +203,28 @@ absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
 absl::Status ManagementService::DeleteProfile(std::string_view id) {
   MutexLock lock(mu_);
   const std::string key(id);
-  auto before = engine_.GetProfile(key);
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.DeleteProfile(key); },
-                   [&] {
-                     if (before.ok()) (void)engine_.CreateProfile(*before);
-                   },
-                   store::DeleteWrite(ConfigKind::kProfile, id)});
-  return RunLocked(std::move(steps));
+  const auto before = engine_.GetProfile(key);
+  return RunLocked({DeleteStep(key, before)});
 }
 
 absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
   MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.CreateSecurity(security); },
-                   [&] { (void)engine_.DeleteSecurity(security.auth_id); },
-                   store::PutWrite(security)});
-  return RunLocked(std::move(steps));
+  return RunLocked({CreateStep(security)});
 }
 
 absl::Status ManagementService::UpdateSecurity(SecuritySetting security) {
   MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
-  auto before = engine_.GetSecurity(security.auth_id);
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.UpdateSecurity(security); },
-                   [&] {
-                     if (before.ok()) (void)engine_.UpdateSecurity(*before);
-                   },
-                   store::PutWrite(security)});
-  return RunLocked(std::move(steps));
+  const auto before = engine_.GetSecurity(security.auth_id);
+  return RunLocked({UpdateStep(security, before)});
 }
 
 absl::Status ManagementService::DeleteSecurity(std::string_view id) {
   MutexLock lock(mu_);
   const std::string key(id);
-  auto before = engine_.GetSecurity(key);
-  std::vector<Step> steps;
-  steps.push_back({[&] { return engine_.DeleteSecurity(key); },
-                   [&] {
-                     if (before.ok()) (void)engine_.CreateSecurity(*before);
-                   },
-                   store::DeleteWrite(ConfigKind::kSecurity, id)});
-  return RunLocked(std::move(steps));
+  const auto before = engine_.GetSecurity(key);
+  return RunLocked({DeleteStep(key, before)});
 }
 
 absl::Status ManagementService::Import(std::span<const Subscription> subscriptions,

@@ -68,6 +68,15 @@ class ManagementService {
     std::function<void()> undo;
     store::ConfigWrite write;
   };
+  // The steps that create, update (undone by restoring `before`) and delete (undone by creating
+  // `before` again) one security setting, profile or subscription. They refer to their
+  // arguments, which outlive RunLocked.
+  template <typename T>
+  Step CreateStep(const T& value);
+  template <typename T>
+  Step UpdateStep(const T& value, const absl::StatusOr<T>& before);
+  template <typename T>
+  Step DeleteStep(const std::string& id, const absl::StatusOr<T>& before);
   // With mu_ held: applies the steps in order (undoing the applied ones when one fails),
   // persists their writes as one change (undoing them all when that fails). `rerouted`: the
   // subscription as it was before the change, whose routes are kept for a replay.
