@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
   libsimdjson-dev libabsl-dev libconcurrentqueue-dev libtomlplusplus-dev
   libboost-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev curl bc
   openssl nginx

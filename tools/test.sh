@@ -22,6 +22,8 @@ echo "== configure (debug: ASan + UBSan)"
 cmake --preset debug >/dev/null
 echo "== build"
 cmake --build --preset debug -j "$jobs"
+echo "== clang-tidy (.clang-tidy, with -Wthread-safety over the lock annotations)"
+bash tools/tidy.sh
 echo "== test"
 ctest --preset debug -j "$jobs" --timeout 900
 

@@ -9,20 +9,20 @@ DeadLetterWriter::DeadLetterWriter(DeadLetterStore& store)
 
 DeadLetterWriter::~DeadLetterWriter() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  changed_.notify_all();
+  changed_.NotifyAll();
   thread_.join();
 }
 
 void DeadLetterWriter::Push(Job job) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queue_.push_back(std::move(job));
     ++pushed_;
   }
-  changed_.notify_all();
+  changed_.NotifyAll();
 }
 
 void DeadLetterWriter::Add(std::vector<DeadLetter> letters, std::vector<uint64_t> replaces,
@@ -47,9 +47,9 @@ void DeadLetterWriter::SetDisabled(std::string profile_id, bool disabled, Done d
 void DeadLetterWriter::CompactIfDue() { Push({.kind = Job::Kind::kCompact}); }
 
 void DeadLetterWriter::Flush() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   const uint64_t target = pushed_;
-  changed_.wait(lock, [&] { return finished_ >= target; });
+  while (finished_ < target) changed_.Wait(mu_);
 }
 
 void DeadLetterWriter::AddAll(std::vector<Job>& jobs, size_t first, size_t last) {
@@ -73,14 +73,15 @@ void DeadLetterWriter::AddAll(std::vector<Job>& jobs, size_t first, size_t last)
 }
 
 void DeadLetterWriter::Run() {
-  std::unique_lock lock(mu_);
   for (;;) {
-    changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and nothing is left
-    std::vector<Job> jobs(std::make_move_iterator(queue_.begin()),
-                          std::make_move_iterator(queue_.end()));
-    queue_.clear();
-    lock.unlock();
+    std::vector<Job> jobs;
+    {
+      MutexLock lock(mu_);
+      while (!stop_ && queue_.empty()) changed_.Wait(mu_);
+      if (queue_.empty()) return;  // stopping, and nothing is left
+      jobs.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
     for (size_t j = 0; j < jobs.size();) {
       Job& job = jobs[j];
       switch (job.kind) {
@@ -107,9 +108,9 @@ void DeadLetterWriter::Run() {
       }
       ++j;
     }
-    lock.lock();
+    MutexLock lock(mu_);
     finished_ += jobs.size();
-    changed_.notify_all();
+    changed_.NotifyAll();
   }
 }
 

@@ -5,16 +5,15 @@
 // Thread-safe.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/common/mutex.h"
 #include "engine/deliver/dead_letters.h"
 
 namespace herald::deliver {
@@ -55,11 +54,12 @@ class DeadLetterWriter {
   void AddAll(std::vector<Job>& jobs, size_t first, size_t last);
 
   DeadLetterStore& store_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<Job> queue_;
-  uint64_t pushed_ = 0, finished_ = 0;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar changed_;
+  std::deque<Job> queue_ HERALD_GUARDED_BY(mu_);
+  uint64_t pushed_ HERALD_GUARDED_BY(mu_) = 0;
+  uint64_t finished_ HERALD_GUARDED_BY(mu_) = 0;
+  bool stop_ HERALD_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

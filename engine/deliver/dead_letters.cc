@@ -153,34 +153,46 @@ absl::StatusOr<std::unique_ptr<DeadLetterStore>> DeadLetterStore::Open(Options o
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::UnavailableError(Cat("data_dir ", dir, ": ", ec.message()));
-  uint64_t offset = 0;
-  auto read = ReadRecords(store->path_, [&](std::string_view r) {
-    const auto length = static_cast<uint32_t>(r.size() + 10);  // "crc32hex " + record + "\n"
-    if (!store->Apply(r, offset, length)) return false;
-    offset += length;
-    return true;
-  });
-  if (!read.ok()) return read.status();
-  if (read->bad_bytes > 0) {
-    if (log) {
-      log(Cat("dead letters: ", store->path_, ": record ", read->bad_line,
-              " is torn or corrupt; cutting ", read->bad_bytes,
-              " byte(s) from there (the records before it are kept)"));
+  // Nothing else runs yet; the locks are taken for the analysis' sake (and are cheap here).
+  MutexLock write(store->write_mu_);
+  {
+    MutexLock lock(store->mu_);
+    uint64_t offset = 0;
+    auto read = ReadRecords(store->path_, [&](std::string_view r) HERALD_REQUIRES(store->mu_) {
+      const auto length = static_cast<uint32_t>(r.size() + 10);  // "crc32hex " + record + "\n"
+      if (!store->Apply(r, offset, length)) return false;
+      offset += length;
+      return true;
+    });
+    if (!read.ok()) return read.status();
+    if (read->bad_bytes > 0) {
+      if (log) {
+        log(Cat("dead letters: ", store->path_, ": record ", read->bad_line,
+                " is torn or corrupt; cutting ", read->bad_bytes,
+                " byte(s) from there (the records before it are kept)"));
+      }
+      // Cutting takes no space: it works on a full disk too.
+      if (::truncate(store->path_.c_str(), static_cast<off_t>(read->good_bytes)) != 0) {
+        return ErrnoError("truncate", store->path_);
+      }
     }
-    // Cutting takes no space: it works on a full disk too.
-    if (::truncate(store->path_.c_str(), static_cast<off_t>(read->good_bytes)) != 0) {
-      return ErrnoError("truncate", store->path_);
-    }
+    store->file_bytes_ = read->good_bytes;
+    if (auto s = store->OpenForAppend(); !s.ok()) return s;
   }
-  store->file_bytes_ = read->good_bytes;
-  if (auto s = store->OpenForAppend(); !s.ok()) return s;
+  bool rewrite;
+  {
+    MutexLock lock(store->mu_);
+    rewrite =
+        store->file_bytes_ - store->live_bytes_ > std::max<uint64_t>(1u << 20, store->live_bytes_);
+  }
   // Mostly removed letters: rewrite it. Should that fail (a full disk), go on with it as it is.
-  if (store->file_bytes_ - store->live_bytes_ > std::max<uint64_t>(1u << 20, store->live_bytes_)) {
+  if (rewrite) {
     if (auto s = store->Compact(); !s.ok() && log) {
       log(Cat("dead letters: ", store->path_, " not rewritten (", ToStd(s.message()),
               "); going on with it as it is"));
     }
   }
+  MutexLock lock(store->mu_);
   if (const auto over = store->OverBounds(0, {}); !over.empty()) {
     if (store->Append(RemoveRecord(over)).ok()) {
       store->file_bytes_ = store->file_.size();
@@ -295,14 +307,14 @@ absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
                                   std::span<const uint64_t> replaces) {
   // Writers take write_mu_ for the whole change and mu_ only around the index: the fdatasync (and
   // a rewrite) never holds back a listing, a replay or Contains().
-  std::lock_guard write(write_mu_);
+  MutexLock write(write_mu_);
   std::string records;
   std::vector<size_t> kept;  // of `letters`, those written
   std::vector<uint32_t> lengths;
   std::vector<uint64_t> removed, over;
   uint64_t offset = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (size_t i = 0; i < letters.size(); ++i) {
       DeadLetter& d = letters[i];
       d.id = 0;
@@ -325,7 +337,7 @@ absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
   removed.insert(removed.end(), over.begin(), over.end());
   if (!removed.empty()) records += RemoveRecord(removed);
   absl::Status s = Append(records);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   file_bytes_ = file_.size();
   if (!s.ok()) {
     for (DeadLetter& d : letters) d.id = 0;
@@ -379,7 +391,7 @@ absl::StatusOr<DeadLetterPage> DeadLetterStore::List(std::string_view profile_id
   std::shared_ptr<ReadFd> file;
   DeadLetterPage out;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     file = read_;
     const size_t first = page * size;
     const int64_t oldest_kept = OldestKept();
@@ -403,10 +415,10 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
   std::vector<Entry> picked;
   std::shared_ptr<ReadFd> file;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     file = read_;
     const int64_t oldest_kept = OldestKept();
-    auto take = [&](const Entry& e) {
+    auto take = [&](const Entry& e) HERALD_REQUIRES(mu_) {
       if (e.letter.profile_id == profile_id && e.letter.failed_at_ms >= oldest_kept &&
           replaying_.insert(e.letter.id).second) {
         picked.push_back(e);
@@ -427,6 +439,7 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
   for (Entry& e : picked) out.push_back(std::move(e.letter));
   if (!s.ok()) {
     std::vector<uint64_t> taken;
+    taken.reserve(out.size());
     for (const DeadLetter& d : out) taken.push_back(d.id);
     EndReplay(taken);
     return s;
@@ -436,9 +449,9 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
 
 absl::Status DeadLetterStore::Remove(const std::vector<uint64_t>& ids) {
   if (ids.empty()) return absl::OkStatus();
-  std::lock_guard write(write_mu_);
+  MutexLock write(write_mu_);
   absl::Status s = Append(RemoveRecord(ids));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   file_bytes_ = file_.size();
   for (const uint64_t id : ids) {
     if (s.ok()) {
@@ -452,21 +465,21 @@ absl::Status DeadLetterStore::Remove(const std::vector<uint64_t>& ids) {
 }
 
 void DeadLetterStore::EndReplay(const std::vector<uint64_t>& ids) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const uint64_t id : ids) replaying_.erase(id);
 }
 
 bool DeadLetterStore::Contains(uint64_t id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return letters_.contains(id);
 }
 
 absl::StatusOr<size_t> DeadLetterStore::Delete(std::string_view profile_id,
                                                const std::vector<uint64_t>& ids) {
-  std::lock_guard write(write_mu_);
+  MutexLock write(write_mu_);
   std::vector<uint64_t> gone;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (ids.empty()) {
       for (const auto& [id, e] : letters_) {
         if (e.letter.profile_id == profile_id) gone.push_back(id);
@@ -482,7 +495,7 @@ absl::StatusOr<size_t> DeadLetterStore::Delete(std::string_view profile_id,
   }
   if (gone.empty()) return 0;
   absl::Status s = Append(RemoveRecord(gone));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   file_bytes_ = file_.size();
   if (!s.ok()) return s;
   for (const uint64_t id : gone) Erase(id);
@@ -502,13 +515,13 @@ void DeadLetterStore::CompactionMayBeDue() {
 }
 
 void DeadLetterStore::CompactIfDue() {
-  std::lock_guard write(write_mu_);
+  MutexLock write(write_mu_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!CompactionDue()) return;
   }
   if (auto s = Compact(); !s.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     compact_garbage_ *= 2;  // try again once twice as much is removed
     if (options_.log) {
       options_.log(Cat("dead letters: ", path_, " not rewritten (", ToStd(s.message()),
@@ -516,7 +529,7 @@ void DeadLetterStore::CompactIfDue() {
     }
     return;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   compact_garbage_ = options_.rewrite_after_bytes;
 }
 
@@ -539,7 +552,7 @@ absl::Status DeadLetterStore::Compact() {
   std::vector<std::string> disabled;
   std::shared_ptr<ReadFd> from;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     live.reserve(letters_.size());
     for (const auto& [id, e] : letters_) live.push_back({id, e.offset, e.length});
     disabled = disabled_;
@@ -571,7 +584,7 @@ absl::Status DeadLetterStore::Compact() {
   (void)SyncDir(options_.dir);
   // Appends continue in the new file, under its own name when it reopens (errors name it).
   auto renamed = AppendFile::Open(path_, /*truncate=*/false, options_.sync);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (size_t i = 0; i < live.size(); ++i) letters_.at(live[i].id).offset = moved[i];
   file_ = renamed.ok() ? *std::move(renamed) : *std::move(out);
   file_bytes_ = file_.size();
@@ -580,14 +593,14 @@ absl::Status DeadLetterStore::Compact() {
 }
 
 absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disabled) {
-  std::lock_guard write(write_mu_);
+  MutexLock write(write_mu_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const bool now = std::find(disabled_.begin(), disabled_.end(), profile_id) != disabled_.end();
     if (now == disabled) return absl::OkStatus();
   }
   absl::Status s = Append(ProfileRecord(disabled ? "disable" : "enable", profile_id));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   file_bytes_ = file_.size();
   if (!s.ok()) return s;
   if (disabled) {
@@ -599,12 +612,12 @@ absl::Status DeadLetterStore::SetDisabled(std::string_view profile_id, bool disa
 }
 
 std::vector<std::string> DeadLetterStore::disabled() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return disabled_;
 }
 
 DeadLetterStore::Stats DeadLetterStore::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return {.letters = letters_.size(),
           .bytes = live_bytes_,
           .file_bytes = file_bytes_,

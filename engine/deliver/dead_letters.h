@@ -18,7 +18,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <span>
 #include <string>
@@ -26,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/common/append_file.h"
+#include "engine/common/mutex.h"
 #include "herald/webhook_deliverer.h"
 
 namespace herald::deliver {
@@ -105,21 +105,22 @@ class DeadLetterStore {
   struct ReadFd;
 
   explicit DeadLetterStore(Options options);
-  absl::Status Append(const std::string& records);
+  absl::Status Append(const std::string& records) HERALD_REQUIRES(write_mu_);
   static std::string RemoveRecord(const std::vector<uint64_t>& ids);
-  bool Apply(std::string_view record, uint64_t offset, uint32_t length);
-  // With mu_ held: the oldest letters past the bounds (with `adding` bytes about to come).
-  std::vector<uint64_t> OverBounds(uint64_t adding, const std::vector<uint64_t>& leaving) const;
-  void Erase(uint64_t id);
+  bool Apply(std::string_view record, uint64_t offset, uint32_t length) HERALD_REQUIRES(mu_);
+  // The oldest letters past the bounds (with `adding` bytes about to come).
+  std::vector<uint64_t> OverBounds(uint64_t adding, const std::vector<uint64_t>& leaving) const
+      HERALD_REQUIRES(mu_);
+  void Erase(uint64_t id) HERALD_REQUIRES(mu_);
   // Copies the payloads of `entries` from the file into their letters (outside mu_).
   static absl::Status LoadPayloads(const ReadFd* file, const std::string& path,
                                    std::vector<Entry>& entries);
-  // Rewrites the file with the live records only (write_mu_ held, or at open).
-  absl::Status Compact();
-  bool CompactionDue() const;  // mu_ held
-  void CompactionMayBeDue();   // both locks held
+  // Rewrites the file with the live records only.
+  absl::Status Compact() HERALD_REQUIRES(write_mu_) HERALD_EXCLUDES(mu_);
+  bool CompactionDue() const HERALD_REQUIRES(write_mu_, mu_);
+  void CompactionMayBeDue() HERALD_REQUIRES(write_mu_, mu_);
 
-  absl::Status OpenForAppend();
+  absl::Status OpenForAppend() HERALD_REQUIRES(write_mu_, mu_);
   int64_t Now() const;
   // Letters that failed before it are past max_age: not listed nor replayed, removed by the next
   // write (or open).
@@ -127,20 +128,23 @@ class DeadLetterStore {
 
   const Options options_;
   const std::string path_;  // empty: in memory
-  std::mutex write_mu_;     // taken first: one write (or rewrite) at a time
-  mutable std::mutex mu_;   // the index: never held across I/O
-  AppendFile file_;         // not open: in memory. Used under write_mu_; replaced under both
+  Mutex write_mu_;          // taken first: one write (or rewrite) at a time
+  mutable Mutex mu_;        // the index: never held across I/O
+  // Not open: in memory. Used under write_mu_; replaced under both.
+  AppendFile file_ HERALD_GUARDED_BY(write_mu_);
 
-  std::shared_ptr<ReadFd> read_;  // the file for payload reads; kept by readers across rewrites
-  uint64_t next_id_ = 1;
-  std::map<uint64_t, Entry> letters_;  // by id: oldest first
-  std::set<uint64_t> replaying_;       // of letters_, those a replay is delivering
-  std::vector<std::string> disabled_;
-  uint64_t live_bytes_ = 0;
-  uint64_t file_bytes_ = 0;
-  uint64_t dropped_ = 0;
-  uint64_t compact_garbage_;  // rewrite once removed records pass it (and live)
-  int64_t last_drop_log_ms_ = 0;
+  // The file for payload reads; kept by readers across rewrites.
+  std::shared_ptr<ReadFd> read_ HERALD_GUARDED_BY(mu_);
+  uint64_t next_id_ HERALD_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, Entry> letters_ HERALD_GUARDED_BY(mu_);  // by id: oldest first
+  std::set<uint64_t> replaying_ HERALD_GUARDED_BY(mu_);       // of letters_, those being replayed
+  std::vector<std::string> disabled_ HERALD_GUARDED_BY(mu_);
+  uint64_t live_bytes_ HERALD_GUARDED_BY(mu_) = 0;
+  uint64_t file_bytes_ HERALD_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ HERALD_GUARDED_BY(mu_) = 0;
+  // Rewrite once removed records pass it (and live).
+  uint64_t compact_garbage_ HERALD_GUARDED_BY(mu_);
+  int64_t last_drop_log_ms_ HERALD_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace herald::deliver

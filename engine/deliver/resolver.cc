@@ -7,12 +7,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "engine/common/mutex.h"
 #include "engine/common/strings.h"
 
 namespace herald::deliver {
@@ -22,17 +21,18 @@ namespace asio = boost::asio;
 struct Resolver::Pool {
   LookupFn lookup;
   size_t max_threads = 0;
-  std::mutex mu;
-  std::condition_variable work;
-  std::deque<std::string> queue;  // names to look up
+  Mutex mu;
+  CondVar work;
+  std::deque<std::string> queue HERALD_GUARDED_BY(mu);  // names to look up
   struct Waiter {
     std::weak_ptr<void> alive;  // the caller's wait; gone once it timed out
     Done done;
   };
-  absl::flat_hash_map<std::string, std::vector<Waiter>> waiting;  // by name: queued or running
-  size_t threads = 0;
-  size_t idle = 0;
-  bool stop = false;
+  // By name: queued or running.
+  absl::flat_hash_map<std::string, std::vector<Waiter>> waiting HERALD_GUARDED_BY(mu);
+  size_t threads HERALD_GUARDED_BY(mu) = 0;
+  size_t idle HERALD_GUARDED_BY(mu) = 0;
+  bool stop HERALD_GUARDED_BY(mu) = false;
 };
 
 namespace {
@@ -56,14 +56,14 @@ Resolver::Resolver(LookupFn lookup, size_t max_threads) : pool_(std::make_shared
 }
 
 Resolver::~Resolver() {
-  std::lock_guard lock(pool_->mu);
+  MutexLock lock(pool_->mu);
   pool_->stop = true;
   pool_->waiting.clear();  // callbacks hold the workers' executors: none runs from now on
-  pool_->work.notify_all();
+  pool_->work.NotifyAll();
 }
 
 void Resolver::Lookup(const std::string& host, std::weak_ptr<void> alive, Done done) {
-  std::lock_guard lock(pool_->mu);
+  MutexLock lock(pool_->mu);
   if (pool_->stop) return;
   auto [it, first] = pool_->waiting.try_emplace(host);
   // Callers that gave up on a lookup that hangs leave; the rest wait for its answer.
@@ -75,22 +75,22 @@ void Resolver::Lookup(const std::string& host, std::weak_ptr<void> alive, Done d
     ++pool_->threads;
     std::thread([pool = pool_] { Run(pool); }).detach();
   } else {
-    pool_->work.notify_one();
+    pool_->work.NotifyOne();
   }
 }
 
-void Resolver::Run(std::shared_ptr<Pool> pool) {
-  std::unique_lock lock(pool->mu);
+void Resolver::Run(const std::shared_ptr<Pool>& pool) {
+  MutexLock lock(pool->mu);
   for (;;) {
     ++pool->idle;
-    pool->work.wait(lock, [&] { return pool->stop || !pool->queue.empty(); });
+    while (!pool->stop && pool->queue.empty()) pool->work.Wait(pool->mu);
     --pool->idle;
     if (pool->stop) return;
     const std::string host = std::move(pool->queue.front());
     pool->queue.pop_front();
-    lock.unlock();
+    pool->mu.unlock();
     const auto result = pool->lookup(host);
-    lock.lock();
+    pool->mu.lock();
     if (pool->stop) return;
     auto it = pool->waiting.find(host);
     if (it == pool->waiting.end()) continue;
@@ -107,7 +107,7 @@ asio::awaitable<absl::StatusOr<std::vector<asio::ip::address>>> Resolver::Resolv
   // The timer is the wait: the answer cancels it; if it expires first, the answer comes too
   // late and is dropped. Both run on this coroutine's (single-threaded) context.
   struct Wait {
-    explicit Wait(asio::any_io_executor e) : timer(std::move(e)) {}
+    explicit Wait(const asio::any_io_executor& e) : timer(e) {}
     asio::steady_timer timer;
     bool done = false;
     absl::StatusOr<std::vector<std::string>> result = absl::UnknownError("no answer");

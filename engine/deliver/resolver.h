@@ -45,7 +45,7 @@ class Resolver {
   struct Pool;
   using Done = std::function<void(const absl::StatusOr<std::vector<std::string>>&)>;
   void Lookup(const std::string& host, std::weak_ptr<void> alive, Done done);
-  static void Run(std::shared_ptr<Pool> pool);
+  static void Run(const std::shared_ptr<Pool>& pool);
 
   std::shared_ptr<Pool> pool_;
 };

@@ -9,10 +9,10 @@
 #include <simdjson.h>
 
 #include <future>
-#include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "engine/common/mutex.h"
 #include "engine/common/strings.h"
 #include "engine/deliver/worker.h"
 
@@ -55,7 +55,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   void Stop(milliseconds grace) override;
 
   void Deliver(std::string_view profile_id, std::span<Notification> batch) override {
-    std::shared_lock lifecycle(lifecycle_mu_);
+    ReaderLock lifecycle(lifecycle_mu_);
     if (stopping_.load(std::memory_order_acquire)) {
       // Raced with Stop(): keep them, like everything else still held then.
       KeepStopped(profile_id, batch);
@@ -69,7 +69,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   }
 
   size_t Capacity(std::string_view profile_id) override {
-    std::shared_lock lifecycle(lifecycle_mu_);
+    ReaderLock lifecycle(lifecycle_mu_);
     if (stopping_.load(std::memory_order_acquire)) return 0;
     const uint64_t held = State(profile_id).held.load(std::memory_order_relaxed);
     return held >= options_.max_held_per_profile ? 0 : options_.max_held_per_profile - held;
@@ -77,7 +77,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
 
   std::vector<ProfileDeliveryStats> stats() const override;
   bool disabled(std::string_view profile_id) const override {
-    std::shared_lock lock(profiles_mu_);
+    ReaderLock lock(profiles_mu_);
     auto it = profiles_.find(ToAbsl(profile_id));
     return it != profiles_.end() && it->second->disabled.load();
   }
@@ -87,7 +87,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
     writer_->SetDisabled(std::string(profile_id), false,
                          [&](const absl::Status& s) { written.set_value(s); });
     if (auto s = written.get_future().get(); !s.ok()) return s;
-    std::shared_lock lifecycle(lifecycle_mu_);
+    ReaderLock lifecycle(lifecycle_mu_);
     if (stopping_.load()) return absl::OkStatus();
     ProfileState& p = State(profile_id);
     if (p.disabled.exchange(false) && options_.log) {
@@ -124,7 +124,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
                          .failed_at_ms = Clock::System().UnixMillis()});
     }
     if (auto s = dead_letters_->Add(letters); !s.ok()) return s;
-    std::shared_lock lifecycle(lifecycle_mu_);
+    ReaderLock lifecycle(lifecycle_mu_);
     if (!stopping_.load()) {
       State(profile_id).dead_lettered.fetch_add(letters.size(), std::memory_order_release);
     }
@@ -144,11 +144,11 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
  private:
   ProfileState& State(std::string_view profile_id) {
     {
-      std::shared_lock lock(profiles_mu_);
+      ReaderLock lock(profiles_mu_);
       auto it = profiles_.find(ToAbsl(profile_id));
       if (it != profiles_.end()) return *it->second;
     }
-    std::unique_lock lock(profiles_mu_);
+    WriterLock lock(profiles_mu_);
     auto& slot = profiles_[ToAbsl(profile_id)];
     if (!slot) {
       Worker* w = workers_[absl::Hash<std::string_view>{}(profile_id) % workers_.size()].get();
@@ -165,7 +165,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
     p.held.fetch_add(items.size(), std::memory_order_relaxed);
     bool post = false;
     {
-      std::lock_guard lock(p.inbox_mu);
+      MutexLock lock(p.inbox_mu);
       for (auto& item : items) p.inbox.push_back(std::move(item));
       post = !p.pump_posted;
       p.pump_posted = true;
@@ -180,13 +180,14 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   Engine* engine_ = nullptr;
   // Capacity/Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no
   // handover is half done when the workers go away.
-  std::shared_mutex lifecycle_mu_;
+  SharedMutex lifecycle_mu_;
   std::unique_ptr<DeadLetterStore> dead_letters_;
   std::unique_ptr<DeadLetterWriter> writer_;  // the workers' writes to dead_letters_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Resolver> resolver_;  // reset before the workers go (Stop)
-  mutable std::shared_mutex profiles_mu_;
-  absl::flat_hash_map<std::string, std::unique_ptr<ProfileState>> profiles_;
+  mutable SharedMutex profiles_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ProfileState>> profiles_
+      HERALD_GUARDED_BY(profiles_mu_);
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
 };
@@ -204,7 +205,7 @@ void Deliverer::Stop(milliseconds grace) {
       bool idle = true;
       for (const auto& q : engine_->queue_stats()) idle = idle && q.depth == 0;
       {
-        std::shared_lock lock(profiles_mu_);
+        ReaderLock lock(profiles_mu_);
         for (const auto& [id, p] : profiles_) {
           idle = idle && p->held.load() == p->awaiting_retry.load();
         }
@@ -214,12 +215,12 @@ void Deliverer::Stop(milliseconds grace) {
     }
   }
   {
-    std::unique_lock lifecycle(lifecycle_mu_);
+    WriterLock lifecycle(lifecycle_mu_);
     stopping_.store(true, std::memory_order_release);  // the dispatcher parks every profile now
   }
   std::vector<ProfileState*> all;
   {
-    std::shared_lock lock(profiles_mu_);
+    ReaderLock lock(profiles_mu_);
     for (const auto& [id, p] : profiles_) all.push_back(p.get());
   }
   for (auto& w : workers_) {
@@ -245,7 +246,7 @@ void Deliverer::Stop(milliseconds grace) {
   // Destroys the profiles (their timers first) and then the workers' pending operations, with
   // the notifications they hold, while the engine is still alive.
   {
-    std::unique_lock lock(profiles_mu_);
+    WriterLock lock(profiles_mu_);
     profiles_.clear();
   }
   resolver_.reset();  // no lookup answer is posted to the workers from here on
@@ -280,7 +281,7 @@ void Deliverer::KeepStopped(std::string_view profile_id, std::span<Notification>
 
 std::vector<ProfileDeliveryStats> Deliverer::stats() const {
   std::vector<ProfileDeliveryStats> out;
-  std::shared_lock lock(profiles_mu_);
+  ReaderLock lock(profiles_mu_);
   for (const auto& [id, p] : profiles_) {
     out.push_back({.profile_id = id,
                    .delivered = p->delivered.load(),
@@ -302,7 +303,7 @@ std::vector<ProfileDeliveryStats> Deliverer::stats() const {
 
 absl::StatusOr<size_t> Deliverer::Replay(std::string_view profile_id,
                                          const std::vector<uint64_t>& ids) {
-  std::shared_lock lifecycle(lifecycle_mu_);
+  ReaderLock lifecycle(lifecycle_mu_);
   if (engine_ == nullptr || stopping_.load()) {
     return absl::FailedPreconditionError("the deliverer is not running");
   }

@@ -56,7 +56,7 @@ bool Worker::RefreshConfig(ProfileState& p) {
 
 void Worker::Pump(ProfileState& p) {
   {
-    std::lock_guard lock(p.inbox_mu);
+    MutexLock lock(p.inbox_mu);
     for (auto& item : p.inbox) p.ready.push_back(std::move(item));
     p.inbox.clear();
     p.pump_posted = false;
@@ -345,7 +345,7 @@ void Worker::Buried(ProfileState& p, std::vector<Burial> burials, const absl::St
 void Worker::Completed(std::function<void()> fn) {
   bool post = false;
   {
-    std::lock_guard lock(completed_mu_);
+    MutexLock lock(completed_mu_);
     completed_.push_back(std::move(fn));
     post = !std::exchange(collect_posted_, true);
   }
@@ -355,7 +355,7 @@ void Worker::Completed(std::function<void()> fn) {
 void Worker::Collect() {
   std::vector<std::function<void()>> completed;
   {
-    std::lock_guard lock(completed_mu_);
+    MutexLock lock(completed_mu_);
     completed.swap(completed_);
     collect_posted_ = false;
   }
@@ -446,10 +446,10 @@ void Worker::ArmGate(ProfileState& p, Clock::time_point at) {
   });
 }
 
-void Worker::Drain(std::vector<ProfileState*> profiles) {
+void Worker::Drain(const std::vector<ProfileState*>& profiles) {
   for (ProfileState* p : profiles) {
     {
-      std::lock_guard lock(p->inbox_mu);
+      MutexLock lock(p->inbox_mu);
       for (auto& item : p->inbox) p->ready.push_back(std::move(item));
       p->inbox.clear();
     }

@@ -18,7 +18,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -28,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/common/latency_histogram.h"
+#include "engine/common/mutex.h"
 #include "engine/deliver/batch.h"
 #include "engine/deliver/circuit_breaker.h"
 #include "engine/deliver/dead_letter_writer.h"
@@ -78,9 +78,9 @@ struct ProfileState {
   Worker* const worker;
 
   // Dispatch threads → worker.
-  std::mutex inbox_mu;
-  std::vector<Item> inbox;
-  bool pump_posted = false;
+  Mutex inbox_mu;
+  std::vector<Item> inbox HERALD_GUARDED_BY(inbox_mu);
+  bool pump_posted HERALD_GUARDED_BY(inbox_mu) = false;
   std::atomic<uint64_t> held{0};
   std::atomic<uint64_t> awaiting_retry{0};  // of `held`, those in `retries`
 
@@ -141,7 +141,7 @@ class Worker {
   // Posted by Deliverer: moves the inbox in and sends what the profile's limits allow.
   void Pump(ProfileState& p);
   // Stop: turns everything the worker's profiles hold into dead letters, then stops the loop.
-  void Drain(std::vector<ProfileState*> profiles);
+  void Drain(const std::vector<ProfileState*>& profiles);
 
  private:
   bool RefreshConfig(ProfileState& p);
@@ -184,9 +184,9 @@ class Worker {
   std::unique_ptr<OAuthTokens> tokens_;
   BatchBuilder batches_;
   RetrySchedule retry_schedule_;
-  std::mutex completed_mu_;
-  std::vector<std::function<void()>> completed_;
-  bool collect_posted_ = false;
+  Mutex completed_mu_;
+  std::vector<std::function<void()>> completed_ HERALD_GUARDED_BY(completed_mu_);
+  bool collect_posted_ HERALD_GUARDED_BY(completed_mu_) = false;
   std::thread thread_;
 };
 

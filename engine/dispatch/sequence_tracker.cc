@@ -10,7 +10,7 @@ std::vector<SequenceTracker::Entry>::iterator SequenceTracker::Find(uint64_t seq
 }
 
 void SequenceTracker::Add(uint64_t seq, uint32_t generation) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (generation != generation_) return;
   ++outstanding_;
   // Positions arrive almost in order (routers run concurrently), so this is nearly always the
@@ -32,7 +32,7 @@ void SequenceTracker::Add(uint64_t seq, uint32_t generation) {
 }
 
 void SequenceTracker::Settle(uint64_t seq, uint32_t generation) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (generation != generation_) return;
   auto it = Find(seq);
   if (it == entries_.end() || it->seq != seq || it->count == 0) return;
@@ -49,12 +49,12 @@ void SequenceTracker::Settle(uint64_t seq, uint32_t generation) {
 }
 
 uint64_t SequenceTracker::Oldest() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return head_ < entries_.size() ? entries_[head_].seq : kNone;
 }
 
 bool SequenceTracker::List(std::vector<uint64_t>* out, size_t max) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   size_t listed = 0;
   for (size_t i = head_; i < entries_.size(); ++i) {
     if (entries_[i].count == 0) continue;
@@ -65,12 +65,12 @@ bool SequenceTracker::List(std::vector<uint64_t>* out, size_t max) const {
 }
 
 uint64_t SequenceTracker::outstanding() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return outstanding_;
 }
 
 void SequenceTracker::Forget(uint64_t before) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   while (head_ < entries_.size() && entries_[head_].seq < before) {
     outstanding_ -= entries_[head_].count;
     ++head_;
@@ -79,7 +79,7 @@ void SequenceTracker::Forget(uint64_t before) {
 }
 
 void SequenceTracker::Reset() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   entries_.clear();
   head_ = 0;
   outstanding_ = 0;
@@ -87,7 +87,7 @@ void SequenceTracker::Reset() {
 }
 
 uint32_t SequenceTracker::generation() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return generation_;
 }
 

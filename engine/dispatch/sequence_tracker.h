@@ -10,8 +10,9 @@
 
 #include <cstdint>
 #include <limits>
-#include <mutex>
 #include <vector>
+
+#include "engine/common/mutex.h"
 
 namespace herald::dispatch {
 
@@ -40,15 +41,15 @@ class SequenceTracker {
     uint64_t seq;
     uint32_t count;
   };
-  std::vector<Entry>::iterator Find(uint64_t seq);
+  std::vector<Entry>::iterator Find(uint64_t seq) HERALD_REQUIRES(mu_);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Ascending by seq from head_; entries before head_ are spent. Settled entries behind the
   // oldest held one stay (count 0) until the head passes them.
-  std::vector<Entry> entries_;
-  size_t head_ = 0;
-  uint64_t outstanding_ = 0;
-  uint32_t generation_ = 0;
+  std::vector<Entry> entries_ HERALD_GUARDED_BY(mu_);
+  size_t head_ HERALD_GUARDED_BY(mu_) = 0;
+  uint64_t outstanding_ HERALD_GUARDED_BY(mu_) = 0;
+  uint32_t generation_ HERALD_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace herald::dispatch

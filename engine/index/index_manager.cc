@@ -16,10 +16,10 @@ IndexManager::IndexManager(std::shared_ptr<const Catalog> catalog, Options optio
 
 IndexManager::~IndexManager() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  changed_.notify_all();
+  changed_.NotifyAll();
   publisher_.join();
   builder_.join();
 }
@@ -27,7 +27,7 @@ IndexManager::~IndexManager() {
 uint64_t IndexManager::Commit(SubRef before, SubRef after) {
   uint64_t seq;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     seq = next_seq_++;
     if (before) live_.erase(before->uid);
     if (after) live_[after->uid] = after;
@@ -35,25 +35,25 @@ uint64_t IndexManager::Commit(SubRef before, SubRef after) {
     dirty_ = true;
     last_change_ = std::chrono::steady_clock::now();
   }
-  changed_.notify_all();
+  changed_.NotifyAll();
   return seq;
 }
 
 uint64_t IndexManager::last_committed() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return next_seq_ - 1;
 }
 
 void IndexManager::WaitPublished(uint64_t seq) {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [&] { return published_seq_ >= seq || stop_; });
+  MutexLock lock(mu_);
+  while (published_seq_ < seq && !stop_) changed_.Wait(mu_);
 }
 
 void IndexManager::PublishLocked() {
   const size_t fold_at = std::max(options_.fold_min_changes, base_->subscription_count() / 16);
   if (tail_.size() >= fold_at && !building_) {
     build_requested_ = true;
-    changed_.notify_all();
+    changed_.NotifyAll();
   }
   if (tail_.size() > options_.max_overlay_changes) return;  // the builder will publish
   std::vector<Overlay::Change> changes(tail_.begin(), tail_.end());
@@ -62,34 +62,36 @@ void IndexManager::PublishLocked() {
   state->overlay = changes.empty() ? nullptr : Overlay::Build(changes, *catalog_);
   state->version = next_seq_ - 1;
   {
-    std::lock_guard state_lock(state_mu_);
+    MutexLock state_lock(state_mu_);
     state_ = std::move(state);
   }
   published_seq_ = next_seq_ - 1;
   published_.fetch_add(1, std::memory_order_acq_rel);
   dirty_ = false;
-  changed_.notify_all();
+  changed_.NotifyAll();
 }
 
 void IndexManager::PublisherLoop() {
   for (;;) {
     {
-      std::unique_lock lock(mu_);
-      changed_.wait_for(lock, options_.idle_fold_after, [&] { return stop_ || dirty_; });
+      MutexLock lock(mu_);
+      const auto deadline = std::chrono::steady_clock::now() + options_.idle_fold_after;
+      while (!stop_ && !dirty_ && changed_.WaitUntil(mu_, deadline)) {
+      }
       if (stop_) return;
       if (!dirty_) {
         // Quiet for a while: fold whatever overlay remains so lookups go back to one probe set.
         if (!tail_.empty() && !building_ &&
             std::chrono::steady_clock::now() - last_change_ >= options_.idle_fold_after) {
           build_requested_ = true;
-          changed_.notify_all();
+          changed_.NotifyAll();
         }
         continue;
       }
     }
     // Let a burst of changes gather, then publish them together.
     std::this_thread::sleep_for(options_.publish_interval);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stop_) return;
     PublishLocked();
   }
@@ -100,8 +102,8 @@ void IndexManager::BuilderLoop() {
     std::vector<SubRef> subscriptions;
     uint64_t version;
     {
-      std::unique_lock lock(mu_);
-      changed_.wait(lock, [&] { return stop_ || build_requested_; });
+      MutexLock lock(mu_);
+      while (!stop_ && !build_requested_) changed_.Wait(mu_);
       if (stop_) return;
       build_requested_ = false;
       building_ = true;
@@ -119,7 +121,7 @@ void IndexManager::BuilderLoop() {
                        std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(),
                        " ms"));
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     base_ = std::move(snapshot);
     while (!tail_.empty() && tail_.front().seq <= version) tail_.pop_front();
     building_ = false;

@@ -9,14 +9,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "engine/common/mutex.h"
 #include "engine/index/snapshot.h"
 
 namespace herald::index {
@@ -43,7 +42,7 @@ class IndexManager {
 
   // Routers call this only when published_version() moved, so the lock is rarely taken.
   std::shared_ptr<const IndexState> Load() const {
-    std::lock_guard lock(state_mu_);
+    MutexLock lock(state_mu_);
     return state_;
   }
   // Changes whenever a new state is published; routers compare it to skip Load().
@@ -58,30 +57,30 @@ class IndexManager {
  private:
   void PublisherLoop();
   void BuilderLoop();
-  void PublishLocked();  // with mu_ held
+  void PublishLocked() HERALD_REQUIRES(mu_);
 
   const std::shared_ptr<const Catalog> catalog_;
   const Options options_;
 
-  // std::mutex rather than absl::Mutex: Debian's Abseil is not built with ThreadSanitizer, which
-  // then cannot see absl::Mutex's ordering; pthread-based locks it sees. Guards the fields below.
-  mutable std::mutex mu_;
-  std::condition_variable changed_;  // dirty_, build_requested_, published_seq_ or stop_ moved
-  absl::flat_hash_map<uint64_t, SubRef> live_;  // by uid
-  std::deque<Overlay::Change> tail_;            // seq > base_->version()
-  std::shared_ptr<const Snapshot> base_;
-  uint64_t next_seq_ = 1;
-  uint64_t published_seq_ = 0;
-  bool dirty_ = false;  // something to publish
-  bool build_requested_ = false;
-  bool building_ = false;
-  bool stop_ = false;
-  std::chrono::steady_clock::time_point last_change_;
+  // herald::Mutex (std::mutex) rather than absl::Mutex: Debian's Abseil is not built with
+  // ThreadSanitizer, which then cannot see absl::Mutex's ordering; pthread-based locks it sees.
+  mutable Mutex mu_;
+  CondVar changed_;  // dirty_, build_requested_, published_seq_ or stop_ moved
+  absl::flat_hash_map<uint64_t, SubRef> live_ HERALD_GUARDED_BY(mu_);  // by uid
+  std::deque<Overlay::Change> tail_ HERALD_GUARDED_BY(mu_);            // seq > base_->version()
+  std::shared_ptr<const Snapshot> base_ HERALD_GUARDED_BY(mu_);
+  uint64_t next_seq_ HERALD_GUARDED_BY(mu_) = 1;
+  uint64_t published_seq_ HERALD_GUARDED_BY(mu_) = 0;
+  bool dirty_ HERALD_GUARDED_BY(mu_) = false;  // something to publish
+  bool build_requested_ HERALD_GUARDED_BY(mu_) = false;
+  bool building_ HERALD_GUARDED_BY(mu_) = false;
+  bool stop_ HERALD_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_change_ HERALD_GUARDED_BY(mu_);
 
   // A plain mutex rather than std::atomic<std::shared_ptr>, whose libstdc++ lock ThreadSanitizer
   // does not understand.
-  mutable std::mutex state_mu_;
-  std::shared_ptr<const IndexState> state_;
+  mutable Mutex state_mu_;
+  std::shared_ptr<const IndexState> state_ HERALD_GUARDED_BY(state_mu_);
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> builds_{0};
   std::thread publisher_;

@@ -6,10 +6,10 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstring>
-#include <mutex>
 #include <optional>
 #include <set>
 
+#include "engine/common/mutex.h"
 #include "engine/common/strings.h"
 
 namespace herald::server {
@@ -92,8 +92,8 @@ struct HttpServer::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
-  std::mutex sessions_mu;
-  std::set<std::shared_ptr<Session>> sessions;
+  Mutex sessions_mu;
+  std::set<std::shared_ptr<Session>> sessions HERALD_GUARDED_BY(sessions_mu);
 
   void Accept();
 };
@@ -287,7 +287,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
-    std::lock_guard lock(server_->sessions_mu);
+    MutexLock lock(server_->sessions_mu);
     server_->sessions.erase(shared_from_this());
   }
 
@@ -317,7 +317,7 @@ void HttpServer::Impl::Accept() {
       auto session = std::make_shared<Session>(std::move(socket), this);
       bool admitted = false;
       {
-        std::lock_guard lock(sessions_mu);
+        MutexLock lock(sessions_mu);
         if (sessions.size() < options.max_connections) {
           sessions.insert(session);
           admitted = true;
@@ -377,14 +377,14 @@ void HttpServer::Stop() {
     impl.acceptor->close(ec);
   });
   {
-    std::lock_guard lock(impl.sessions_mu);
+    MutexLock lock(impl.sessions_mu);
     for (const auto& s : impl.sessions) s->CloseIfIdle();
   }
   // Requests in flight finish and close their connections; then nothing keeps io busy.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
     {
-      std::lock_guard lock(impl.sessions_mu);
+      MutexLock lock(impl.sessions_mu);
       if (impl.sessions.empty()) break;
     }
     if (std::chrono::steady_clock::now() > deadline) break;

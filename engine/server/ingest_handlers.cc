@@ -1,9 +1,9 @@
 // POST /v1/events (envelopes: one JSON or NDJSON) and /v1/events/{channel}/{event} (a channel's
 // own payload): 202 once the EventLog made the request durable.
 #include <chrono>
-#include <mutex>
 
 #include "engine/common/json_writer.h"
+#include "engine/common/mutex.h"
 #include "engine/common/strings.h"
 #include "engine/server/http_api.h"
 #include "engine/server/http_reply.h"
@@ -15,11 +15,11 @@ namespace {
 // holding the io thread: whichever comes second — durability or the server asking — sends it.
 class DurableAnswer {
  public:
-  store::EventLog::OnDurable OnDurable(std::shared_ptr<DurableAnswer> self) {
+  store::EventLog::OnDurable OnDurable(const std::shared_ptr<DurableAnswer>& self) {
     return [self](absl::Status s) {
       HttpResponse::Resume resume;
       {
-        std::lock_guard lock(self->mu_);
+        MutexLock lock(self->mu_);
         self->done_ = true;
         self->status_ = std::move(s);
         resume = std::move(self->resume_);
@@ -27,10 +27,10 @@ class DurableAnswer {
       if (resume) Send(resume, self->status_);
     };
   }
-  std::function<void(HttpResponse::Resume)> Wait(std::shared_ptr<DurableAnswer> self) {
+  std::function<void(HttpResponse::Resume)> Wait(const std::shared_ptr<DurableAnswer>& self) {
     return [self](HttpResponse::Resume resume) {
       {
-        std::lock_guard lock(self->mu_);
+        MutexLock lock(self->mu_);
         if (!self->done_) {
           self->resume_ = std::move(resume);
           return;
@@ -51,10 +51,10 @@ class DurableAnswer {
     resume(&failed);
   }
 
-  std::mutex mu_;
-  bool done_ = false;
-  absl::Status status_;
-  HttpResponse::Resume resume_;
+  Mutex mu_;
+  bool done_ HERALD_GUARDED_BY(mu_) = false;
+  absl::Status status_;  // set once, before done_
+  HttpResponse::Resume resume_ HERALD_GUARDED_BY(mu_);
 };
 
 // The refusal of a lone event, with its reason.

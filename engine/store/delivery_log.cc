@@ -123,7 +123,7 @@ absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(std::string_view header
   {
     // Taken before the append: a checkpoint that reads the spool's next sequence after this
     // sees the slot, so it never counts this record as routed.
-    std::lock_guard lock(routing_mu_);
+    MutexLock lock(routing_mu_);
     auto free = std::find(routing_.begin(), routing_.end(), kNone);
     if (free == routing_.end()) free = routing_.insert(routing_.end(), kNone);
     slot = static_cast<size_t>(free - routing_.begin());
@@ -142,7 +142,7 @@ absl::StatusOr<IngestResult> DeliveryLog::AppendAndRoute(std::string_view header
     if (!refusals.empty()) Strand(*seq, refusals);
   }
   {
-    std::lock_guard lock(routing_mu_);
+    MutexLock lock(routing_mu_);
     routing_[slot] = kNone;
   }
   if (!seq.ok()) {
@@ -339,7 +339,7 @@ void DeliveryLog::Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals
 }
 
 void DeliveryLog::Reoffer() {
-  std::lock_guard reoffering(reoffer_mu_);
+  MutexLock reoffering(reoffer_mu_);
   const auto queues = engine_.queue_stats();
   absl::flat_hash_map<std::string, uint64_t> depths;
   for (const auto& q : queues) depths[q.profile_id] = q.depth;
@@ -421,7 +421,7 @@ void DeliveryLog::Reoffer() {
 }
 
 uint64_t DeliveryLog::Frontier() const {
-  std::lock_guard lock(routing_mu_);
+  MutexLock lock(routing_mu_);
   uint64_t frontier = spool_->next_seq();
   for (uint64_t slot : routing_) frontier = std::min(frontier, slot);
   // Never past what is on disk: after a power loss the spool may come back shorter than what
@@ -468,7 +468,7 @@ void DeliveryLog::DropRoute(uint64_t route) {
 }
 
 absl::Status DeliveryLog::Checkpoint(uint64_t replay_at) {
-  std::lock_guard lock(checkpoint_mu_);
+  MutexLock lock(checkpoint_mu_);
   // Before the replay, the records it would route are not tracked: cursors would pass them.
   if (replay_at == 0 && !replayed_all_) return absl::OkStatus();
   // What is tracked: every record before `routed` had finished routing, so its notifications are
@@ -667,33 +667,35 @@ void DeliveryLog::EnforceRetention() {
 }
 
 void DeliveryLog::Start() {
-  std::lock_guard lock(run_mu_);
+  MutexLock lock(run_mu_);
   if (thread_.joinable() || stop_) return;
   thread_ = std::thread([this] { Run(); });
 }
 
 void DeliveryLog::Run() {
-  std::unique_lock lock(run_mu_);
-  while (!stop_) {
-    run_cv_.wait_for(lock, options_.cursor_interval, [&] { return stop_; });
-    if (stop_) break;
-    lock.unlock();
+  for (;;) {
+    {
+      MutexLock lock(run_mu_);
+      const auto deadline = std::chrono::steady_clock::now() + options_.cursor_interval;
+      while (!stop_ && run_cv_.WaitUntil(run_mu_, deadline)) {
+      }
+      if (stop_) return;
+    }
     Reoffer();
     if (auto s = Checkpoint(); !s.ok() && options_.log) {
       options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
     }
     EnforceRetention();
-    lock.lock();
   }
 }
 
 void DeliveryLog::Stop() {
   {
-    std::lock_guard lock(run_mu_);
+    MutexLock lock(run_mu_);
     if (stop_) return;
     stop_ = true;
   }
-  run_cv_.notify_all();
+  run_cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
   spool_->Flush();  // no ingest waits for an fdatasync after this
   if (auto s = Checkpoint(); !s.ok() && options_.log) {

@@ -25,7 +25,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -156,8 +155,8 @@ class DeliveryLog final : public EventLog {
 
   // Records between append and the end of their routing, by slot: the spool's next sequence when
   // the slot was taken (a lower bound of the record's own), or UINT64_MAX when free.
-  mutable std::mutex routing_mu_;
-  std::vector<uint64_t> routing_;
+  mutable Mutex routing_mu_;
+  std::vector<uint64_t> routing_ HERALD_GUARDED_BY(routing_mu_);
 
   // From the cursor file read at Open.
   bool had_cursors_ = false;
@@ -178,7 +177,7 @@ class DeliveryLog final : public EventLog {
   mutable Mutex stranded_mu_;
   absl::flat_hash_map<std::string, std::vector<Stranded>> stranded_ HERALD_GUARDED_BY(stranded_mu_);
   std::atomic<uint64_t> stranded_count_{0};
-  std::mutex reoffer_mu_;  // one Reoffer at a time
+  Mutex reoffer_mu_;  // one Reoffer at a time
 
   struct KeptRoute {
     uint64_t id = 0;
@@ -189,18 +188,18 @@ class DeliveryLog final : public EventLog {
   std::vector<KeptRoute> routes_ HERALD_GUARDED_BY(routes_mu_);
   uint64_t next_route_ HERALD_GUARDED_BY(routes_mu_) = 1;
 
-  std::mutex checkpoint_mu_;               // one checkpoint at a time
+  Mutex checkpoint_mu_;                    // one checkpoint at a time
   std::atomic<bool> replayed_all_{false};  // checkpoints only after Replay() succeeded
-  std::string last_written_;
+  std::string last_written_ HERALD_GUARDED_BY(checkpoint_mu_);
 
   std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0}, replayed_{0};
   std::atomic<uint64_t> cursor_writes_{0}, cursor_errors_{0}, slowest_cursor_{0};
   std::atomic<uint64_t> retention_segments_{0}, retention_dead_letters_{0};
 
-  std::mutex run_mu_;
-  std::condition_variable run_cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  Mutex run_mu_;
+  CondVar run_cv_;
+  bool stop_ HERALD_GUARDED_BY(run_mu_) = false;
+  std::thread thread_;  // started under run_mu_, joined by Stop
 };
 
 }  // namespace herald::store

@@ -82,7 +82,10 @@ size_t ScanSegment(std::string_view data, uint64_t first_seq,
 
 absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(Options options) {
   std::unique_ptr<Spool> spool(new Spool(std::move(options)));
-  if (auto s = spool->Recover(); !s.ok()) return s;
+  {
+    MutexLock lock(spool->mu_);
+    if (auto s = spool->Recover(); !s.ok()) return s;
+  }
   if (spool->options_.durability != Durability::kNone) {
     spool->flusher_ = std::thread([s = spool.get()] { s->Flusher(); });
   }
@@ -91,12 +94,13 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(Options options) {
 
 Spool::~Spool() {
   {
-    std::lock_guard lock(flusher_mu_);
+    MutexLock lock(flusher_mu_);
     stop_ = true;
   }
-  flusher_cv_.notify_all();
+  flusher_cv_.NotifyAll();
   if (flusher_.joinable()) flusher_.join();
   Flush();
+  MutexLock lock(mu_);
   if (fd_ >= 0) {
     if (options_.durability != Durability::kNone) options_.sync(fd_);
     ::close(fd_);
@@ -205,37 +209,38 @@ absl::StatusOr<uint64_t> Spool::AppendParts(std::span<const std::string_view> pa
   }
   uint64_t seq;
   {
-    std::lock_guard lock(mu_);  // written and registered in sequence order
+    MutexLock lock(mu_);  // written and registered in sequence order
     auto first =
         WriteLocked(1, [&](std::string& frames, uint64_t f) { AppendRecord(frames, f, parts); });
     if (!first.ok()) return first;
     seq = *first;
   }
   {
-    std::lock_guard lock(flusher_mu_);
+    MutexLock lock(flusher_mu_);
     waiters_.push_back(std::move(on_durable));
   }
-  flusher_cv_.notify_one();
+  flusher_cv_.NotifyOne();
   return seq;
 }
 
-void Spool::SyncWaiters(std::unique_lock<std::mutex>& lock) {
+void Spool::SyncWaiters() {
   if (waiters_.empty()) return;
   auto waiting = std::exchange(waiters_, {});
   ++syncing_waiters_;
-  lock.unlock();
+  flusher_mu_.unlock();
   // Every waiter's record was written before it registered, so this covers them all.
   const absl::Status s = SyncUpTo(written_seq_.load(std::memory_order_acquire));
   for (auto& fn : waiting) fn(s);
-  lock.lock();
-  if (--syncing_waiters_ == 0) waiters_done_cv_.notify_all();
+  flusher_mu_.lock();
+  if (--syncing_waiters_ == 0) waiters_done_cv_.NotifyAll();
 }
 
 void Spool::Flush() {
-  std::unique_lock lock(flusher_mu_);
-  SyncWaiters(lock);
-  waiters_done_cv_.wait(lock, [&] { return syncing_waiters_ == 0; });  // the flusher's too
-  lock.unlock();
+  {
+    MutexLock lock(flusher_mu_);
+    SyncWaiters();
+    while (syncing_waiters_ != 0) waiters_done_cv_.Wait(flusher_mu_);  // the flusher's too
+  }
   if (options_.durability != Durability::kNone) {
     (void)SyncUpTo(written_seq_.load(std::memory_order_acquire));
   }
@@ -246,7 +251,7 @@ absl::StatusOr<uint64_t> Spool::Write(size_t count,
   uint64_t end;
   absl::StatusOr<uint64_t> first;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     first = WriteLocked(count, frame);
     if (!first.ok()) return first;
     end = *first + count;
@@ -300,7 +305,7 @@ absl::Status Spool::SyncFailed() const {
 }
 
 absl::Status Spool::SyncUpTo(uint64_t seq) {
-  std::lock_guard sync(sync_mu_);
+  MutexLock sync(sync_mu_);
   if (synced_seq_.load(std::memory_order_acquire) >= seq) return absl::OkStatus();  // grouped
   // A record written before an fdatasync failed may be among the lost pages: a later
   // fdatasync that succeeds proves nothing, so every waiter of it gets the failure.
@@ -309,14 +314,14 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
   uint64_t upto;
   std::string path;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     fd = ::dup(fd_);  // a roll may close fd_ meanwhile; it synced that segment first
     upto = written_seq_.load(std::memory_order_acquire);
     path = segments_.rbegin()->second;
   }
   if (fd < 0) return ErrnoError("dup", path);
   const int rc = options_.sync(fd);
-  const absl::Status error = rc != 0 ? ErrnoError("fdatasync", path) : absl::OkStatus();
+  absl::Status error = rc != 0 ? ErrnoError("fdatasync", path) : absl::OkStatus();
   ::close(fd);
   syncs_.fetch_add(1, std::memory_order_relaxed);
   if (rc != 0) {
@@ -325,25 +330,27 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
   }
   // A roll's fdatasync of the same file may have taken the error report (Linux gives it once per
   // file): it fails the spool under mu_, so look again under mu_ before calling these durable.
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (sync_failed_.load(std::memory_order_relaxed)) return SyncFailed();
   synced_seq_.store(upto, std::memory_order_release);
   return absl::OkStatus();
 }
 
 void Spool::Flusher() {
-  std::unique_lock lock(flusher_mu_);
+  MutexLock lock(flusher_mu_);
   if (options_.durability == Durability::kAlways) {
     // Group commit for AppendParts' waiters: one fdatasync for all that arrived meanwhile.
     while (!stop_) {
-      flusher_cv_.wait(lock, [&] { return stop_ || !waiters_.empty(); });
-      SyncWaiters(lock);
+      while (!stop_ && waiters_.empty()) flusher_cv_.Wait(flusher_mu_);
+      SyncWaiters();
     }
     return;
   }
   bool logged_failure = false;
   while (!stop_) {
-    flusher_cv_.wait_for(lock, options_.batch_interval, [&] { return stop_; });
+    const auto deadline = std::chrono::steady_clock::now() + options_.batch_interval;
+    while (!stop_ && flusher_cv_.WaitUntil(flusher_mu_, deadline)) {
+    }
     const uint64_t written = written_seq_.load(std::memory_order_acquire);
     if (written > synced_seq_.load(std::memory_order_acquire)) {
       if (auto s = SyncUpTo(written); !s.ok() && options_.log && !logged_failure) {
@@ -360,7 +367,7 @@ absl::Status Spool::Read(uint64_t from,
                          const std::function<bool(uint64_t, std::string_view)>& fn) const {
   std::map<uint64_t, std::string> segments;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     segments = segments_;
   }
   for (auto it = segments.begin(); it != segments.end(); ++it) {
@@ -379,7 +386,7 @@ absl::Status Spool::Read(uint64_t from,
 }
 
 absl::Status Spool::Retain(uint64_t before) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   bool removed = false;
   while (segments_.size() > 1 && std::next(segments_.begin())->first <= before) {
     const std::string path = segments_.begin()->second;
@@ -391,7 +398,7 @@ absl::Status Spool::Retain(uint64_t before) {
 }
 
 std::vector<Spool::SegmentInfo> Spool::SegmentList() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<SegmentInfo> out;
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     SegmentInfo info{
@@ -406,7 +413,7 @@ std::vector<Spool::SegmentInfo> Spool::SegmentList() const {
 }
 
 uint64_t Spool::next_seq() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return next_seq_;
 }
 
@@ -416,12 +423,12 @@ uint64_t Spool::durable_seq() const {
 }
 
 uint64_t Spool::first_seq() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return segments_.empty() ? next_seq_ : segments_.begin()->first;
 }
 
 size_t Spool::segments() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return segments_.size();
 }
 

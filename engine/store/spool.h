@@ -15,13 +15,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/common/append_file.h"
+#include "engine/common/mutex.h"
 
 namespace herald::store {
 
@@ -100,44 +99,46 @@ class Spool {
   explicit Spool(Options options) : options_(std::move(options)) {
     if (!options_.sync) options_.sync = &::fdatasync;
   }
-  absl::Status Recover();
-  absl::Status OpenSegment(uint64_t first_seq);
+  absl::Status Recover() HERALD_REQUIRES(mu_);
+  absl::Status OpenSegment(uint64_t first_seq) HERALD_REQUIRES(mu_);
   // Appends `count` records that `frame` frames from sequence number `first` on.
   absl::StatusOr<uint64_t> Write(size_t count,
                                  const std::function<void(std::string&, uint64_t first)>& frame);
   // The write alone, with mu_ held.
   absl::StatusOr<uint64_t> WriteLocked(
-      size_t count, const std::function<void(std::string&, uint64_t first)>& frame);
+      size_t count, const std::function<void(std::string&, uint64_t first)>& frame)
+      HERALD_REQUIRES(mu_);
   absl::Status SyncUpTo(uint64_t seq);
   absl::Status SyncFailed() const;
   void Flusher();
 
   Options options_;  // fixed after the constructor
   Recovery recovery_;
-  mutable std::mutex mu_;                     // appends, segment list
-  std::map<uint64_t, std::string> segments_;  // first seq -> path
-  int fd_ = -1;                               // the newest segment, O_APPEND
-  size_t segment_size_ = 0;
-  uint64_t next_seq_ = 0;
-  bool broken_ = false;  // a write could not be undone: refuse appends
-  std::string frames_;   // the records being written, framed
+  mutable Mutex mu_;                                                 // appends, segment list
+  std::map<uint64_t, std::string> segments_ HERALD_GUARDED_BY(mu_);  // first seq -> path
+  int fd_ HERALD_GUARDED_BY(mu_) = -1;                               // the newest segment, O_APPEND
+  size_t segment_size_ HERALD_GUARDED_BY(mu_) = 0;
+  uint64_t next_seq_ HERALD_GUARDED_BY(mu_) = 0;
+  bool broken_ HERALD_GUARDED_BY(mu_) = false;  // a write could not be undone: refuse appends
+  std::string frames_ HERALD_GUARDED_BY(mu_);   // the records being written, framed
 
-  std::mutex sync_mu_;  // one fdatasync at a time; waiters find their records synced
+  Mutex sync_mu_;  // one fdatasync at a time; waiters find their records synced
   std::atomic<uint64_t> synced_seq_{0};  // every record below it is on disk
   std::atomic<uint64_t> written_seq_{0};
   std::atomic<uint64_t> syncs_{0};
   std::atomic<bool> sync_failed_{false};  // an fdatasync failed: refuse appends from then on
 
-  std::mutex flusher_mu_;
-  std::condition_variable flusher_cv_;
-  bool stop_ = false;
+  Mutex flusher_mu_;
+  CondVar flusher_cv_;
+  bool stop_ HERALD_GUARDED_BY(flusher_mu_) = false;
   // kAlways: callbacks of AppendParts waiting for their record's fdatasync.
-  std::vector<std::function<void(absl::Status)>> waiters_;
-  int syncing_waiters_ = 0;  // batches of waiters being synced and answered right now
-  std::condition_variable waiters_done_cv_;
+  std::vector<std::function<void(absl::Status)>> waiters_ HERALD_GUARDED_BY(flusher_mu_);
+  // Batches of waiters being synced and answered right now.
+  int syncing_waiters_ HERALD_GUARDED_BY(flusher_mu_) = 0;
+  CondVar waiters_done_cv_;
   std::thread flusher_;
-  // Syncs and runs the waiters it covers; with flusher_mu_ held (unlocks it while syncing).
-  void SyncWaiters(std::unique_lock<std::mutex>& lock);
+  // Syncs and runs the waiters it covers (unlocks flusher_mu_ while syncing).
+  void SyncWaiters() HERALD_REQUIRES(flusher_mu_);
 };
 
 }  // namespace herald::store
