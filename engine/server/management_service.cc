@@ -135,6 +135,13 @@ absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscri
   return absl::OkStatus();
 }
 
+absl::Status ManagementService::DeleteStoredOnlyLocked(ConfigKind kind, const std::string& id,
+                                                       const absl::Status& not_found) {
+  if (!config_ || !config_->Get(kind, id)) return not_found;
+  const store::ConfigWrite write = store::DeleteWrite(kind, id);
+  return Persist({&write, 1});
+}
+
 absl::Status ManagementService::CreateSubscription(
     const Subscription& subscription, std::optional<SecuritySetting> inline_security,
     std::optional<NotificationProfile> inline_profile) {
@@ -166,9 +173,17 @@ absl::Status ManagementService::DeleteSubscription(std::string_view channel, std
   MutexLock lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSubscription(key);
-  if (!before.ok() || before->channel != channel) {
-    return absl::NotFoundError(Cat("subscription ", id, " not found in ", channel));
+  const absl::Status not_found =
+      absl::NotFoundError(Cat("subscription ", id, " not found in ", channel));
+  if (!before.ok()) {
+    // Stored but refused at load: its record names its channel, unless it no longer reads.
+    const auto stored = config_ ? config_->Get(ConfigKind::kSubscription, key) : std::nullopt;
+    if (!stored) return not_found;
+    const auto record = store::DecodeSubscriptionRecord(stored->value);
+    if (record.ok() && record->channel != channel) return not_found;
+    return DeleteStoredOnlyLocked(ConfigKind::kSubscription, key, not_found);
   }
+  if (before->channel != channel) return not_found;
   return RunLocked({DeleteStep(key, before)}, &*before);
 }
 
@@ -204,6 +219,9 @@ absl::Status ManagementService::DeleteProfile(std::string_view id) {
   MutexLock lock(mu_);
   const std::string key(id);
   const auto before = engine_.GetProfile(key);
+  if (absl::IsNotFound(before.status())) {
+    return DeleteStoredOnlyLocked(ConfigKind::kProfile, key, before.status());
+  }
   return RunLocked({DeleteStep(key, before)});
 }
 
@@ -224,6 +242,9 @@ absl::Status ManagementService::DeleteSecurity(std::string_view id) {
   MutexLock lock(mu_);
   const std::string key(id);
   const auto before = engine_.GetSecurity(key);
+  if (absl::IsNotFound(before.status())) {
+    return DeleteStoredOnlyLocked(ConfigKind::kSecurity, key, before.status());
+  }
   return RunLocked({DeleteStep(key, before)});
 }
 

@@ -83,6 +83,10 @@ class ManagementService {
   absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr)
       HERALD_REQUIRES(mu_);
   absl::Status Persist(std::span<const store::ConfigWrite> writes);
+  // A delete of what the engine does not hold: the store may (it refused the entry at load, as
+  // no longer applying), and then loses it; otherwise `not_found`.
+  absl::Status DeleteStoredOnlyLocked(store::ConfigKind kind, const std::string& id,
+                                      const absl::Status& not_found) HERALD_REQUIRES(mu_);
   // With mu_ held: the check's errors as a status.
   absl::Status CheckLocked(NotificationProfile* profile, SecuritySetting* security) const
       HERALD_REQUIRES(mu_);

@@ -228,6 +228,13 @@ std::vector<ConfigEntry> ConfigJournal::List() const {
   return out;
 }
 
+std::optional<ConfigEntry> ConfigJournal::Get(ConfigKind kind, std::string_view id) const {
+  MutexLock lock(mu_);
+  auto it = entries_.find(Key(kind, std::string(id)));
+  if (it == entries_.end() || it->second.deleted) return std::nullopt;
+  return it->second;
+}
+
 uint64_t ConfigJournal::revision() const {
   MutexLock lock(mu_);
   return revision_;

@@ -48,6 +48,7 @@ class ConfigJournal final : public ConfigStore {
 
   absl::StatusOr<uint64_t> Commit(std::span<const ConfigWrite> writes) override;
   std::vector<ConfigEntry> List() const override;
+  std::optional<ConfigEntry> Get(ConfigKind kind, std::string_view id) const override;
   absl::Status Watch(uint64_t from_revision, Watcher fn) override;
   uint64_t revision() const override;
 

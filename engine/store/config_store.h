@@ -66,6 +66,8 @@ class ConfigStore {
   // (so references resolve in order, and subscription creation order, a matching tie-break,
   // survives).
   virtual std::vector<ConfigEntry> List() const = 0;
+  // The entry stored under kind and id, if it exists.
+  virtual std::optional<ConfigEntry> Get(ConfigKind kind, std::string_view id) const = 0;
 
   // Calls `fn` with every change after `from_revision` that is already stored, then with each
   // new change as it is committed, until the store is destroyed. OutOfRange when the changes

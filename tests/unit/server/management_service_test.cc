@@ -188,5 +188,42 @@ TEST(ManagementService, AnImportCreatesWhatItCanWithOneWriteOrNothing) {
   EXPECT_FALSE(w.engine->GetSubscription("e").ok());
 }
 
+// What the store holds but the engine refused at load (it no longer applies: here a
+// subscription whose profile is gone, a profile whose security setting is gone) is deleted from
+// the store by a DELETE, so it is not refused again at every start. An id neither has is 404.
+TEST(ManagementService, WhatOnlyTheStoreHoldsIsDeletedFromIt) {
+  World w;
+  ASSERT_TRUE(
+      w.journal
+          ->Put(ConfigKind::kSubscription, "orphan", store::EncodeRecord(Sms("orphan", "gone")))
+          .ok());
+  ASSERT_TRUE(w.journal
+                  ->Put(ConfigKind::kProfile, "p-orphan",
+                        store::EncodeRecord(Profile("p-orphan", "s-gone")))
+                  .ok());
+  ASSERT_TRUE(
+      w.journal->Put(ConfigKind::kSecurity, "s-kept", store::EncodeRecord(Basic("s-kept"))).ok());
+  w.Open();
+  ASSERT_FALSE(w.engine->GetSubscription("orphan").ok()) << "refused at load";
+  ASSERT_FALSE(w.engine->GetProfile("p-orphan").ok()) << "refused at load";
+  ASSERT_EQ(w.Stored(ConfigKind::kSubscription).size(), 1u);
+
+  EXPECT_EQ(w.service->DeleteSubscription("EMAIL", "orphan").code(), absl::StatusCode::kNotFound)
+      << "another channel's";
+  EXPECT_TRUE(w.service->DeleteSubscription("SMS", "orphan").ok());
+  EXPECT_TRUE(w.service->DeleteProfile("p-orphan").ok());
+  EXPECT_TRUE(w.Stored(ConfigKind::kSubscription).empty());
+  EXPECT_TRUE(w.Stored(ConfigKind::kProfile).empty());
+  EXPECT_EQ(w.service->DeleteSubscription("SMS", "orphan").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(w.service->DeleteProfile("never").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(w.service->DeleteSecurity("never").code(), absl::StatusCode::kNotFound);
+  // A live entry is deleted from both, as always.
+  EXPECT_TRUE(w.service->DeleteSecurity("s-kept").ok());
+  EXPECT_FALSE(w.engine->GetSecurity("s-kept").ok());
+  EXPECT_TRUE(w.Stored(ConfigKind::kSecurity).empty());
+  w.Open();
+  EXPECT_EQ(w.engine->subscription_count(), 0u);
+}
+
 }  // namespace
 }  // namespace herald::server
