@@ -153,7 +153,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
     if (!slot) {
       Worker* w = workers_[absl::Hash<std::string_view>{}(profile_id) % workers_.size()].get();
       slot = std::make_unique<ProfileState>(
-          std::string(profile_id), w, w->io(),
+          std::string(profile_id), w, w->io(), w->clock(),
           CircuitBreaker::Options{.failures = options_.breaker_failures,
                                   .open = options_.breaker_open,
                                   .open_max = options_.breaker_open_max});

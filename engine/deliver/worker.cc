@@ -17,15 +17,16 @@ using SteadyClock = std::chrono::steady_clock;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerHost& host,
-                                                       const DelivererOptions& options) {
-  auto worker = std::make_unique<Worker>(host, options.jitter);
+                                                       const DelivererOptions& options,
+                                                       const Clock& clock) {
+  auto worker = std::make_unique<Worker>(host, options.jitter, clock);
   auto client =
       HttpClient::Create(worker->io_, {.ca_file = options.ca_file,
                                        .allow_private_targets = options.allow_private_targets,
                                        .resolver = &host.resolver()});
   if (!client.ok()) return client.status();
   worker->client_ = std::move(*client);
-  worker->tokens_ = std::make_unique<OAuthTokens>(worker->io_, *worker->client_);
+  worker->tokens_ = std::make_unique<OAuthTokens>(worker->io_, *worker->client_, clock);
   return worker;
 }
 
@@ -70,7 +71,7 @@ void Worker::Pump(ProfileState& p) {
     DeadLetterAll(p, 410, "profile disabled: its receiver answered 410 Gone");
     return;
   }
-  const auto now = SteadyClock::now();
+  const auto now = clock_.Now();
   while (!p.retries.empty() && p.retries.begin()->first <= now) {
     p.awaiting_retry.fetch_sub(p.retries.begin()->second->items.size(), std::memory_order_relaxed);
     p.due.push_back(std::move(p.retries.begin()->second));
@@ -152,7 +153,7 @@ asio::awaitable<ClientResponse> Worker::Attempt(const Batch& batch, const Profil
     std::string token;
     for (int round = 0; round < 2; ++round) {
       std::vector<std::pair<std::string, std::string>> headers = profile.headers;
-      const int64_t timestamp = Clock::System().UnixMillis() / 1000;
+      const int64_t timestamp = clock_.UnixMillis() / 1000;
       headers.emplace_back("webhook-id", batch.id);
       headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
       headers.emplace_back("x-herald-subscription", batch.subscriptions);
@@ -275,7 +276,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     const auto delay = retry_schedule_.Delay(config.retry, batch->attempts, response.retry_after);
     p.retried.fetch_add(n, std::memory_order_relaxed);
     p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
-    p.retries.emplace(SteadyClock::now() + delay, std::move(batch));
+    p.retries.emplace(clock_.Now() + delay, std::move(batch));
   } else {
     std::vector<Burial> burials;
     for (auto& item : batch->items) {
@@ -287,7 +288,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
 }
 
 DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
-                            std::string_view error) {
+                            std::string_view error) const {
   return {.profile_id = p.id,
           .subscription_id = std::string(item.subscription_id()),
           .channel = std::string(item.channel()),
@@ -297,11 +298,11 @@ DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempt
           .attempts = attempts,
           .last_status = status,
           .last_error = std::string(error),
-          .failed_at_ms = Clock::System().UnixMillis()};
+          .failed_at_ms = clock_.UnixMillis()};
 }
 
 Burial Worker::BurialOf(const ProfileState& p, Item& item, int attempts, int status,
-                        std::string_view error) {
+                        std::string_view error) const {
   return {.letter = LetterOf(p, item, attempts, status, error),
           .source = std::move(item.notification),
           .replaces = item.letter ? item.letter->id : 0};
@@ -333,7 +334,7 @@ void Worker::Buried(ProfileState& p, std::vector<Burial> burials, const absl::St
                               " dead letter(s): ", ToStd(status.message()), "; will retry"));
     }
     for (auto& b : burials) p.unwritten.push_back(std::move(b));
-    ArmGate(p, SteadyClock::now() + std::chrono::seconds(1));
+    ArmGate(p, clock_.Now() + std::chrono::seconds(1));
     return;
   }
   // Stored, or (replayed letters the user deleted meanwhile) gone for good.
@@ -427,9 +428,7 @@ void Worker::ArmRetryTimer(ProfileState& p) {
   const auto at = p.retries.begin()->first;
   if (at >= p.retry_timer_at) return;
   p.retry_timer_at = at;
-  p.retry_timer.expires_at(at);
-  p.retry_timer.async_wait([this, &p](const boost::system::error_code& ec) {
-    if (ec) return;  // re-armed earlier, or stopping
+  p.retry_timer->Set(at, [this, &p] {
     p.retry_timer_at = Clock::time_point::max();
     Pump(p);
   });
@@ -438,9 +437,7 @@ void Worker::ArmRetryTimer(ProfileState& p) {
 void Worker::ArmGate(ProfileState& p, Clock::time_point at) {
   if (at >= p.gate_timer_at) return;
   p.gate_timer_at = at;
-  p.gate_timer.expires_at(at);
-  p.gate_timer.async_wait([this, &p](const boost::system::error_code& ec) {
-    if (ec) return;
+  p.gate_timer->Set(at, [this, &p] {
     p.gate_timer_at = Clock::time_point::max();
     Pump(p);
   });
@@ -484,8 +481,8 @@ void Worker::Drain(const std::vector<ProfileState*>& profiles) {
                               " undelivered notification(s) LOST: the dead-letter store "
                               "refused them"));
     }
-    p->retry_timer.cancel();
-    p->gate_timer.cancel();
+    p->retry_timer->Cancel();
+    p->gate_timer->Cancel();
   }
   client_->CloseIdle();
   work_.reset();

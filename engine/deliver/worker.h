@@ -11,7 +11,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 // clang-format on
 #include <atomic>
 #include <deque>
@@ -30,6 +29,7 @@
 #include "engine/common/mutex.h"
 #include "engine/deliver/batch.h"
 #include "engine/deliver/circuit_breaker.h"
+#include "engine/deliver/clock.h"
 #include "engine/deliver/dead_letter_writer.h"
 #include "engine/deliver/dead_letters.h"
 #include "engine/deliver/http_client.h"
@@ -66,13 +66,14 @@ struct ProfileConfig {
 class Worker;
 
 struct ProfileState {
-  ProfileState(std::string profile_id, Worker* owner, asio::io_context& io,
+  ProfileState(std::string profile_id, Worker* owner, asio::io_context& io, const Clock& clock,
                CircuitBreaker::Options breaker_options)
       : id(std::move(profile_id)),
         worker(owner),
-        retry_timer(io),
-        gate_timer(io),
-        breaker(breaker_options) {}
+        retry_timer(clock.NewAlarm(io)),
+        gate_timer(clock.NewAlarm(io)),
+        bucket(clock),
+        breaker(breaker_options, clock) {}
 
   const std::string id;
   Worker* const worker;
@@ -92,9 +93,9 @@ struct ProfileState {
   std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
   std::set<Batch*> sending;
   std::vector<Burial> unwritten;  // dead letters the store refused; written again by Pump
-  asio::steady_timer retry_timer;
+  std::unique_ptr<Alarm> retry_timer;
   Clock::time_point retry_timer_at = Clock::time_point::max();
-  asio::steady_timer gate_timer;  // the rate limiter's or the open circuit's wait
+  std::unique_ptr<Alarm> gate_timer;  // the rate limiter's or the open circuit's wait
   Clock::time_point gate_timer_at = Clock::time_point::max();
   TokenBucket bucket;
   CircuitBreaker breaker;
@@ -123,14 +124,17 @@ class WorkerHost {
 
 class Worker {
  public:
-  Worker(WorkerHost& host, double jitter)
-      : host_(host), retry_schedule_(jitter, std::random_device{}()) {}
+  Worker(WorkerHost& host, double jitter, const Clock& clock = Clock::System())
+      : host_(host), clock_(clock), retry_schedule_(jitter, std::random_device{}(), clock) {}
 
+  // `clock` times retries, gates, breakers, rate limits, tokens and dead letters.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(WorkerHost& host,
-                                                        const DelivererOptions& options);
+                                                        const DelivererOptions& options,
+                                                        const Clock& clock = Clock::System());
   ~Worker() { Join(); }
 
   asio::io_context& io() { return io_; }
+  const Clock& clock() const { return clock_; }
   void Run() {
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -155,11 +159,11 @@ class Worker {
   void BreakerFailure(ProfileState& p, bool probe);
   void ArmRetryTimer(ProfileState& p);
   void ArmGate(ProfileState& p, Clock::time_point at);
-  static DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
-                             std::string_view error);
+  DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,
+                      std::string_view error) const;
   // The item as a dead letter, with its source notification or the replayed letter it replaces.
-  static Burial BurialOf(const ProfileState& p, Item& item, int attempts, int status,
-                         std::string_view error);
+  Burial BurialOf(const ProfileState& p, Item& item, int attempts, int status,
+                  std::string_view error) const;
   // Hands dead letters to the writer; once stored, Buried settles what they came from.
   void Bury(ProfileState& p, std::vector<Burial> burials);
   // When the store refused them, keeps them to write again (never re-sends).
@@ -178,6 +182,7 @@ class Worker {
   void LeaveToLog(ProfileState& p);
 
   WorkerHost& host_;
+  const Clock& clock_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::unique_ptr<HttpClient> client_;
