@@ -308,10 +308,10 @@ absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
   // Writers take write_mu_ for the whole change and mu_ only around the index: the fdatasync (and
   // a rewrite) never holds back a listing, a replay or Contains().
   MutexLock write(write_mu_);
-  std::string records;
-  std::vector<size_t> kept;  // of `letters`, those written
-  std::vector<uint32_t> lengths;
+  std::vector<std::string> added;  // the records of `kept`
+  std::vector<size_t> kept;        // of `letters`, those written
   std::vector<uint64_t> removed, over;
+  size_t dropped_new = 0;  // of `kept`, the oldest, past max_bytes on their own
   uint64_t offset = 0;
   {
     MutexLock lock(mu_);
@@ -325,15 +325,32 @@ absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
         removed.push_back(replaced);
       }
       d.id = next_id_++;
-      const size_t before = records.size();
-      records += AddRecord(d);
-      lengths.push_back(static_cast<uint32_t>(records.size() - before));
+      added.push_back(AddRecord(d));
       kept.push_back(i);
     }
     if (kept.empty()) return absl::OkStatus();
-    over = OverBounds(records.size(), removed);
+    uint64_t adding = 0;
+    for (const std::string& r : added) adding += r.size();
+    over = OverBounds(adding, removed);
+    // The batch alone may be past max_bytes (burials queued while a write was slow): once every
+    // stored letter that may go is gone, its own oldest go too, never its newest.
+    uint64_t bytes = live_bytes_ + adding;
+    for (const auto* ids : {&removed, &over}) {
+      for (const uint64_t id : *ids) {
+        if (auto it = letters_.find(id); it != letters_.end()) bytes -= it->second.length;
+      }
+    }
+    while (options_.max_bytes > 0 && bytes > options_.max_bytes && dropped_new + 1 < kept.size()) {
+      bytes -= added[dropped_new].size();
+      letters[kept[dropped_new]].id = 0;
+      ++dropped_new;
+    }
     offset = file_.size();
   }
+  added.erase(added.begin(), added.begin() + static_cast<std::ptrdiff_t>(dropped_new));
+  kept.erase(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(dropped_new));
+  std::string records;
+  for (const std::string& r : added) records += r;
   removed.insert(removed.end(), over.begin(), over.end());
   if (!removed.empty()) records += RemoveRecord(removed);
   absl::Status s = Append(records);
@@ -345,14 +362,15 @@ absl::Status DeadLetterStore::Add(std::vector<DeadLetter>& letters,
   }
   for (size_t k = 0; k < kept.size(); ++k) {
     const DeadLetter& d = letters[kept[k]];
-    Entry e{.letter = file_.is_open() ? Fields(d) : d, .offset = offset, .length = lengths[k]};
-    offset += lengths[k];
+    const auto length = static_cast<uint32_t>(added[k].size());
+    Entry e{.letter = file_.is_open() ? Fields(d) : d, .offset = offset, .length = length};
+    offset += length;
     live_bytes_ += e.length;
     letters_[d.id] = std::move(e);
   }
   for (const uint64_t id : removed) Erase(id);
-  if (!over.empty()) {
-    dropped_ += over.size();
+  if (!over.empty() || dropped_new > 0) {
+    dropped_ += over.size() + dropped_new;
     const int64_t now = Now();
     if (options_.log && now - last_drop_log_ms_ > 10'000) {
       last_drop_log_ms_ = now;

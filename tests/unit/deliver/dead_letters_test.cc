@@ -179,6 +179,40 @@ TEST(DeadLetters, TheOldestGoPastMaxBytesAndMaxAgeAndStayGoneAfterReopen) {
   EXPECT_EQ((*store)->List("p1", 0, 100)->total, 0u);
 }
 
+// Burials queued while the writer was busy arrive as one batch; a batch larger than max_bytes
+// keeps the bound too: the stored letters go first, then the batch's own oldest, counted and
+// settled (id 0) like any dropped letter.
+TEST(DeadLetters, ABatchLargerThanMaxBytesKeepsTheBoundAndItsNewest) {
+  TempDir dir;
+  auto store =
+      DeadLetterStore::Open(DeadLetterStore::Options{.dir = dir.path(), .max_bytes = 5000});
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::vector<DeadLetter> first = {Letter("p1", "[\"" + std::string(300, 'a') + "\"]")};
+  ASSERT_TRUE((*store)->Add(first).ok());
+  std::vector<DeadLetter> batch;
+  for (int i = 0; i < 20; ++i) {  // ~500 bytes each: about ten fit
+    batch.push_back(Letter("p1", "[\"" + std::string(300, 'b' + i) + "\"]"));
+  }
+  ASSERT_TRUE((*store)->Add(batch).ok());
+  const auto stats = (*store)->stats();
+  EXPECT_LE(stats.bytes, 5000u);
+  EXPECT_EQ(stats.letters + stats.dropped, 21u);
+  EXPECT_GT(stats.dropped, 10u);
+  EXPECT_NE(batch.back().id, 0u) << "the newest stays";
+  EXPECT_EQ(batch.front().id, 0u) << "the batch's oldest went";
+  const auto page = *(*store)->List("p1", 0, 100);
+  ASSERT_EQ(page.results.size(), stats.letters);
+  EXPECT_EQ(page.results.back().id, batch.back().id);
+  EXPECT_NE(page.results.front().id, first[0].id) << "the letter stored before went first";
+  // As it is on disk.
+  store->reset();
+  auto again =
+      DeadLetterStore::Open(DeadLetterStore::Options{.dir = dir.path(), .max_bytes = 5000});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->stats().letters, stats.letters);
+  EXPECT_LE((*again)->stats().bytes, 5000u);
+}
+
 TEST(DeadLetters, DeleteTakesAProfilesLettersOrThoseNamedAndNothingElse) {
   TempDir dir;
   {
