@@ -67,12 +67,18 @@ absl::Status AppendFile::Append(std::string_view data, bool sync) {
 absl::Status AppendFile::Sync() {
   if (!failure_.ok()) return failure_;
   if (sync_(fd_) != 0) {
-    const absl::Status s = ErrnoError("fdatasync", path_);
-    failure_ = absl::UnavailableError(
-        Cat(ToStd(s.message()), "; this file takes no more writes until heraldd restarts"));
+    SyncFailed(ErrnoError("fdatasync", path_));
     return failure_;
   }
   return absl::OkStatus();
+}
+
+int AppendFile::DupForSync() const { return fd_ < 0 ? -1 : ::dup(fd_); }
+
+void AppendFile::SyncFailed(const absl::Status& error) {
+  if (!failure_.ok()) return;
+  failure_ = absl::UnavailableError(
+      Cat(ToStd(error.message()), "; this file takes no more writes until heraldd restarts"));
 }
 
 }  // namespace herald

@@ -2,8 +2,8 @@
 // fails is cut back to where it started, so a torn record never hides the ones after it; and
 // after a failed fdatasync the file takes no more writes until the process restarts, because
 // Linux reports a lost writeback only once and a later fdatasync that "succeeds" proves nothing
-// (the fsyncgate lesson). The dead letters and the config journal write through it; the spool
-// keeps its segments and group commit but follows the same rule and the same `SyncFn` seam.
+// (the fsyncgate lesson). The spool's segments, the dead letters and the config journal write
+// through it.
 // Not thread-safe: its owner serializes calls.
 #pragma once
 
@@ -39,6 +39,13 @@ class AppendFile {
   // failure.
   absl::Status Append(std::string_view data, bool sync = true);
   absl::Status Sync();
+
+  // For an fdatasync made outside the owner's lock (the spool's group commit, while appends go
+  // on): a second descriptor of the file, which the caller closes, and the way back for its
+  // failure, after which the file takes no more writes.
+  int DupForSync() const;
+  void SyncFailed(const absl::Status& error);
+  bool failed() const { return !failure_.ok(); }
 
   bool is_open() const { return fd_ >= 0; }
   uint64_t size() const { return static_cast<uint64_t>(size_); }  // bytes written so far

@@ -173,8 +173,7 @@ absl::Status ManagementService::DeleteSubscription(std::string_view channel, std
   MutexLock lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSubscription(key);
-  const absl::Status not_found =
-      absl::NotFoundError(Cat("subscription ", id, " not found in ", channel));
+  absl::Status not_found = absl::NotFoundError(Cat("subscription ", id, " not found in ", channel));
   if (!before.ok()) {
     // Stored but refused at load: its record names its channel, unless it no longer reads.
     const auto stored = config_ ? config_->Get(ConfigKind::kSubscription, key) : std::nullopt;

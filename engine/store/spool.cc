@@ -101,10 +101,7 @@ Spool::~Spool() {
   if (flusher_.joinable()) flusher_.join();
   Flush();
   MutexLock lock(mu_);
-  if (fd_ >= 0) {
-    if (options_.durability != Durability::kNone) options_.sync(fd_);
-    ::close(fd_);
-  }
+  if (options_.durability != Durability::kNone && file_.is_open()) (void)file_.Sync();
 }
 
 absl::Status Spool::Recover() {
@@ -164,26 +161,18 @@ absl::Status Spool::Recover() {
   recovery_.next_seq = next;
   recovery_.segments = segments_.size();
   if (segments_.empty()) return OpenSegment(next);
-  const std::string& path = segments_.rbegin()->second;
-  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd_ < 0) return ErrnoError("open", path);
-  struct stat st;
-  if (::fstat(fd_, &st) != 0) return ErrnoError("stat", path);
-  segment_size_ = static_cast<size_t>(st.st_size);
+  auto file = AppendFile::Open(segments_.rbegin()->second, /*truncate=*/false, options_.sync);
+  if (!file.ok()) return file.status();
+  file_ = *std::move(file);
   return absl::OkStatus();
 }
 
 absl::Status Spool::OpenSegment(uint64_t first_seq) {
   const std::string path = options_.dir + "/" + SegmentName(first_seq);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("open", path);
-  if (auto s = SyncDir(options_.dir); !s.ok()) {
-    ::close(fd);
-    return s;
-  }
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-  segment_size_ = 0;
+  auto file = AppendFile::Open(path, /*truncate=*/false, options_.sync);
+  if (!file.ok()) return file.status();
+  if (auto s = SyncDir(options_.dir); !s.ok()) return s;
+  file_ = *std::move(file);  // the segment before closes
   segments_[first_seq] = path;
   return absl::OkStatus();
 }
@@ -266,31 +255,25 @@ absl::StatusOr<uint64_t> Spool::WriteLocked(
     size_t count, const std::function<void(std::string&, uint64_t)>& frame) {
   uint64_t first;
   {
-    if (broken_) {
-      return absl::UnavailableError(
-          Cat("spool ", options_.dir, ": an earlier write could not be undone; restart heraldd"));
-    }
     if (sync_failed_.load(std::memory_order_relaxed)) return SyncFailed();
     // Reused, so steady-state appends allocate nothing; a huge request's buffer is not kept.
     if (frames_.capacity() > (4u << 20)) frames_ = std::string();
     std::string& frames = frames_;
     frames.clear();
     frame(frames, next_seq_);
-    if (segment_size_ > 0 && segment_size_ + frames.size() > options_.segment_bytes) {
+    if (file_.size() > 0 && file_.size() + frames.size() > options_.segment_bytes) {
       // The old segment is complete: make it durable before the new one takes appends.
-      if (options_.durability != Durability::kNone && options_.sync(fd_) != 0) {
-        sync_failed_ = true;
-        return ErrnoError("fdatasync", segments_.rbegin()->second);
+      if (options_.durability != Durability::kNone) {
+        if (auto s = file_.Sync(); !s.ok()) {
+          sync_failed_ = true;
+          return s;
+        }
       }
       if (auto s = OpenSegment(next_seq_); !s.ok()) return s;
     }
-    const std::string& path = segments_.rbegin()->second;
-    if (auto s = WriteAll(fd_, frames, path); !s.ok()) {
-      // Take back a partial write, so the records after it are not lost behind a torn one.
-      if (::ftruncate(fd_, static_cast<off_t>(segment_size_)) != 0) broken_ = true;
-      return s;
-    }
-    segment_size_ += frames.size();
+    // A failed write is taken back, so the records after it are not lost behind a torn one; one
+    // that cannot be taken back leaves the file refusing appends.
+    if (auto s = file_.Append(frames, /*sync=*/false); !s.ok()) return s;
     first = next_seq_;
     next_seq_ += count;
     written_seq_.store(next_seq_, std::memory_order_release);
@@ -315,7 +298,7 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
   std::string path;
   {
     MutexLock lock(mu_);
-    fd = ::dup(fd_);  // a roll may close fd_ meanwhile; it synced that segment first
+    fd = file_.DupForSync();  // a roll may close the segment meanwhile; it synced it first
     upto = written_seq_.load(std::memory_order_acquire);
     path = segments_.rbegin()->second;
   }
@@ -325,7 +308,9 @@ absl::Status Spool::SyncUpTo(uint64_t seq) {
   ::close(fd);
   syncs_.fetch_add(1, std::memory_order_relaxed);
   if (rc != 0) {
+    MutexLock lock(mu_);
     sync_failed_ = true;
+    file_.SyncFailed(error);  // and the file refuses appends too
     return error;
   }
   // A roll's fdatasync of the same file may have taken the error report (Linux gives it once per

@@ -116,11 +116,9 @@ class Spool {
   Recovery recovery_;
   mutable Mutex mu_;                                                 // appends, segment list
   std::map<uint64_t, std::string> segments_ HERALD_GUARDED_BY(mu_);  // first seq -> path
-  int fd_ HERALD_GUARDED_BY(mu_) = -1;                               // the newest segment, O_APPEND
-  size_t segment_size_ HERALD_GUARDED_BY(mu_) = 0;
+  AppendFile file_ HERALD_GUARDED_BY(mu_);                           // the newest segment
   uint64_t next_seq_ HERALD_GUARDED_BY(mu_) = 0;
-  bool broken_ HERALD_GUARDED_BY(mu_) = false;  // a write could not be undone: refuse appends
-  std::string frames_ HERALD_GUARDED_BY(mu_);   // the records being written, framed
+  std::string frames_ HERALD_GUARDED_BY(mu_);  // the records being written, framed
 
   Mutex sync_mu_;  // one fdatasync at a time; waiters find their records synced
   std::atomic<uint64_t> synced_seq_{0};  // every record below it is on disk
