@@ -207,6 +207,44 @@ void Worker::BreakerFailure(ProfileState& p, bool probe) {
   }
 }
 
+namespace {
+
+// Why a request failed, for the log: the transport's error, or the status with the start of the
+// body (printable ASCII only: it goes into a log line).
+std::string FailureReason(const ClientResponse& response) {
+  if (response.status == 0) return response.error;
+  std::string excerpt;
+  for (const char c : std::string_view(response.body).substr(0, 200)) {
+    excerpt += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  }
+  while (!excerpt.empty() && excerpt.back() == ' ') excerpt.pop_back();
+  if (excerpt.empty()) return Cat("HTTP ", response.status);
+  return Cat("HTTP ", response.status, ": ", excerpt, response.body.size() > 200 ? "..." : "");
+}
+
+}  // namespace
+
+void Worker::NoteFailure(ProfileState& p, const ClientResponse& response) {
+  ++p.failed_requests;
+  if (p.failing && p.failing_status == response.status) return;
+  const bool changed = p.failing;
+  p.failing = true;
+  p.failing_status = response.status;
+  if (!host_.options().log) return;
+  host_.options().log(Cat("delivery: profile ", p.id,
+                          changed ? ": now failing: " : ": failing: ", FailureReason(response)));
+}
+
+void Worker::NoteSuccess(ProfileState& p) {
+  if (!p.failing) return;
+  if (host_.options().log) {
+    host_.options().log(Cat("delivery: profile ", p.id, ": delivering again after ",
+                            p.failed_requests, " failed request(s)"));
+  }
+  p.failing = false;
+  p.failed_requests = 0;
+}
+
 void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
                       const ClientResponse& response) {
   --p.in_flight;
@@ -214,6 +252,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   const size_t n = batch->items.size();
   const int status = response.status;
   if (status >= 200 && status <= 299) {
+    NoteSuccess(p);
     // held first: whoever sees the outcome counter move also sees held (and failed) settled.
     // A replayed dead letter leaves the store now that it is delivered.
     std::vector<uint64_t> replayed;
@@ -254,6 +293,7 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     return;
   }
   p.failed.fetch_add(n, std::memory_order_relaxed);
+  NoteFailure(p, response);
   batch->last_status = status;
   batch->last_error = status == 0 ? response.error : Cat("HTTP ", status);
   const bool transport = status == 0 && !response.refused;

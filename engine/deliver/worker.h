@@ -93,6 +93,11 @@ struct ProfileState {
   std::multimap<Clock::time_point, std::unique_ptr<Batch>> retries;
   std::set<Batch*> sending;
   std::vector<Burial> unwritten;  // dead letters the store refused; written again by Pump
+  // Failing since the last success: logged once when it starts (and when its status changes),
+  // and once when a request succeeds again, never once per request.
+  bool failing = false;
+  int failing_status = 0;
+  uint64_t failed_requests = 0;
   std::unique_ptr<Alarm> retry_timer;
   Clock::time_point retry_timer_at = Clock::time_point::max();
   std::unique_ptr<Alarm> gate_timer;  // the rate limiter's or the open circuit's wait
@@ -157,6 +162,9 @@ class Worker {
                 const ClientResponse& response);
   // A failed request the breaker counts; logs when it opened the circuit.
   void BreakerFailure(ProfileState& p, bool probe);
+  // Logs a change of the profile's failing state, with the reason.
+  void NoteFailure(ProfileState& p, const ClientResponse& response);
+  void NoteSuccess(ProfileState& p);
   void ArmRetryTimer(ProfileState& p);
   void ArmGate(ProfileState& p, Clock::time_point at);
   DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,

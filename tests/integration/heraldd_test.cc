@@ -555,6 +555,46 @@ TEST(Heraldd, DeliversWebhooksKeepsDeadLettersAndReplaysThem) {
 
 namespace {
 
+// An operator reading the log learns why a receiver fails, once, and that it is back, once: not
+// a line per request, and not a counter alone.
+TEST(Heraldd, TheLogSaysOnceWhyAReceiverFailsAndWhenItIsBack) {
+  herald::test_support::Receiver receiver;
+  std::atomic<bool> down{true};
+  std::atomic<int> delivered{0};
+  receiver.set_handler([&](const herald::test_support::ReceivedRequest&) {
+    if (down) return herald::test_support::Reply{.status = 502, .body = "upstream unavailable"};
+    ++delivered;
+    return herald::test_support::Reply{.status = 200};
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                   R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"rx",)"
+                   R"("maxBucketSize":1,"retry":{"delaysMs":[20],"maxAttempts":20},)"
+                   R"("webhook":{"notifyUrl":")" +
+                       receiver.url() + R"("}}})")
+                .status,
+            201);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  for (int n = 0; n < 5; ++n) {
+    ASSERT_EQ(
+        d.Call("POST", "/v1/events", R"({"channel":"SMS","event":"DELIVERY","payload":{}})").status,
+        202);
+  }
+  ASSERT_TRUE(Eventually([&] { return receiver.count() >= 5; }));  // then its circuit opens
+  down = false;
+  ASSERT_TRUE(Eventually([&] { return delivered >= 5; })) << d.output();
+  EXPECT_EQ(d.Stop(), 0);
+  const std::string out = d.log();
+  auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("rx: failing: HTTP 502: upstream unavailable"), 1u) << out;
+  EXPECT_EQ(count("rx: delivering again after"), 1u) << out;
+}
+
 TEST(Heraldd, WebhookTargetsOnPrivateAddressesAreRefused) {
   Daemon d({"--listen", "127.0.0.1:0"});
   ASSERT_NE(d.port(), 0) << d.output();

@@ -21,7 +21,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/testing/http_call.h"
@@ -53,12 +55,14 @@ class Daemon {
       args.push_back("--data-dir");
       args.push_back(data_dir);
     }
-    int out[2];
-    if (pipe(out) != 0) std::abort();
+    int out[2], err[2];
+    if (pipe(out) != 0 || pipe(err) != 0) std::abort();
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, out[0]);
+    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    posix_spawn_file_actions_addclose(&actions, err[0]);
     // HERALDD_UNDER_TEST runs the tests against another build (e.g. the previous release).
     const char* const path =
         std::getenv("HERALDD_UNDER_TEST") ? std::getenv("HERALDD_UNDER_TEST") : HERALDD_PATH;
@@ -81,6 +85,18 @@ class Daemon {
     if (spawned != 0) std::abort();
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
+    close(err[1]);
+    // Its log, drained as it comes (a full pipe would block the daemon) and echoed to ours.
+    stderr_reader_ = std::thread([this, fd = err[0]] {
+      FILE* in = fdopen(fd, "r");
+      char line[4096];
+      while (fgets(line, sizeof line, in)) {
+        std::fputs(line, stderr);
+        std::lock_guard lock(log_mu_);
+        log_ += line;
+      }
+      fclose(in);
+    });
     stdout_ = fdopen(out[0], "r");
     char line[512];
     while (fgets(line, sizeof line, stdout_)) {
@@ -108,6 +124,7 @@ class Daemon {
       waitpid(pid_, nullptr, 0);
     }
     if (stdout_) fclose(stdout_);
+    if (stderr_reader_.joinable()) stderr_reader_.join();
   }
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
@@ -145,6 +162,11 @@ class Daemon {
     return out;
   }
   const std::string& output() const { return output_; }
+  // What it logged on stderr so far (all of it once stopped).
+  std::string log() const {
+    std::lock_guard lock(log_mu_);
+    return log_;
+  }
 
   // SIGTERM, then the exit code.
   int Stop() { return Signal(SIGTERM); }
@@ -156,6 +178,7 @@ class Daemon {
     reaped_ = true;
     char line[512];
     while (fgets(line, sizeof line, stdout_)) output_ += line;
+    if (stderr_reader_.joinable()) stderr_reader_.join();
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
   }
 
@@ -172,6 +195,9 @@ class Daemon {
   std::string output_;
   uint16_t port_ = 0;
   bool reaped_ = false;
+  mutable std::mutex log_mu_;
+  std::string log_;
+  std::thread stderr_reader_;
 };
 
 }  // namespace herald::test_support

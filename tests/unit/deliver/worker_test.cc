@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +134,25 @@ class WorkerTest : public ::testing::Test {
     return condition();
   }
 
+  // What the worker logged, and a DelivererOptions::log that records it.
+  std::vector<std::string> Logged() {
+    std::lock_guard lock(log_mu_);
+    return log_;
+  }
+  std::function<void(std::string_view)> Log() {
+    return [this](std::string_view line) {
+      std::lock_guard lock(log_mu_);
+      log_.emplace_back(line);
+    };
+  }
+  static size_t Count(const std::vector<std::string>& lines, std::string_view needle) {
+    size_t n = 0;
+    for (const auto& l : lines) n += l.find(needle) != std::string::npos;
+    return n;
+  }
+
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
   Receiver receiver_;
   FakeClock clock_;
   std::unique_ptr<Host> host_;
@@ -216,6 +236,54 @@ TEST_F(WorkerTest, ARateLimitSpacesRequestsOnTheClock) {
   Advance(1s);
   ASSERT_TRUE(receiver_.WaitFor(3, 5s));
   EXPECT_TRUE(Eventually([&] { return profile_->delivered.load() == 3; }));
+}
+
+// A failing receiver is logged with its reason once when it starts failing and once when it is
+// back, not once per request; a change of reason is logged too.
+TEST_F(WorkerTest, FailuresAreLoggedOncePerChangeWithTheirReason) {
+  int answered = 0;
+  receiver_.set_handler([&](const ReceivedRequest&) {
+    ++answered;
+    if (answered <= 3) return Reply{.status = 500, .body = "database is down\n"};
+    if (answered == 4) return Reply{.status = 503};
+    return Reply{.status = 200};
+  });
+  Start(
+      [](NotificationProfile& p) {
+        p.retry = RetryPolicy{{1000}, 10};
+      },
+      {.jitter = 0, .breaker_failures = 100, .log = Log()});
+  Hand(1);
+  for (size_t n = 1; n <= 4; ++n) {
+    ASSERT_TRUE(receiver_.WaitFor(n, 5s));
+    ASSERT_TRUE(Eventually([&] { return clock_.pending() > 0; }));
+    Advance(1s);
+  }
+  ASSERT_TRUE(receiver_.WaitFor(5, 5s));
+  ASSERT_TRUE(Eventually([&] { return profile_->delivered.load() == 1; }));
+  const auto lines = Logged();
+  EXPECT_EQ(Count(lines, "p1: failing: HTTP 500: database is down"), 1u) << lines.size();
+  EXPECT_EQ(Count(lines, "p1: now failing: HTTP 503"), 1u);
+  EXPECT_EQ(Count(lines, "p1: delivering again after 4 failed request(s)"), 1u);
+  EXPECT_EQ(Count(lines, "failing"), 2u) << "never once per request";
+}
+
+TEST_F(WorkerTest, AReceiverThatRefusesConnectionsIsLoggedWithWhy) {
+  Start(
+      [](NotificationProfile& p) {
+        p.webhook.notify_url = "http://127.0.0.1:1/hook";  // nothing listens there
+        p.retry = RetryPolicy{{1000}, 1};
+      },
+      {.log = Log()});
+  Hand(2);
+  ASSERT_TRUE(Eventually([&] { return profile_->dead_lettered.load() == 2; }));
+  const auto lines = Logged();
+  ASSERT_EQ(Count(lines, "p1: failing: "), 1u);
+  EXPECT_EQ(Count(lines, "refused"), 1u) << [&] {
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    return all;
+  }();
 }
 
 TEST_F(WorkerTest, ADeadLetterIsDatedOnTheClock) {
