@@ -45,7 +45,6 @@ class AppendFile {
   // failure, after which the file takes no more writes.
   int DupForSync() const;
   void SyncFailed(const absl::Status& error);
-  bool failed() const { return !failure_.ok(); }
 
   bool is_open() const { return fd_ >= 0; }
   uint64_t size() const { return static_cast<uint64_t>(size_); }  // bytes written so far
