@@ -349,6 +349,10 @@ class EngineImpl final : public Engine {
     return total;
   }
 
+  absl::StatusOr<RouteExplanation> Explain(std::string_view envelope) const override {
+    return router_.Explain(envelope);
+  }
+
   Counters counters() const override {
     Counters c;
     router_.AddCounters(c);

@@ -2,6 +2,7 @@
 #include "engine/api/router.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -48,6 +49,12 @@ bool LooksLikeNdjson(const char* data, size_t len) {
     if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return true;
   }
   return false;
+}
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -98,6 +105,7 @@ IngestResult Router::Ingest(internal::PayloadBlock* block, size_t size, InputFor
                             std::vector<IngestError>* errors, const LogPosition& log,
                             const dispatch::ProfileQueue* only) {
   block->sequence = log.sequence;
+  block->ingested_ns = SteadyNanos();
   IngestResult result;
   RouterContext& ctx = Acquire();
   ctx.Begin(log, only);
@@ -151,6 +159,7 @@ IngestResult Router::IngestNative(std::string_view channel, std::string_view eve
   }
   internal::PayloadBlock* block = pool_.Acquire(bytes.size());
   block->sequence = log.sequence;
+  block->ingested_ns = SteadyNanos();
   if (!bytes.empty()) std::memcpy(block->data(), bytes.data(), bytes.size());
   const uint64_t version = index_.published_version();
   if (version != ctx.state_version) {
@@ -238,6 +247,59 @@ void Router::RouteOne(RouterContext& ctx, internal::PayloadBlock* block, char* d
   Route(ctx, block, static_cast<uint32_t>(pair), view, result);
 }
 
+absl::StatusOr<RouteExplanation> Router::Explain(std::string_view envelope) const {
+  // A parser and matcher of its own: explaining is rare, and must not take a router context.
+  parse::EnvelopeParser parser({.max_event_bytes = options_.max_event_bytes,
+                                .max_payload_depth = options_.max_payload_depth});
+  std::string padded(envelope);
+  padded.resize(envelope.size() + kInputPadding);
+  parse::EventView view;
+  const parse::ParseOutcome outcome =
+      parser.Parse(padded.data(), envelope.size(), padded.size(), &view);
+  if (!outcome.ok) {
+    return absl::InvalidArgumentError(parse::EnvelopeParser::Describe(outcome, view));
+  }
+  const int64_t pair = catalog_->PairId(view.channel, view.event);
+  if (pair < 0) {
+    parse::ParseOutcome o = outcome;
+    o.ok = false;
+    o.reason = catalog_->FindChannel(view.channel) < 0 ? RejectReason::kUnknownChannel
+                                                       : RejectReason::kUnknownEvent;
+    return absl::InvalidArgumentError(parse::EnvelopeParser::Describe(o, view));
+  }
+  index::RouteKeys keys;
+  keys.pair_id = static_cast<uint32_t>(pair);
+  keys.channel = static_cast<uint16_t>(catalog_->channel_of(keys.pair_id));
+  keys.event_index = static_cast<uint16_t>(catalog_->event_of(keys.pair_id));
+  keys.app = view.application_id;
+  keys.entity = view.entity_id;
+  keys.resource = view.resource;
+  keys.user = view.user;
+  keys.Hash();
+  index::Matcher matcher;
+  std::vector<index::Matcher::Match> all;
+  const auto state = index_.Load();
+  const auto winners = matcher.Explain(*state, keys, options_.fanout == Fanout::kAll, &all);
+  RouteExplanation out;
+  out.channel = catalog_->channel_info(keys.pair_id).channel;
+  out.event = catalog_->event_info(keys.pair_id).event;
+  for (const auto& m : all) {
+    const bool winner = std::find(winners.begin(), winners.end(), m.subscription) != winners.end();
+    out.matches.push_back({.subscription_id = m.subscription->subscription_id,
+                           .group = m.subscription->group,
+                           .profile_id = m.subscription->profile_id,
+                           .specificity = m.specificity,
+                           .winner = winner});
+  }
+  std::stable_sort(out.matches.begin(), out.matches.end(), [](const auto& a, const auto& b) {
+    if (a.winner != b.winner) return a.winner;
+    if (a.group != b.group) return a.group < b.group;
+    return a.specificity > b.specificity;
+  });
+  for (const auto* w : winners) out.profiles.push_back(w->profile_id);
+  return out;
+}
+
 // Matches one parsed event of a known pair and enqueues its notifications.
 void Router::Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t pair,
                    const parse::EventView& view, IngestResult& result) {
@@ -284,6 +346,7 @@ void Router::Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t p
     if (compact && source == block) {
       source = pool_.Acquire(payload.size() + event_id.size());
       source->sequence = block->sequence;
+      source->ingested_ns = block->ingested_ns;
       char* out = source->data();
       std::memcpy(out, payload.data(), payload.size());
       if (!event_id.empty()) std::memcpy(out + payload.size(), event_id.data(), event_id.size());

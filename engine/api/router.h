@@ -42,6 +42,9 @@ class Router {
                             std::string_view bytes, std::vector<IngestError>* errors,
                             const LogPosition& log, const dispatch::ProfileQueue* only);
 
+  // Engine::Explain.
+  absl::StatusOr<RouteExplanation> Explain(std::string_view envelope) const;
+
   // Adds every context's counters into `c`.
   void AddCounters(Counters& c) const;
 

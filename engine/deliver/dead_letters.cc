@@ -428,6 +428,16 @@ absl::StatusOr<DeadLetterPage> DeadLetterStore::List(std::string_view profile_id
   return out;
 }
 
+std::map<std::string, uint64_t> DeadLetterStore::CountByProfile() const {
+  std::map<std::string, uint64_t> out;
+  MutexLock lock(mu_);
+  const int64_t oldest_kept = OldestKept();
+  for (const auto& [id, e] : letters_) {
+    if (e.letter.failed_at_ms >= oldest_kept) ++out[e.letter.profile_id];
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
     std::string_view profile_id, const std::vector<uint64_t>& ids) {
   std::vector<Entry> picked;

@@ -88,6 +88,9 @@ class DeadLetterStore {
   // Deletes a profile's letters (those of `ids`, or all when empty); returns how many went.
   absl::StatusOr<size_t> Delete(std::string_view profile_id, const std::vector<uint64_t>& ids);
 
+  // How many letters each profile has (those past max_age left out).
+  std::map<std::string, uint64_t> CountByProfile() const;
+
   absl::Status SetDisabled(std::string_view profile_id, bool disabled);
   // Rewrites the file with the live records when removed ones outweigh them (see the top).
   void CompactIfDue();

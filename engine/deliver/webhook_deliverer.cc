@@ -24,7 +24,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 class Deliverer final : public WebhookDeliverer, public WorkerHost {
  public:
-  explicit Deliverer(DelivererOptions options) : options_(std::move(options)) {}
+  explicit Deliverer(DelivererOptions options)
+      : options_(std::move(options)),
+        deliveries_(options_.delivery_log_entries, options_.delivery_log_body_bytes) {}
   ~Deliverer() override { Stop(milliseconds(0)); }
 
   absl::Status Init() {
@@ -109,6 +111,17 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   }
   absl::StatusOr<size_t> Replay(std::string_view profile_id,
                                 const std::vector<uint64_t>& ids) override;
+  std::map<std::string, uint64_t> dead_letter_counts() const override {
+    return dead_letters_->CountByProfile();
+  }
+  std::vector<std::pair<double, uint64_t>> end_to_end_latency() const override {
+    return end_to_end_.Buckets();
+  }
+  std::vector<DeliveryAttempt> Deliveries(const DeliveryQuery& query) const override {
+    return deliveries_.Query(query);
+  }
+  uint64_t last_delivery_id() const override { return deliveries_.last_id(); }
+  absl::StatusOr<uint64_t> Resend(uint64_t delivery_id) override;
   absl::Status BuryUndelivered(std::string_view profile_id, std::span<Notification> notifications,
                                std::string_view reason) override {
     if (notifications.empty()) return absl::OkStatus();
@@ -137,6 +150,8 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   DeadLetterStore& dead_letters() override { return *dead_letters_; }
   DeadLetterWriter& writer() override { return *writer_; }
   Resolver& resolver() override { return *resolver_; }
+  DeliveryRing& deliveries() override { return deliveries_; }
+  LatencyHistogram& end_to_end() override { return end_to_end_; }
   void PostPump(ProfileState& p) {
     asio::post(p.worker->io(), [&p] { p.worker->Pump(p); });
   }
@@ -185,6 +200,8 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   std::unique_ptr<DeadLetterWriter> writer_;  // the workers' writes to dead_letters_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Resolver> resolver_;  // reset before the workers go (Stop)
+  DeliveryRing deliveries_;
+  LatencyHistogram end_to_end_;
   mutable SharedMutex profiles_mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<ProfileState>> profiles_
       HERALD_GUARDED_BY(profiles_mu_);
@@ -281,6 +298,7 @@ void Deliverer::KeepStopped(std::string_view profile_id, std::span<Notification>
 
 std::vector<ProfileDeliveryStats> Deliverer::stats() const {
   std::vector<ProfileDeliveryStats> out;
+  const int64_t now_ms = Clock::System().UnixMillis();
   ReaderLock lock(profiles_mu_);
   for (const auto& [id, p] : profiles_) {
     out.push_back({.profile_id = id,
@@ -293,8 +311,15 @@ std::vector<ProfileDeliveryStats> Deliverer::stats() const {
                    .held = p->held.load(),
                    .disabled = p->disabled.load(),
                    .circuit_open = p->circuit_open.load(),
+                   .failing = p->failing_stat.load(),
                    .latency_buckets = p->latency.Buckets(),
                    .latency_sum_seconds = p->latency.sum_seconds()});
+    MutexLock stats(p->stats_mu);
+    ProfileDeliveryStats& s = out.back();
+    s.last_error = p->last_error;
+    s.last_error_at_ms = p->last_error_at_ms;
+    s.last_success_at_ms = p->last_success_at_ms;
+    std::tie(s.recent_requests, s.recent_succeeded) = p->recent.Sum(now_ms);
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
@@ -319,6 +344,35 @@ absl::StatusOr<size_t> Deliverer::Replay(std::string_view profile_id,
   const size_t n = items.size();
   if (n > 0) Hand(State(profile_id), std::move(items));
   return n;
+}
+
+absl::StatusOr<uint64_t> Deliverer::Resend(uint64_t delivery_id) {
+  auto found = deliveries_.Get(delivery_id);
+  if (!found.ok()) return found.status();
+  const auto& [attempt, body] = *found;
+  {
+    ReaderLock lifecycle(lifecycle_mu_);
+    if (engine_ == nullptr || stopping_.load()) {
+      return absl::FailedPreconditionError("the deliverer is not running");
+    }
+    if (auto profile = engine_->GetProfile(attempt.profile_id); !profile.ok()) {
+      return profile.status();
+    }
+  }
+  // Kept before it is sent: the store is where a stop or a crash finds it.
+  std::vector<DeadLetter> letters{{.profile_id = attempt.profile_id,
+                                   .subscription_id = "",
+                                   .channel = attempt.channel,
+                                   .event = attempt.event,
+                                   .webhook_id = attempt.webhook_id,
+                                   .payload = *body,
+                                   .attempts = 0,
+                                   .last_error = Cat("resend of delivery ", delivery_id),
+                                   .failed_at_ms = Clock::System().UnixMillis()}};
+  if (auto s = dead_letters_->Add(letters); !s.ok()) return s;
+  const uint64_t id = letters[0].id;
+  if (auto replayed = Replay(attempt.profile_id, {id}); !replayed.ok()) return replayed.status();
+  return id;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 // clang-format on
+#include <algorithm>
 
 #include "engine/common/strings.h"
 #include "engine/deliver/signing.h"
@@ -123,10 +124,12 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
   ++batch->attempts;
   const auto start = SteadyClock::now();
   ClientResponse response;
+  const bool recorded = host_.deliveries().enabled();
+  std::vector<std::pair<std::string, std::string>> sent;
   // Whatever goes wrong in an attempt ends it as a failed attempt with its reason: the batch is
   // settled, retried or buried by OnResult, never left dangling in `sending`.
   try {
-    response = co_await Attempt(*batch, *config);
+    response = co_await Attempt(*batch, *config, recorded ? &sent : nullptr);
   } catch (const std::exception& e) {
     response = {};
     response.error = Cat("internal error while sending: ", e.what());
@@ -135,13 +138,27 @@ asio::awaitable<void> Worker::Send(ProfileState* p, std::unique_ptr<Batch> batch
           Cat("delivery: profile ", p->id, ": request ", batch->id, " failed: ", response.error));
     }
   }
-  p->latency.Observe(std::chrono::duration<double>(SteadyClock::now() - start).count());
+  const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  p->latency.Observe(seconds);
   p->requests.fetch_add(1, std::memory_order_relaxed);
   p->sending.erase(batch.get());
-  OnResult(*p, std::move(batch), *config, response);
+  DeliveryAttempt record;
+  if (recorded) {
+    record.latency_ms = seconds * 1000;
+    record.url = RedactUrl(config->profile.webhook.notify_url);
+    record.request.headers = std::move(sent);
+    const std::string_view body = batch->request_body();
+    record.request.body = Excerpt(body, kRequestExcerptBytes);
+    record.request.body_bytes = body.size();
+    record.response.body = Excerpt(response.body, kResponseExcerptBytes);
+    record.response.body_bytes = response.body.size();
+  }
+  OnResult(*p, std::move(batch), *config, response, std::move(record));
 }
 
-asio::awaitable<ClientResponse> Worker::Attempt(const Batch& batch, const ProfileConfig& config) {
+asio::awaitable<ClientResponse> Worker::Attempt(
+    const Batch& batch, const ProfileConfig& config,
+    std::vector<std::pair<std::string, std::string>>* sent) {
   ClientResponse response;
   if (!config.url.ok()) {
     response.error = std::string(ToStd(config.url.status().message()));
@@ -177,6 +194,14 @@ asio::awaitable<ClientResponse> Worker::Attempt(const Batch& batch, const Profil
           }
           token = std::move(*fetched);
           headers.emplace_back("authorization", Cat("Bearer ", token));
+        }
+      }
+      if (sent) {
+        sent->clear();
+        for (const auto& [name, value] : headers) {
+          // The signature proves, and reveals nothing: it stays, for debugging receivers.
+          const bool hide = IsCredentialHeader(name) && name != "webhook-signature";
+          sent->emplace_back(name, hide ? std::string("[redacted]") : value);
         }
       }
       // Named, not a temporary: GCC 12 destroys temporaries of a co_await expression twice.
@@ -229,6 +254,7 @@ void Worker::NoteFailure(ProfileState& p, const ClientResponse& response) {
   if (p.failing && p.failing_status == response.status) return;
   const bool changed = p.failing;
   p.failing = true;
+  p.failing_stat.store(true, std::memory_order_relaxed);
   p.failing_status = response.status;
   if (!host_.options().log) return;
   host_.options().log(Cat("delivery: profile ", p.id,
@@ -242,24 +268,63 @@ void Worker::NoteSuccess(ProfileState& p) {
                             p.failed_requests, " failed request(s)"));
   }
   p.failing = false;
+  p.failing_stat.store(false, std::memory_order_relaxed);
   p.failed_requests = 0;
 }
 
 void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
-                      const ClientResponse& response) {
+                      const ClientResponse& response, DeliveryAttempt record) {
   --p.in_flight;
   p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
   const size_t n = batch->items.size();
   const int status = response.status;
-  if (status >= 200 && status <= 299) {
+  const bool succeeded = status >= 200 && status <= 299;
+  const bool replay = std::any_of(batch->items.begin(), batch->items.end(),
+                                  [](const Item& item) { return item.letter != nullptr; });
+  const int64_t now_ms = clock_.UnixMillis();
+  const std::string reason = succeeded ? std::string() : FailureReason(response);
+  {
+    MutexLock lock(p.stats_mu);
+    if (!replay) p.recent.Record(now_ms, succeeded);
+    if (succeeded) {
+      p.last_success_at_ms = now_ms;
+    } else {
+      p.last_error = reason;
+      p.last_error_at_ms = now_ms;
+    }
+  }
+  // The ring's record, completed with `outcome` (and the retry's time) before the batch moves on.
+  const bool recorded = host_.deliveries().enabled();
+  auto keep_record = [&](std::string_view outcome, int64_t next_retry_at_ms) {
+    if (!recorded) return;
+    record.at_ms = now_ms;
+    record.profile_id = p.id;
+    record.webhook_id = batch->id;
+    record.channel = batch->channels;
+    record.event = batch->events;
+    record.notifications = n;
+    record.status = status;
+    record.error = reason;
+    record.attempt = batch->attempts;
+    record.max_attempts = config.retry.max_attempts;
+    record.outcome = std::string(outcome);
+    record.next_retry_at_ms = next_retry_at_ms;
+    record.replay = replay;
+    host_.deliveries().Add(std::move(record), batch->request_body());
+  };
+  if (succeeded) {
     NoteSuccess(p);
+    keep_record("delivered", 0);
     // held first: whoever sees the outcome counter move also sees held (and failed) settled.
     // A replayed dead letter leaves the store now that it is delivered.
+    const auto now = SteadyClock::now();
     std::vector<uint64_t> replayed;
     for (auto& item : batch->items) {
       if (item.letter) {
         replayed.push_back(item.letter->id);
       } else {
+        host_.end_to_end().Observe(
+            std::chrono::duration<double>(now - item.notification.ingested_at()).count());
         item.notification.Settle();
       }
     }
@@ -314,10 +379,13 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   const bool retryable = transport || status == 408 || status == 429 || status >= 500;
   if (retryable && batch->attempts < config.retry.max_attempts) {
     const auto delay = retry_schedule_.Delay(config.retry, batch->attempts, response.retry_after);
+    keep_record("retrying",
+                now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
     p.retried.fetch_add(n, std::memory_order_relaxed);
     p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
     p.retries.emplace(clock_.Now() + delay, std::move(batch));
   } else {
+    keep_record("dead-lettered", 0);
     std::vector<Burial> burials;
     for (auto& item : batch->items) {
       burials.push_back(BurialOf(p, item, batch->attempts, batch->last_status, batch->last_error));

@@ -32,10 +32,12 @@
 #include "engine/deliver/clock.h"
 #include "engine/deliver/dead_letter_writer.h"
 #include "engine/deliver/dead_letters.h"
+#include "engine/deliver/delivery_ring.h"
 #include "engine/deliver/http_client.h"
 #include "engine/deliver/oauth_tokens.h"
 #include "engine/deliver/resolver.h"
 #include "engine/deliver/retry_schedule.h"
+#include "engine/deliver/success_window.h"
 #include "engine/deliver/token_bucket.h"
 #include "engine/deliver/url.h"
 #include "herald/engine.h"
@@ -111,7 +113,14 @@ struct ProfileState {
   std::atomic<uint64_t> in_flight_stat{0};
   std::atomic<bool> disabled{false};
   std::atomic<bool> circuit_open{false};
+  std::atomic<bool> failing_stat{false};
   LatencyHistogram latency;
+  // For the operations API: written by the worker once per request.
+  mutable Mutex stats_mu;
+  std::string last_error HERALD_GUARDED_BY(stats_mu);
+  int64_t last_error_at_ms HERALD_GUARDED_BY(stats_mu) = 0;
+  int64_t last_success_at_ms HERALD_GUARDED_BY(stats_mu) = 0;
+  SuccessWindow recent HERALD_GUARDED_BY(stats_mu);
 };
 
 // What a worker needs of the deliverer that owns it.
@@ -122,6 +131,9 @@ class WorkerHost {
   virtual DeadLetterStore& dead_letters() = 0;
   virtual DeadLetterWriter& writer() = 0;
   virtual Resolver& resolver() = 0;
+  virtual DeliveryRing& deliveries() = 0;
+  // Ingest to 2xx, per notification delivered (see WebhookDeliverer::end_to_end_latency).
+  virtual LatencyHistogram& end_to_end() = 0;
 
  protected:
   ~WorkerHost() = default;
@@ -156,10 +168,13 @@ class Worker {
   bool RefreshConfig(ProfileState& p);
   asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,
                              std::shared_ptr<const ProfileConfig> config);
-  // One request of `batch` (two with an OAuth token refused once); may throw.
-  asio::awaitable<ClientResponse> Attempt(const Batch& batch, const ProfileConfig& config);
+  // One request of `batch` (two with an OAuth token refused once); may throw. `sent`: the
+  // headers of the last request made, credentials redacted.
+  asio::awaitable<ClientResponse> Attempt(const Batch& batch, const ProfileConfig& config,
+                                          std::vector<std::pair<std::string, std::string>>* sent);
+  // `record`: the request as the delivery ring keeps it, completed here with the outcome.
   void OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const ProfileConfig& config,
-                const ClientResponse& response);
+                const ClientResponse& response, DeliveryAttempt record);
   // A failed request the breaker counts; logs when it opened the circuit.
   void BreakerFailure(ProfileState& p, bool probe);
   // Logs a change of the profile's failing state, with the reason.

@@ -39,6 +39,25 @@ void Matcher::Consider(Candidates candidates, const RouteKeys& keys, const Overl
 std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& state,
                                                             const RouteKeys& keys,
                                                             bool fanout_all) {
+  Collect(state, keys);
+  if (matches_.empty()) return {};
+  Select(fanout_all);
+  return winners_;
+}
+
+std::span<const CompiledSubscription* const> Matcher::Explain(const IndexState& state,
+                                                              const RouteKeys& keys,
+                                                              bool fanout_all,
+                                                              std::vector<Match>* all) {
+  Collect(state, keys);
+  std::erase_if(matches_, [](const Match& m) { return m.subscription->replay_before != 0; });
+  all->assign(matches_.begin(), matches_.end());
+  if (matches_.empty()) return {};
+  Select(fanout_all);
+  return winners_;
+}
+
+void Matcher::Collect(const IndexState& state, const RouteKeys& keys) {
   matches_.clear();
   winners_.clear();
   const Snapshot& base = *state.base;
@@ -53,7 +72,7 @@ std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& st
   }
   int n = MakeProbes(pair_mask, EventToken(keys.pair_id), keys, fps);
   n += MakeProbes(channel_mask, AnyEventToken(keys.channel), keys, fps + n);
-  if (n == 0) return {};
+  if (n == 0) return;
 
   Candidates found[Snapshot::kMaxProbes];
   base.FindMany(fps, n, found);
@@ -62,8 +81,6 @@ std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& st
   if (overlay) {
     for (int i = 0; i < n; ++i) Consider(overlay->Find(fps[i]), keys, nullptr);
   }
-  if (matches_.empty()) return {};
-
   if (matches_.size() > 1) {
     // A subscription can be found under several keys (e.g. two criteria pairs): keep it once.
     std::sort(matches_.begin(), matches_.end(),
@@ -74,6 +91,9 @@ std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& st
                                }),
                    matches_.end());
   }
+}
+
+void Matcher::Select(bool fanout_all) {
   auto better = [](const Match& a, const Match& b) {
     const auto* x = a.subscription;
     const auto* y = b.subscription;
@@ -113,7 +133,6 @@ std::span<const CompiledSubscription* const> Matcher::Route(const IndexState& st
       winners_.push_back(matches_[i].subscription);
     }
   }
-  return winners_;
 }
 
 }  // namespace herald::index

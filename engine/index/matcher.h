@@ -21,15 +21,25 @@ class Matcher {
     matches_.reserve(64);
     winners_.reserve(64);
   }
-  // The winning subscriptions for `keys`; valid until the next call.
-  std::span<const CompiledSubscription* const> Route(const IndexState& state, const RouteKeys& keys,
-                                                     bool fanout_all);
-
- private:
   struct Match {
     const CompiledSubscription* subscription;
     int specificity;
   };
+
+  // The winning subscriptions for `keys`; valid until the next call.
+  std::span<const CompiledSubscription* const> Route(const IndexState& state, const RouteKeys& keys,
+                                                     bool fanout_all);
+  // Every subscription in force that matches (replay routes left out), in `all`, and the
+  // winners Route would pick among them; valid until the next call. Allocates: not the hot path.
+  std::span<const CompiledSubscription* const> Explain(const IndexState& state,
+                                                       const RouteKeys& keys, bool fanout_all,
+                                                       std::vector<Match>* all);
+
+ private:
+  // Fills matches_: each matching subscription once, with its specificity.
+  void Collect(const IndexState& state, const RouteKeys& keys);
+  // Narrows matches_ to the winners, into winners_.
+  void Select(bool fanout_all);
   void Consider(Candidates candidates, const RouteKeys& keys, const Overlay* removals);
 
   std::vector<Match> matches_;

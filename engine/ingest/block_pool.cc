@@ -7,6 +7,7 @@
 
 namespace herald::internal {
 uint64_t SequenceOf(const PayloadBlock* block) { return block->sequence; }
+int64_t IngestedNanosOf(const PayloadBlock* block) { return block->ingested_ns; }
 
 void Unref(PayloadBlock* block) {
   if (block->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) block->pool->Recycle(block);

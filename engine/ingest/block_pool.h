@@ -22,8 +22,9 @@ namespace herald::internal {
 struct PayloadBlock {
   std::atomic<uint32_t> refs{1};
   uint8_t size_class = 0;
-  uint64_t sequence = 0;  // the input's position in a durable log; 0 = none
-  size_t capacity = 0;    // usable bytes, padding excluded
+  uint64_t sequence = 0;    // the input's position in a durable log; 0 = none
+  int64_t ingested_ns = 0;  // steady clock, when the input reached the router
+  size_t capacity = 0;      // usable bytes, padding excluded
   ingest::BlockPool* pool = nullptr;
   char* data() { return reinterpret_cast<char*>(this + 1); }
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }

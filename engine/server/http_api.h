@@ -128,6 +128,16 @@ class HttpApi {
   void ListDeadLetters(Call& call);
   void DeleteDeadLetters(Call& call);
   void ReplayDeadLetters(Call& call);
+  // operations_handlers.cc
+  std::string StatsJson() const;
+  void Stats(Call& call);
+  void StatsStream(Call& call);
+  // ?profileId&status&event&limit&after; InvalidArgument naming the bad field.
+  absl::StatusOr<DeliveryQuery> ParseDeliveryQuery(const Query& query) const;
+  void Deliveries(Call& call);
+  void DeliveriesStream(Call& call);
+  void ResendDelivery(Call& call);
+  void ExplainRoute(Call& call);
 
   Engine& engine_;
   const Options options_;

@@ -106,6 +106,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Closes the connection if it is idle between requests; a request in flight completes first.
   void CloseIfIdle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->tick_) self->tick_->cancel();  // a stream ends at its next tick
+
       // A request partly received is in flight too: let it finish.
       if (!self->busy_ && !(self->header_ && self->header_->got_some())) self->Close();
     });
@@ -239,7 +241,60 @@ class Session : public std::enable_shared_from_this<Session> {
       });
       return;
     }
+    if (response.stream) return StartStream(std::move(response));
     Write(response, keep_alive_ && !server_->stopping.load());
+  }
+
+  // A streamed answer: the header with chunked encoding, then a chunk whenever the producer has
+  // one, until it ends, the server stops or the client goes away (a read that completes).
+  void StartStream(HttpResponse r) {
+    auto res = std::make_shared<http::response<http::empty_body>>();
+    res->version(11);
+    res->result(static_cast<http::status>(r.status));
+    res->set(http::field::server, "heraldd");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    for (const auto& [k, v] : r.headers) res->set(k, v);
+    res->chunked(true);
+    res->keep_alive(false);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    producer_ = std::move(r.stream);
+    interval_ = r.stream_interval;
+    tick_.emplace(stream_.get_executor());
+    stream_.expires_never();
+    http::async_write_header(
+        stream_, *serializer,
+        [self = shared_from_this(), res, serializer](beast::error_code ec, size_t) {
+          if (ec) return self->Close();
+          self->WatchForHangUp();
+          self->Tick();
+        });
+  }
+  void WatchForHangUp() {
+    stream_.async_read_some(asio::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) return self->WatchForHangUp();  // ignore what it sends
+                              self->hung_up_ = true;
+                              if (self->tick_) self->tick_->cancel();
+                            });
+  }
+  void Tick() {
+    if (hung_up_ || closed_) return Close();
+    auto chunk = std::make_shared<std::string>();
+    const bool more = !server_->stopping.load() && producer_(chunk.get());
+    auto next = [self = shared_from_this(), more](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      if (!more) return self->EndStream();
+      self->tick_->expires_after(self->interval_);
+      self->tick_->async_wait([self](beast::error_code) { self->Tick(); });
+    };
+    if (chunk->empty()) return next({}, 0);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(*chunk)),
+                      [chunk, next](beast::error_code ec, size_t n) { next(ec, n); });
+  }
+  void EndStream() {
+    asio::async_write(stream_, http::make_chunk_last(),
+                      [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
   }
 
   void Write(const HttpResponse& r, bool keep_alive) {
@@ -304,6 +359,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool linger_ = false;
   size_t discarded_ = 0;
+  // A streamed answer's producer, its period and timer, and whether the client went away.
+  std::function<bool(std::string*)> producer_;
+  std::chrono::milliseconds interval_{1000};
+  std::optional<asio::steady_timer> tick_;
+  bool hung_up_ = false;
   double tokens_ = 1e9;  // full until the first refill caps it
   std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
   std::array<char, 16384> discard_;

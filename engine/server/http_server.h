@@ -50,6 +50,11 @@ struct HttpResponse {
   // with this response, or with `*replacement` when given.
   using Resume = std::function<void(HttpResponse* replacement)>;
   std::function<void(Resume resume)> wait;
+  // Set by a handler that streams its answer (chunked, until the client goes away or the server
+  // stops): called at once and then every `stream_interval` on the connection's thread; it
+  // appends what it has to `chunk` (nothing: no chunk this time) and returns false to end.
+  std::function<bool(std::string* chunk)> stream;
+  std::chrono::milliseconds stream_interval{1000};
 };
 
 // Requests and connections refused by a limit, exported as metrics.

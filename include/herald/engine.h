@@ -143,6 +143,21 @@ struct ReplayPlan {
   std::vector<uint64_t> only;
 };
 
+// What routing one envelope would do (Engine::Explain).
+struct ExplainedMatch {
+  std::string subscription_id;
+  std::string group;
+  std::string profile_id;
+  int specificity = 0;  // DESIGN §2: events, criteria halves, resources, users
+  bool winner = false;  // notified: its group's winner (or every match with Fanout::kAll)
+};
+struct RouteExplanation {
+  std::string channel;  // canonical names
+  std::string event;
+  std::vector<ExplainedMatch> matches;  // every matching subscription, winners first
+  std::vector<std::string> profiles;    // those that would get a notification, once each
+};
+
 class Engine;
 
 // A pooled, padded buffer to read input into (e.g. an HTTP body as it arrives), then hand to
@@ -241,6 +256,11 @@ class Engine {
   // Returns how many; NotFound for an unknown profile.
   virtual absl::StatusOr<size_t> Poll(std::string_view profile_id, size_t max,
                                       std::vector<Notification>* out) = 0;
+
+  // Routes one envelope without delivering it: which subscriptions match, their specificity, the
+  // winners and the profiles they notify, as Ingest would decide now. InvalidArgument (with the
+  // reason Ingest would report) for an envelope Ingest would reject.
+  virtual absl::StatusOr<RouteExplanation> Explain(std::string_view envelope) const = 0;
 
   virtual Counters counters() const = 0;
   virtual std::vector<QueueStats> queue_stats() const = 0;

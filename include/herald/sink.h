@@ -1,6 +1,7 @@
 // What an embedder receives: notifications, by polling a profile's queue or through a Sink.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -18,6 +19,7 @@ std::string_view SubscriptionIdOf(const RouteHandle* subscription);
 std::string_view ProfileIdOf(const RouteHandle* subscription);
 std::string_view ChannelOf(const RouteHandle* subscription);
 uint64_t SequenceOf(const PayloadBlock* block);
+int64_t IngestedNanosOf(const PayloadBlock* block);
 void Settle(const RouteHandle* subscription, const PayloadBlock* block);
 }  // namespace internal
 
@@ -52,6 +54,11 @@ class Notification {
   uint32_t size_bytes() const { return payload_len_; }
   // The log position its input was ingested with (see Engine::Ingest), or 0.
   uint64_t sequence() const { return block_ ? internal::SequenceOf(block_) : 0; }
+  // When its input reached the engine (Engine::Ingest), on the steady clock.
+  std::chrono::steady_clock::time_point ingested_at() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::nanoseconds(block_ ? internal::IngestedNanosOf(block_) : 0));
+  }
 
   // Done: delivered, or kept where it cannot be lost (a dead letter). With a sequence, the
   // engine's delivery progress for the profile moves past it (Engine::DeliveryProgress); a

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,6 +62,10 @@ struct DelivererOptions {
   // (getaddrinfo) when empty. It runs on threads of its own, once per name at a time, and a
   // delivery waits for it at most its connectTimeout.
   std::function<absl::StatusOr<std::vector<std::string>>(std::string_view host)> resolve;
+  // The latest requests kept for WebhookDeliverer::Deliveries (0: none), and the bytes of their
+  // whole bodies kept so that they can be resent (the oldest go first).
+  size_t delivery_log_entries = 1000;
+  size_t delivery_log_body_bytes = 32u << 20;
   // The dead letters' fdatasync(2): a test's stand-in when set.
   int (*dead_letters_sync)(int fd) = nullptr;
   std::function<void(std::string_view)> log;
@@ -80,6 +85,45 @@ struct DeadLetter {
   int64_t failed_at_ms = 0;  // Unix time
 };
 
+// One webhook request as the deliverer saw it (WebhookDeliverer::Deliveries).
+struct DeliveryAttempt {
+  uint64_t id = 0;    // ascending, per deliverer
+  int64_t at_ms = 0;  // Unix time the request ended
+  std::string profile_id;
+  std::string webhook_id;
+  std::string channel;  // the request's distinct values, comma-separated
+  std::string event;
+  size_t notifications = 0;
+  int status = 0;     // 0: no response
+  std::string error;  // why it failed: the transport's error, or the status and body excerpt
+  double latency_ms = 0;
+  int attempt = 0;  // 1-based, of max_attempts
+  int max_attempts = 0;
+  // "delivered", "retrying" (next_retry_at_ms says when), "dead-lettered", or "stopped".
+  std::string outcome;
+  int64_t next_retry_at_ms = 0;  // Unix time; 0 unless retrying
+  bool replay = false;           // of a dead letter or a resend
+  bool resendable = false;       // its body is still kept
+  struct Excerpt {
+    std::vector<std::pair<std::string, std::string>> headers;  // credentials redacted
+    std::string body;                                          // the first bytes
+    size_t body_bytes = 0;                                     // of the whole body
+  };
+  std::string method = "POST";
+  std::string url;  // userinfo dropped, query values redacted
+  Excerpt request;
+  Excerpt response;
+};
+
+// Which attempts Deliveries returns; empty fields match everything.
+struct DeliveryQuery {
+  std::string profile_id;
+  std::string status;  // "2xx", "4xx", "5xx" (any class "Nxx") or "error" (no response)
+  std::string event;   // an event name, or CHANNEL:EVENT
+  uint64_t after = 0;  // only ids above it
+  size_t limit = 100;
+};
+
 struct ProfileDeliveryStats {
   std::string profile_id;
   uint64_t delivered = 0;  // notifications a receiver answered 2xx for
@@ -91,6 +135,16 @@ struct ProfileDeliveryStats {
   uint64_t held = 0;       // notifications waiting, in flight or awaiting retry
   bool disabled = false;   // by 410 Gone, until the profile is updated
   bool circuit_open = false;
+  bool failing = false;  // its latest request failed
+  // The latest failure (the transport's error, or the status and body excerpt) and when, and
+  // the latest success; 0 when none yet. Unix ms.
+  std::string last_error;
+  int64_t last_error_at_ms = 0;
+  int64_t last_success_at_ms = 0;
+  // Requests over the last 5 minutes, first attempts and retries (replays and resends left
+  // out), and of those the ones answered 2xx.
+  uint64_t recent_requests = 0;
+  uint64_t recent_succeeded = 0;
   // Request latency: cumulative counts per upper bound (seconds), the last bound +inf.
   std::vector<std::pair<double, uint64_t>> latency_buckets;
   double latency_sum_seconds = 0;
@@ -139,6 +193,21 @@ class WebhookDeliverer : public Sink {
   virtual absl::StatusOr<size_t> DeleteDeadLetters(std::string_view profile_id,
                                                    const std::vector<uint64_t>& ids) = 0;
   virtual DeadLetterStats dead_letter_stats() const = 0;
+  // Dead letters kept per profile.
+  virtual std::map<std::string, uint64_t> dead_letter_counts() const = 0;
+  // Latency from ingest (Engine::Ingest) to the receiver's 2xx, per notification delivered
+  // (replays left out): cumulative counts per upper bound (seconds), the last bound +inf.
+  virtual std::vector<std::pair<double, uint64_t>> end_to_end_latency() const = 0;
+
+  // The latest requests, newest first (DelivererOptions::delivery_log_entries).
+  virtual std::vector<DeliveryAttempt> Deliveries(const DeliveryQuery& query) const = 0;
+  // The id of the latest request recorded (0: none yet).
+  virtual uint64_t last_delivery_id() const = 0;
+  // Sends a recorded request's body again, to its profile, with its webhook-id: kept as a dead
+  // letter and replayed, so a stop or crash loses it no more than any other. Returns its dead
+  // letter's id. NotFound once it left the ring (or its profile is gone); FailedPrecondition
+  // when its body is no longer kept.
+  virtual absl::StatusOr<uint64_t> Resend(uint64_t delivery_id) = 0;
   // Re-queues a profile's dead letters (those of `ids`, or all when empty) for delivery with
   // their original webhook-id; returns how many. NotFound for an unknown profile.
   virtual absl::StatusOr<size_t> Replay(std::string_view profile_id,

@@ -7,9 +7,11 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>  // before Asio: Boost 1.74's asio uses std::exchange without including it
+#include <vector>
 
 namespace herald::test_support {
 
@@ -49,6 +51,58 @@ inline HttpReply CallHttp(uint16_t port, const std::string& method, const std::s
   if (ec) return {-1, ec.message(), "", ""};
   return {static_cast<int>(res.result_int()), res.body(),
           std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
+}
+
+// A streamed answer (chunked NDJSON): what arrived until `lines` lines were in, the server
+// ended it, or `timeout` passed; `ended` says whether the server ended it.
+struct StreamReply {
+  int status = 0;
+  std::string content_type;
+  std::vector<std::string> lines;
+  bool ended = false;
+};
+
+inline StreamReply ReadStream(uint16_t port, const std::string& target, size_t lines,
+                              std::chrono::milliseconds timeout, const std::string& auth = "") {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  using tcp = boost::asio::ip::tcp;
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  beast::error_code ec;
+  StreamReply out;
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return {-1};
+  const timeval wait{.tv_sec = 0, .tv_usec = 200'000};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  if (!auth.empty()) req.set(http::field::authorization, auth);
+  http::write(socket, req, ec);
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(boost::none);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string body;
+  while (std::chrono::steady_clock::now() < deadline) {
+    http::read_some(socket, buffer, parser, ec);
+    if (parser.is_header_done() && out.status == 0) {
+      out.status = static_cast<int>(parser.get().result_int());
+      out.content_type = std::string(parser.get()[http::field::content_type]);
+    }
+    if (parser.is_done()) out.ended = true;
+    std::string& got = parser.get().body();
+    for (size_t nl = got.find('\n'); nl != std::string::npos; nl = got.find('\n')) {
+      out.lines.push_back(got.substr(0, nl));
+      got.erase(0, nl + 1);
+    }
+    if (out.ended || out.lines.size() >= lines) break;
+    if (ec && ec != boost::asio::error::would_block && ec != boost::asio::error::try_again &&
+        ec != beast::error::timeout) {
+      break;
+    }
+  }
+  return out;
 }
 
 }  // namespace herald::test_support

@@ -43,9 +43,13 @@ class Host final : public WorkerHost {
   DeadLetterStore& dead_letters() override { return *store_; }
   DeadLetterWriter& writer() override { return *writer_; }
   Resolver& resolver() override { return resolver_; }
+  DeliveryRing& deliveries() override { return deliveries_; }
+  LatencyHistogram& end_to_end() override { return end_to_end_; }
 
  private:
   DelivererOptions options_;
+  DeliveryRing deliveries_{100, 1 << 20};
+  LatencyHistogram end_to_end_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<DeadLetterStore> store_;
   std::unique_ptr<DeadLetterWriter> writer_;
