@@ -32,9 +32,14 @@ bool Wanted(const DeliveryAttempt& a, const DeliveryQuery& q) {
     const int cls = a.status / 100;
     if (q.status == "error" ? a.status != 0 : q.status != Cat(cls, "xx")) return false;
   }
-  if (!q.event.empty() && !Lists(a.event, q.event) &&
-      !Lists(Cat(a.channel, ":", a.event), q.event)) {
-    return false;
+  if (!q.event.empty()) {
+    const std::string_view want = q.event;
+    const size_t colon = want.find(':');
+    if (colon == std::string_view::npos
+            ? !Lists(a.event, want)
+            : !Lists(a.channel, want.substr(0, colon)) || !Lists(a.event, want.substr(colon + 1))) {
+      return false;
+    }
   }
   return true;
 }
