@@ -7,9 +7,12 @@ packages=(
   build-essential cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
   libsimdjson-dev libabsl-dev libconcurrentqueue-dev libtomlplusplus-dev
   libboost-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev curl bc
-  openssl nginx
+  openssl nginx libcli11-dev
+  chromium fonts-ipafont-gothic
 )
 
+# chromium (with a Japanese font, for the catalog's Japanese names) runs the dashboard's browser
+# tests; heraldctl is built on CLI11.
 # `tools/deps.sh bench` adds what bench/run.sh needs: the nats-server peer and the plots.
 if [[ "${1:-}" == "bench" ]]; then packages+=(nats-server libnats-dev gnuplot-nox linux-perf); fi
 

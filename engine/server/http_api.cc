@@ -8,6 +8,7 @@
 
 #include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
+#include "engine/server/examples.h"
 #include "engine/server/http_reply.h"
 
 namespace herald::server {
@@ -102,6 +103,8 @@ const std::vector<HttpApi::Route>& HttpApi::Routes() {
       {"GET", "/readyz", kOpen, kSmallBody, false, &H::Readyz},
       {"GET", "/metrics", kOpen, kSmallBody, false, &H::Metrics},
       {"GET", "/v1/catalog", kOpen, kSmallBody, false, &H::Catalog},
+      {"GET", "/v1/catalog/{channel}/{event}/example", kOpen, kSmallBody, false,
+       &H::CatalogExample},
       {"POST", "/v1/events", kIngest, kIngestBody, false, &H::IngestEnvelopes},
       {"POST", "/v1/events/{channel}/{event}", kIngest, kIngestBody, false, &H::IngestNative},
       {"GET", "/v1/dead-letters", kMgmt, kManagementBody, false, &H::ListDeadLetters},
@@ -298,5 +301,21 @@ void HttpApi::Readyz(Call& call) {
 }
 
 void HttpApi::Catalog(Call& call) { Json(call.response, 200, catalog_json_); }
+
+void HttpApi::CatalogExample(Call& call) {
+  const herald::Catalog& catalog = engine_.catalog();
+  const int channel = catalog.FindChannel(call.params[0]);
+  const int event = channel < 0 ? -1 : catalog.FindEvent(channel, call.params[1]);
+  if (event < 0) {
+    return Error(
+        call.response, 404, "NOT_FOUND",
+        Cat("no event ", call.params[1], " of channel ", call.params[0], " in the catalog"));
+  }
+  const auto& info = catalog.channels()[channel];
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  Json(call.response, 200, ExamplePayload(info.channel, info.events[event].event, now));
+}
 
 }  // namespace herald::server

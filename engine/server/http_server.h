@@ -24,6 +24,8 @@ struct HttpRequest {
   std::string target;  // path and query, as received
   std::string content_type;
   std::string authorization;
+  // Every header, names lower-cased, when Options::keep_headers asks for them.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   // When the header check asks for it, the body is read straight into an ingest buffer instead.
   IngestBuffer ingest_body;
@@ -86,6 +88,7 @@ class HttpServer {
     std::chrono::milliseconds body_timeout{300'000};
     uint32_t max_requests_per_second = 50'000;  // per connection; 0 = unlimited
     LimitHits* hits = nullptr;                  // counted when given
+    bool keep_headers = false;                  // fill HttpRequest::headers
   };
   // May take the request's buffers (ingest moves its body into the engine).
   using Handler = std::function<void(HttpRequest&, HttpResponse&)>;
