@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh
 jobs=$(nproc)
 
-# Test-only npm packages (the reference Standard Webhooks verifier), in a folder of their own.
-echo "== npm test tools (build/npm)"
+# Test-only npm packages, pinned by tests/ui/package-lock.json: playwright-core (the dashboard's
+# browser test, driving Debian's chromium) and the reference Standard Webhooks verifier. Installed
+# with npm ci into build/npm, again only when the lockfile changed.
+echo "== npm test tools (tests/ui/package-lock.json -> build/npm)"
 mkdir -p build/npm
-[[ -f build/npm/package.json ]] || echo '{"private": true}' > build/npm/package.json
-if [[ ! -d build/npm/node_modules/standardwebhooks ]]; then
-  (cd build/npm && npm install --no-audit --no-fund --silent standardwebhooks@1)
+if ! cmp -s tests/ui/package-lock.json build/npm/package-lock.json ||
+  [[ ! -d build/npm/node_modules/playwright-core ]]; then
+  cp tests/ui/package.json tests/ui/package-lock.json build/npm/
+  (cd build/npm && npm ci --no-audit --no-fund --silent)
 fi
 
 echo "== format (clang-format, .clang-format)"

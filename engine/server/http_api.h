@@ -94,6 +94,8 @@ class HttpApi {
   void Healthz(Call& call);
   void Readyz(Call& call);
   void Catalog(Call& call);
+  // The dashboard's files (ui_handlers.cc).
+  void Ui(Call& call);
   // An example payload of the event (examples.h), under its canonical names.
   void CatalogExample(Call& call);
   void Metrics(Call& call);
