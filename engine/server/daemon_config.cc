@@ -151,6 +151,12 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "delivery.max_held_per_profile") {
     if (auto s = SetInt(key, value, 1, 1LL << 32, &n); !s.ok()) return s;
     c.delivery.max_held_per_profile = static_cast<size_t>(n);
+  } else if (key == "delivery.log_entries") {
+    if (auto s = SetInt(key, value, 0, 1'000'000, &n); !s.ok()) return s;
+    c.delivery.delivery_log_entries = static_cast<size_t>(n);
+  } else if (key == "delivery.log_body_mb") {
+    if (auto s = SetInt(key, value, 0, 4096, &n); !s.ok()) return s;
+    c.delivery.delivery_log_body_bytes = static_cast<size_t>(n) << 20;
   } else if (key == "spool.segment_mb") {
     if (auto s = SetInt(key, value, 1, 4096, &n); !s.ok()) return s;
     c.spool_segment_bytes = static_cast<size_t>(n) << 20;

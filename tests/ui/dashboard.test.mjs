@@ -105,7 +105,7 @@ test('the dashboard: sign in, subscribe, send, see it flow, see who fails, repla
   await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1'
     ? route.continue() : route.abort()));
   const page = await context.newPage();
-  page.setDefaultTimeout(10000);
+  page.setDefaultTimeout(20000);  // a loaded CI machine runs the sanitized heraldd slowly
   const problems = [];
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
