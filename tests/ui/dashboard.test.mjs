@@ -33,6 +33,7 @@ function startSink() {
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       if (req.url === '/fail') { res.writeHead(500); res.end('database down'); return; }
+      if (req.url === '/gone') { res.writeHead(410); res.end(); return; }
       if (req.url === '/picky') { ++sink.picky; res.writeHead(sink.pickyStatus); res.end('{}'); return; }
       try { verifier.verify(body, req.headers); ++sink.verified; } catch { ++sink.unverified; }
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -94,7 +95,8 @@ test('the dashboard: sign in, subscribe, send, see it flow, see who fails, repla
   assert.equal((await api('POST', '/subscriptions/1/profiles',
     { profileId: 'shop', webhook: { notifyUrl: sink.url('/ok') }, security: { authId: 'sink-hmac' } })).status, 201);
   for (const [id, p, retry] of [['flaky', '/fail', { delaysMs: [60000], maxAttempts: 5 }],
-                                ['picky', '/picky', { delaysMs: [10], maxAttempts: 1 }]]) {
+                                ['picky', '/picky', { delaysMs: [10], maxAttempts: 1 }],
+                                ['gone', '/gone', { delaysMs: [10], maxAttempts: 1 }]]) {
     assert.equal((await api('POST', '/subscriptions/1/subscription/SMS', {
       subscriptionId: `${id}-dlr`, group: id, events: ['DELIVERY'],
       profile: { profileId: id, webhook: { notifyUrl: sink.url(p) }, retry } })).status, 201);
@@ -183,6 +185,17 @@ test('the dashboard: sign in, subscribe, send, see it flow, see who fails, repla
     await page.getByLabel('Request body').waitFor();
     await shot('deliveries');
     await page.getByRole('button', { name: 'Close' }).click();
+  });
+
+  await t.test('re-enables a profile its receiver disabled with 410', async () => {
+    await nav('Profiles');
+    await page.locator('[data-testid="profile-gone"] [data-state="disabled"]').waitFor();
+    await page.locator('[data-testid="profile-gone"]').click();
+    await page.getByRole('heading', { name: 'Profile gone' }).waitFor();
+    await page.getByRole('button', { name: 'Re-enable' }).click();
+    await page.getByText('enabled again').waitFor();
+    const profile = await api('GET', '/subscriptions/1/profiles/gone');
+    assert.equal(profile.body.disabled, false);
   });
 
   await t.test('replays a dead letter after confirming', async () => {
