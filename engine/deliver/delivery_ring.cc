@@ -116,9 +116,11 @@ void DeliveryRing::Add(DeliveryAttempt attempt, std::string_view body) {
   }
 }
 
-std::vector<DeliveryAttempt> DeliveryRing::Query(const DeliveryQuery& query) const {
+std::vector<DeliveryAttempt> DeliveryRing::Query(const DeliveryQuery& query,
+                                                 uint64_t* last_id) const {
   std::vector<DeliveryAttempt> out;
   MutexLock lock(mu_);
+  if (last_id) *last_id = next_id_ - 1;
   for (auto it = ring_.rbegin(); it != ring_.rend() && out.size() < query.limit; ++it) {
     if (it->attempt.id <= query.after) break;
     if (Wanted(it->attempt, query)) out.push_back(it->attempt);

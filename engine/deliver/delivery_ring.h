@@ -41,8 +41,9 @@ class DeliveryRing {
   bool enabled() const { return entries_ > 0; }
   // Assigns the attempt its id and stores it, with `body` for a resend when it fits.
   void Add(DeliveryAttempt attempt, std::string_view body);
-  // Newest first, at most query.limit, with ids above query.after.
-  std::vector<DeliveryAttempt> Query(const DeliveryQuery& query) const;
+  // Newest first, at most query.limit, with ids above query.after; `last_id` (when given) gets
+  // the latest id, under the same lock.
+  std::vector<DeliveryAttempt> Query(const DeliveryQuery& query, uint64_t* last_id = nullptr) const;
   // The attempt with its whole body: NotFound once it left the ring, FailedPrecondition when its
   // body was not kept.
   absl::StatusOr<std::pair<DeliveryAttempt, std::shared_ptr<const std::string>>> Get(

@@ -117,8 +117,9 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   std::vector<std::pair<double, uint64_t>> end_to_end_latency() const override {
     return end_to_end_.Buckets();
   }
-  std::vector<DeliveryAttempt> Deliveries(const DeliveryQuery& query) const override {
-    return deliveries_.Query(query);
+  std::vector<DeliveryAttempt> Deliveries(const DeliveryQuery& query,
+                                          uint64_t* last_id) const override {
+    return deliveries_.Query(query, last_id);
   }
   uint64_t last_delivery_id() const override { return deliveries_.last_id(); }
   absl::StatusOr<uint64_t> Resend(uint64_t delivery_id) override;
@@ -298,7 +299,6 @@ void Deliverer::KeepStopped(std::string_view profile_id, std::span<Notification>
 
 std::vector<ProfileDeliveryStats> Deliverer::stats() const {
   std::vector<ProfileDeliveryStats> out;
-  const int64_t now_ms = Clock::System().UnixMillis();
   ReaderLock lock(profiles_mu_);
   for (const auto& [id, p] : profiles_) {
     out.push_back({.profile_id = id,
@@ -319,7 +319,8 @@ std::vector<ProfileDeliveryStats> Deliverer::stats() const {
     s.last_error = p->last_error;
     s.last_error_at_ms = p->last_error_at_ms;
     s.last_success_at_ms = p->last_success_at_ms;
-    std::tie(s.recent_requests, s.recent_succeeded) = p->recent.Sum(now_ms);
+    std::tie(s.recent_requests, s.recent_succeeded) =
+        p->recent.Sum(p->worker->clock().UnixMillis());
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
@@ -371,7 +372,12 @@ absl::StatusOr<uint64_t> Deliverer::Resend(uint64_t delivery_id) {
                                    .failed_at_ms = Clock::System().UnixMillis()}};
   if (auto s = dead_letters_->Add(letters); !s.ok()) return s;
   const uint64_t id = letters[0].id;
-  if (auto replayed = Replay(attempt.profile_id, {id}); !replayed.ok()) return replayed.status();
+  if (auto replayed = Replay(attempt.profile_id, {id}); !replayed.ok()) {
+    // Not queued (the profile went, or a stop began): the caller is told, so nothing stays behind
+    // to be sent once more later.
+    (void)dead_letters_->Delete(attempt.profile_id, {id});
+    return replayed.status();
+  }
   return id;
 }
 

@@ -297,10 +297,17 @@ class Session : public std::enable_shared_from_this<Session> {
       self->tick_->async_wait([self](beast::error_code) { self->Tick(); });
     };
     if (chunk->empty()) return next({}, 0);
+    // A client that stops reading times the write out; between writes there is no deadline,
+    // so the hang-up watcher's read waits as long as the stream lasts.
+    stream_.expires_after(kIdleTimeout);
     asio::async_write(stream_, http::make_chunk(asio::buffer(*chunk)),
-                      [chunk, next](beast::error_code ec, size_t n) { next(ec, n); });
+                      [this, chunk, next](beast::error_code ec, size_t n) {
+                        if (!ec) stream_.expires_never();
+                        next(ec, n);
+                      });
   }
   void EndStream() {
+    stream_.expires_after(kIdleTimeout);
     asio::async_write(stream_, http::make_chunk_last(),
                       [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
   }

@@ -274,8 +274,8 @@ void HttpApi::DeliveriesStream(Call& call) {
   call.response.content_type = "application/x-ndjson";
   call.response.stream_interval = std::chrono::milliseconds(250);
   call.response.stream = [this, q = *query](std::string* chunk) mutable {
-    const uint64_t last = deliverer_->last_delivery_id();
-    auto attempts = deliverer_->Deliveries(q);  // newest first
+    uint64_t last = 0;
+    auto attempts = deliverer_->Deliveries(q, &last);  // newest first, and the latest id with them
     std::reverse(attempts.begin(), attempts.end());
     uint64_t dropped = 0;
     // Attempts that left the ring before this tick saw them (unfiltered streams can tell).

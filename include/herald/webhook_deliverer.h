@@ -99,7 +99,7 @@ struct DeliveryAttempt {
   double latency_ms = 0;
   int attempt = 0;  // 1-based, of max_attempts
   int max_attempts = 0;
-  // "delivered", "retrying" (next_retry_at_ms says when), "dead-lettered", or "stopped".
+  // "delivered", "retrying" (next_retry_at_ms says when) or "dead-lettered".
   std::string outcome;
   int64_t next_retry_at_ms = 0;  // Unix time; 0 unless retrying
   bool replay = false;           // of a dead letter or a resend
@@ -199,8 +199,10 @@ class WebhookDeliverer : public Sink {
   // (replays left out): cumulative counts per upper bound (seconds), the last bound +inf.
   virtual std::vector<std::pair<double, uint64_t>> end_to_end_latency() const = 0;
 
-  // The latest requests, newest first (DelivererOptions::delivery_log_entries).
-  virtual std::vector<DeliveryAttempt> Deliveries(const DeliveryQuery& query) const = 0;
+  // The latest requests, newest first (DelivererOptions::delivery_log_entries); `last_id`, when
+  // given, gets the latest id recorded, read together with them (a tail resumes after it).
+  virtual std::vector<DeliveryAttempt> Deliveries(const DeliveryQuery& query,
+                                                  uint64_t* last_id = nullptr) const = 0;
   // The id of the latest request recorded (0: none yet).
   virtual uint64_t last_delivery_id() const = 0;
   // Sends a recorded request's body again, to its profile, with its webhook-id: kept as a dead

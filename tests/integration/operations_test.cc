@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -366,6 +367,26 @@ TEST(Operations, StreamsSendSnapshotsAndTailDeliveries) {
   EXPECT_EQ(
       ReadStream(d.port(), "/v1/deliveries/stream?status=bad", 1, std::chrono::seconds(5)).status,
       400);
+
+  // Under a steady flow each attempt comes once: a tick starts where the last one ended.
+  std::thread flow([&] {
+    for (int i = 0; i < 150; ++i) {
+      (void)d.Call("POST", "/v1/events", kEvent);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  const auto busy = ReadStream(d.port(), "/v1/deliveries/stream", 150, std::chrono::seconds(30));
+  flow.join();
+  std::set<std::string> ids;
+  size_t attempts = 0;
+  for (const auto& line : busy.lines) {
+    Json j(line);
+    ASSERT_TRUE(j.ok()) << line;
+    if (Int(j.root(), "dropped") >= 0) continue;
+    ++attempts;
+    EXPECT_TRUE(ids.insert(Str(j.root(), "id")).second) << "sent twice: " << line;
+  }
+  EXPECT_GE(attempts, 100u);
 
   // A stream open while heraldd stops is ended, and does not hold the stop up.
   std::thread open([&] {

@@ -169,6 +169,17 @@ double Num(simdjson::dom::element e, std::string_view key, double missing) {
   return missing;
 }
 
+bool Bool(simdjson::dom::element e, std::string_view key) {
+  bool v = false;
+  return e[key].get_bool().get(v) == simdjson::SUCCESS && v;
+}
+
+std::string EventName(simdjson::dom::element entry) {
+  std::string_view name;
+  if (entry.get_string().get(name) == simdjson::SUCCESS) return std::string(name);
+  return Str(entry, "event");
+}
+
 std::string JoinStrings(simdjson::dom::element e, std::string_view key) {
   simdjson::dom::array a;
   if (e[key].get_array().get(a) != simdjson::SUCCESS) return "";

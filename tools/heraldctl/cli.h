@@ -49,7 +49,10 @@ simdjson::dom::array ArrayOf(simdjson::dom::element e, std::string_view key);
 std::string Str(simdjson::dom::element e, std::string_view key);
 int64_t Int(simdjson::dom::element e, std::string_view key, int64_t missing = 0);
 double Num(simdjson::dom::element e, std::string_view key, double missing = 0);
+bool Bool(simdjson::dom::element e, std::string_view key);
 std::string JoinStrings(simdjson::dom::element e, std::string_view key);
+// An entry of a subscription's events: "DELIVERY", or {"event":"DELIVERY","format":…}.
+std::string EventName(simdjson::dom::element entry);
 
 // Registration of each group of commands.
 void AddContextCommands(CLI::App& app, Globals& g);

@@ -178,12 +178,9 @@ void AddExplain(CLI::App& app, Globals& g) {
     }
     Table t({"SUBSCRIPTION", "GROUP", "SPECIFICITY", "WINNER", "PROFILE"});
     for (auto m : ArrayOf(root, "matches")) {
-      bool winner = false;
-      if (m["winner"].get_bool().get(winner)) {
-      }
       const std::string group = Str(m, "group");
       t.Add({Str(m, "subscriptionId"), group.empty() ? "-" : group,
-             std::to_string(Int(m, "specificity")), winner ? out.Green("yes") : "no",
+             std::to_string(Int(m, "specificity")), Bool(m, "winner") ? out.Green("yes") : "no",
              Str(m, "profileId")});
     }
     if (t.empty()) {

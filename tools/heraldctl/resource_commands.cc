@@ -100,14 +100,7 @@ std::string Events(simdjson::dom::element s) {
   simdjson::dom::array events;
   if (s["events"].get_array().get(events) != simdjson::SUCCESS || events.size() == 0) return "*";
   std::string out;
-  for (auto e : events) {
-    std::string_view name;
-    if (e.get_string().get(name) != simdjson::SUCCESS) {
-      if (e["event"].get_string().get(name)) {
-      }
-    }
-    out += (out.empty() ? "" : ",") + std::string(name);
-  }
+  for (auto e : events) out += (out.empty() ? "" : ",") + EventName(e);
   return out;
 }
 
@@ -437,12 +430,9 @@ void AddImportExport(CLI::App& app, Globals& g) {
           simdjson::dom::array list;
           if (root["events"].get_array().get(list) == simdjson::SUCCESS) {
             for (auto e : list) {
-              std::string_view name;
-              if (e.get_string().get(name) != simdjson::SUCCESS)
-                if (e["event"].get_string().get(name)) {
-                }
-              if (!events.contains(Str(root, "channel") + ":" + std::string(name))) {
-                problem = "unknown event \"" + std::string(name) + "\"";
+              const std::string name = EventName(e);
+              if (!events.contains(Str(root, "channel") + ":" + name)) {
+                problem = "unknown event \"" + name + "\"";
               }
             }
           }
@@ -671,16 +661,13 @@ void AddResourceCommands(CLI::App& app, Globals& g) {
            {"ID", "URL", "SECURITY", "BUCKET", "WINDOW", "RATE", "DISABLED"},
            [](simdjson::dom::element p) -> std::vector<std::string> {
              const int64_t rate = Int(p, "rateLimit", -1);
-             bool disabled = false;
-             if (p["disabled"].get_bool().get(disabled)) {
-             }
              return {Str(p, "profileId"),
                      Str(p["webhook"], "notifyUrl"),
                      Str(p["security"], "authId").empty() ? "-" : Str(p["security"], "authId"),
                      std::to_string(Int(p, "maxBucketSize")),
                      std::to_string(Int(p, "windowSize")),
                      rate < 0 ? "-" : std::to_string(rate),
-                     disabled ? "yes" : "no"};
+                     Bool(p, "disabled") ? "yes" : "no"};
            }},
           "notification profiles: ls, get, create, update, rm");
   AddKind(app, g,

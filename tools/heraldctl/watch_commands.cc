@@ -95,9 +95,7 @@ void AddTop(CLI::App& app, Globals& g) {
         }
         before[id] = {delivered, at};
         const std::string state = Str(p, "state");
-        double success = -1;
-        if (p["successRate5m"].get_double().get(success)) {
-        }
+        const double success = Num(p, "successRate5m", -1);  // null: nothing measured yet
         char pct[16] = "-";
         if (success >= 0) std::snprintf(pct, sizeof pct, "%.1f%%", success * 100);
         char r[16];
