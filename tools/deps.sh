@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
   libsimdjson-dev libabsl-dev libconcurrentqueue-dev libtomlplusplus-dev
   libboost-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev curl bc
-  openssl nginx libcli11-dev
+  openssl nginx libcli11-dev libre2-dev
   chromium fonts-ipafont-gothic
 )
 

@@ -206,6 +206,7 @@ asio::awaitable<void> HttpClient::Exchange(Stream& stream, Connection& connectio
   connection.lowest().expires_never();
   auto& r = parser.get();
   response.status = static_cast<int>(r.result_int());
+  response.reason = std::string(r.reason());
   const auto retry_after = r[http::field::retry_after];
   response.retry_after.assign(retry_after.data(), retry_after.size());
   response.body = std::move(r.body());

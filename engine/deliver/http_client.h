@@ -37,6 +37,7 @@ struct ClientRequest {
 
 struct ClientResponse {
   int status = 0;        // 0: no response; `error` says why
+  std::string reason;    // the status line's reason phrase, e.g. "OK"
   std::string error;     // transport failure (connect, TLS, timeout, reset, refused target)
   bool refused = false;  // the target was refused by policy (private address): do not retry
   std::string retry_after;

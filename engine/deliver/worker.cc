@@ -48,6 +48,14 @@ bool Worker::RefreshConfig(ProfileState& p) {
   }
   config->url = ParseUrl(config->profile.webhook.notify_url);
   config->retry = config->profile.retry ? *config->profile.retry : host_.options().retry;
+  // Validated at write time; a pattern RE2 still refuses (an old journal) checks nothing.
+  auto compile = [](const std::string& pattern) -> std::unique_ptr<const RE2> {
+    if (pattern.empty()) return nullptr;
+    auto re = std::make_unique<const RE2>(pattern, RE2::Quiet);
+    return re->ok() ? std::move(re) : nullptr;
+  };
+  config->status_re = compile(config->profile.response_regex);
+  config->body_re = compile(config->profile.response_body_regex);
   if (!p.config || p.config->profile.rate_limit != config->profile.rate_limit) {
     p.bucket.Reset(config->profile.rate_limit);
   }
@@ -249,16 +257,16 @@ std::string FailureReason(const ClientResponse& response) {
 
 }  // namespace
 
-void Worker::NoteFailure(ProfileState& p, const ClientResponse& response) {
+void Worker::NoteFailure(ProfileState& p, int status, std::string_view reason) {
   ++p.failed_requests;
-  if (p.failing && p.failing_status == response.status) return;
+  if (p.failing && p.failing_status == status) return;
   const bool changed = p.failing;
   p.failing = true;
   p.failing_stat.store(true, std::memory_order_relaxed);
-  p.failing_status = response.status;
+  p.failing_status = status;
   if (!host_.options().log) return;
-  host_.options().log(Cat("delivery: profile ", p.id,
-                          changed ? ": now failing: " : ": failing: ", FailureReason(response)));
+  host_.options().log(
+      Cat("delivery: profile ", p.id, changed ? ": now failing: " : ": failing: ", reason));
 }
 
 void Worker::NoteSuccess(ProfileState& p) {
@@ -278,11 +286,24 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
   p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
   const size_t n = batch->items.size();
   const int status = response.status;
-  const bool succeeded = status >= 200 && status <= 299;
+  // A 2xx the profile's response checks refuse is a failed attempt, retried like a 5xx.
+  std::string mismatch;
+  if (status >= 200 && status <= 299) {
+    const std::string status_line = Cat(status, " ", response.reason);
+    if (config.status_re && !RE2::PartialMatch(status_line, *config.status_re)) {
+      mismatch = Cat("HTTP ", status_line, ": the status line does not match responseRegex ",
+                     config.profile.response_regex);
+    } else if (config.body_re && !RE2::PartialMatch(response.body, *config.body_re)) {
+      mismatch = Cat("HTTP ", status, ": the body does not match responseBodyRegex ",
+                     config.profile.response_body_regex);
+    }
+  }
+  const bool succeeded = status >= 200 && status <= 299 && mismatch.empty();
   const bool replay = std::any_of(batch->items.begin(), batch->items.end(),
                                   [](const Item& item) { return item.letter != nullptr; });
   const int64_t now_ms = clock_.UnixMillis();
-  const std::string reason = succeeded ? std::string() : FailureReason(response);
+  const std::string reason =
+      succeeded ? std::string() : (mismatch.empty() ? FailureReason(response) : mismatch);
   {
     MutexLock lock(p.stats_mu);
     if (!replay) p.recent.Record(now_ms, succeeded);
@@ -358,11 +379,15 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     return;
   }
   p.failed.fetch_add(n, std::memory_order_relaxed);
-  NoteFailure(p, response);
+  NoteFailure(p, status, reason);
   batch->last_status = status;
-  batch->last_error = status == 0 ? response.error : Cat("HTTP ", status);
+  batch->last_error = !mismatch.empty() ? mismatch
+                      : status == 0     ? response.error
+                                        : Cat("HTTP ", status);
   const bool transport = status == 0 && !response.refused;
   if (transport || status == 408 || status >= 500) BreakerFailure(p, batch->probe);
+  // A refused 2xx still shows the receiver up: an open circuit closes.
+  if (!mismatch.empty() && p.breaker.Succeeded()) p.circuit_open.store(false);
   if (status == 410) {
     p.disabled.store(true);
     host_.writer().SetDisabled(p.id, true, [this, id = p.id](const absl::Status& s) {
@@ -376,7 +401,8 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
                               "profile to enable it again"));
     }
   }
-  const bool retryable = transport || status == 408 || status == 429 || status >= 500;
+  const bool retryable =
+      transport || status == 408 || status == 429 || status >= 500 || !mismatch.empty();
   if (retryable && batch->attempts < config.retry.max_attempts) {
     const auto delay = retry_schedule_.Delay(config.retry, batch->attempts, response.retry_after);
     keep_record("retrying",

@@ -12,6 +12,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 // clang-format on
+#include <re2/re2.h>
+
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -63,6 +65,10 @@ struct ProfileConfig {
   std::optional<SecuritySetting> security;
   absl::StatusOr<Url> url = absl::UnknownError("unset");
   RetryPolicy retry;
+  // responseRegex (over the status line, "200 OK") and responseBodyRegex: a 2xx counts as
+  // delivered only when both match somewhere; null when not set.
+  std::unique_ptr<const RE2> status_re;
+  std::unique_ptr<const RE2> body_re;
 };
 
 class Worker;
@@ -177,8 +183,8 @@ class Worker {
                 const ClientResponse& response, DeliveryAttempt record);
   // A failed request the breaker counts; logs when it opened the circuit.
   void BreakerFailure(ProfileState& p, bool probe);
-  // Logs a change of the profile's failing state, with the reason.
-  void NoteFailure(ProfileState& p, const ClientResponse& response);
+  // Logs a change of the profile's failing state (`status` 0: no answer), with the reason.
+  void NoteFailure(ProfileState& p, int status, std::string_view reason);
   void NoteSuccess(ProfileState& p);
   void ArmRetryTimer(ProfileState& p);
   void ArmGate(ProfileState& p, Clock::time_point at);

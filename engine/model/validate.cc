@@ -1,6 +1,8 @@
 // Validation of the management-plane model against every constraint of DESIGN §2 and the
 // platform's OpenAPI document. Each function collects all problems, not just the first, so a user
 // fixes a request in one round trip.
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <array>
 
@@ -259,6 +261,15 @@ ValidationErrors Validate(const NotificationProfile& p) {
     CheckRange(errors, "retry.maxAttempts", p.retry->max_attempts, 1, 100);
   }
   CheckLength(errors, "clientCertificateId", p.client_certificate_id, 0, kMaxString);
+  // Checked with RE2, as delivery uses them: a pattern it cannot compile is refused now, not
+  // found out at the first 2xx.
+  for (const auto& [field, pattern] : {std::pair{"responseRegex", &p.response_regex},
+                                       std::pair{"responseBodyRegex", &p.response_body_regex}}) {
+    CheckLength(errors, field, *pattern, 0, kMaxString);
+    if (pattern->empty()) continue;
+    const RE2 re(*pattern, RE2::Quiet);
+    if (!re.ok()) Add(errors, field, Cat("is not a valid RE2 pattern: ", re.error()));
+  }
   absl::flat_hash_set<std::string> seen;
   for (const auto& proto : p.enabled_ssl_protocols) {
     if (proto != "TLSv1.2" && proto != "TLSv1.3") {
