@@ -3,9 +3,11 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <memory>
 #include <vector>
 
 #include "engine/common/strings.h"
+#include "engine/model/ed25519_keys.h"
 
 namespace herald::deliver {
 namespace {
@@ -118,6 +120,27 @@ std::string WebhookSignature(const SecuritySetting& security, std::string_view i
   EVP_MAC_CTX_free(ctx);
   return Cat(Label(security.algorithm), ",",
              Base64(std::string_view(reinterpret_cast<const char*>(mac), mac_len)));
+}
+
+std::string Ed25519WebhookSignature(const SecuritySetting& security, std::string_view id,
+                                    int64_t timestamp, std::string_view body) {
+  const auto seed = model::Ed25519Seed(security.secret_key);
+  if (!seed.ok()) return "";
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
+                                   reinterpret_cast<const unsigned char*>(seed->data()), 32),
+      EVP_PKEY_free);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  // Ed25519 signs the whole message at once (no streaming): the content is assembled first.
+  const std::string message = Cat(id, ".", timestamp, ".", body);
+  unsigned char signature[64];
+  size_t len = sizeof signature;
+  if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), signature, &len,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+    return "";
+  }
+  return Cat("v1a,", Base64(std::string_view(reinterpret_cast<const char*>(signature), len)));
 }
 
 std::string BasicAuthorization(std::string_view username, std::string_view password) {

@@ -19,6 +19,12 @@ std::string Base64(std::string_view bytes);
 std::string WebhookSignature(const SecuritySetting& security, std::string_view id,
                              int64_t timestamp, std::string_view body);
 
+// The `webhook-signature` value for an ED25519 setting: "v1a,<base64>", Ed25519 over
+// "<id>.<timestamp>.<body>" (Standard Webhooks' asymmetric scheme); empty when the secret is not
+// a valid whsk_ key (validated at write time).
+std::string Ed25519WebhookSignature(const SecuritySetting& security, std::string_view id,
+                                    int64_t timestamp, std::string_view body);
+
 // "Basic base64(username:password)".
 std::string BasicAuthorization(std::string_view username, std::string_view password);
 

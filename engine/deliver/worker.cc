@@ -189,6 +189,9 @@ asio::awaitable<ClientResponse> Worker::Attempt(
         if (security.type == SecurityType::kHmac) {
           headers.emplace_back("webhook-signature",
                                WebhookSignature(security, batch.id, timestamp, body));
+        } else if (security.type == SecurityType::kEd25519) {
+          headers.emplace_back("webhook-signature",
+                               Ed25519WebhookSignature(security, batch.id, timestamp, body));
         } else if (security.type == SecurityType::kBasic) {
           headers.emplace_back("authorization",
                                BasicAuthorization(security.username, security.password));

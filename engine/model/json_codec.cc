@@ -5,6 +5,7 @@
 #include "engine/common/http_syntax.h"
 #include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
+#include "engine/model/ed25519_keys.h"
 
 namespace herald::model {
 namespace {
@@ -151,14 +152,17 @@ void DecodeSecurityInto(object o, const std::string& prefix, SecuritySetting* s,
     if (auto t = ParseSecurityType(*type)) {
       s->type = *t;
     } else {
-      r.Error("type", "must be one of BASIC, HMAC, OAUTH, CUSTOM");
+      r.Error("type", "must be one of BASIC, HMAC, OAUTH, CUSTOM, ED25519");
     }
   } else {
     r.Error("type", "must not be null");
   }
   auto creds = r.Object("credentials");
   if (!creds) {
-    if (s->type != SecurityType::kCustom) r.Error("credentials", "must not be null");
+    // ED25519 without credentials: heraldd makes the key.
+    if (s->type != SecurityType::kCustom && s->type != SecurityType::kEd25519) {
+      r.Error("credentials", "must not be null");
+    }
     return;
   }
   Reader c(*creds, prefix + "credentials.", errors);
@@ -419,6 +423,10 @@ absl::Status RestoreMaskedSecrets(SecuritySetting& s, const SecuritySetting* sto
   ValidationErrors errors;
   // A secret is kept only for the same kind of setting.
   if (stored && stored->type != s.type) stored = nullptr;
+  // An ED25519 secret is never shown, so a GET → PUT round trip sends none: keep the stored one.
+  if (s.type == SecurityType::kEd25519 && s.secret_key.empty() && stored) {
+    s.secret_key = stored->secret_key;
+  }
   Restore(s.password, stored ? &stored->password : nullptr, "credentials.password", errors);
   Restore(s.secret_key, stored ? &stored->secret_key : nullptr, "credentials.secretKey", errors);
   Restore(s.client_secret, stored ? &stored->client_secret : nullptr, "credentials.clientSecret",
@@ -492,6 +500,11 @@ std::string EncodeSecurity(const SecuritySetting& s, bool mask) {
       }
       break;
     case SecurityType::kCustom:
+      break;
+    case SecurityType::kEd25519:
+      // The secret never leaves; receivers verify with the public key.
+      if (!mask) w.Field("secretKey", s.secret_key);
+      if (auto key = Ed25519PublicKey(s.secret_key); key.ok()) w.Field("publicKey", *key);
       break;
   }
   w.EndObject().EndObject();

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
+#include "engine/model/ed25519_keys.h"
 #include "herald/subscription.h"
 
 namespace herald {
@@ -145,13 +146,15 @@ std::string_view SecurityTypeName(SecurityType type) {
       return "OAUTH";
     case SecurityType::kCustom:
       return "CUSTOM";
+    case SecurityType::kEd25519:
+      return "ED25519";
   }
   return "CUSTOM";
 }
 
 std::optional<SecurityType> ParseSecurityType(std::string_view name) {
-  for (auto t :
-       {SecurityType::kBasic, SecurityType::kHmac, SecurityType::kOAuth, SecurityType::kCustom}) {
+  for (auto t : {SecurityType::kBasic, SecurityType::kHmac, SecurityType::kOAuth,
+                 SecurityType::kCustom, SecurityType::kEd25519}) {
     if (SecurityTypeName(t) == name) return t;
   }
   return std::nullopt;
@@ -291,6 +294,11 @@ ValidationErrors Validate(const SecuritySetting& s) {
       break;
     case SecurityType::kHmac:
       CheckLength(errors, "credentials.secretKey", s.secret_key, 1, kMaxString);
+      break;
+    case SecurityType::kEd25519:
+      if (auto seed = model::Ed25519Seed(s.secret_key); !seed.ok()) {
+        Add(errors, "credentials.secretKey", std::string(ToStd(seed.status().message())));
+      }
       break;
     case SecurityType::kOAuth:
       CheckLength(errors, "credentials.tokenUrl", s.token_url, 1, kMaxString);

@@ -4,6 +4,7 @@
 
 #include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
+#include "engine/model/ed25519_keys.h"
 #include "engine/model/json_codec.h"
 #include "engine/server/http_api.h"
 #include "engine/server/http_reply.h"
@@ -296,6 +297,9 @@ ValidationErrors HttpApi::CheckWrite(NotificationProfile* profile,
     auto stored = engine_.GetSecurity(security->auth_id);
     merge(ValidationErrorsOf(
         model::RestoreMaskedSecrets(*security, stored.ok() ? &*stored : nullptr)));
+    if (security->type == SecurityType::kEd25519 && security->secret_key.empty()) {
+      security->secret_key = model::NewEd25519Secret();
+    }
   }
   if (profile) merge(Validate(*profile));
   if (security) merge(Validate(*security));

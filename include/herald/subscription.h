@@ -73,7 +73,8 @@ struct NotificationProfile {
   bool operator==(const NotificationProfile&) const = default;
 };
 
-enum class SecurityType : uint8_t { kBasic, kHmac, kOAuth, kCustom };
+// kEd25519: Standard Webhooks' asymmetric signatures (v1a); its secret_key is "whsk_…".
+enum class SecurityType : uint8_t { kBasic, kHmac, kOAuth, kCustom, kEd25519 };
 enum class HmacAlgorithm : uint8_t { kMd5, kSha1, kSha224, kSha256, kSha384, kSha512 };
 
 struct SecuritySetting {
