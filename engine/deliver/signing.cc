@@ -143,6 +143,27 @@ std::string Ed25519WebhookSignature(const SecuritySetting& security, std::string
   return Cat("v1a,", Base64(std::string_view(reinterpret_cast<const char*>(signature), len)));
 }
 
+std::string WebhookSignatures(const SecuritySetting& security, std::string_view id,
+                              int64_t timestamp, std::string_view body, int64_t now_ms) {
+  auto sign = [&](const SecuritySetting& with) {
+    return with.type == SecurityType::kEd25519 ? Ed25519WebhookSignature(with, id, timestamp, body)
+                                               : WebhookSignature(with, id, timestamp, body);
+  };
+  std::string out = sign(security);
+  const bool expired =
+      security.previous_keys_expire_at_ms != 0 && now_ms >= security.previous_keys_expire_at_ms;
+  if (security.previous_secret_keys.empty() || expired) return out;
+  SecuritySetting previous;
+  previous.type = security.type;
+  previous.algorithm = security.algorithm;
+  for (const auto& key : security.previous_secret_keys) {
+    previous.secret_key = key;
+    const std::string one = sign(previous);
+    if (!one.empty()) out += " " + one;
+  }
+  return out;
+}
+
 std::string BasicAuthorization(std::string_view username, std::string_view password) {
   return Cat("Basic ", Base64(Cat(username, ":", password)));
 }

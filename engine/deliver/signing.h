@@ -25,6 +25,11 @@ std::string WebhookSignature(const SecuritySetting& security, std::string_view i
 std::string Ed25519WebhookSignature(const SecuritySetting& security, std::string_view id,
                                     int64_t timestamp, std::string_view body);
 
+// The `webhook-signature` of an HMAC or ED25519 setting: its key's signature, then one per
+// previous key while they are kept (until previous_keys_expire_at_ms), space-separated.
+std::string WebhookSignatures(const SecuritySetting& security, std::string_view id,
+                              int64_t timestamp, std::string_view body, int64_t now_ms);
+
 // "Basic base64(username:password)".
 std::string BasicAuthorization(std::string_view username, std::string_view password);
 

@@ -186,12 +186,9 @@ asio::awaitable<ClientResponse> Worker::Attempt(
       headers.emplace_back("x-herald-event", batch.events);
       if (config.security) {
         const SecuritySetting& security = *config.security;
-        if (security.type == SecurityType::kHmac) {
-          headers.emplace_back("webhook-signature",
-                               WebhookSignature(security, batch.id, timestamp, body));
-        } else if (security.type == SecurityType::kEd25519) {
-          headers.emplace_back("webhook-signature",
-                               Ed25519WebhookSignature(security, batch.id, timestamp, body));
+        if (security.type == SecurityType::kHmac || security.type == SecurityType::kEd25519) {
+          headers.emplace_back("webhook-signature", WebhookSignatures(security, batch.id, timestamp,
+                                                                      body, clock_.UnixMillis()));
         } else if (security.type == SecurityType::kBasic) {
           headers.emplace_back("authorization",
                                BasicAuthorization(security.username, security.password));

@@ -169,6 +169,8 @@ void DecodeSecurityInto(object o, const std::string& prefix, SecuritySetting* s,
   s->username = c.String("username").value_or("");
   s->password = c.String("password").value_or("");
   s->secret_key = c.String("secretKey").value_or("");
+  s->previous_secret_keys = c.Strings("previousSecretKeys");
+  s->previous_keys_expire_at_ms = c.Int("previousSecretKeysExpireAt").value_or(0);
   if (auto alg = c.String("algorithm")) {
     if (auto a = ParseHmacAlgorithm(*alg)) {
       s->algorithm = *a;
@@ -423,6 +425,11 @@ absl::Status RestoreMaskedSecrets(SecuritySetting& s, const SecuritySetting* sto
   ValidationErrors errors;
   // A secret is kept only for the same kind of setting.
   if (stored && stored->type != s.type) stored = nullptr;
+  for (size_t i = 0; i < s.previous_secret_keys.size(); ++i) {
+    const bool have = stored && i < stored->previous_secret_keys.size();
+    Restore(s.previous_secret_keys[i], have ? &stored->previous_secret_keys[i] : nullptr,
+            "credentials.previousSecretKeys", errors);
+  }
   // An ED25519 secret is never shown, so a GET → PUT round trip sends none: keep the stored one.
   if (s.type == SecurityType::kEd25519 && s.secret_key.empty() && stored) {
     s.secret_key = stored->secret_key;
@@ -485,6 +492,11 @@ std::string EncodeSecurity(const SecuritySetting& s, bool mask) {
       break;
     case SecurityType::kHmac:
       w.Field("secretKey", secret(s.secret_key)).Field("algorithm", HmacAlgorithmName(s.algorithm));
+      if (!s.previous_secret_keys.empty()) {
+        w.Key("previousSecretKeys").BeginArray();
+        for (const auto& k : s.previous_secret_keys) w.String(secret(k));
+        w.EndArray();
+      }
       break;
     case SecurityType::kOAuth:
       w.Field("tokenUrl", s.token_url).Field("grantType", s.grant_type);
@@ -505,7 +517,18 @@ std::string EncodeSecurity(const SecuritySetting& s, bool mask) {
       // The secret never leaves; receivers verify with the public key.
       if (!mask) w.Field("secretKey", s.secret_key);
       if (auto key = Ed25519PublicKey(s.secret_key); key.ok()) w.Field("publicKey", *key);
+      if (!s.previous_secret_keys.empty()) {
+        if (!mask) w.Strings("previousSecretKeys", s.previous_secret_keys);
+        w.Key("previousPublicKeys").BeginArray();
+        for (const auto& k : s.previous_secret_keys) {
+          if (auto key = Ed25519PublicKey(k); key.ok()) w.String(*key);
+        }
+        w.EndArray();
+      }
       break;
+  }
+  if (s.previous_keys_expire_at_ms != 0 && !s.previous_secret_keys.empty()) {
+    w.Field("previousSecretKeysExpireAt", s.previous_keys_expire_at_ms);
   }
   w.EndObject().EndObject();
   return out;

@@ -286,6 +286,13 @@ ValidationErrors Validate(const NotificationProfile& p) {
 
 ValidationErrors Validate(const SecuritySetting& s) {
   ValidationErrors errors;
+  if (s.previous_secret_keys.size() > 10) {
+    Add(errors, "credentials.previousSecretKeys", "holds at most 10 keys");
+  }
+  if (!s.previous_secret_keys.empty() && s.type != SecurityType::kHmac &&
+      s.type != SecurityType::kEd25519) {
+    Add(errors, "credentials.previousSecretKeys", "only HMAC and ED25519 settings sign");
+  }
   CheckId(errors, "authId", s.auth_id);
   switch (s.type) {
     case SecurityType::kBasic:
@@ -294,10 +301,19 @@ ValidationErrors Validate(const SecuritySetting& s) {
       break;
     case SecurityType::kHmac:
       CheckLength(errors, "credentials.secretKey", s.secret_key, 1, kMaxString);
+      for (const auto& k : s.previous_secret_keys) {
+        CheckLength(errors, "credentials.previousSecretKeys", k, 1, kMaxString);
+      }
       break;
     case SecurityType::kEd25519:
       if (auto seed = model::Ed25519Seed(s.secret_key); !seed.ok()) {
         Add(errors, "credentials.secretKey", std::string(ToStd(seed.status().message())));
+      }
+      for (const auto& k : s.previous_secret_keys) {
+        if (auto seed = model::Ed25519Seed(k); !seed.ok()) {
+          Add(errors, "credentials.previousSecretKeys",
+              std::string(ToStd(seed.status().message())));
+        }
       }
       break;
     case SecurityType::kOAuth:

@@ -153,6 +153,10 @@ std::string EncodeRecord(const SecuritySetting& s) {
   Text(w, "username", s.username);
   Text(w, "password", s.password);
   Text(w, "secret_key", s.secret_key);
+  if (!s.previous_secret_keys.empty()) {
+    w.Strings("previous_secret_keys", s.previous_secret_keys);
+    w.Field("previous_keys_expire_at_ms", s.previous_keys_expire_at_ms);
+  }
   w.Field("algorithm", HmacAlgorithmName(s.algorithm));
   Text(w, "token_url", s.token_url);
   Text(w, "grant_type", s.grant_type);
@@ -236,6 +240,8 @@ absl::StatusOr<SecuritySetting> DecodeSecurityRecord(std::string_view record) {
       r.Fail(Cat("algorithm \"", algorithm, "\" is unknown"));
     }
   }
+  r.Strings("previous_secret_keys", s.previous_secret_keys);
+  r.Int("previous_keys_expire_at_ms", s.previous_keys_expire_at_ms);
   r.Text("username", s.username);
   r.Text("password", s.password);
   r.Text("secret_key", s.secret_key);

@@ -83,9 +83,14 @@ struct SecuritySetting {
   // BASIC (and optional OAUTH password grant)
   std::string username;
   std::string password;
-  // HMAC
+  // HMAC (and ED25519's whsk_ key)
   std::string secret_key;
   HmacAlgorithm algorithm = HmacAlgorithm::kSha256;
+  // Rotation, HMAC and ED25519: while these are kept, every request carries one signature per
+  // key, space-separated, so receivers verify with the old key or the new one. Until
+  // previous_keys_expire_at_ms (Unix ms; 0: until removed).
+  std::vector<std::string> previous_secret_keys;
+  int64_t previous_keys_expire_at_ms = 0;
   // OAUTH
   std::string token_url;
   std::string grant_type;

@@ -192,4 +192,105 @@ TEST(Ed25519, SignaturesVerifyWithThePublicKeyAndTheSecretIsNeverShown) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// Whether the reference standardwebhooks package verifies the request with `secret`.
+bool ReferenceVerifies(const std::string& secret, const ReceivedRequest& r) {
+  herald::test_support::TempDir dir;
+  const std::string dump = dir.path() + "/requests.ndjson";
+  auto quoted = [](const std::string& v) {
+    std::string out = "\"";
+    for (const char c : v) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  };
+  std::ofstream(dump) << "{\"secret\":" << quoted(secret)
+                      << ",\"raw\":false,\"id\":" << quoted(r.header("webhook-id"))
+                      << ",\"timestamp\":" << quoted(r.header("webhook-timestamp"))
+                      << ",\"signature\":" << quoted(r.header("webhook-signature"))
+                      << ",\"body\":" << quoted(r.body) << "}\n";
+  const char* root = std::getenv("HERALD_SOURCE_DIR");
+  const std::string source = root ? root : ".";
+  const std::string cmd = "NODE_PATH=" + source + "/build/npm/node_modules node " + source +
+                          "/tests/integration/verify_signatures.mjs " + dump + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+// Rotation: while previous keys are kept, each request carries a signature per key, so a
+// receiver verifies with the old key or the new one; once they expire, the new key alone signs.
+TEST(SecretRotation, EveryKeySignsUntilThePreviousKeysExpire) {
+  Receiver receiver;
+  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  const std::string old_key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const std::string new_key = "whsec_dGhlIG5ldyBrZXkgb2YgdGhlIHNlY3JldA==";
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/security",
+                   R"({"authId":"rot","type":"HMAC","credentials":{"algorithm":"HMAC_SHA_256",)"
+                   R"("secretKey":")" +
+                       new_key + R"(","previousSecretKeys":[")" + old_key + R"("]}})")
+                .status,
+            201);
+  const std::string setting = d.Call("GET", "/subscriptions/1/security/rot").body;
+  EXPECT_TRUE(Has(setting, R"("previousSecretKeys":["********"])")) << setting;
+  EXPECT_FALSE(Has(setting, old_key)) << setting;
+  ASSERT_EQ(d.Call("PUT", "/subscriptions/1/security/rot", setting).status, 200);  // kept
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                   R"({"subscriptionId":"s","events":["DELIVERY"],"profile":{"profileId":"p",)"
+                   R"("maxBucketSize":1,"security":{"authId":"rot"},"webhook":{"notifyUrl":")" +
+                       receiver.url() + R"("}}})")
+                .status,
+            201);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  const std::string event = R"({"channel":"SMS","event":"DELIVERY","payload":{"n":1}})";
+  ASSERT_EQ(d.Call("POST", "/v1/events", event).status, 202);
+  ASSERT_TRUE(receiver.WaitFor(1, std::chrono::seconds(10)));
+  const auto both = receiver.requests()[0];
+  const std::string signatures = both.header("webhook-signature");
+  ASSERT_NE(signatures.find("v1,"), std::string::npos);
+  EXPECT_NE(signatures.find(" v1,"), std::string::npos) << "two signatures: " << signatures;
+  EXPECT_TRUE(ReferenceVerifies(new_key, both)) << signatures;
+  EXPECT_TRUE(ReferenceVerifies(old_key, both)) << signatures;
+  EXPECT_FALSE(ReferenceVerifies("whsec_c29tZW9uZSBlbHNlcyBrZXk=", both));
+
+  // Expired previous keys sign no more.
+  ASSERT_EQ(d.Call("PUT", "/subscriptions/1/security/rot",
+                   R"({"type":"HMAC","credentials":{"algorithm":"HMAC_SHA_256","secretKey":")" +
+                       new_key + R"(","previousSecretKeys":[")" + old_key +
+                       R"("],"previousSecretKeysExpireAt":1000}})")
+                .status,
+            200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_EQ(d.Call("POST", "/v1/events", event).status, 202);
+  ASSERT_TRUE(receiver.WaitFor(2, std::chrono::seconds(10)));
+  const auto one = receiver.requests()[1];
+  EXPECT_EQ(one.header("webhook-signature").find(' '), std::string::npos)
+      << one.header("webhook-signature");
+  EXPECT_TRUE(ReferenceVerifies(new_key, one));
+  EXPECT_FALSE(ReferenceVerifies(old_key, one));
+
+  // ED25519 rotates the same way: a v1a signature per key.
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/security",
+                   R"({"authId":"ed","type":"ED25519","credentials":{"previousSecretKeys":)"
+                   R"(["whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="]}})")
+                .status,
+            201);
+  const std::string ed = d.Call("GET", "/subscriptions/1/security/ed").body;
+  EXPECT_TRUE(
+      Has(ed, R"("previousPublicKeys":["whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="])"))
+      << ed;
+  ASSERT_EQ(d.Call("PUT", "/subscriptions/1/profiles/p",
+                   R"({"maxBucketSize":1,"security":{"authId":"ed"},"webhook":{"notifyUrl":")" +
+                       receiver.url() + R"("}})")
+                .status,
+            200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_EQ(d.Call("POST", "/v1/events", event).status, 202);
+  ASSERT_TRUE(receiver.WaitFor(3, std::chrono::seconds(10)));
+  const auto signed_twice = receiver.requests()[2];
+  EXPECT_NE(signed_twice.header("webhook-signature").find(" v1a,"), std::string::npos);
+  EXPECT_TRUE(NodeVerifies(Field(ed, "publicKey"), signed_twice));
+  EXPECT_TRUE(NodeVerifies("whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", signed_twice));
+  EXPECT_EQ(d.Stop(), 0);
+}
+
 }  // namespace
