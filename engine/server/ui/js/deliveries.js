@@ -5,6 +5,7 @@ import { confirm, el, ms, table, time } from './ui.js';
 
 const MAX_ROWS = 200;
 let abort = null;
+let refresh = null;  // the dead letters' periodic reload
 
 function drawer(a) {
   const close = el('button', { type: 'button' }, 'Close');
@@ -109,9 +110,11 @@ async function deadLetters(main) {
     if (!await confirm(`Replay ${n} dead letter(s) of profile ${profile.value}? Each is delivered again with its original webhook-id.`, `Replay ${n}`)) return;
     const r = await api.call('POST', '/v1/dead-letters/replay', { profileId: profile.value });
     note.textContent = r.ok ? `replayed ${r.body.replayed}` : api.errorOf(r).text;
-    setTimeout(load, 500);
+    load();
   });
   await load();
+  // A replayed letter leaves the store once delivered: the list follows it.
+  refresh = setInterval(() => { if (!document.hidden) load(); }, 2000);
 }
 
 export async function render(main, { args }) {
@@ -128,5 +131,7 @@ export async function render(main, { args }) {
 export function dispose() {
   abort?.abort();
   abort = null;
+  clearInterval(refresh);
+  refresh = null;
   document.querySelector('.drawer')?.remove();
 }
