@@ -1,9 +1,11 @@
 #include "engine/deliver/batch.h"
 
 #include <cstdio>
+#include <ctime>
 
 #include "absl/container/flat_hash_set.h"
 #include "engine/common/hash.h"
+#include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
 
 namespace herald::deliver {
@@ -30,6 +32,38 @@ std::optional<std::pair<std::string_view, size_t>> BatchBuilder::ResultsOf(
   while (!raw.empty() && raw.back() != ']') raw.remove_suffix(1);
   if (!raw.empty()) raw.remove_suffix(1);
   return std::make_pair(raw, count);
+}
+
+std::string CloudEventsBody(const Batch& batch, int64_t now_ms) {
+  const std::time_t t = static_cast<std::time_t>(now_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char time[40];
+  std::strftime(time, sizeof time, "%Y-%m-%dT%H:%M:%S", &tm);
+  const std::string when = Cat(time, ".", std::to_string(1000 + now_ms % 1000).substr(1), "Z");
+  std::string out;
+  JsonWriter w(out);
+  const bool many = batch.items.size() > 1;
+  if (many) w.BeginArray();
+  for (const Item& item : batch.items) {
+    w.BeginObject()
+        .Field("specversion", "1.0")
+        .Field("id", many ? item.webhook_id() : std::string_view(batch.id))
+        .Field("source", Cat("/herald/", item.channel()))
+        .Field("type", Cat(item.channel(), ".", item.event()))
+        .Field("subject", item.subscription_id())
+        .Field("time", when)
+        .Field("datacontenttype", "application/json")
+        .RawField("data", item.payload())
+        .EndObject();
+  }
+  if (many) w.EndArray();
+  return out;
+}
+
+std::string_view CloudEventsContentType(const Batch& batch) {
+  return batch.items.size() > 1 ? "application/cloudevents-batch+json"
+                                : "application/cloudevents+json";
 }
 
 std::unique_ptr<Batch> BatchBuilder::Form(std::deque<Item>& ready, size_t max_items) {

@@ -50,12 +50,21 @@ struct Batch {
   int attempts = 0;
   int last_status = 0;
   std::string last_error;
-  bool probe = false;  // the one request of a half-open circuit
+  bool probe = false;        // the one request of a half-open circuit
+  bool cloudevents = false;  // `body` is CloudEvents (see CloudEventsBody)
   // The x-herald-* header values: each distinct value once, comma-separated.
   std::string subscriptions, channels, events;
 
   std::string_view request_body() const { return body.empty() ? items[0].payload() : body; }
 };
+
+// The batch as CloudEvents 1.0 in structured mode: one event when it has one item (its id the
+// webhook-id), else a batch (a JSON array), each event with its own id. `type` is
+// "<channel>.<event>", `source` "/herald/<channel>", `subject` the subscription, `time` `now_ms`
+// (RFC 3339), `data` the payload verbatim.
+std::string CloudEventsBody(const Batch& batch, int64_t now_ms);
+// Its content type: application/cloudevents+json, or application/cloudevents-batch+json.
+std::string_view CloudEventsContentType(const Batch& batch);
 
 class BatchBuilder {
  public:

@@ -116,6 +116,11 @@ void Worker::Pump(ProfileState& p) {
       p.due.pop_front();
     } else {
       batch = batches_.Form(p.ready, static_cast<size_t>(config.profile.max_bucket_size));
+      // Built once: a retry sends the same body.
+      if (config.profile.payload_format == "CLOUDEVENTS") {
+        batch->body = CloudEventsBody(*batch, clock_.UnixMillis());
+        batch->cloudevents = true;
+      }
     }
     batch->probe = probe;
     ++p.in_flight;
@@ -215,7 +220,8 @@ asio::awaitable<ClientResponse> Worker::Attempt(
       // Named, not a temporary: GCC 12 destroys temporaries of a co_await expression twice.
       const ClientRequest request{
           .url = &*config.url,
-          .content_type = profile.webhook.content_type.empty()
+          .content_type = batch.cloudevents ? CloudEventsContentType(batch)
+                          : profile.webhook.content_type.empty()
                               ? std::string_view("application/json")
                               : std::string_view(profile.webhook.content_type),
           .headers = &headers,

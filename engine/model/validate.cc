@@ -273,6 +273,9 @@ ValidationErrors Validate(const NotificationProfile& p) {
     const RE2 re(*pattern, RE2::Quiet);
     if (!re.ok()) Add(errors, field, Cat("is not a valid RE2 pattern: ", re.error()));
   }
+  if (!p.payload_format.empty() && p.payload_format != "CLOUDEVENTS") {
+    Add(errors, "payloadFormat", "must be CLOUDEVENTS, or left out for the platform's payloads");
+  }
   absl::flat_hash_set<std::string> seen;
   for (const auto& proto : p.enabled_ssl_protocols) {
     if (proto != "TLSv1.2" && proto != "TLSv1.3") {

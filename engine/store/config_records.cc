@@ -190,6 +190,7 @@ std::string EncodeRecord(const NotificationProfile& p) {
   Strings(w, "enabled_ssl_protocols", p.enabled_ssl_protocols);
   Text(w, "response_regex", p.response_regex);
   Text(w, "response_body_regex", p.response_body_regex);
+  Text(w, "payload_format", p.payload_format);
   w.EndObject();
   return out;
 }
@@ -290,6 +291,7 @@ absl::StatusOr<NotificationProfile> DecodeProfileRecord(std::string_view record)
   r.Strings("enabled_ssl_protocols", p.enabled_ssl_protocols);
   r.Text("response_regex", p.response_regex);
   r.Text("response_body_regex", p.response_body_regex);
+  r.Text("payload_format", p.payload_format);
   if (r.ok() && p.profile_id.empty()) r.Fail("no profile_id");
   return r.Finish("profile", std::move(p));
 }

@@ -70,6 +70,9 @@ struct NotificationProfile {
   std::vector<std::string> enabled_ssl_protocols;
   std::string response_regex;
   std::string response_body_regex;
+  // "" (the platform's payloads) or "CLOUDEVENTS": each notification as a CloudEvents 1.0
+  // structured-mode event, a batch as a CloudEvents batch.
+  std::string payload_format;
   bool operator==(const NotificationProfile&) const = default;
 };
 

@@ -1,7 +1,9 @@
 // Delivery features beyond the platform's basics, black-box on heraldd against real receivers:
-// response checks (responseRegex, responseBodyRegex) and Ed25519 signatures (Standard Webhooks
-// v1a), these verified by an independent implementation: Node's crypto.
+// response checks (responseRegex, responseBodyRegex), Ed25519 signatures (Standard Webhooks
+// v1a, verified by an independent implementation: Node's crypto), secret rotation, and
+// CloudEvents output.
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <atomic>
 #include <chrono>
@@ -290,6 +292,73 @@ TEST(SecretRotation, EveryKeySignsUntilThePreviousKeysExpire) {
   EXPECT_NE(signed_twice.header("webhook-signature").find(" v1a,"), std::string::npos);
   EXPECT_TRUE(NodeVerifies(Field(ed, "publicKey"), signed_twice));
   EXPECT_TRUE(NodeVerifies("whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", signed_twice));
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// payloadFormat CLOUDEVENTS: a lone notification is one structured-mode event whose id is the
+// webhook-id; a batch is a CloudEvents batch, each event with its own id.
+TEST(CloudEvents, NotificationsGoAsEventsAndBatchesAsBatches) {
+  Receiver receiver;
+  std::atomic<bool> first{true};
+  receiver.set_handler([&](const ReceivedRequest&) {
+    // The first is answered slowly, so that the next ones gather into one batch.
+    return Answer{.status = 200,
+                  .delay = std::chrono::milliseconds(first.exchange(false) ? 1000 : 0)};
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(
+      d.Call("POST", "/subscriptions/1/subscription/SMS",
+             R"({"subscriptionId":"ce-sub","events":["DELIVERY"],"profile":{"profileId":"ce",)"
+             R"("payloadFormat":"CLOUDEVENTS","webhook":{"notifyUrl":")" +
+                 receiver.url() + R"("}}})")
+          .status,
+      201);
+  EXPECT_TRUE(
+      Has(d.Call("GET", "/subscriptions/1/profiles/ce").body, R"("payloadFormat":"CLOUDEVENTS")"));
+  EXPECT_EQ(
+      d.Call(
+           "POST", "/subscriptions/1/profiles",
+           R"({"profileId":"x","payloadFormat":"XML","webhook":{"notifyUrl":"http://127.0.0.1:9/"}})")
+          .status,
+      400);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto send = [&](const std::string& id, int n) {
+    return d
+        .Call("POST", "/v1/events",
+              R"({"channel":"SMS","event":"DELIVERY","eventId":")" + id + R"(","payload":{"n":)" +
+                  std::to_string(n) + "}}")
+        .status;
+  };
+  ASSERT_EQ(send("ce-1", 1), 202);
+  ASSERT_TRUE(Eventually([&] { return receiver.in_progress() == 1; }));  // the rest wait for it
+  for (int i = 2; i <= 4; ++i) ASSERT_EQ(send("ce-" + std::to_string(i), i), 202);
+  ASSERT_TRUE(receiver.WaitFor(2, std::chrono::seconds(10)));
+  const auto single = receiver.requests()[0];
+  EXPECT_EQ(single.header("content-type"), "application/cloudevents+json");
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  ASSERT_EQ(parser.parse(single.body).get(e), simdjson::SUCCESS) << single.body;
+  EXPECT_EQ(std::string_view(e["specversion"]), "1.0");
+  EXPECT_EQ(std::string_view(e["id"]), "ce-1");
+  EXPECT_EQ(std::string_view(e["id"]), single.header("webhook-id"));
+  EXPECT_EQ(std::string_view(e["type"]), "SMS.DELIVERY");
+  EXPECT_EQ(std::string_view(e["source"]), "/herald/SMS");
+  EXPECT_EQ(std::string_view(e["subject"]), "ce-sub");
+  EXPECT_EQ(std::string_view(e["time"]).size(), 24u) << single.body;  // 2026-12-03T10:00:00.000Z
+  EXPECT_EQ(int64_t(e["data"]["n"]), 1);
+
+  const auto batch = receiver.requests()[1];
+  EXPECT_EQ(batch.header("content-type"), "application/cloudevents-batch+json");
+  simdjson::dom::array events;
+  ASSERT_EQ(parser.parse(batch.body).get(events), simdjson::SUCCESS) << batch.body;
+  ASSERT_EQ(events.size(), 3u) << batch.body;
+  int n = 2;
+  for (auto event : events) {
+    EXPECT_EQ(std::string_view(event["id"]), "ce-" + std::to_string(n));
+    EXPECT_EQ(int64_t(event["data"]["n"]), n);
+    ++n;
+  }
   EXPECT_EQ(d.Stop(), 0);
 }
 
