@@ -247,6 +247,19 @@ void Router::RouteOne(RouterContext& ctx, internal::PayloadBlock* block, char* d
   Route(ctx, block, static_cast<uint32_t>(pair), view, result);
 }
 
+index::RouteKeys Router::KeysOf(uint32_t pair, const parse::EventView& view) const {
+  index::RouteKeys keys;
+  keys.pair_id = pair;
+  keys.channel = static_cast<uint16_t>(catalog_->channel_of(pair));
+  keys.event_index = static_cast<uint16_t>(catalog_->event_of(pair));
+  keys.app = view.application_id;
+  keys.entity = view.entity_id;
+  keys.resource = view.resource;
+  keys.user = view.user;
+  keys.Hash();
+  return keys;
+}
+
 absl::StatusOr<RouteExplanation> Router::Explain(std::string_view envelope) const {
   // A parser and matcher of its own: explaining is rare, and must not take a router context.
   parse::EnvelopeParser parser({.max_event_bytes = options_.max_event_bytes,
@@ -267,15 +280,7 @@ absl::StatusOr<RouteExplanation> Router::Explain(std::string_view envelope) cons
                                                        : RejectReason::kUnknownEvent;
     return absl::InvalidArgumentError(parse::EnvelopeParser::Describe(o, view));
   }
-  index::RouteKeys keys;
-  keys.pair_id = static_cast<uint32_t>(pair);
-  keys.channel = static_cast<uint16_t>(catalog_->channel_of(keys.pair_id));
-  keys.event_index = static_cast<uint16_t>(catalog_->event_of(keys.pair_id));
-  keys.app = view.application_id;
-  keys.entity = view.entity_id;
-  keys.resource = view.resource;
-  keys.user = view.user;
-  keys.Hash();
+  const index::RouteKeys keys = KeysOf(static_cast<uint32_t>(pair), view);
   index::Matcher matcher;
   std::vector<index::Matcher::Match> all;
   const auto state = index_.Load();
@@ -303,15 +308,7 @@ absl::StatusOr<RouteExplanation> Router::Explain(std::string_view envelope) cons
 // Matches one parsed event of a known pair and enqueues its notifications.
 void Router::Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t pair,
                    const parse::EventView& view, IngestResult& result) {
-  index::RouteKeys keys;
-  keys.pair_id = pair;
-  keys.channel = static_cast<uint16_t>(catalog_->channel_of(keys.pair_id));
-  keys.event_index = static_cast<uint16_t>(catalog_->event_of(keys.pair_id));
-  keys.app = view.application_id;
-  keys.entity = view.entity_id;
-  keys.resource = view.resource;
-  keys.user = view.user;
-  keys.Hash();
+  const index::RouteKeys keys = KeysOf(pair, view);
   ++result.accepted;
   Bump(ctx.counters.accepted);
   const auto winners = ctx.matcher.Route(*ctx.state, keys, options_.fanout == Fanout::kAll);

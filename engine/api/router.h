@@ -58,6 +58,8 @@ class Router {
                 std::vector<IngestError>* errors);
   void Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t pair,
              const parse::EventView& view, IngestResult& result);
+  // The routing keys of a parsed event of a known pair, hashed.
+  index::RouteKeys KeysOf(uint32_t pair, const parse::EventView& view) const;
 
   const Options options_;
   const std::shared_ptr<const Catalog> catalog_;
