@@ -22,6 +22,18 @@ struct HttpReply {
   std::string retry_after;
 };
 
+// Connects `socket` to 127.0.0.1:port; its reads then fail after `receive_timeout` without data.
+inline boost::system::error_code ConnectLoopback(boost::asio::ip::tcp::socket& socket,
+                                                 uint16_t port, timeval receive_timeout) {
+  boost::system::error_code ec;
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+  if (!ec) {
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &receive_timeout,
+                 sizeof receive_timeout);
+  }
+  return ec;
+}
+
 // status -1 (and the error as body) when the exchange fails.
 inline HttpReply CallHttp(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body = "",
@@ -32,12 +44,9 @@ inline HttpReply CallHttp(uint16_t port, const std::string& method, const std::s
   using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
   tcp::socket socket(io);
-  beast::error_code ec;
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return {-1, ec.message(), "", ""};
   // A server that never answers fails the call after a minute rather than hanging the test.
-  const timeval wait{.tv_sec = 60, .tv_usec = 0};
-  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  beast::error_code ec = ConnectLoopback(socket, port, {.tv_sec = 60, .tv_usec = 0});
+  if (ec) return {-1, ec.message(), "", ""};
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, "127.0.0.1");
   if (!content_type.empty()) req.set(http::field::content_type, content_type);
@@ -69,12 +78,10 @@ inline StreamReply ReadStream(uint16_t port, const std::string& target, size_t l
   using tcp = boost::asio::ip::tcp;
   boost::asio::io_context io;
   tcp::socket socket(io);
-  beast::error_code ec;
   StreamReply out;
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  // Short reads: the loop below checks its deadline between them.
+  beast::error_code ec = ConnectLoopback(socket, port, {.tv_sec = 0, .tv_usec = 200'000});
   if (ec) return {-1};
-  const timeval wait{.tv_sec = 0, .tv_usec = 200'000};
-  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
   http::request<http::empty_body> req(http::verb::get, target, 11);
   req.set(http::field::host, "127.0.0.1");
   if (!auth.empty()) req.set(http::field::authorization, auth);
