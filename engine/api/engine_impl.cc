@@ -30,6 +30,11 @@ struct SecurityEntry {
   size_t profiles = 0;
 };
 
+struct CertificateEntry {
+  ClientCertificate certificate;
+  size_t profiles = 0;
+};
+
 struct SubscriptionEntry {
   Subscription subscription;
   internal::SubRef compiled;  // compiled->created_seq orders listings
@@ -95,6 +100,40 @@ class EngineImpl final : public Engine {
     return it->second.security;
   }
 
+  // --- certificates ---------------------------------------------------------------------------
+  absl::Status CreateCertificate(const ClientCertificate& c) override {
+    if (!IsValidId(c.certificate_id)) {
+      return ValidationError({{"certificateId", {"must be 1..255 characters of [A-Za-z0-9_-]"}}});
+    }
+    MutexLock lock(mu_);
+    auto [it, created] = certificates_.try_emplace(c.certificate_id, CertificateEntry{c, 0});
+    if (!created) {
+      return absl::AlreadyExistsError(Cat("certificate ", c.certificate_id, " already exists"));
+    }
+    profile_version_.fetch_add(1, std::memory_order_release);
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteCertificate(std::string_view certificate_id) override {
+    MutexLock lock(mu_);
+    auto it = certificates_.find(ToAbsl(certificate_id));
+    if (it == certificates_.end()) return NotFound("certificate", certificate_id);
+    if (it->second.profiles > 0) {
+      return absl::FailedPreconditionError(
+          Cat("certificate ", certificate_id, " is used by ", it->second.profiles, " profile(s)"));
+    }
+    certificates_.erase(it);
+    profile_version_.fetch_add(1, std::memory_order_release);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ClientCertificate> GetCertificate(std::string_view certificate_id) const override {
+    MutexLock lock(mu_);
+    auto it = certificates_.find(ToAbsl(certificate_id));
+    if (it == certificates_.end()) return NotFound("certificate", certificate_id);
+    return it->second.certificate;
+  }
+
   // --- profiles -------------------------------------------------------------------------------
   absl::Status CreateProfile(const NotificationProfile& p) override {
     ValidationErrors errors = Validate(p);
@@ -111,7 +150,7 @@ class EngineImpl final : public Engine {
       queue = queues_.back().get();
       queue->set_listener(dispatcher_.get());
     }
-    if (!p.auth_id.empty()) ++security_[p.auth_id].profiles;
+    Reference(p, +1);
     profiles_[p.profile_id] = ProfileEntry{p, queue, 0};
     profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
@@ -124,8 +163,8 @@ class EngineImpl final : public Engine {
     if (!errors.empty()) return ValidationError(errors);
     auto it = profiles_.find(p.profile_id);
     if (it == profiles_.end()) return NotFound("profile", p.profile_id);
-    if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
-    if (!p.auth_id.empty()) ++security_[p.auth_id].profiles;
+    Reference(it->second.profile, -1);
+    Reference(p, +1);
     it->second.profile = p;
     profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();
@@ -139,7 +178,7 @@ class EngineImpl final : public Engine {
       return absl::FailedPreconditionError(Cat("profile ", profile_id, " is used by ",
                                                it->second.subscriptions, " subscription(s)"));
     }
-    if (!it->second.profile.auth_id.empty()) --security_[it->second.profile.auth_id].profiles;
+    Reference(it->second.profile, -1);
     // Its outstanding notifications no longer hold anything back; a profile re-created with
     // this id starts afresh.
     it->second.queue->tracker().Reset();
@@ -291,6 +330,17 @@ class EngineImpl final : public Engine {
     return out;
   }
 
+  std::vector<ClientCertificate> ListCertificates() const override {
+    std::vector<ClientCertificate> out;
+    {
+      MutexLock lock(mu_);
+      for (const auto& [id, entry] : certificates_) out.push_back(entry.certificate);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.certificate_id < b.certificate_id; });
+    return out;
+  }
+
   void FlushIndex() override {
     uint64_t seq;
     {
@@ -425,6 +475,16 @@ class EngineImpl final : public Engine {
     if (!p.auth_id.empty() && !security_.contains(p.auth_id)) {
       errors["security.authId"].push_back(Cat("security setting ", p.auth_id, " does not exist"));
     }
+    if (!p.client_certificate_id.empty() && !certificates_.contains(p.client_certificate_id)) {
+      errors["clientCertificateId"].push_back(
+          Cat("certificate ", p.client_certificate_id, " does not exist"));
+    }
+  }
+
+  // Counts `p`'s references to its security setting and certificate (which exist: checked).
+  void Reference(const NotificationProfile& p, int delta) HERALD_REQUIRES(mu_) {
+    if (!p.auth_id.empty()) security_[p.auth_id].profiles += delta;
+    if (!p.client_certificate_id.empty()) certificates_[p.client_certificate_id].profiles += delta;
   }
 
   absl::flat_hash_map<std::string, ProfileEntry>::iterator CheckProfileExists(
@@ -464,6 +524,7 @@ class EngineImpl final : public Engine {
   absl::flat_hash_map<std::string, size_t> per_channel_ HERALD_GUARDED_BY(mu_);
   std::atomic<uint64_t> profile_version_{0};
   absl::flat_hash_map<std::string, SecurityEntry> security_ HERALD_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, CertificateEntry> certificates_ HERALD_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, ProfileEntry> profiles_ HERALD_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, SubscriptionEntry> subscriptions_ HERALD_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint32_t> groups_ HERALD_GUARDED_BY(mu_);

@@ -12,6 +12,11 @@
 #include <boost/beast/ssl.hpp>
 // clang-format on
 
+#include <openssl/sha.h>
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
 #include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
 #include "engine/deliver/address_guard.h"
@@ -73,24 +78,79 @@ HttpClient::HttpClient(asio::io_context& io, Options options)
 
 HttpClient::~HttpClient() = default;
 
-absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(asio::io_context& io,
-                                                               Options options) {
-  std::unique_ptr<HttpClient> client(new HttpClient(io, std::move(options)));
+absl::Status HttpClient::Verify(asio::ssl::context& context) const {
   beast::error_code ec;
-  client->tls_.set_verify_mode(asio::ssl::verify_peer, ec);
+  context.set_verify_mode(asio::ssl::verify_peer, ec);
   if (!ec) {
-    if (client->options_.ca_file.empty()) {
-      client->tls_.set_default_verify_paths(ec);
+    if (options_.ca_file.empty()) {
+      context.set_default_verify_paths(ec);
     } else {
-      client->tls_.load_verify_file(client->options_.ca_file, ec);
+      context.load_verify_file(options_.ca_file, ec);
     }
   }
   if (ec) {
-    return absl::InvalidArgumentError(Cat(
-        "TLS CA file ", client->options_.ca_file.empty() ? "(system)" : client->options_.ca_file,
-        ": ", ec.message()));
+    return absl::InvalidArgumentError(Cat("TLS CA file ",
+                                          options_.ca_file.empty() ? "(system)" : options_.ca_file,
+                                          ": ", ec.message()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(asio::io_context& io,
+                                                               Options options) {
+  std::unique_ptr<HttpClient> client(new HttpClient(io, std::move(options)));
+  if (absl::Status s = client->Verify(client->tls_); !s.ok()) return s;
   return client;
+}
+
+absl::StatusOr<std::shared_ptr<const TlsSettings>> HttpClient::Tls(
+    const ClientCertificate* certificate, const std::vector<std::string>& protocols) {
+  std::string key;
+  if (certificate) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    const std::string material = certificate->private_key_pem + certificate->chain_pem;
+    SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
+    key = Cat(certificate->certificate_id, "#");
+    constexpr char kHex[] = "0123456789abcdef";
+    for (size_t i = 0; i < 8; ++i) {
+      key.push_back(kHex[digest[i] >> 4]);
+      key.push_back(kHex[digest[i] & 15]);
+    }
+  }
+  std::vector<std::string> versions = protocols;
+  std::sort(versions.begin(), versions.end());
+  for (const std::string& v : versions) key += Cat("/", v);
+  if (auto it = tls_by_key_.find(key); it != tls_by_key_.end()) return it->second;
+
+  auto settings = std::make_shared<TlsSettings>();
+  settings->key = key;
+  if (absl::Status s = Verify(settings->context); !s.ok()) return s;
+  beast::error_code ec;
+  if (certificate) {
+    const auto& c = *certificate;
+    settings->context.use_certificate_chain(asio::buffer(c.chain_pem), ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          Cat("certificate ", c.certificate_id, ": its chain does not load: ", ec.message()));
+    }
+    settings->context.use_private_key(asio::buffer(c.private_key_pem), asio::ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          Cat("certificate ", c.certificate_id, ": its key does not load: ", ec.message()));
+    }
+  }
+  if (!versions.empty()) {
+    // Only the versions listed (validated: TLSv1.2, TLSv1.3); the older ones never.
+    long off = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+    auto listed = [&](std::string_view v) {
+      return std::find(versions.begin(), versions.end(), v) != versions.end();
+    };
+    if (!listed("TLSv1.2")) off |= SSL_OP_NO_TLSv1_2;
+    if (!listed("TLSv1.3")) off |= SSL_OP_NO_TLSv1_3;
+    SSL_CTX_set_options(settings->context.native_handle(), off);
+  }
+  tls_by_key_[key] = settings;
+  return std::shared_ptr<const TlsSettings>(std::move(settings));
 }
 
 void HttpClient::CloseIdle() { idle_.clear(); }
@@ -130,7 +190,9 @@ asio::awaitable<std::unique_ptr<HttpClient::Connection>> HttpClient::Connect(
   }
   auto connection = std::make_unique<Connection>();
   if (url.tls) {
-    connection->tls = std::make_unique<beast::ssl_stream<Stream>>(io_, tls_);
+    // Beast's stream takes the context by reference to copy its settings into the SSL object.
+    auto& context = request.tls ? const_cast<asio::ssl::context&>(request.tls->context) : tls_;
+    connection->tls = std::make_unique<beast::ssl_stream<Stream>>(io_, context);
   } else {
     connection->plain = std::make_unique<Stream>(io_);
   }
@@ -168,10 +230,13 @@ template <typename Stream>
 asio::awaitable<void> HttpClient::Exchange(Stream& stream, Connection& connection,
                                            const ClientRequest& request, ClientResponse& response,
                                            bool& keep_alive, bool& got_bytes) {
-  http::request<http::span_body<const char>> message{http::verb::post, request.url->target, 11};
+  http::request<http::span_body<const char>> message{
+      request.options ? http::verb::options : http::verb::post, request.url->target, 11};
   message.set(http::field::host, View(request.url->host_header));
   message.set(http::field::user_agent, "herald");
-  message.set(http::field::content_type, View(request.content_type));
+  if (!request.content_type.empty()) {
+    message.set(http::field::content_type, View(request.content_type));
+  }
   if (request.headers) {
     for (const auto& [name, value] : *request.headers) message.insert(View(name), View(value));
   }
@@ -210,6 +275,14 @@ asio::awaitable<void> HttpClient::Exchange(Stream& stream, Connection& connectio
   const auto retry_after = r[http::field::retry_after];
   response.retry_after.assign(retry_after.data(), retry_after.size());
   response.body = std::move(r.body());
+  if (request.options) {
+    for (const auto& field : r) {
+      const beast::string_view name = field.name_string();
+      response.headers.emplace_back(
+          absl::AsciiStrToLower(absl::string_view(name.data(), name.size())),
+          std::string(field.value().data(), field.value().size()));
+    }
+  }
   keep_alive = r.keep_alive();
 }
 
@@ -220,7 +293,8 @@ asio::awaitable<ClientResponse> HttpClient::Send(ClientRequest request) {
     ClientResponse refused{.error = Cat("refused to send: ", bad), .refused = true};
     co_return refused;
   }
-  const std::string& key = request.url->origin;
+  const std::string key =
+      request.tls ? Cat(request.url->origin, "\n", request.tls->key) : request.url->origin;
   for (int round = 0;; ++round) {
     ClientResponse response;
     std::unique_ptr<Connection> connection;

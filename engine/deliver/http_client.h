@@ -4,6 +4,8 @@
 // a connect timeout (resolve, connect and TLS handshake together) and a read timeout (writing the
 // request and reading the whole response, so a receiver that trickles bytes is cut off). Redirects
 // are not followed. A reused connection the peer had closed is retried once on a fresh one.
+// A profile's TLS settings (a client certificate for mTLS, the TLS versions it allows) get a TLS
+// context of their own, and connections made with it a pool of their own.
 #pragma once
 
 // clang-format off
@@ -23,12 +25,21 @@
 #include "absl/status/statusor.h"
 #include "engine/deliver/resolver.h"
 #include "engine/deliver/url.h"
+#include "herald/certificate.h"
 
 namespace herald::deliver {
 
+// A TLS context other than the client's default, with the name its connections are pooled under.
+struct TlsSettings {
+  std::string key;  // the certificate's id and content digest, and the versions
+  boost::asio::ssl::context context{boost::asio::ssl::context::tls_client};
+};
+
 struct ClientRequest {
   const Url* url = nullptr;
-  std::string_view content_type;
+  const TlsSettings* tls = nullptr;  // null: the client's default context
+  bool options = false;              // OPTIONS instead of POST (a probe; no body)
+  std::string_view content_type;     // none when empty
   const std::vector<std::pair<std::string, std::string>>* headers = nullptr;
   std::string_view body;
   std::chrono::milliseconds connect_timeout{5000};
@@ -42,6 +53,8 @@ struct ClientResponse {
   bool refused = false;  // the target was refused by policy (private address): do not retry
   std::string retry_after;
   std::string body;  // at most Options::max_response_bytes
+  // The response's headers, names lowercase: for OPTIONS requests only (a POST's are not kept).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 class HttpClient {
@@ -59,6 +72,12 @@ class HttpClient {
   ~HttpClient();
 
   boost::asio::awaitable<ClientResponse> Send(ClientRequest request);
+  // The context presenting `certificate` (none when null) and allowing only `protocols`
+  // ("TLSv1.2", "TLSv1.3"; all the system allows when empty), verifying receivers as the default
+  // does. Contexts are kept per key, so pools outlive config refreshes. InvalidArgument when the
+  // certificate or key does not load.
+  absl::StatusOr<std::shared_ptr<const TlsSettings>> Tls(const ClientCertificate* certificate,
+                                                         const std::vector<std::string>& protocols);
 
   // Closes pooled idle connections (on shutdown).
   void CloseIdle();
@@ -73,9 +92,13 @@ class HttpClient {
                                         const ClientRequest& request, ClientResponse& response,
                                         bool& keep_alive, bool& got_bytes);
 
+  // Peer verification with the system's CAs or options_.ca_file.
+  absl::Status Verify(boost::asio::ssl::context& context) const;
+
   boost::asio::io_context& io_;
   const Options options_;
   boost::asio::ssl::context tls_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const TlsSettings>> tls_by_key_;
   absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
 };
 

@@ -2,6 +2,8 @@
 // its writer, the shared resolver, and the start and stop order of all of them.
 #include "herald/webhook_deliverer.h"
 
+#include <unistd.h>
+
 // clang-format off
 #include <utility>
 #include <boost/asio/post.hpp>
@@ -123,6 +125,29 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   }
   uint64_t last_delivery_id() const override { return deliveries_.last_id(); }
   absl::StatusOr<uint64_t> Resend(uint64_t delivery_id) override;
+  void Revalidate(std::string_view profile_id) override {
+    ReaderLock lifecycle(lifecycle_mu_);
+    if (stopping_.load(std::memory_order_acquire) || engine_ == nullptr) return;
+    ProfileState* p = nullptr;
+    {
+      ReaderLock lock(profiles_mu_);
+      auto it = profiles_.find(ToAbsl(profile_id));
+      if (it == profiles_.end()) return;
+      p = it->second.get();
+    }
+    if (p->validation_stat.load() == ProfileState::Validation::kNone) return;
+    p->revalidate.store(true);
+    PostPump(*p);
+  }
+  void TestConnection(std::string url, ClientCertificate certificate, milliseconds timeout,
+                      std::function<void(absl::Status)> done) override {
+    ReaderLock lifecycle(lifecycle_mu_);
+    if (stopping_.load(std::memory_order_acquire) || engine_ == nullptr) {
+      return done(absl::UnavailableError("the deliverer is stopping"));
+    }
+    workers_[next_probe_.fetch_add(1) % workers_.size()]->TestConnection(
+        std::move(url), std::move(certificate), timeout, std::move(done));
+  }
   absl::Status BuryUndelivered(std::string_view profile_id, std::span<Notification> notifications,
                                std::string_view reason) override {
     if (notifications.empty()) return absl::OkStatus();
@@ -208,6 +233,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
       HERALD_GUARDED_BY(profiles_mu_);
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
+  std::atomic<size_t> next_probe_{0};
 };
 
 // --- deliverer ----------------------------------------------------------------------------------
@@ -321,6 +347,22 @@ std::vector<ProfileDeliveryStats> Deliverer::stats() const {
     s.last_success_at_ms = p->last_success_at_ms;
     std::tie(s.recent_requests, s.recent_succeeded) =
         p->recent.Sum(p->worker->clock().UnixMillis());
+    using V = ProfileState::Validation;
+    switch (p->validation_stat.load()) {
+      case V::kNone:
+        break;
+      case V::kPending:
+        s.validation = "pending";
+        break;
+      case V::kAllowed:
+        s.validation = "allowed";
+        break;
+      case V::kRefused:
+        s.validation = "refused";
+        break;
+    }
+    s.validation_error = p->validation_error;
+    s.allowed_rate_per_minute = p->allowed_rate_per_minute;
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.profile_id < b.profile_id; });
@@ -388,6 +430,10 @@ absl::StatusOr<std::unique_ptr<WebhookDeliverer>> WebhookDeliverer::Create(
     DelivererOptions options) {
   if (options.retry.max_attempts < 1) {
     return absl::InvalidArgumentError("retry.max_attempts must be at least 1");
+  }
+  if (options.origin.empty()) {
+    char host[256] = {};
+    options.origin = gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "herald";
   }
   auto deliverer = std::make_unique<deliver::Deliverer>(std::move(options));
   if (auto s = deliverer->Init(); !s.ok()) return s;

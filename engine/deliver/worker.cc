@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 // clang-format on
 #include <algorithm>
+#include <charconv>
 
 #include "engine/common/strings.h"
 #include "engine/deliver/signing.h"
@@ -54,6 +55,16 @@ bool Worker::RefreshConfig(ProfileState& p) {
     auto re = std::make_unique<const RE2>(pattern, RE2::Quiet);
     return re->ok() ? std::move(re) : nullptr;
   };
+  const NotificationProfile& settings = config->profile;
+  if (!settings.client_certificate_id.empty()) {
+    auto certificate = engine->GetCertificate(settings.client_certificate_id);
+    config->tls = certificate.ok()
+                      ? client_->Tls(&*certificate, settings.enabled_ssl_protocols)
+                      : absl::StatusOr<std::shared_ptr<const TlsSettings>>(certificate.status());
+  } else if (!settings.enabled_ssl_protocols.empty()) {
+    config->tls = client_->Tls(nullptr, settings.enabled_ssl_protocols);
+  }
+  config->cloudevents = settings.payload_format == "CLOUDEVENTS";
   config->status_re = compile(config->profile.response_regex);
   config->body_re = compile(config->profile.response_body_regex);
   if (!p.config || p.config->profile.rate_limit != config->profile.rate_limit) {
@@ -62,6 +73,207 @@ bool Worker::RefreshConfig(ProfileState& p) {
   p.config = std::move(config);
   p.config_version = version;
   return true;
+}
+
+void Worker::TestConnection(std::string url, ClientCertificate certificate, milliseconds timeout,
+                            std::function<void(absl::Status)> done) {
+  auto once = std::make_shared<Once>();
+  once->fn = std::move(done);
+  asio::co_spawn(io_, Probe(std::move(url), std::move(certificate), timeout, std::move(once)),
+                 asio::detached);
+}
+
+asio::awaitable<void> Worker::Probe(std::string url, ClientCertificate certificate,
+                                    milliseconds timeout, std::shared_ptr<Once> done) {
+  auto parsed = ParseUrl(url);
+  if (!parsed.ok()) {
+    (*done)(parsed.status());
+    co_return;
+  }
+  if (!parsed->tls) {
+    (*done)(absl::FailedPreconditionError(
+        "the webhook URL is not https: a certificate is presented only over TLS"));
+    co_return;
+  }
+  auto tls = client_->Tls(&certificate, {});
+  if (!tls.ok()) {
+    (*done)(tls.status());
+    co_return;
+  }
+  // A request without a body, so that a server that checks the certificate after the handshake
+  // (nginx answers 400 then) says so too.
+  const ClientRequest request{.url = &*parsed,
+                              .tls = tls->get(),
+                              .options = true,
+                              .connect_timeout = timeout,
+                              .read_timeout = timeout};
+  const ClientResponse response = co_await client_->Send(request);
+  if (response.status == 0) {
+    (*done)(absl::UnavailableError(response.error));
+  } else if (response.status == 400 || response.status == 495 || response.status == 496) {
+    (*done)(absl::UnavailableError(Cat("the receiver refused the request with HTTP ",
+                                       response.status, ": ", Excerpt(response.body, 200))));
+  } else {
+    (*done)(absl::OkStatus());
+  }
+}
+
+namespace {
+
+// Why a request failed, for the log: the transport's error, or the status with the start of the
+// body (printable ASCII only: it goes into a log line).
+std::string FailureReason(const ClientResponse& response) {
+  if (response.status == 0) return response.error;
+  std::string excerpt;
+  for (const char c : std::string_view(response.body).substr(0, 200)) {
+    excerpt += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  }
+  while (!excerpt.empty() && excerpt.back() == ' ') excerpt.pop_back();
+  if (excerpt.empty()) return Cat("HTTP ", response.status);
+  return Cat("HTTP ", response.status, ": ", excerpt, response.body.size() > 200 ? "..." : "");
+}
+
+}  // namespace
+
+bool Worker::Validated(ProfileState& p) {
+  using V = ProfileState::Validation;
+  const ProfileConfig& config = *p.config;
+  // A changed profile (a fixed receiver, another URL) is asked again.
+  if (p.validation != V::kNone && !p.validating &&
+      (p.revalidate.exchange(false) || !(p.validated_for == config.profile))) {
+    p.validation = V::kNone;
+    p.validate_backoff = milliseconds(0);
+    p.validate_at = {};
+  }
+  switch (p.validation) {
+    case V::kAllowed:
+      return true;
+    case V::kRefused:
+      DeadLetterAll(p, p.refused_status, Cat("endpoint validation refused: ", p.refusal));
+      return false;
+    case V::kNone:
+    case V::kPending:
+      break;
+  }
+  if (p.validating) return false;
+  if (clock_.Now() < p.validate_at) {
+    ArmGate(p, p.validate_at);
+    return false;
+  }
+  p.validation = V::kPending;
+  p.validation_stat.store(V::kPending);
+  p.validating = true;
+  p.validated_for = config.profile;
+  asio::co_spawn(io_, Validate(&p, p.config), asio::detached);
+  return false;
+}
+
+asio::awaitable<void> Worker::Validate(ProfileState* p,
+                                       std::shared_ptr<const ProfileConfig> config) {
+  ClientResponse response;
+  try {
+    if (!config->url.ok()) {
+      response.error = std::string(ToStd(config->url.status().message()));
+      response.refused = true;
+    } else if (!config->tls.ok()) {
+      response.error = Cat("TLS: ", ToStd(config->tls.status().message()));
+    } else {
+      std::vector<std::pair<std::string, std::string>> headers = config->profile.headers;
+      headers.emplace_back("webhook-request-origin", host_.options().origin);
+      if (config->profile.rate_limit) {
+        headers.emplace_back("webhook-request-rate",
+                             std::to_string(*config->profile.rate_limit * 60));
+      }
+      const ClientRequest request{
+          .url = &*config->url,
+          .tls = config->tls->get(),
+          .options = true,
+          .headers = &headers,
+          .connect_timeout = milliseconds(config->profile.connect_timeout_ms),
+          .read_timeout = milliseconds(config->profile.read_timeout_ms)};
+      response = co_await client_->Send(request);
+    }
+  } catch (const std::exception& e) {
+    response = {};
+    response.error = Cat("internal error while validating: ", e.what());
+  }
+  OnValidated(*p, response);
+}
+
+void Worker::OnValidated(ProfileState& p, const ClientResponse& response) {
+  using V = ProfileState::Validation;
+  p.validating = false;
+  auto log = [&](std::string_view line) {
+    if (host_.options().log) host_.options().log(Cat("delivery: profile ", p.id, ": ", line));
+  };
+  auto header = [&](std::string_view name) -> std::optional<std::string_view> {
+    for (const auto& [k, v] : response.headers) {
+      if (k == name) return std::string_view(v);
+    }
+    return std::nullopt;
+  };
+  const int status = response.status;
+  std::string refusal;
+  std::optional<double> rate;
+  int64_t per_minute = 0;
+  if ((status == 0 && !response.refused) || status == 408 || status == 429 || status >= 500) {
+    // Not reached, or not able to answer now: not a refusal; asked again, less and less often.
+    p.validation = V::kPending;
+    p.validate_backoff =
+        std::clamp(p.validate_backoff * 2, milliseconds(1000), milliseconds(60000));
+    p.validate_at = clock_.Now() + p.validate_backoff;
+    const std::string why = Cat("endpoint validation: no answer yet (", FailureReason(response),
+                                "); asking again in ", p.validate_backoff.count(), " ms");
+    {
+      MutexLock lock(p.stats_mu);
+      p.validation_error = why;
+    }
+    log(why);
+    ArmGate(p, p.validate_at);
+    return;
+  }
+  const auto allowed_origin = header("webhook-allowed-origin");
+  const std::string& origin = host_.options().origin;
+  if (status != 200) {
+    refusal = Cat("the receiver answered the OPTIONS request with ", FailureReason(response));
+  } else if (!allowed_origin) {
+    refusal = "the receiver's 200 has no WebHook-Allowed-Origin header";
+  } else if (*allowed_origin != origin && *allowed_origin != "*") {
+    refusal = Cat("WebHook-Allowed-Origin is \"", *allowed_origin, "\", not \"", origin, "\"");
+  } else if (const auto allowed_rate = header("webhook-allowed-rate");
+             allowed_rate && *allowed_rate != "*") {
+    int64_t n = 0;
+    const auto [end, ec] =
+        std::from_chars(allowed_rate->data(), allowed_rate->data() + allowed_rate->size(), n);
+    if (ec != std::errc() || end != allowed_rate->data() + allowed_rate->size() || n <= 0) {
+      refusal = Cat("WebHook-Allowed-Rate \"", *allowed_rate,
+                    "\" is neither * nor a number of requests per minute");
+    } else {
+      per_minute = n;
+      rate = static_cast<double>(n) / 60;
+    }
+  }
+  {
+    MutexLock lock(p.stats_mu);
+    p.validation_error = refusal;
+    p.allowed_rate_per_minute = per_minute;
+  }
+  if (refusal.empty()) {
+    p.validation = V::kAllowed;
+    p.allowed_rate = rate;
+    if (rate) p.bucket.Reset(1);
+    log(per_minute
+            ? Cat("endpoint validation: allowed, at most ", per_minute, " requests per minute")
+            : std::string("endpoint validation: allowed"));
+  } else {
+    p.validation = V::kRefused;
+    p.refused_status = status;
+    p.refusal = refusal;
+    log(Cat("endpoint validation refused, nothing is sent until the profile is updated: ",
+            refusal));
+  }
+  p.validation_stat.store(p.validation);
+  Pump(p);
 }
 
 void Worker::Pump(ProfileState& p) {
@@ -80,6 +292,7 @@ void Worker::Pump(ProfileState& p) {
     DeadLetterAll(p, 410, "profile disabled: its receiver answered 410 Gone");
     return;
   }
+  if (p.config->cloudevents && !Validated(p)) return;
   const auto now = clock_.Now();
   while (!p.retries.empty() && p.retries.begin()->first <= now) {
     p.awaiting_retry.fetch_sub(p.retries.begin()->second->items.size(), std::memory_order_relaxed);
@@ -104,8 +317,12 @@ void Worker::Pump(ProfileState& p) {
         p.ready.size() < static_cast<size_t>(config.profile.max_bucket_size)) {
       return;
     }
-    if (config.profile.rate_limit) {
-      if (const auto at = p.bucket.Take(*config.profile.rate_limit)) {
+    // rateLimit, and what the receiver allowed in endpoint validation: the lower.
+    std::optional<double> rate;
+    if (config.profile.rate_limit) rate = *config.profile.rate_limit;
+    if (config.cloudevents && p.allowed_rate) rate = std::min(rate.value_or(1e9), *p.allowed_rate);
+    if (rate) {
+      if (const auto at = p.bucket.Take(*rate)) {
         ArmGate(p, *at);
         return;
       }
@@ -117,7 +334,7 @@ void Worker::Pump(ProfileState& p) {
     } else {
       batch = batches_.Form(p.ready, static_cast<size_t>(config.profile.max_bucket_size));
       // Built once: a retry sends the same body.
-      if (config.profile.payload_format == "CLOUDEVENTS") {
+      if (config.cloudevents) {
         batch->body = CloudEventsBody(*batch, clock_.UnixMillis());
         batch->cloudevents = true;
       }
@@ -176,6 +393,8 @@ asio::awaitable<ClientResponse> Worker::Attempt(
   if (!config.url.ok()) {
     response.error = std::string(ToStd(config.url.status().message()));
     response.refused = true;
+  } else if (!config.tls.ok()) {
+    response.error = Cat("TLS: ", ToStd(config.tls.status().message()));
   } else {
     const NotificationProfile& profile = config.profile;
     const std::string_view body = batch.request_body();
@@ -189,6 +408,7 @@ asio::awaitable<ClientResponse> Worker::Attempt(
       headers.emplace_back("x-herald-subscription", batch.subscriptions);
       headers.emplace_back("x-herald-channel", batch.channels);
       headers.emplace_back("x-herald-event", batch.events);
+      if (config.cloudevents) headers.emplace_back("origin", host_.options().origin);
       if (config.security) {
         const SecuritySetting& security = *config.security;
         if (security.type == SecurityType::kHmac || security.type == SecurityType::kEd25519) {
@@ -220,6 +440,7 @@ asio::awaitable<ClientResponse> Worker::Attempt(
       // Named, not a temporary: GCC 12 destroys temporaries of a co_await expression twice.
       const ClientRequest request{
           .url = &*config.url,
+          .tls = config.tls->get(),
           .content_type = batch.cloudevents ? CloudEventsContentType(batch)
                           : profile.webhook.content_type.empty()
                               ? std::string_view("application/json")
@@ -245,23 +466,6 @@ void Worker::BreakerFailure(ProfileState& p, bool probe) {
             " consecutive failures; next probe in ", p.breaker.open_for().count(), " ms"));
   }
 }
-
-namespace {
-
-// Why a request failed, for the log: the transport's error, or the status with the start of the
-// body (printable ASCII only: it goes into a log line).
-std::string FailureReason(const ClientResponse& response) {
-  if (response.status == 0) return response.error;
-  std::string excerpt;
-  for (const char c : std::string_view(response.body).substr(0, 200)) {
-    excerpt += (c >= 0x20 && c < 0x7f) ? c : ' ';
-  }
-  while (!excerpt.empty() && excerpt.back() == ' ') excerpt.pop_back();
-  if (excerpt.empty()) return Cat("HTTP ", response.status);
-  return Cat("HTTP ", response.status, ": ", excerpt, response.body.size() > 200 ? "..." : "");
-}
-
-}  // namespace
 
 void Worker::NoteFailure(ProfileState& p, int status, std::string_view reason) {
   ++p.failed_requests;

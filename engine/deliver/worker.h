@@ -65,10 +65,14 @@ struct ProfileConfig {
   std::optional<SecuritySetting> security;
   absl::StatusOr<Url> url = absl::UnknownError("unset");
   RetryPolicy retry;
+  bool cloudevents = false;  // payloadFormat CLOUDEVENTS
   // responseRegex (over the status line, "200 OK") and responseBodyRegex: a 2xx counts as
   // delivered only when both match somewhere; null when not set.
   std::unique_ptr<const RE2> status_re;
   std::unique_ptr<const RE2> body_re;
+  // clientCertificateId and enabledSSLProtocols: the TLS context (null: the default), or why it
+  // cannot be made (every attempt fails with it until the config changes).
+  absl::StatusOr<std::shared_ptr<const TlsSettings>> tls = nullptr;
 };
 
 class Worker;
@@ -113,6 +117,17 @@ struct ProfileState {
   TokenBucket bucket;
   CircuitBreaker breaker;
   uint32_t in_flight = 0;
+  // CloudEvents endpoint validation: a CLOUDEVENTS profile sends nothing before its receiver
+  // allowed this origin; asked again when the profile changes (validated_for says as what).
+  enum class Validation : uint8_t { kNone, kPending, kAllowed, kRefused };
+  Validation validation = Validation::kNone;
+  bool validating = false;  // the OPTIONS request is out
+  NotificationProfile validated_for;
+  std::optional<double> allowed_rate;  // requests per second, from WebHook-Allowed-Rate
+  int refused_status = 0;
+  std::string refusal;
+  Clock::time_point validate_at{};  // a receiver not reached is asked again then
+  milliseconds validate_backoff{0};
 
   // Read by any thread.
   std::atomic<uint64_t> delivered{0}, failed{0}, retried{0}, dead_lettered{0}, requests{0};
@@ -120,6 +135,8 @@ struct ProfileState {
   std::atomic<bool> disabled{false};
   std::atomic<bool> circuit_open{false};
   std::atomic<bool> failing_stat{false};
+  std::atomic<Validation> validation_stat{Validation::kNone};
+  std::atomic<bool> revalidate{false};  // WebhookDeliverer::Revalidate
   LatencyHistogram latency;
   // For the operations API: written by the worker once per request.
   mutable Mutex stats_mu;
@@ -127,6 +144,8 @@ struct ProfileState {
   int64_t last_error_at_ms HERALD_GUARDED_BY(stats_mu) = 0;
   int64_t last_success_at_ms HERALD_GUARDED_BY(stats_mu) = 0;
   SuccessWindow recent HERALD_GUARDED_BY(stats_mu);
+  std::string validation_error HERALD_GUARDED_BY(stats_mu);
+  int64_t allowed_rate_per_minute HERALD_GUARDED_BY(stats_mu) = 0;
 };
 
 // What a worker needs of the deliverer that owns it.
@@ -167,11 +186,32 @@ class Worker {
 
   // Posted by Deliverer: moves the inbox in and sends what the profile's limits allow.
   void Pump(ProfileState& p);
+  // WebhookDeliverer::TestConnection, on this worker's client.
+  void TestConnection(std::string url, ClientCertificate certificate, milliseconds timeout,
+                      std::function<void(absl::Status)> done);
   // Stop: turns everything the worker's profiles hold into dead letters, then stops the loop.
   void Drain(const std::vector<ProfileState*>& profiles);
 
  private:
   bool RefreshConfig(ProfileState& p);
+  // Calls its function once: with the probe's outcome, or Unavailable when the loop stopped
+  // before the probe ran (the coroutine's frame destroyed unrun).
+  struct Once {
+    Once() = default;
+    Once(const Once&) = delete;
+    std::function<void(absl::Status)> fn;
+    void operator()(absl::Status s) { std::exchange(fn, nullptr)(std::move(s)); }
+    ~Once() {
+      if (fn) fn(absl::UnavailableError("the deliverer stopped before the connection test ran"));
+    }
+  };
+  // A CLOUDEVENTS profile's gate: true once its receiver allowed deliveries. Otherwise starts
+  // the validation (or waits for it), or dead-letters what the profile holds when refused.
+  bool Validated(ProfileState& p);
+  asio::awaitable<void> Validate(ProfileState* p, std::shared_ptr<const ProfileConfig> config);
+  void OnValidated(ProfileState& p, const ClientResponse& response);
+  asio::awaitable<void> Probe(std::string url, ClientCertificate certificate, milliseconds timeout,
+                              std::shared_ptr<Once> done);
   asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,
                              std::shared_ptr<const ProfileConfig> config);
   // One request of `batch` (two with an OAuth token refused once); may throw. `sent`: the

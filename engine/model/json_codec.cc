@@ -1,6 +1,7 @@
 #include "engine/model/json_codec.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "engine/common/http_syntax.h"
 #include "engine/common/json_writer.h"
@@ -356,6 +357,61 @@ absl::StatusOr<ProfileRequest> DecodeProfile(std::string_view text) {
 }
 absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text) {
   return ParseThen<SecuritySetting>(text, [](element e) { return DecodeSecurity(e); });
+}
+
+absl::StatusOr<CertificateUpload> DecodeCertificateUpload(std::string_view text) {
+  return ParseThen<CertificateUpload>(text, [](element json) -> absl::StatusOr<CertificateUpload> {
+    ValidationErrors errors;
+    object o;
+    CertificateUpload c;
+    if (!AsObject(json, &o, &errors, "")) return Finish(errors);
+    Reader r(o, "", &errors);
+    c.certificate_id = r.String("certificateId").value_or("");
+    if (!r.Has("certificateId")) r.Error("certificateId", "must not be null");
+    auto base64 = [&](std::string_view key, std::string* out) {
+      if (const auto v = r.String(key)) {
+        absl::string_view text(v->data(), v->size());
+        if (!absl::Base64Unescape(text, out)) r.Error(key, "is not base64");
+      }
+    };
+    base64("certificateContent", &c.pem);
+    if (!r.Has("certificateContent")) r.Error("certificateContent", "must not be null");
+    base64("passphrase", &c.passphrase);
+    if (auto st = Finish(errors); !st.ok()) return st;
+    return c;
+  });
+}
+
+absl::StatusOr<ConnectionTest> DecodeConnectionTest(std::string_view text) {
+  return ParseThen<ConnectionTest>(text, [](element json) -> absl::StatusOr<ConnectionTest> {
+    ValidationErrors errors;
+    object o;
+    ConnectionTest t;
+    if (!AsObject(json, &o, &errors, "")) return Finish(errors);
+    Reader r(o, "", &errors);
+    t.certificate_id = r.String("certificateId").value_or("");
+    t.webhook_url = r.String("webhookUrl").value_or("");
+    if (t.certificate_id.empty()) r.Error("certificateId", "must not be empty");
+    if (t.webhook_url.empty()) r.Error("webhookUrl", "must not be empty");
+    if (auto st = Finish(errors); !st.ok()) return st;
+    return t;
+  });
+}
+
+std::string EncodeCertificateDetails(const ClientCertificate& c, const CertificateDetails& d,
+                                     std::string_view status) {
+  std::string out;
+  JsonWriter(out)
+      .BeginObject()
+      .Field("certificateId", c.certificate_id)
+      .Field("issuedBy", d.issued_by)
+      .Field("issuedTo", d.issued_to)
+      .Field("validFrom", d.valid_from_ms)
+      .Field("validUntil", d.valid_until_ms)
+      .Field("certificateStatus", status)
+      .Field("serialNumber", d.serial_number)
+      .EndObject();
+  return out;
 }
 
 namespace {

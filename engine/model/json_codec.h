@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "herald/certificate.h"
 #include "herald/status.h"
 #include "herald/subscription.h"
 #include "simdjson.h"
@@ -39,6 +40,23 @@ absl::StatusOr<SubscriptionRequest> DecodeSubscription(std::string_view text,
                                                        std::string_view channel = {});
 absl::StatusOr<ProfileRequest> DecodeProfile(std::string_view text);
 absl::StatusOr<SecuritySetting> DecodeSecurity(std::string_view text);
+
+// POST /subscriptions/1/certificates, its base64 fields decoded (ParseClientCertificate reads
+// the PEM), and POST …/certificates/test/webhook.
+struct CertificateUpload {
+  std::string certificate_id;
+  std::string pem;
+  std::string passphrase;
+};
+absl::StatusOr<CertificateUpload> DecodeCertificateUpload(std::string_view text);
+struct ConnectionTest {
+  std::string certificate_id;
+  std::string webhook_url;
+};
+absl::StatusOr<ConnectionTest> DecodeConnectionTest(std::string_view text);
+// CertificateDetailsResponse; the private key is never part of it.
+std::string EncodeCertificateDetails(const ClientCertificate& certificate,
+                                     const CertificateDetails& details, std::string_view status);
 
 std::string EncodeSubscription(const Subscription& s, const NotificationProfile* profile);
 // Header values that look like credentials are masked unless `mask` is false (the store).

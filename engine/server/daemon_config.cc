@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
 
 namespace herald::server {
@@ -124,6 +125,9 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
     c.delivery.threads = static_cast<int>(n);
   } else if (key == "delivery.ca_file") {
     c.delivery.ca_file = std::string(value);
+  } else if (key == "delivery.origin") {
+    if (!IsHeaderValue(value)) return absl::InvalidArgumentError(Cat(key, ": not a header value"));
+    c.delivery.origin = std::string(value);
   } else if (key == "delivery.retry_delays_ms") {
     // A TOML array of integers, rendered as "a,b,c".
     c.delivery.retry.delays_ms.clear();

@@ -142,6 +142,20 @@ const std::vector<HttpApi::Route>& HttpApi::Routes() {
       {"PUT", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, true, &H::UpdateSecurity},
       {"DELETE", "/subscriptions/1/security/{id}", kMgmt, kManagementBody, false,
        &H::DeleteSecurity},
+      // "status" before "{id}": the literal wins.
+      {"GET", "/subscriptions/1/certificates/status", kMgmt, kManagementBody, false,
+       &H::ListCertificateStatuses},
+      {"GET", "/subscriptions/1/certificates/status/{id}", kMgmt, kManagementBody, false,
+       &H::GetCertificateStatus},
+      {"POST", "/subscriptions/1/certificates/test/webhook", kMgmt, kManagementBody, false,
+       &H::TestCertificateConnection},
+      {"GET", "/subscriptions/1/certificates", kMgmt, kManagementBody, false, &H::ListCertificates},
+      {"POST", "/subscriptions/1/certificates", kMgmt, kManagementBody, false,
+       &H::CreateCertificate},
+      {"GET", "/subscriptions/1/certificates/{id}", kMgmt, kManagementBody, false,
+       &H::GetCertificate},
+      {"DELETE", "/subscriptions/1/certificates/{id}", kMgmt, kManagementBody, false,
+       &H::DeleteCertificate},
   };
   return kRoutes;
 }

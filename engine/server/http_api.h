@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/common/json_writer.h"
 #include "engine/common/latency_histogram.h"
 #include "engine/server/http_server.h"
 #include "engine/server/management_service.h"
@@ -27,6 +28,10 @@
 #include "herald/webhook_deliverer.h"
 
 namespace herald::server {
+
+// "endpointValidation":{"state","reason","allowedRatePerMinute"} of a CLOUDEVENTS profile, for
+// GET …/profiles/{id} and /v1/stats (operations_handlers.cc).
+void EncodeValidation(JsonWriter& w, const ProfileDeliveryStats& s);
 
 class HttpApi {
  public:
@@ -120,6 +125,14 @@ class HttpApi {
   void UpdateSecurity(Call& call);
   void DeleteSecurity(Call& call);
   void Import(Call& call);
+  // certificate_handlers.cc
+  void CreateCertificate(Call& call);
+  void ListCertificates(Call& call);
+  void GetCertificate(Call& call);
+  void DeleteCertificate(Call& call);
+  void ListCertificateStatuses(Call& call);
+  void GetCertificateStatus(Call& call);
+  void TestCertificateConnection(Call& call);
   // The path's channel in its canonical name, or "" after answering 404.
   std::string Channel(Call& call) const;
   // Before a write, under the ManagementService's lock: masked values sent back take the stored

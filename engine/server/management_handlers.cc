@@ -321,7 +321,19 @@ std::string HttpApi::EncodeProfile(const NotificationProfile& profile) const {
   if (deliverer_ && !json.empty() && json.back() == '}') {
     json.pop_back();
     json +=
-        deliverer_->disabled(profile.profile_id) ? R"(,"disabled":true})" : R"(,"disabled":false})";
+        deliverer_->disabled(profile.profile_id) ? R"(,"disabled":true)" : R"(,"disabled":false)";
+    if (profile.payload_format == "CLOUDEVENTS") {
+      for (const ProfileDeliveryStats& s : deliverer_->stats()) {
+        if (s.profile_id != profile.profile_id || s.validation.empty()) continue;
+        std::string v;
+        JsonWriter w(v);
+        w.BeginObject();
+        EncodeValidation(w, s);
+        w.EndObject();
+        json += "," + v.substr(1, v.size() - 2);
+      }
+    }
+    json += "}";
   }
   return json;
 }

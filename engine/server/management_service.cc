@@ -14,6 +14,16 @@ template <typename T>
 struct EngineOps;
 
 template <>
+struct EngineOps<ClientCertificate> {
+  static constexpr ConfigKind kKind = ConfigKind::kCertificate;
+  static const std::string& Id(const ClientCertificate& v) { return v.certificate_id; }
+  static absl::Status Create(Engine& e, const ClientCertificate& v) {
+    return e.CreateCertificate(v);
+  }
+  static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteCertificate(id); }
+};
+
+template <>
 struct EngineOps<SecuritySetting> {
   static constexpr ConfigKind kKind = ConfigKind::kSecurity;
   static const std::string& Id(const SecuritySetting& v) { return v.auth_id; }
@@ -204,6 +214,7 @@ absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
   if (absl::Status s = CheckLocked(&profile, nullptr); !s.ok()) return s;
   const auto before = engine_.GetProfile(profile.profile_id);
   if (absl::Status s = RunLocked({UpdateStep(profile, before)}); !s.ok()) return s;
+  if (deliverer_) deliverer_->Revalidate(profile.profile_id);
   // An update is how an operator says a disabled (410 Gone) receiver is back.
   if (deliverer_ && deliverer_->disabled(profile.profile_id)) {
     if (absl::Status s = deliverer_->Enable(profile.profile_id); !s.ok()) {
@@ -220,6 +231,21 @@ absl::Status ManagementService::DeleteProfile(std::string_view id) {
   const auto before = engine_.GetProfile(key);
   if (absl::IsNotFound(before.status())) {
     return DeleteStoredOnlyLocked(ConfigKind::kProfile, key, before.status());
+  }
+  return RunLocked({DeleteStep(key, before)});
+}
+
+absl::Status ManagementService::CreateCertificate(const ClientCertificate& certificate) {
+  MutexLock lock(mu_);
+  return RunLocked({CreateStep(certificate)});
+}
+
+absl::Status ManagementService::DeleteCertificate(std::string_view id) {
+  MutexLock lock(mu_);
+  const std::string key(id);
+  const auto before = engine_.GetCertificate(key);
+  if (absl::IsNotFound(before.status())) {
+    return DeleteStoredOnlyLocked(ConfigKind::kCertificate, key, before.status());
   }
   return RunLocked({DeleteStep(key, before)});
 }

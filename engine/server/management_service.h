@@ -51,6 +51,9 @@ class ManagementService {
   absl::Status UpdateProfile(NotificationProfile profile);
   absl::Status DeleteProfile(std::string_view id);
 
+  absl::Status CreateCertificate(const ClientCertificate& certificate);
+  absl::Status DeleteCertificate(std::string_view id);
+
   absl::Status CreateSecurity(SecuritySetting security);
   absl::Status UpdateSecurity(SecuritySetting security);
   absl::Status DeleteSecurity(std::string_view id);

@@ -43,9 +43,22 @@ void OptionalTime(JsonWriter& w, std::string_view key, int64_t ms) {
   }
 }
 
+}  // namespace
+
+void EncodeValidation(JsonWriter& w, const ProfileDeliveryStats& s) {
+  w.Key("endpointValidation").BeginObject().Field("state", s.validation);
+  if (!s.validation_error.empty()) w.Field("reason", s.validation_error);
+  if (s.allowed_rate_per_minute > 0) w.Field("allowedRatePerMinute", s.allowed_rate_per_minute);
+  w.EndObject();
+}
+
+namespace {
+
 std::string_view StateOf(const ProfileDeliveryStats* s) {
   if (s == nullptr) return "healthy";
   if (s->disabled) return "disabled";
+  if (s->validation == "refused") return "refused";
+  if (s->validation == "pending") return "validating";
   if (s->circuit_open) return "circuit-open";
   if (s->failing) return "failing";
   return "healthy";
@@ -210,6 +223,7 @@ std::string HttpApi::StatsJson() const {
       w.Null();
     }
     OptionalTime(w, "lastSuccessAt", s ? s->last_success_at_ms : 0);
+    if (s && !s->validation.empty()) EncodeValidation(w, *s);
     w.EndObject();
   }
   w.EndArray().EndObject();

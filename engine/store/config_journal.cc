@@ -72,6 +72,8 @@ std::optional<ConfigEntry> MigrateLine(simdjson::dom::element root, bool* is_rec
     return std::nullopt;
   };
   switch (*kind) {
+    case ConfigKind::kCertificate:
+      return fail(absl::DataLossError("certificates came after versioned records"));
     case ConfigKind::kSecurity: {
       auto s = model::DecodeSecurity(value);
       if (!s.ok()) return fail(s.status());

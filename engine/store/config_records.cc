@@ -128,6 +128,8 @@ class Reader {
 
 std::string_view ConfigKindName(ConfigKind kind) {
   switch (kind) {
+    case ConfigKind::kCertificate:
+      return "certificate";
     case ConfigKind::kSecurity:
       return "security";
     case ConfigKind::kProfile:
@@ -139,10 +141,19 @@ std::string_view ConfigKindName(ConfigKind kind) {
 }
 
 std::optional<ConfigKind> ParseConfigKind(std::string_view name) {
+  if (name == "certificate") return ConfigKind::kCertificate;
   if (name == "security") return ConfigKind::kSecurity;
   if (name == "profile") return ConfigKind::kProfile;
   if (name == "subscription") return ConfigKind::kSubscription;
   return std::nullopt;
+}
+
+std::string EncodeRecord(const ClientCertificate& c) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject().Field("v", kConfigRecordVersion).Field("certificate_id", c.certificate_id);
+  w.Field("private_key_pem", c.private_key_pem).Field("chain_pem", c.chain_pem).EndObject();
+  return out;
 }
 
 std::string EncodeRecord(const SecuritySetting& s) {
@@ -220,6 +231,18 @@ std::string EncodeRecord(const Subscription& s) {
   w.Field("profile_id", s.profile_id);
   w.EndObject();
   return out;
+}
+
+absl::StatusOr<ClientCertificate> DecodeCertificateRecord(std::string_view record) {
+  Reader r(record);
+  ClientCertificate c;
+  r.Text("certificate_id", c.certificate_id);
+  r.Text("private_key_pem", c.private_key_pem);
+  r.Text("chain_pem", c.chain_pem);
+  if (r.ok() && (c.certificate_id.empty() || c.private_key_pem.empty() || c.chain_pem.empty())) {
+    r.Fail("no certificate_id, private_key_pem or chain_pem");
+  }
+  return r.Finish("certificate", std::move(c));
 }
 
 absl::StatusOr<SecuritySetting> DecodeSecurityRecord(std::string_view record) {
@@ -321,6 +344,9 @@ absl::StatusOr<Subscription> DecodeSubscriptionRecord(std::string_view record) {
   return r.Finish("subscription", std::move(s));
 }
 
+ConfigWrite PutWrite(const ClientCertificate& c, uint64_t expected) {
+  return {ConfigKind::kCertificate, c.certificate_id, EncodeRecord(c), expected};
+}
 ConfigWrite PutWrite(const SecuritySetting& s, uint64_t expected) {
   return {ConfigKind::kSecurity, s.auth_id, EncodeRecord(s), expected};
 }
@@ -349,6 +375,16 @@ absl::Status Upsert(const absl::StatusOr<T>& value, Create create, Update update
 
 absl::Status ApplyEntry(Engine& engine, const ConfigEntry& entry) {
   switch (entry.kind) {
+    case ConfigKind::kCertificate:
+      if (entry.deleted) return engine.DeleteCertificate(entry.id);
+      return Upsert(
+          DecodeCertificateRecord(entry.value),
+          [&](auto& v) { return engine.CreateCertificate(v); },
+          // Never updated through the API; a store that says otherwise replaces it.
+          [&](auto& v) {
+            absl::Status s = engine.DeleteCertificate(v.certificate_id);
+            return s.ok() ? engine.CreateCertificate(v) : s;
+          });
     case ConfigKind::kSecurity:
       if (entry.deleted) return engine.DeleteSecurity(entry.id);
       return Upsert(

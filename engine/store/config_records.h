@@ -18,16 +18,20 @@ namespace herald::store {
 
 inline constexpr int kConfigRecordVersion = 1;
 
+std::string EncodeRecord(const ClientCertificate& certificate);
 std::string EncodeRecord(const SecuritySetting& security);
 std::string EncodeRecord(const NotificationProfile& profile);
 std::string EncodeRecord(const Subscription& subscription);
 
 // DataLoss when the record is malformed or of a version this release does not know.
+absl::StatusOr<ClientCertificate> DecodeCertificateRecord(std::string_view record);
 absl::StatusOr<SecuritySetting> DecodeSecurityRecord(std::string_view record);
 absl::StatusOr<NotificationProfile> DecodeProfileRecord(std::string_view record);
 absl::StatusOr<Subscription> DecodeSubscriptionRecord(std::string_view record);
 
 // A put of `value` as a write.
+ConfigWrite PutWrite(const ClientCertificate& certificate,
+                     uint64_t expected_revision = kAnyRevision);
 ConfigWrite PutWrite(const SecuritySetting& security, uint64_t expected_revision = kAnyRevision);
 ConfigWrite PutWrite(const NotificationProfile& profile, uint64_t expected_revision = kAnyRevision);
 ConfigWrite PutWrite(const Subscription& subscription, uint64_t expected_revision = kAnyRevision);

@@ -1,8 +1,8 @@
-// The config seam (DESIGN §7): security settings, profiles and subscriptions as herald's own
-// versioned storage records (engine/store/config_records.h), keyed by kind and id. The embedded
-// journal implements it; the JetStream mode implements it on KV. Every write carries a revision:
-// one counter for the whole store that grows with every change, so "the state at revision N" and
-// "the changes after N" mean the same on every backend.
+// The config seam (DESIGN §7): certificates, security settings, profiles and subscriptions as
+// herald's own versioned storage records (engine/store/config_records.h), keyed by kind and id. The
+// embedded journal implements it; the JetStream mode implements it on KV. Every write carries a
+// revision: one counter for the whole store that grows with every change, so "the state at revision
+// N" and "the changes after N" mean the same on every backend.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +17,10 @@
 
 namespace herald::store {
 
-enum class ConfigKind : uint8_t { kSecurity, kProfile, kSubscription };
-std::string_view ConfigKindName(ConfigKind kind);  // "security", "profile", "subscription"
+// In the order List gives and references resolve (a profile names a certificate); stored by name.
+enum class ConfigKind : uint8_t { kCertificate, kSecurity, kProfile, kSubscription };
+// "certificate", "security", "profile", "subscription"
+std::string_view ConfigKindName(ConfigKind kind);
 std::optional<ConfigKind> ParseConfigKind(std::string_view name);
 
 // No condition on the stored revision.
@@ -62,8 +64,8 @@ class ConfigStore {
     return Commit({&w, 1});
   }
 
-  // What exists: security settings, then profiles, then subscriptions, each in creation order
-  // (so references resolve in order, and subscription creation order, a matching tie-break,
+  // What exists: certificates, security settings, profiles, then subscriptions, each in creation
+  // order (so references resolve in order, and subscription creation order, a matching tie-break,
   // survives).
   virtual std::vector<ConfigEntry> List() const = 0;
   // The entry stored under kind and id, if it exists.

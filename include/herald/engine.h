@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "herald/catalog.h"
+#include "herald/certificate.h"
 #include "herald/event.h"
 #include "herald/sink.h"
 #include "herald/status.h"
@@ -205,6 +206,13 @@ class Engine {
   virtual absl::Status DeleteSecurity(std::string_view auth_id) = 0;
   virtual absl::StatusOr<SecuritySetting> GetSecurity(std::string_view auth_id) const = 0;
 
+  // Certificates are created and deleted, never updated (the platform's API); a profile names
+  // one by clientCertificateId (a missing one is a validation error, as for authId).
+  virtual absl::Status CreateCertificate(const ClientCertificate& certificate) = 0;
+  virtual absl::Status DeleteCertificate(std::string_view certificate_id) = 0;
+  virtual absl::StatusOr<ClientCertificate> GetCertificate(
+      std::string_view certificate_id) const = 0;
+
   virtual absl::Status CreateProfile(const NotificationProfile& profile) = 0;
   virtual absl::Status UpdateProfile(const NotificationProfile& profile) = 0;
   virtual absl::Status DeleteProfile(std::string_view profile_id) = 0;
@@ -215,7 +223,8 @@ class Engine {
   virtual absl::Status DeleteSubscription(std::string_view subscription_id) = 0;
   virtual absl::StatusOr<Subscription> GetSubscription(std::string_view subscription_id) const = 0;
   virtual size_t subscription_count() const = 0;
-  // Bumped by every change to a profile or security setting, so a deliverer can cache them.
+  // Bumped by every change to a profile, security setting or certificate, so a deliverer can cache
+  // them.
   virtual uint64_t profile_version() const = 0;
 
   // Snapshots for listing, copied under the control-plane lock. Subscriptions of `channel`
@@ -223,6 +232,7 @@ class Engine {
   virtual std::vector<Subscription> ListSubscriptions(std::string_view channel = {}) const = 0;
   virtual std::vector<NotificationProfile> ListProfiles() const = 0;
   virtual std::vector<SecuritySetting> ListSecurity() const = 0;
+  virtual std::vector<ClientCertificate> ListCertificates() const = 0;
 
   // Blocks until every change committed before the call is visible to routing.
   virtual void FlushIndex() = 0;

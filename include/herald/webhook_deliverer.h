@@ -66,6 +66,9 @@ struct DelivererOptions {
   // whole bodies kept so that they can be resent (the oldest go first).
   size_t delivery_log_entries = 1000;
   size_t delivery_log_body_bytes = 32u << 20;
+  // The name CloudEvents endpoint validation gives receivers (WebHook-Request-Origin), and every
+  // request of a CLOUDEVENTS profile carries as Origin: the host name when empty.
+  std::string origin;
   // The dead letters' fdatasync(2): a test's stand-in when set.
   int (*dead_letters_sync)(int fd) = nullptr;
   std::function<void(std::string_view)> log;
@@ -136,6 +139,13 @@ struct ProfileDeliveryStats {
   bool disabled = false;   // by 410 Gone, until the profile is updated
   bool circuit_open = false;
   bool failing = false;  // its latest request failed
+  // CloudEvents endpoint validation (CLOUDEVENTS profiles, before their first delivery): ""
+  // until it is asked for, then "pending", "allowed" or "refused"; why it is not allowed (a
+  // refusal, or a receiver not reached yet), and the rate it allows in requests per minute
+  // (WebHook-Allowed-Rate; 0: any).
+  std::string validation;
+  std::string validation_error;
+  int64_t allowed_rate_per_minute = 0;
   // The latest failure (the transport's error, or the status and body excerpt) and when, and
   // the latest success; 0 when none yet. Unix ms.
   std::string last_error;
@@ -216,6 +226,15 @@ class WebhookDeliverer : public Sink {
                                         const std::vector<uint64_t>& ids) = 0;
   // Stores notifications that were never attempted as the profile's dead letters, with `reason`
   // as their error (a log dropping what it could no longer keep: "retention"). Any thread.
+  // A CLOUDEVENTS profile's receiver is asked again for endpoint validation, at once (heraldd
+  // does so when the profile is updated): a refusal is not final once the receiver is fixed.
+  virtual void Revalidate(std::string_view profile_id) = 0;
+  // The certificates API's connection test: connects to `url` and, for https, completes a TLS
+  // handshake presenting `certificate`, sending no request. `done` gets OK or why not, once, on
+  // a delivery thread (Unavailable when stopped first).
+  virtual void TestConnection(std::string url, ClientCertificate certificate,
+                              std::chrono::milliseconds timeout,
+                              std::function<void(absl::Status)> done) = 0;
   virtual absl::Status BuryUndelivered(std::string_view profile_id,
                                        std::span<Notification> notifications,
                                        std::string_view reason) = 0;

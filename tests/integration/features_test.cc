@@ -296,12 +296,27 @@ TEST(SecretRotation, EveryKeySignsUntilThePreviousKeysExpire) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// CloudEvents endpoint validation: a receiver that allows the origin that asks.
+Answer AllowOrigin(const ReceivedRequest& r) {
+  return Answer{.status = 200,
+                .headers = {{"WebHook-Allowed-Origin", r.header("webhook-request-origin")}}};
+}
+
+std::vector<ReceivedRequest> Posts(const Receiver& receiver) {
+  std::vector<ReceivedRequest> out;
+  for (auto& r : receiver.requests()) {
+    if (r.method == "POST") out.push_back(std::move(r));
+  }
+  return out;
+}
+
 // payloadFormat CLOUDEVENTS: a lone notification is one structured-mode event whose id is the
 // webhook-id; a batch is a CloudEvents batch, each event with its own id.
 TEST(CloudEvents, NotificationsGoAsEventsAndBatchesAsBatches) {
   Receiver receiver;
   std::atomic<bool> first{true};
-  receiver.set_handler([&](const ReceivedRequest&) {
+  receiver.set_handler([&](const ReceivedRequest& r) {
+    if (r.method == "OPTIONS") return AllowOrigin(r);
     // The first is answered slowly, so that the next ones gather into one batch.
     return Answer{.status = 200,
                   .delay = std::chrono::milliseconds(first.exchange(false) ? 1000 : 0)};
@@ -334,8 +349,8 @@ TEST(CloudEvents, NotificationsGoAsEventsAndBatchesAsBatches) {
   ASSERT_EQ(send("ce-1", 1), 202);
   ASSERT_TRUE(Eventually([&] { return receiver.in_progress() == 1; }));  // the rest wait for it
   for (int i = 2; i <= 4; ++i) ASSERT_EQ(send("ce-" + std::to_string(i), i), 202);
-  ASSERT_TRUE(receiver.WaitFor(2, std::chrono::seconds(10)));
-  const auto single = receiver.requests()[0];
+  ASSERT_TRUE(receiver.WaitFor(3, std::chrono::seconds(10)));  // the validation, then two
+  const auto single = Posts(receiver)[0];
   EXPECT_EQ(single.header("content-type"), "application/cloudevents+json");
   simdjson::dom::parser parser;
   simdjson::dom::element e;
@@ -349,7 +364,7 @@ TEST(CloudEvents, NotificationsGoAsEventsAndBatchesAsBatches) {
   EXPECT_EQ(std::string_view(e["time"]).size(), 24u) << single.body;  // 2026-12-03T10:00:00.000Z
   EXPECT_EQ(int64_t(e["data"]["n"]), 1);
 
-  const auto batch = receiver.requests()[1];
+  const auto batch = Posts(receiver)[1];
   EXPECT_EQ(batch.header("content-type"), "application/cloudevents-batch+json");
   simdjson::dom::array events;
   ASSERT_EQ(parser.parse(batch.body).get(events), simdjson::SUCCESS) << batch.body;
@@ -363,6 +378,108 @@ TEST(CloudEvents, NotificationsGoAsEventsAndBatchesAsBatches) {
     EXPECT_EQ("ce-" + std::to_string(int64_t(event["data"]["n"])), id);
   }
   EXPECT_EQ(ids, (std::set<std::string>{"ce-2", "ce-3", "ce-4"}));
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// CloudEvents endpoint validation (abuse protection): before its first delivery a CLOUDEVENTS
+// profile asks its receiver with OPTIONS and WebHook-Request-Origin; only a 200 allowing the
+// origin lets deliveries start, each then carrying Origin. A refusal shows on the profile, and
+// the receiver is not asked again, nor sent anything, until the profile is updated;
+// WebHook-Allowed-Rate caps the profile's rate.
+TEST(CloudEvents, EndpointValidationGatesDeliveries) {
+  herald::test_support::TempDir dir;
+  const std::string config = dir.path() + "/herald.toml";
+  std::ofstream(config) << "[delivery]\norigin = \"events.herald.test\"\n";
+  Receiver accepting, refusing, limiting;
+  accepting.set_handler([](const ReceivedRequest& r) {
+    return r.method == "OPTIONS" ? AllowOrigin(r) : Answer{.status = 200};
+  });
+  std::atomic<bool> refuse{true};
+  refusing.set_handler([&](const ReceivedRequest& r) {
+    if (r.method != "OPTIONS") return Answer{.status = 200};
+    if (refuse) return Answer{.status = 200, .headers = {{"WebHook-Allowed-Origin", "other"}}};
+    return AllowOrigin(r);
+  });
+  limiting.set_handler([](const ReceivedRequest& r) {
+    if (r.method != "OPTIONS") return Answer{.status = 200};
+    Answer a = AllowOrigin(r);
+    a.headers.emplace_back("WebHook-Allowed-Rate", "120");  // per minute: 2 a second
+    return a;
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets", "--config", config});
+  ASSERT_NE(d.port(), 0) << d.output();
+  auto profile = [](const std::string& id, const Receiver& r) {
+    return R"({"profileId":")" + id +
+           R"(","payloadFormat":"CLOUDEVENTS","maxBucketSize":1,"webhook":{"notifyUrl":")" +
+           r.url() + R"("}})";
+  };
+  for (const auto& [id, receiver] : {std::pair<std::string, Receiver*>{"accepting", &accepting},
+                                     {"refusing", &refusing},
+                                     {"limiting", &limiting}}) {
+    ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
+                     R"({"subscriptionId":")" + id + R"(","group":")" + id +
+                         R"(","events":["DELIVERY"],"profile":)" + profile(id, *receiver) + "}")
+                  .status,
+              201);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto send = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      ASSERT_EQ(d.Call("POST", "/v1/events",
+                       R"({"channel":"SMS","event":"DELIVERY","eventId":"v-)" + std::to_string(i) +
+                           R"(","payload":{}})")
+                    .status,
+                202);
+    }
+  };
+  send(0, 6);
+
+  // Accepted: asked once, first, with the configured origin; every delivery carries Origin.
+  ASSERT_TRUE(Eventually([&] { return Posts(accepting).size() == 6; }));
+  const auto asked = accepting.requests();
+  ASSERT_EQ(asked[0].method, "OPTIONS");
+  EXPECT_EQ(asked[0].header("webhook-request-origin"), "events.herald.test");
+  EXPECT_EQ(std::count_if(asked.begin(), asked.end(),
+                          [](const ReceivedRequest& r) { return r.method == "OPTIONS"; }),
+            1);
+  for (const auto& post : Posts(accepting)) EXPECT_EQ(post.header("origin"), "events.herald.test");
+
+  // Refused: shown with its reason; nothing sent; the notifications are dead letters.
+  ASSERT_TRUE(Eventually([&] {
+    return Has(d.Call("GET", "/v1/dead-letters?profileId=refusing").body, R"("totalResults":6)");
+  }));
+  std::string stats = d.Call("GET", "/v1/stats").body;
+  EXPECT_TRUE(Has(stats, R"("profileId":"refusing","state":"refused")")) << stats;
+  EXPECT_TRUE(Has(stats, R"(WebHook-Allowed-Origin is \"other\", not \"events.herald.test\")"))
+      << stats;
+  const std::string refused = d.Call("GET", "/subscriptions/1/profiles/refusing").body;
+  EXPECT_TRUE(Has(refused, R"("endpointValidation":{"state":"refused","reason":")")) << refused;
+  EXPECT_TRUE(Has(d.Call("GET", "/v1/dead-letters?profileId=refusing").body,
+                  "endpoint validation refused"));
+  send(6, 8);  // not a reason to ask again
+  ASSERT_TRUE(Eventually([&] {
+    return Has(d.Call("GET", "/v1/dead-letters?profileId=refusing").body, R"("totalResults":8)");
+  }));
+  EXPECT_EQ(refusing.count(), 1u);
+  // Updating the profile asks again; once allowed, deliveries flow (and the dead letters replay).
+  refuse = false;
+  ASSERT_EQ(
+      d.Call("PUT", "/subscriptions/1/profiles/refusing", profile("refusing", refusing)).status,
+      200);
+  send(8, 9);
+  ASSERT_TRUE(Eventually([&] { return Posts(refusing).size() == 1; }));
+  ASSERT_EQ(d.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"refusing"})").status, 200);
+  ASSERT_TRUE(Eventually([&] { return Posts(refusing).size() == 9; }));
+  EXPECT_TRUE(Has(d.Call("GET", "/v1/stats").body, R"("profileId":"refusing","state":"healthy")"));
+
+  // The allowed rate: 2 requests a second, so 6 take over 2 s.
+  ASSERT_TRUE(Eventually([&] { return Posts(limiting).size() == 6; }) ||
+              Eventually([&] { return Posts(limiting).size() == 6; }));
+  const auto posts = Posts(limiting);
+  EXPECT_GE(posts.back().at - posts.front().at, std::chrono::milliseconds(2000));
+  stats = d.Call("GET", "/v1/stats").body;
+  EXPECT_TRUE(Has(stats, R"("endpointValidation":{"state":"allowed","allowedRatePerMinute":120})"))
+      << stats;
   EXPECT_EQ(d.Stop(), 0);
 }
 

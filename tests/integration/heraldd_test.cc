@@ -12,11 +12,13 @@
 
 #include "gtest/gtest.h"
 #include "tests/testing/daemon.h"
+#include "tests/testing/pki.h"
 #include "tests/testing/receiver.h"
 
 namespace {
 
 using herald::test_support::Daemon;
+using herald::test_support::Pki;
 using Reply = herald::test_support::HttpReply;
 using herald::test_support::TempDir;
 
@@ -147,6 +149,15 @@ TEST(Heraldd, AcceptsThePlatformsRequestExamples) {
   ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/subscription/SMS/ABC-123-DEF").status, 200);
   ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/profiles/NOTIF-32395").status, 200);
   ASSERT_EQ(d.Call("DELETE", "/subscriptions/1/security/NEWAUTH-9291").status, 200);
+  // The profile example names a client certificate: 400 until it exists.
+  r = d.Call("POST", "/subscriptions/1/profiles", create_profile);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("certificate MYCERT-1337 does not exist"), std::string::npos) << r.body;
+  const Pki pki;
+  r = d.Call("POST", "/subscriptions/1/certificates",
+             R"({"certificateId":"MYCERT-1337","certificateContent":")" +
+                 pki.Content({"client.key", "client.pem"}) + "\"}");
+  ASSERT_EQ(r.status, 201) << r.body;
   r = d.Call("POST", "/subscriptions/1/profiles", create_profile);
   EXPECT_EQ(r.status, 201) << r.body;
   const std::string profile = d.Call("GET", "/subscriptions/1/profiles/NOTIF-32395").body;

@@ -18,9 +18,19 @@
 
 namespace herald::test_support {
 
+// Serving https instead: its certificate and key, the CA whose client certificates it demands
+// (none: it asks for none), and the TLS versions it speaks.
+struct NginxTls {
+  std::string certificate;
+  std::string key;
+  std::string client_ca;
+  std::string protocols = "TLSv1.2 TLSv1.3";
+};
+
 class Nginx {
  public:
-  explicit Nginx(const std::string& dir) : dir_(dir) {
+  explicit Nginx(const std::string& dir, const NginxTls* tls = nullptr)
+      : dir_(dir), tls_(tls != nullptr) {
     // A free port: bind to 0, read it, let go.
     port_ = FreePort();
     std::ofstream conf(dir + "/nginx.conf");
@@ -33,8 +43,15 @@ class Nginx {
          << "  client_body_temp_path " << dir << "/body; proxy_temp_path " << dir << "/proxy;\n"
          << "  fastcgi_temp_path " << dir << "/fcgi; uwsgi_temp_path " << dir << "/uwsgi;\n"
          << "  scgi_temp_path " << dir << "/scgi;\n"
-         << "  server { listen 127.0.0.1:" << port_ << "; location / { return 200 'ok'; } }\n"
-         << "}\n";
+         << "  server { listen 127.0.0.1:" << port_ << (tls ? " ssl" : "") << ";\n";
+    if (tls) {
+      conf << "    ssl_certificate " << tls->certificate << "; ssl_certificate_key " << tls->key
+           << ";\n    ssl_protocols " << tls->protocols << ";\n";
+      if (!tls->client_ca.empty()) {
+        conf << "    ssl_client_certificate " << tls->client_ca << "; ssl_verify_client on;\n";
+      }
+    }
+    conf << "    location / { return 200 'ok'; } }\n}\n";
     conf.close();
     pid_ = fork();
     if (pid_ == 0) {
@@ -52,7 +69,10 @@ class Nginx {
       waitpid(pid_, nullptr, 0);
     }
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::string url() const {
+    return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(port_) +
+           "/hook";
+  }
   bool Accepts() const {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
@@ -88,6 +108,7 @@ class Nginx {
   }
 
   std::string dir_;
+  bool tls_ = false;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };

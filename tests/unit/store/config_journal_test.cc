@@ -293,6 +293,13 @@ TEST(ConfigRecords, EveryFieldSurvivesTheRoundTripAndUnknownVersionsAreRefused) 
   sub.profile_id = "full";
   EXPECT_EQ(*DecodeSubscriptionRecord(EncodeRecord(sub)), sub);
 
+  const ClientCertificate c{.certificate_id = "cert",
+                            .private_key_pem = "-----BEGIN PRIVATE KEY-----\nAA==\n",
+                            .chain_pem = "-----BEGIN CERTIFICATE-----\nBB==\n"};
+  EXPECT_EQ(*DecodeCertificateRecord(EncodeRecord(c)), c);
+  EXPECT_EQ(DecodeCertificateRecord(R"({"v":1,"certificate_id":"x"})").status().code(),
+            absl::StatusCode::kDataLoss);
+
   EXPECT_EQ(DecodeProfileRecord(R"({"v":2,"profile_id":"x"})").status().code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(DecodeProfileRecord(R"({"profile_id":"x"})").status().code(),

@@ -68,8 +68,9 @@ async function detail(main, feed, id) {
   settings.textContent = JSON.stringify(r.body, null, 2);
   const reenable = el('button', { type: 'button', class: 'primary', hidden: true }, 'Re-enable');
   reenable.addEventListener('click', async () => {
-    // An update enables a profile its receiver disabled with 410 Gone.
-    const { disabled, ...profile } = r.body;
+    // An update enables a profile its receiver disabled with 410 Gone, and asks a receiver that
+    // refused CloudEvents endpoint validation again.
+    const { disabled, endpointValidation, ...profile } = r.body;
     const u = await api.call('PUT', `/subscriptions/1/profiles/${encodeURIComponent(id)}`, profile);
     reenable.replaceWith(el('span', { class: u.ok ? 'ok' : 'error' }, u.ok ? 'enabled again' : api.errorOf(u).text));
   });
@@ -77,12 +78,14 @@ async function detail(main, feed, id) {
   const tick = async (s) => {
     const p = s.profiles.find((x) => x.profileId === id);
     if (!p) return;
-    reenable.hidden = p.state !== 'disabled';
+    reenable.hidden = p.state !== 'disabled' && p.state !== 'refused';
     state.replaceChildren(...[
       ['State', stateBadge(p.state)], ['Success (5 min)', pct(p.successRate5m)], ['p99', ms(p.p99Ms)],
       ['Queue', fmt(p.queue)], ['Dead letters', fmt(p.deadLetters)],
       ['Last error', p.lastError ? `${p.lastError.message} (${time(p.lastError.at)})` : '–'],
       ['Last success', time(p.lastSuccessAt)],
+      ...(p.endpointValidation ? [['Endpoint validation', [p.endpointValidation.state,
+        p.endpointValidation.reason].filter(Boolean).join(': ')]] : []),
     ].map(([label, value]) => el('div', { class: 'tile' }, el('div', { class: 'label' }, label),
                                  el('div', {}, value))));
     const d = await api.call('GET', `/v1/deliveries?profileId=${encodeURIComponent(id)}&limit=20`);
