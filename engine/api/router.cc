@@ -334,23 +334,24 @@ void Router::Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t p
   // notification and shared by the rest: what a queued or held notification keeps alive is
   // then about its own size, never a whole request body that a slow profile has one event of.
   internal::PayloadBlock* source = block;
-  std::string_view payload = view.payload, event_id = view.event_id;
+  std::string_view payload = view.payload, event_id = view.event_id, key = view.key;
   // Up to 2 KiB an input is kept whole (a single event is most of its block); beyond, an
   // event under half of it is copied.
-  const bool compact =
-      block->capacity >= 2048 && payload.size() + event_id.size() < block->capacity / 2;
+  const size_t own_bytes = payload.size() + event_id.size() + key.size();
+  const bool compact = block->capacity >= 2048 && own_bytes < block->capacity / 2;
   const auto make = [&](const internal::CompiledSubscription* winner) {
     if (compact && source == block) {
-      source = pool_.Acquire(payload.size() + event_id.size());
+      source = pool_.Acquire(own_bytes);
       source->sequence = block->sequence;
       source->ingested_ns = block->ingested_ns;
       char* out = source->data();
-      std::memcpy(out, payload.data(), payload.size());
-      if (!event_id.empty()) std::memcpy(out + payload.size(), event_id.data(), event_id.size());
-      payload = {out, payload.size()};
-      event_id = {out + payload.size(), event_id.size()};
+      for (std::string_view* part : {&payload, &event_id, &key}) {
+        if (!part->empty()) std::memcpy(out, part->data(), part->size());
+        *part = {out, part->size()};
+        out += part->size();
+      }
     }
-    return NotificationBuilder::Make(source, winner, event_name, payload, event_id, generated);
+    return NotificationBuilder::Make(source, winner, event_name, payload, event_id, generated, key);
   };
   for (const auto* winner : winners) {
     dispatch::ProfileQueue* queue = winner->queue;

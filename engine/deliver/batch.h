@@ -39,6 +39,8 @@ struct Item {
   }
   std::string_view channel() const { return letter ? letter->channel : notification.channel(); }
   std::string_view event() const { return letter ? letter->event : notification.event(); }
+  // Replayed dead letters are not ordered: their turn came and went.
+  std::string_view key() const { return letter ? std::string_view() : notification.key(); }
 };
 
 // One request's worth of notifications; kept together across retries, so its webhook-id and

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "absl/container/flat_hash_set.h"
 #include "engine/common/strings.h"
 #include "engine/deliver/signing.h"
 
@@ -65,6 +66,7 @@ bool Worker::RefreshConfig(ProfileState& p) {
     config->tls = client_->Tls(nullptr, settings.enabled_ssl_protocols);
   }
   config->cloudevents = settings.payload_format == "CLOUDEVENTS";
+  config->ordered = settings.ordering == "KEY";
   config->status_re = compile(config->profile.response_regex);
   config->body_re = compile(config->profile.response_body_regex);
   if (!p.config || p.config->profile.rate_limit != config->profile.rate_limit) {
@@ -134,6 +136,48 @@ std::string FailureReason(const ClientResponse& response) {
 }
 
 }  // namespace
+
+std::unique_ptr<Batch> Worker::FormOrdered(ProfileState& p, size_t max_items) {
+  // A key with a request in flight, or awaiting its retry, waits for it.
+  absl::flat_hash_set<std::string_view> busy;
+  auto hold = [&](const Batch& b) {
+    for (const Item& item : b.items) {
+      if (!item.key().empty()) busy.insert(item.key());
+    }
+  };
+  for (const Batch* b : p.sending) hold(*b);
+  for (const auto& [at, b] : p.retries) hold(*b);
+  for (const auto& b : p.due) hold(*b);
+  // The first waiting item of each free key (and those without a key), in order.
+  std::deque<Item> picked, passed;
+  std::vector<size_t> picked_at, passed_at;
+  for (size_t i = 0; !p.ready.empty() && picked.size() < max_items; ++i) {
+    Item item = std::move(p.ready.front());
+    p.ready.pop_front();
+    const std::string_view key = item.key();
+    if (key.empty() || busy.insert(key).second) {
+      picked.push_back(std::move(item));
+      picked_at.push_back(i);
+    } else {
+      passed.push_back(std::move(item));
+      passed_at.push_back(i);
+    }
+  }
+  std::unique_ptr<Batch> batch;
+  if (!picked.empty()) batch = batches_.Form(picked, max_items);
+  // What Form left (it takes a prefix: a {"results":[…]} payload counts its items) and what was
+  // passed over go back in front, in the order they came.
+  std::vector<Item> back;
+  const size_t used = picked_at.size() - picked.size();
+  size_t a = 0, b = 0;
+  while (a < picked.size() || b < passed.size()) {
+    const bool from_picked =
+        b == passed.size() || (a < picked.size() && picked_at[used + a] < passed_at[b]);
+    back.push_back(std::move(from_picked ? picked[a++] : passed[b++]));
+  }
+  for (auto it = back.rbegin(); it != back.rend(); ++it) p.ready.push_front(std::move(*it));
+  return batch;
+}
 
 bool Worker::Validated(ProfileState& p) {
   using V = ProfileState::Validation;
@@ -321,23 +365,35 @@ void Worker::Pump(ProfileState& p) {
     std::optional<double> rate;
     if (config.profile.rate_limit) rate = *config.profile.rate_limit;
     if (config.cloudevents && p.allowed_rate) rate = std::min(rate.value_or(1e9), *p.allowed_rate);
+    const size_t max_items = static_cast<size_t>(config.profile.max_bucket_size);
+    std::unique_ptr<Batch> batch;
+    if (p.due.empty() && config.ordered) {
+      batch = FormOrdered(p, max_items);
+      if (!batch) return;  // each key waiting has a request out: its end pumps again
+    }
     if (rate) {
       if (const auto at = p.bucket.Take(*rate)) {
+        if (batch) {
+          for (auto it = batch->items.rbegin(); it != batch->items.rend(); ++it) {
+            p.ready.push_front(std::move(*it));  // first again, as they were
+          }
+        }
         ArmGate(p, *at);
         return;
       }
     }
-    std::unique_ptr<Batch> batch;
-    if (!p.due.empty()) {
+    if (batch) {
+      // Formed above.
+    } else if (!p.due.empty()) {
       batch = std::move(p.due.front());
       p.due.pop_front();
     } else {
-      batch = batches_.Form(p.ready, static_cast<size_t>(config.profile.max_bucket_size));
+      batch = batches_.Form(p.ready, max_items);
+    }
+    if (batch->attempts == 0 && config.cloudevents && !batch->cloudevents) {
       // Built once: a retry sends the same body.
-      if (config.cloudevents) {
-        batch->body = CloudEventsBody(*batch, clock_.UnixMillis());
-        batch->cloudevents = true;
-      }
+      batch->body = CloudEventsBody(*batch, clock_.UnixMillis());
+      batch->cloudevents = true;
     }
     batch->probe = probe;
     ++p.in_flight;

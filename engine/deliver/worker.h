@@ -66,6 +66,7 @@ struct ProfileConfig {
   absl::StatusOr<Url> url = absl::UnknownError("unset");
   RetryPolicy retry;
   bool cloudevents = false;  // payloadFormat CLOUDEVENTS
+  bool ordered = false;      // ordering KEY
   // responseRegex (over the status line, "200 OK") and responseBodyRegex: a 2xx counts as
   // delivered only when both match somewhere; null when not set.
   std::unique_ptr<const RE2> status_re;
@@ -194,6 +195,9 @@ class Worker {
 
  private:
   bool RefreshConfig(ProfileState& p);
+  // ordering KEY: the next batch of the first waiting notification of each key that has no
+  // request out (in flight or awaiting a retry), at most one per key; null when there is none.
+  std::unique_ptr<Batch> FormOrdered(ProfileState& p, size_t max_items);
   // Calls its function once: with the probe's outcome, or Unavailable when the loop stopped
   // before the probe ran (the coroutine's frame destroyed unrun).
   struct Once {

@@ -35,6 +35,11 @@ std::string_view Notification::payload() const {
                 : std::string_view();
 }
 
+std::string_view Notification::key() const {
+  return key_len_ > 0 ? std::string_view(block_->data() + key_offset_, key_len_)
+                      : std::string_view();
+}
+
 std::string_view Notification::webhook_id() const {
   if (id_len_ > 0) return std::string_view(block_->data() + id_offset_, id_len_);
   return std::string_view(generated_id_, kGeneratedIdLen);

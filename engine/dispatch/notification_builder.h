@@ -12,11 +12,12 @@ namespace herald {
 
 class NotificationBuilder {
  public:
-  // `payload` and `event_id` must lie inside `block`; an empty `event_id` means "use
+  // `payload`, `event_id` and `key` must lie inside `block`; an empty `event_id` means "use
   // `generated_id`", a number unique within the engine.
   static Notification Make(internal::PayloadBlock* block, const internal::RouteHandle* subscription,
                            std::string_view event, std::string_view payload,
-                           std::string_view event_id, uint64_t generated_id) {
+                           std::string_view event_id, uint64_t generated_id,
+                           std::string_view key = {}) {
     Notification n;
     internal::Ref(block);
     internal::Ref(subscription);
@@ -25,6 +26,10 @@ class NotificationBuilder {
     n.event_ = event;
     n.payload_offset_ = static_cast<uint32_t>(payload.data() - block->data());
     n.payload_len_ = static_cast<uint32_t>(payload.size());
+    if (!key.empty()) {
+      n.key_offset_ = static_cast<uint32_t>(key.data() - block->data());
+      n.key_len_ = static_cast<uint8_t>(key.size());
+    }
     if (!event_id.empty()) {
       n.id_offset_ = static_cast<uint32_t>(event_id.data() - block->data());
       n.id_len_ = static_cast<uint16_t>(event_id.size());

@@ -229,6 +229,7 @@ void DecodeProfileInto(object o, const std::string& prefix, ProfileRequest* out,
   p.response_regex = r.String("responseRegex").value_or("");
   p.response_body_regex = r.String("responseBodyRegex").value_or("");
   p.payload_format = r.String("payloadFormat").value_or("");
+  p.ordering = r.String("ordering").value_or("");
   if (auto retry = r.Object("retry")) {
     Reader rr(*retry, prefix + "retry.", errors);
     RetryPolicy policy;
@@ -529,6 +530,7 @@ std::string EncodeProfile(const NotificationProfile& p, bool mask) {
   if (!p.response_regex.empty()) w.Field("responseRegex", p.response_regex);
   if (!p.response_body_regex.empty()) w.Field("responseBodyRegex", p.response_body_regex);
   if (!p.payload_format.empty()) w.Field("payloadFormat", p.payload_format);
+  if (!p.ordering.empty()) w.Field("ordering", p.ordering);
   if (p.retry) {
     w.Key("retry").BeginObject().Key("delaysMs").BeginArray();
     for (const auto delay : p.retry->delays_ms) w.Int(delay);

@@ -273,6 +273,9 @@ ValidationErrors Validate(const NotificationProfile& p) {
     const RE2 re(*pattern, RE2::Quiet);
     if (!re.ok()) Add(errors, field, Cat("is not a valid RE2 pattern: ", re.error()));
   }
+  if (!p.ordering.empty() && p.ordering != "KEY") {
+    Add(errors, "ordering", "must be KEY, or left out for no ordering");
+  }
   if (!p.payload_format.empty() && p.payload_format != "CLOUDEVENTS") {
     Add(errors, "payloadFormat", "must be CLOUDEVENTS, or left out for the platform's payloads");
   }

@@ -136,6 +136,16 @@ ParseOutcome Failure(RejectReason reason, simdjson::error_code json_error, size_
   return o;
 }
 
+// A string field's value inside the input buffer: when it had escapes (the unescaped form is
+// never longer), its unescaped bytes are written over its raw token `raw`.
+std::string_view InPlace(char* data, std::string_view raw, std::string_view value) {
+  char* target = data + (raw.data() + 1 - data);
+  if (std::memcmp(target, value.data(), value.size()) != 0) {
+    std::memmove(target, value.data(), value.size());
+  }
+  return std::string_view(target, value.size());
+}
+
 bool IsJsonNumber(std::string_view s) {
   size_t i = 0, n = s.size();
   auto digit = [&](size_t j) { return j < n && s[j] >= '0' && s[j] <= '9'; };
@@ -304,15 +314,14 @@ ParseOutcome EnvelopeParser::Parse(char* data, size_t len, size_t capacity, Even
         out->user = s;
         break;
       case Field::kKey:
-        out->key = s;
+        // Inside the input buffer too, like eventId: a notification slices it.
+        out->key = InPlace(data, raw, s);
         break;
       case Field::kEventId: {
         if (s.empty() || !IsVisibleAscii(s)) return fail(RejectReason::kInvalidEventId, name);
         // Keep the id inside the input buffer so notifications can slice it: when it had escapes
         // (the unescaped form is never longer), write the unescaped bytes over the raw token.
-        char* target = data + (raw.data() + 1 - data);
-        if (std::memcmp(target, s.data(), s.size()) != 0) std::memmove(target, s.data(), s.size());
-        out->event_id = std::string_view(target, s.size());
+        out->event_id = InPlace(data, raw, s);
         break;
       }
       case Field::kPayload:

@@ -202,6 +202,7 @@ std::string EncodeRecord(const NotificationProfile& p) {
   Text(w, "response_regex", p.response_regex);
   Text(w, "response_body_regex", p.response_body_regex);
   Text(w, "payload_format", p.payload_format);
+  Text(w, "ordering", p.ordering);
   w.EndObject();
   return out;
 }
@@ -315,6 +316,7 @@ absl::StatusOr<NotificationProfile> DecodeProfileRecord(std::string_view record)
   r.Text("response_regex", p.response_regex);
   r.Text("response_body_regex", p.response_body_regex);
   r.Text("payload_format", p.payload_format);
+  r.Text("ordering", p.ordering);
   if (r.ok() && p.profile_id.empty()) r.Fail("no profile_id");
   return r.Finish("profile", std::move(p));
 }

@@ -50,6 +50,8 @@ class Notification {
   std::string_view profile_id() const { return internal::ProfileIdOf(subscription_); }
   std::string_view channel() const { return internal::ChannelOf(subscription_); }
   std::string_view event() const { return event_; }
+  // The envelope's `key` (empty when it had none): what a profile with per-key ordering orders.
+  std::string_view key() const;
   // Bytes this notification accounts for in its queue's byte bound.
   uint32_t size_bytes() const { return payload_len_; }
   // The log position its input was ingested with (see Engine::Ingest), or 0.
@@ -86,6 +88,8 @@ class Notification {
     payload_len_ = other.payload_len_;
     id_offset_ = other.id_offset_;
     id_len_ = other.id_len_;
+    key_offset_ = other.key_offset_;
+    key_len_ = other.key_len_;
     for (int i = 0; i < kGeneratedIdLen; ++i) generated_id_[i] = other.generated_id_[i];
     other.block_ = nullptr;
     other.subscription_ = nullptr;
@@ -98,8 +102,10 @@ class Notification {
   std::string_view event_;  // points into the catalog, which the engine keeps alive
   uint32_t payload_offset_ = 0;
   uint32_t payload_len_ = 0;
-  uint32_t id_offset_ = 0;  // eventId inside the block, when id_len_ > 0
-  uint16_t id_len_ = 0;     // 0: generated_id_ holds the id
+  uint32_t id_offset_ = 0;   // eventId inside the block, when id_len_ > 0
+  uint16_t id_len_ = 0;      // 0: generated_id_ holds the id
+  uint8_t key_len_ = 0;      // keys are at most 255 bytes
+  uint32_t key_offset_ = 0;  // the key inside the block, when key_len_ > 0
   char generated_id_[kGeneratedIdLen] = {};
 };
 

@@ -65,7 +65,8 @@ struct NotificationProfile {
   int read_timeout_ms = kDefaultReadTimeoutMs;               // 1000..90000
   std::optional<int> rate_limit;                             // 1..5000 requests/s
   std::optional<RetryPolicy> retry;
-  // Accepted and stored; enforced once certificates and mTLS land.
+  // The certificate presented on every TLS connection to the receiver (mTLS), and the TLS
+  // versions allowed ("TLSv1.2", "TLSv1.3"; empty: what the system allows).
   std::string client_certificate_id;
   std::vector<std::string> enabled_ssl_protocols;
   std::string response_regex;
@@ -73,6 +74,10 @@ struct NotificationProfile {
   // "" (the platform's payloads) or "CLOUDEVENTS": each notification as a CloudEvents 1.0
   // structured-mode event, a batch as a CloudEvents batch.
   std::string payload_format;
+  // "" (none) or "KEY": notifications with the same envelope key reach the receiver one at a
+  // time, in ingest order (a later one waits while an earlier one is retried); other keys, and
+  // notifications without one, go in parallel up to window_size.
+  std::string ordering;
   bool operator==(const NotificationProfile&) const = default;
 };
 

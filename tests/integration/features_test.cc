@@ -1,17 +1,22 @@
 // Delivery features beyond the platform's basics, black-box on heraldd against real receivers:
 // response checks (responseRegex, responseBodyRegex), Ed25519 signatures (Standard Webhooks
-// v1a, verified by an independent implementation: Node's crypto), secret rotation, and
-// CloudEvents output.
+// v1a, verified by an independent implementation: Node's crypto), secret rotation, CloudEvents
+// output with endpoint validation, and per-key ordering.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/testing/daemon.h"
 #include "tests/testing/receiver.h"
@@ -481,6 +486,113 @@ TEST(CloudEvents, EndpointValidationGatesDeliveries) {
   EXPECT_TRUE(Has(stats, R"("endpointValidation":{"state":"allowed","allowedRatePerMinute":120})"))
       << stats;
   EXPECT_EQ(d.Stop(), 0);
+}
+
+}  // namespace
+
+namespace {
+
+// The "n" of a {"k":…,"n":…} payload.
+std::string KeyOf(const ReceivedRequest& r) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (parser.parse(r.body).get(e) != simdjson::SUCCESS) return "?";
+  return std::string(std::string_view(e["k"])) + "-" + std::to_string(int64_t(e["n"]));
+}
+
+std::string Event(const std::string& key, int n) {
+  return R"({"channel":"SMS","event":"DELIVERY","eventId":")" + key + "-" + std::to_string(n) +
+         R"(","key":")" + key + R"(","payload":{"k":")" + key + R"(","n":)" + std::to_string(n) +
+         "}}";
+}
+
+std::string OrderedProfile(const std::string& url, int retry_delay_ms) {
+  return R"({"subscriptionId":"ordered","events":["DELIVERY"],"profile":{"profileId":"ordered",)"
+         R"("ordering":"KEY","maxBucketSize":1,"retry":{"delaysMs":[)" +
+         std::to_string(retry_delay_ms) + R"(],"maxAttempts":5},"webhook":{"notifyUrl":")" + url +
+         R"("}}})";
+}
+
+// ordering KEY: one key's notifications reach the receiver one at a time in ingest order, a
+// later one waiting while an earlier one is retried; other keys flow meanwhile.
+TEST(Ordering, OneKeyAtATimeInIngestOrderWhileOtherKeysFlow) {
+  Receiver receiver;
+  std::mutex mu;
+  std::map<std::string, int> in_progress;  // per key
+  bool overlapped = false;
+  std::atomic<bool> failed_once{false};
+  receiver.set_handler([&](const ReceivedRequest& r) {
+    const std::string id = KeyOf(r);
+    const std::string key = id.substr(0, id.find('-'));
+    {
+      std::lock_guard lock(mu);
+      if (++in_progress[key] > 1) overlapped = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    {
+      std::lock_guard lock(mu);
+      --in_progress[key];
+    }
+    if (id == "a-1" && !failed_once.exchange(true)) return Answer{.status = 503};
+    return Answer{.status = 200};
+  });
+  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"});
+  ASSERT_NE(d.port(), 0) << d.output();
+  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS", OrderedProfile(receiver.url(), 400))
+                .status,
+            201);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  std::string ndjson;
+  for (int n = 1; n <= 4; ++n) ndjson += Event("a", n) + "\n" + Event("b", n) + "\n";
+  const auto r = d.Call("POST", "/v1/events", ndjson, "application/x-ndjson");
+  ASSERT_EQ(r.status, 202) << r.body;
+  ASSERT_TRUE(receiver.WaitFor(9, std::chrono::seconds(10)));
+  std::vector<std::string> seen;
+  for (const auto& req : receiver.requests()) seen.push_back(KeyOf(req));
+  std::vector<std::string> a, b;
+  for (const auto& id : seen) (id[0] == 'a' ? a : b).push_back(id);
+  EXPECT_EQ(a, (std::vector<std::string>{"a-1", "a-1", "a-2", "a-3", "a-4"}));
+  EXPECT_EQ(b, (std::vector<std::string>{"b-1", "b-2", "b-3", "b-4"}));
+  // b did not wait for a's retry: it was all through before a-1 went again.
+  const auto second_a1 =
+      std::find(std::next(std::find(seen.begin(), seen.end(), "a-1")), seen.end(), "a-1");
+  EXPECT_LT(std::find(seen.begin(), seen.end(), "b-4"), second_a1);
+  std::lock_guard lock(mu);
+  EXPECT_FALSE(overlapped) << "two requests of one key at once";
+  EXPECT_EQ(d.Stop(), 0);
+}
+
+// The order holds across a crash: what was waiting behind a notification in retry comes after it
+// once heraldd is back.
+TEST(Ordering, TheOrderHoldsAcrossAKill9) {
+  herald::test_support::TempDir data;
+  Receiver receiver;
+  std::atomic<bool> refuse{true};
+  receiver.set_handler([&](const ReceivedRequest& r) {
+    return Answer{.status = refuse && KeyOf(r) == "r-1" ? 503 : 200};
+  });
+  {
+    Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets"}, data.path());
+    ASSERT_NE(d.port(), 0) << d.output();
+    ASSERT_EQ(
+        d.Call("POST", "/subscriptions/1/subscription/SMS", OrderedProfile(receiver.url(), 60000))
+            .status,
+        201);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    for (int n = 1; n <= 3; ++n) ASSERT_EQ(d.Call("POST", "/v1/events", Event("r", n)).status, 202);
+    ASSERT_TRUE(receiver.WaitFor(1, std::chrono::seconds(10)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(receiver.count(), 1u) << "r-2 went while r-1 waits for its retry";
+    d.Signal(SIGKILL);
+  }
+  refuse = false;
+  Daemon again({"--listen", "127.0.0.1:0", "--allow-private-targets"}, data.path());
+  ASSERT_NE(again.port(), 0) << again.output();
+  ASSERT_TRUE(receiver.WaitFor(4, std::chrono::seconds(10)));
+  std::vector<std::string> seen;
+  for (const auto& req : receiver.requests()) seen.push_back(KeyOf(req));
+  EXPECT_EQ(seen, (std::vector<std::string>{"r-1", "r-1", "r-2", "r-3"}));
+  EXPECT_EQ(again.Stop(), 0);
 }
 
 }  // namespace

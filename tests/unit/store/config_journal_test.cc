@@ -264,6 +264,8 @@ TEST(ConfigRecords, EveryFieldSurvivesTheRoundTripAndUnknownVersionsAreRefused) 
   p.enabled_ssl_protocols = {"TLSv1.3"};
   p.response_regex = "2..";
   p.response_body_regex = "ok";
+  p.payload_format = "CLOUDEVENTS";
+  p.ordering = "KEY";
   EXPECT_EQ(*DecodeProfileRecord(EncodeRecord(p)), p);
 
   SecuritySetting s;
