@@ -143,7 +143,7 @@ void HttpApi::TestCertificateConnection(Call& call) {
     const std::string id = test.certificate_id, url = test.webhook_url;
     deliverer_->TestConnection(
         test.webhook_url, std::move(certificate), kTestTimeout,
-        [resume = std::move(resume), id, url](absl::Status s) {
+        [resume = std::move(resume), id, url](const absl::Status& s) {
           std::string body;
           JsonWriter w(body);
           w.BeginObject().Field("certificateId", id).Field("webhookUrl", url);

@@ -1,6 +1,7 @@
-// Fuzzes the management API's request bodies: the first byte picks subscription, profile or
-// security setting; decoding never crashes, an accepted body passes validation or is refused
-// with field errors, and what the engine accepts encodes and decodes back to the same value.
+// Fuzzes the management API's request bodies: the first byte picks subscription, profile,
+// security setting or certificate upload; decoding never crashes, an accepted body passes
+// validation or is refused with field errors, and what the engine accepts encodes and decodes
+// back to the same value (a certificate: parses again to itself, and describes).
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -34,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   herald::Engine& engine = TheEngine();
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
   namespace model = herald::model;
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: {
       auto req = model::DecodeSubscription(body, "SMS");
       if (!req.ok()) return Check(req.status()), 0;
@@ -63,6 +64,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       if (!back.ok() || back->profile != req->profile) std::abort();
       if (!engine.DeleteProfile(req->profile.profile_id).ok()) std::abort();
+      break;
+    }
+    case 3: {
+      auto upload = model::DecodeCertificateUpload(body);
+      if (!upload.ok()) return Check(upload.status()), 0;
+      auto c =
+          herald::ParseClientCertificate(upload->certificate_id, upload->pem, upload->passphrase);
+      if (!c.ok()) return Check(c.status()), 0;
+      auto again =
+          herald::ParseClientCertificate(c->certificate_id, c->private_key_pem + c->chain_pem, "");
+      if (!again.ok() || *again != *c || !herald::DescribeCertificate(*c).ok()) std::abort();
       break;
     }
     default: {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/testing/daemon.h"
+#include "tests/testing/pki.h"
 #include "tests/testing/receiver.h"
 #include "tests/testing/temp_dir.h"
 
@@ -108,6 +109,31 @@ TEST_F(HeraldctlTest, ManagesSubscriptionsAndSaysWhatWentWrongInItsExitCode) {
   EXPECT_EQ(Ctl({"status", "--output", "yaml"}).exit, 2);
   EXPECT_EQ(Ctl({"sub", "rm", "SMS", "dlr"}).exit, 0);
   EXPECT_EQ(Ctl({"sub", "rm", "SMS", "dlr"}).exit, 3);
+}
+
+TEST_F(HeraldctlTest, UploadsListsTestsAndRemovesClientCertificates) {
+  const herald::test_support::Pki pki;
+  const std::string pem = File(
+      "client.pem", ReadFile(pki.path("client-encrypted.key")) + ReadFile(pki.path("client.pem")));
+  auto r = Ctl({"cert", "upload", "shop-mtls", "--file", pem, "--passphrase-file",
+                File("phrase", "s3cret\n")});
+  ASSERT_EQ(r.exit, 0) << r.err;
+  EXPECT_EQ(r.out, R"({"certificateId":"shop-mtls","status":"READY"})"
+                   "\n");
+  r = Ctl({"cert", "upload", "bad", "--file", File("bad.pem", "not a certificate")});
+  EXPECT_EQ(r.exit, 2);
+  EXPECT_NE(r.err.find("holds no private key"), std::string::npos) << r.err;
+  r = Ctl({"cert", "ls", "-o", "table"});
+  EXPECT_NE(r.out.find("shop-mtls"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("READY"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CN=herald client"), std::string::npos) << r.out;
+  EXPECT_EQ(Ctl({"cert", "get", "shop-mtls"}).out.find("PRIVATE"), std::string::npos);
+  r = Ctl({"cert", "test", "shop-mtls", "https://127.0.0.1:1/hook", "-o", "table"});
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.out.find("FAIL"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("connect to 127.0.0.1:1"), std::string::npos) << r.out;
+  EXPECT_EQ(Ctl({"cert", "rm", "shop-mtls"}).exit, 0);
+  EXPECT_EQ(Ctl({"cert", "rm", "shop-mtls"}).exit, 3);
 }
 
 TEST_F(HeraldctlTest, ContextsAreTheUsersAloneAndFlagsWinOverThem) {

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "engine/common/json_writer.h"
 #include "tools/heraldctl/cli.h"
 
@@ -648,6 +649,84 @@ void AddDeliveries(CLI::App& app, Globals& g) {
   });
 }
 
+// Client certificates for mTLS: the platform's certificates API. The PEM and its passphrase are
+// read from files, never from the command line (where `ps` would show them).
+void AddCertificates(CLI::App& app, Globals& g) {
+  struct Args {
+    std::string id, file, passphrase_file, url;
+  };
+  auto a = std::make_shared<Args>();
+  const std::string path = "/subscriptions/1/certificates";
+  auto* cmd = app.add_subcommand("cert", "client certificates (mTLS): ls, get, upload, rm, test");
+  cmd->require_subcommand(1);
+  cmd->add_subcommand("ls", "list them, with validity and status")->callback([&g, path] {
+    auto client = g.client();
+    PrintList(g.out(), AllPages(*client, path),
+              Table({"ID", "ISSUED TO", "ISSUED BY", "VALID UNTIL", "STATUS"}), "certificateId",
+              [](simdjson::dom::element c) -> std::vector<std::string> {
+                return {Str(c, "certificateId"), Str(c, "issuedTo"), Str(c, "issuedBy"),
+                        FormatTime(Int(c, "validUntil")), Str(c, "certificateStatus")};
+              });
+  });
+  auto* get = cmd->add_subcommand("get", "show one (never its key)");
+  get->add_option("id", a->id)->required();
+  get->callback([&g, a, path] {
+    PrintJson(g.out(), g.client()->Checked("GET", path + "/" + UrlEncode(a->id)).body);
+  });
+  auto* upload = cmd->add_subcommand("upload", "upload a PEM with the private key and its chain");
+  upload->add_option("id", a->id)->required();
+  upload->add_option("--file", a->file, "the PEM file (key and certificates), or - (stdin)")
+      ->required();
+  upload->add_option("--passphrase-file", a->passphrase_file, "the encrypted key's passphrase");
+  upload->callback([&g, a, path] {
+    const std::string pem = ReadData(a->file == "-" ? a->file : "@" + a->file);
+    std::string phrase = a->passphrase_file.empty() ? "" : ReadData("@" + a->passphrase_file);
+    while (!phrase.empty() && (phrase.back() == '\n' || phrase.back() == '\r')) phrase.pop_back();
+    std::string body;
+    herald::JsonWriter w(body);
+    w.BeginObject().Field("certificateId", a->id);
+    w.Field("certificateContent", absl::Base64Escape(pem));
+    if (!phrase.empty()) w.Field("passphrase", absl::Base64Escape(phrase));
+    w.EndObject();
+    PrintWritten(g.out(), g.client()->Checked("POST", path, body),
+                 "certificate " + a->id + " uploaded");
+  });
+  auto* rm = cmd->add_subcommand("rm", "delete one (refused while a profile uses it)");
+  rm->add_option("id", a->id)->required();
+  rm->callback([&g, a, path] {
+    const auto r = g.client()->Checked("DELETE", path + "/" + UrlEncode(a->id));
+    PrintWritten(g.out(), r, "certificate " + a->id + " deleted");
+  });
+  auto* test = cmd->add_subcommand("test", "a TLS connection to URL presenting it (no event)");
+  test->add_option("id", a->id)->required();
+  test->add_option("url", a->url)->required();
+  test->callback([&g, a, path] {
+    std::string body;
+    herald::JsonWriter(body)
+        .BeginObject()
+        .Field("certificateId", a->id)
+        .Field("webhookUrl", a->url)
+        .EndObject();
+    const auto r = g.client()->Checked("POST", path + "/test/webhook", body);
+    simdjson::dom::parser parser;
+    const auto result = Parse(parser, r.body);
+    const Output out = g.out();
+    if (!out.table()) {
+      std::cout << r.body << "\n";
+    } else if (Str(result, "result") == "SUCCESS") {
+      std::cout << out.Green("SUCCESS") << "  " << a->url << "\n";
+    } else {
+      std::cout << out.Red("FAIL") << "  " << a->url << "\n";
+      for (auto reason : ArrayOf(result, "failReasons")) {
+        std::cout << "  " << std::string_view(reason.get_string().value_unsafe()) << "\n";
+      }
+      if (!Str(result, "hint").empty()) std::cout << "  hint: " << Str(result, "hint") << "\n";
+    }
+    if (Str(result, "result") != "SUCCESS")
+      throw Failure(kServerError, "the connection test failed");
+  });
+}
+
 }  // namespace
 
 void AddResourceCommands(CLI::App& app, Globals& g) {
@@ -679,6 +758,7 @@ void AddResourceCommands(CLI::App& app, Globals& g) {
              return {Str(s, "authId"), Str(s, "type")};
            }},
           "security settings (secrets never shown): ls, get, create, update, rm");
+  AddCertificates(app, g);
   AddImportExport(app, g);
   AddDeadLetters(app, g);
   AddDeliveries(app, g);

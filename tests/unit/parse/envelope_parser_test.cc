@@ -179,6 +179,24 @@ TEST_F(EnvelopeParserTest, EscapedEventIdIsUnescapedInsideTheInputBuffer) {
   }
 }
 
+// Per-key ordering slices the key out of the buffer like the eventId.
+TEST_F(EnvelopeParserTest, EscapedKeyIsUnescapedInsideTheInputBuffer) {
+  for (const auto& [raw, unescaped] : std::vector<std::pair<std::string, std::string>>{
+           {R"(msg-42)", "msg-42"},
+           {R"(q\"q\\)", "q\"q\\"},
+           {R"(\u65e5\u672c)", "日本"},
+       }) {
+    SCOPED_TRACE(raw);
+    const ParseOutcome outcome =
+        Parse(Envelope("{}", R"("key":")" + raw + R"(","eventId":"e\u002d1",)"));
+    ASSERT_TRUE(outcome.ok) << EnvelopeParser::Describe(outcome, view_);
+    EXPECT_EQ(view_.key, unescaped);
+    EXPECT_TRUE(input_->Holds(view_.key)) << "key must point into the input buffer";
+    EXPECT_EQ(view_.event_id, "e-1");
+    EXPECT_EQ(view_.payload, "{}");
+  }
+}
+
 TEST_F(EnvelopeParserTest, EventIdWithoutEscapesIsTheRawBytes) {
   const std::string json = Envelope("{}", R"("eventId":"evt_01HZX-9",)");
   ASSERT_TRUE(Parse(json).ok);
