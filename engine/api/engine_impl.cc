@@ -150,6 +150,7 @@ class EngineImpl final : public Engine {
       queue = queues_.back().get();
       queue->set_listener(dispatcher_.get());
     }
+    queue->set_fifo(p.ordering == "KEY");
     Reference(p, +1);
     profiles_[p.profile_id] = ProfileEntry{p, queue, 0};
     profile_version_.fetch_add(1, std::memory_order_release);
@@ -165,6 +166,7 @@ class EngineImpl final : public Engine {
     if (it == profiles_.end()) return NotFound("profile", p.profile_id);
     Reference(it->second.profile, -1);
     Reference(p, +1);
+    it->second.queue->set_fifo(p.ordering == "KEY");
     it->second.profile = p;
     profile_version_.fetch_add(1, std::memory_order_release);
     return absl::OkStatus();

@@ -12,6 +12,7 @@
 #include <boost/beast/ssl.hpp>
 // clang-format on
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -108,8 +109,9 @@ absl::StatusOr<std::shared_ptr<const TlsSettings>> HttpClient::Tls(
   std::string key;
   if (certificate) {
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    const std::string material = certificate->private_key_pem + certificate->chain_pem;
+    std::string material = certificate->private_key_pem + certificate->chain_pem;
     SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
+    OPENSSL_cleanse(material.data(), material.size());
     key = Cat(certificate->certificate_id, "#");
     constexpr char kHex[] = "0123456789abcdef";
     for (size_t i = 0; i < 8; ++i) {
@@ -120,7 +122,10 @@ absl::StatusOr<std::shared_ptr<const TlsSettings>> HttpClient::Tls(
   std::vector<std::string> versions = protocols;
   std::sort(versions.begin(), versions.end());
   for (const std::string& v : versions) key += Cat("/", v);
-  if (auto it = tls_by_key_.find(key); it != tls_by_key_.end()) return it->second;
+  if (auto it = tls_by_key_.find(key); it != tls_by_key_.end()) {
+    if (auto live = it->second.lock()) return live;
+  }
+  absl::erase_if(tls_by_key_, [](const auto& entry) { return entry.second.expired(); });
 
   auto settings = std::make_shared<TlsSettings>();
   settings->key = key;

@@ -74,8 +74,9 @@ class HttpClient {
   boost::asio::awaitable<ClientResponse> Send(ClientRequest request);
   // The context presenting `certificate` (none when null) and allowing only `protocols`
   // ("TLSv1.2", "TLSv1.3"; all the system allows when empty), verifying receivers as the default
-  // does. Contexts are kept per key, so pools outlive config refreshes. InvalidArgument when the
-  // certificate or key does not load.
+  // does. A context lives while a config holds it (a refresh finds it again by its key, so pools
+  // outlive refreshes); then its key material is freed. InvalidArgument when the certificate or
+  // key does not load.
   absl::StatusOr<std::shared_ptr<const TlsSettings>> Tls(const ClientCertificate* certificate,
                                                          const std::vector<std::string>& protocols);
 
@@ -98,7 +99,7 @@ class HttpClient {
   boost::asio::io_context& io_;
   const Options options_;
   boost::asio::ssl::context tls_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const TlsSettings>> tls_by_key_;
+  absl::flat_hash_map<std::string, std::weak_ptr<const TlsSettings>> tls_by_key_;
   absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
 };
 

@@ -179,6 +179,21 @@ std::unique_ptr<Batch> Worker::FormOrdered(ProfileState& p, size_t max_items) {
   return batch;
 }
 
+void Worker::ForgetValidation(ProfileState& p) {
+  using V = ProfileState::Validation;
+  if (p.validation == V::kNone || p.validating) return;
+  p.validation = V::kNone;
+  p.validated_for = {};
+  p.allowed_rate.reset();
+  p.validate_backoff = milliseconds(0);
+  p.validate_attempts = 0;
+  p.validate_at = {};
+  p.validation_stat.store(V::kNone);
+  MutexLock lock(p.stats_mu);
+  p.validation_error.clear();
+  p.allowed_rate_per_minute = 0;
+}
+
 bool Worker::Validated(ProfileState& p) {
   using V = ProfileState::Validation;
   const ProfileConfig& config = *p.config;
@@ -187,6 +202,7 @@ bool Worker::Validated(ProfileState& p) {
       (p.revalidate.exchange(false) || !(p.validated_for == config.profile))) {
     p.validation = V::kNone;
     p.validate_backoff = milliseconds(0);
+    p.validate_attempts = 0;
     p.validate_at = {};
   }
   switch (p.validation) {
@@ -220,7 +236,9 @@ asio::awaitable<void> Worker::Validate(ProfileState* p,
       response.error = std::string(ToStd(config->url.status().message()));
       response.refused = true;
     } else if (!config->tls.ok()) {
+      // This profile's own settings: asking again cannot help until they change.
       response.error = Cat("TLS: ", ToStd(config->tls.status().message()));
+      response.refused = true;
     } else {
       std::vector<std::pair<std::string, std::string>> headers = config->profile.headers;
       headers.emplace_back("webhook-request-origin", host_.options().origin);
@@ -241,10 +259,11 @@ asio::awaitable<void> Worker::Validate(ProfileState* p,
     response = {};
     response.error = Cat("internal error while validating: ", e.what());
   }
-  OnValidated(*p, response);
+  OnValidated(*p, *config, response);
 }
 
-void Worker::OnValidated(ProfileState& p, const ClientResponse& response) {
+void Worker::OnValidated(ProfileState& p, const ProfileConfig& config,
+                         const ClientResponse& response) {
   using V = ProfileState::Validation;
   p.validating = false;
   auto log = [&](std::string_view line) {
@@ -260,8 +279,11 @@ void Worker::OnValidated(ProfileState& p, const ClientResponse& response) {
   std::string refusal;
   std::optional<double> rate;
   int64_t per_minute = 0;
-  if ((status == 0 && !response.refused) || status == 408 || status == 429 || status >= 500) {
-    // Not reached, or not able to answer now: not a refusal; asked again, less and less often.
+  const bool unanswered =
+      (status == 0 && !response.refused) || status == 408 || status == 429 || status >= 500;
+  if (unanswered && ++p.validate_attempts < config.retry.max_attempts) {
+    // Not reached, or not able to answer now: not a refusal; asked again, less and less often,
+    // as many times as the profile's retry policy tries a delivery.
     p.validation = V::kPending;
     p.validate_backoff =
         std::clamp(p.validate_backoff * 2, milliseconds(1000), milliseconds(60000));
@@ -278,7 +300,11 @@ void Worker::OnValidated(ProfileState& p, const ClientResponse& response) {
   }
   const auto allowed_origin = header("webhook-allowed-origin");
   const std::string& origin = host_.options().origin;
-  if (status != 200) {
+  if (unanswered) {
+    refusal = Cat("no answer after ", p.validate_attempts, " attempts: ", FailureReason(response));
+  } else if (status == 0) {
+    refusal = FailureReason(response);  // refused here: a private address, a TLS setting
+  } else if (status != 200) {
     refusal = Cat("the receiver answered the OPTIONS request with ", FailureReason(response));
   } else if (!allowed_origin) {
     refusal = "the receiver's 200 has no WebHook-Allowed-Origin header";
@@ -302,6 +328,7 @@ void Worker::OnValidated(ProfileState& p, const ClientResponse& response) {
     p.validation_error = refusal;
     p.allowed_rate_per_minute = per_minute;
   }
+  p.validate_attempts = 0;
   if (refusal.empty()) {
     p.validation = V::kAllowed;
     p.allowed_rate = rate;
@@ -329,6 +356,7 @@ void Worker::Pump(ProfileState& p) {
   }
   if (!p.unwritten.empty()) Bury(p, std::exchange(p.unwritten, {}));
   if (!RefreshConfig(p)) {
+    ForgetValidation(p);  // a profile created again with this id is asked afresh
     DeadLetterAll(p, 0, Cat("profile ", p.id, " no longer exists"));
     return;
   }
@@ -336,7 +364,11 @@ void Worker::Pump(ProfileState& p) {
     DeadLetterAll(p, 410, "profile disabled: its receiver answered 410 Gone");
     return;
   }
-  if (p.config->cloudevents && !Validated(p)) return;
+  if (!p.config->cloudevents) {
+    ForgetValidation(p);
+  } else if (!Validated(p)) {
+    return;
+  }
   const auto now = clock_.Now();
   while (!p.retries.empty() && p.retries.begin()->first <= now) {
     p.awaiting_retry.fetch_sub(p.retries.begin()->second->items.size(), std::memory_order_relaxed);

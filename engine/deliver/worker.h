@@ -129,6 +129,7 @@ struct ProfileState {
   std::string refusal;
   Clock::time_point validate_at{};  // a receiver not reached is asked again then
   milliseconds validate_backoff{0};
+  int validate_attempts = 0;  // unanswered, since the last answer
 
   // Read by any thread.
   std::atomic<uint64_t> delivered{0}, failed{0}, retried{0}, dead_lettered{0}, requests{0};
@@ -213,7 +214,9 @@ class Worker {
   // the validation (or waits for it), or dead-letters what the profile holds when refused.
   bool Validated(ProfileState& p);
   asio::awaitable<void> Validate(ProfileState* p, std::shared_ptr<const ProfileConfig> config);
-  void OnValidated(ProfileState& p, const ClientResponse& response);
+  void OnValidated(ProfileState& p, const ProfileConfig& config, const ClientResponse& response);
+  // Back to not validated, shown as such: the profile is gone, or no longer CLOUDEVENTS.
+  void ForgetValidation(ProfileState& p);
   asio::awaitable<void> Probe(std::string url, ClientCertificate certificate, milliseconds timeout,
                               std::shared_ptr<Once> done);
   asio::awaitable<void> Send(ProfileState* p, std::unique_ptr<Batch> batch,

@@ -36,8 +36,8 @@ std::string_view Notification::payload() const {
 }
 
 std::string_view Notification::key() const {
-  return key_len_ > 0 ? std::string_view(block_->data() + key_offset_, key_len_)
-                      : std::string_view();
+  return block_ && key_len_ > 0 ? std::string_view(block_->data() + key_offset_, key_len_)
+                                : std::string_view();
 }
 
 std::string_view Notification::webhook_id() const {

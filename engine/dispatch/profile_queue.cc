@@ -26,7 +26,11 @@ bool ProfileQueue::TryEnqueue(Notification&& notification) {
     }
     return false;
   }
-  if (!queue_.enqueue(std::move(notification))) {  // only when memory runs out
+  if (fifo_.load(std::memory_order_acquire)) {
+    MutexLock lock(ordered_mu_);
+    ordered_.push_back(std::move(notification));
+    ordered_size_.fetch_add(1, std::memory_order_release);
+  } else if (!queue_.enqueue(std::move(notification))) {  // only when memory runs out
     count_.fetch_sub(1, std::memory_order_relaxed);
     bytes_.fetch_sub(size, std::memory_order_relaxed);
     back_pressured_.fetch_add(1, std::memory_order_relaxed);
@@ -40,7 +44,17 @@ bool ProfileQueue::TryEnqueue(Notification&& notification) {
 }
 
 size_t ProfileQueue::DequeueBulk(Notification* out, size_t max) {
-  const size_t n = queue_.try_dequeue_bulk(out, max);
+  size_t n = queue_.try_dequeue_bulk(out, max);
+  // The lock only when the FIFO holds something (one missed now is taken by the next drain:
+  // count_ still says it is there).
+  if (n < max && ordered_size_.load(std::memory_order_acquire) > 0) {
+    MutexLock lock(ordered_mu_);
+    while (n < max && !ordered_.empty()) {
+      out[n++] = std::move(ordered_.front());
+      ordered_.pop_front();
+      ordered_size_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
   if (n == 0) return 0;
   int64_t bytes = 0;
   for (size_t i = 0; i < n; ++i) bytes += out[i].size_bytes();

@@ -4,15 +4,20 @@
 // the caller — never drops silently. The slow-consumer signal fires once per transition.
 //
 // Any number of router threads enqueue; consumers (Poll or a dispatch thread) dequeue in bulk.
+// The moodycamel queue is FIFO per producer thread only; a profile with per-key ordering needs
+// one order for all of them (what one client sent after another's 202 must come out after it),
+// so its notifications go through a locked FIFO instead.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 
 #include "concurrentqueue/concurrentqueue.h"
+#include "engine/common/mutex.h"
 #include "engine/dispatch/sequence_tracker.h"
 #include "herald/sink.h"
 
@@ -40,6 +45,9 @@ class ProfileQueue {
   size_t DequeueBulk(Notification* out, size_t max);
 
   void set_listener(ReadyListener* listener) { listener_ = listener; }
+  // One order for every producer (the profile orders by key). What was queued before a switch
+  // to it comes out first.
+  void set_fifo(bool fifo) { fifo_.store(fifo, std::memory_order_release); }
   // Dispatch protocol: after draining, Unschedule() returns true when more work arrived meanwhile
   // and the caller must keep draining.
   bool Unschedule();
@@ -77,6 +85,10 @@ class ProfileQueue {
   std::function<void(std::string_view)> log_;
   ReadyListener* listener_ = nullptr;
   moodycamel::ConcurrentQueue<Notification> queue_;
+  std::atomic<bool> fifo_{false};
+  Mutex ordered_mu_;
+  std::deque<Notification> ordered_ HERALD_GUARDED_BY(ordered_mu_);
+  std::atomic<size_t> ordered_size_{0};
   alignas(64) std::atomic<int64_t> count_{0};
   std::atomic<int64_t> bytes_{0};
   alignas(64) std::atomic<bool> scheduled_{false};

@@ -4,6 +4,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@ struct Free {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
   void operator()(X509* x) const { X509_free(x); }
   void operator()(BIGNUM* n) const { BN_free(n); }
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, Free>;
@@ -114,6 +116,13 @@ absl::StatusOr<ClientCertificate> ParseClientCertificate(std::string_view certif
     return Refuse("certificateContent", "none of its certificates is the private key's");
   }
   std::rotate(chain.begin(), leaf, leaf + 1);
+  // What TLS itself refuses (a key too small for the system's security level, say) is refused
+  // now, not at every delivery.
+  Owned<SSL_CTX> tls(SSL_CTX_new(TLS_client_method()));
+  if (!tls || SSL_CTX_use_certificate(tls.get(), chain.front().get()) != 1 ||
+      SSL_CTX_use_PrivateKey(tls.get(), key.get()) != 1) {
+    return Refuse("certificateContent", Cat("TLS refuses this certificate: ", LastError()));
+  }
 
   ClientCertificate out{.certificate_id = std::string(certificate_id)};
   Owned<BIO> key_pem(BIO_new(BIO_s_mem()));

@@ -77,6 +77,12 @@ absl::StatusOr<std::vector<Described>> Listed(const Engine& engine, const Query&
 void HttpApi::CreateCertificate(Call& call) {
   auto upload = model::DecodeCertificateUpload(call.request.body);
   if (!upload.ok()) return FromStatus(call.response, upload.status());
+  if (upload->certificate_id == "status" || upload->certificate_id == "test") {
+    // …/certificates/status and …/test are the API's own paths.
+    return FromStatus(
+        call.response,
+        ValidationError({{"certificateId", {"\"status\" and \"test\" are reserved"}}}));
+  }
   auto certificate =
       ParseClientCertificate(upload->certificate_id, upload->pem, upload->passphrase);
   if (!certificate.ok()) return FromStatus(call.response, certificate.status());

@@ -165,7 +165,9 @@ absl::Status ManagementService::CreateSubscription(
   if (inline_security) steps.push_back(CreateStep(*inline_security));
   if (inline_profile) steps.push_back(CreateStep(*inline_profile));
   steps.push_back(CreateStep(subscription));
-  return RunLocked(std::move(steps));
+  if (absl::Status s = RunLocked(std::move(steps)); !s.ok()) return s;
+  if (deliverer_ && inline_profile) deliverer_->Revalidate(inline_profile->profile_id);
+  return absl::OkStatus();
 }
 
 absl::Status ManagementService::UpdateSubscription(std::string_view channel,
@@ -206,7 +208,10 @@ absl::Status ManagementService::CreateProfile(NotificationProfile profile,
   std::vector<Step> steps;
   if (inline_security) steps.push_back(CreateStep(*inline_security));
   steps.push_back(CreateStep(profile));
-  return RunLocked(std::move(steps));
+  if (absl::Status s = RunLocked(std::move(steps)); !s.ok()) return s;
+  // A profile created again with a deleted one's id is asked afresh.
+  if (deliverer_) deliverer_->Revalidate(profile.profile_id);
+  return absl::OkStatus();
 }
 
 absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {

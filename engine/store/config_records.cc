@@ -375,7 +375,8 @@ absl::Status Upsert(const absl::StatusOr<T>& value, Create create, Update update
 
 }  // namespace
 
-absl::Status ApplyEntry(Engine& engine, const ConfigEntry& entry) {
+absl::Status ApplyEntry(Engine& engine, const ConfigEntry& entry,
+                        const std::function<void(std::string_view)>& log) {
   switch (entry.kind) {
     case ConfigKind::kCertificate:
       if (entry.deleted) return engine.DeleteCertificate(entry.id);
@@ -392,11 +393,24 @@ absl::Status ApplyEntry(Engine& engine, const ConfigEntry& entry) {
       return Upsert(
           DecodeSecurityRecord(entry.value), [&](auto& v) { return engine.CreateSecurity(v); },
           [&](auto& v) { return engine.UpdateSecurity(v); });
-    case ConfigKind::kProfile:
+    case ConfigKind::kProfile: {
       if (entry.deleted) return engine.DeleteProfile(entry.id);
+      auto profile = DecodeProfileRecord(entry.value);
+      // Releases before certificates stored clientCertificateId without using it: such a profile
+      // loads as it worked then, without one, rather than not at all (with its subscriptions).
+      if (profile.ok() && !profile->client_certificate_id.empty() &&
+          absl::IsNotFound(engine.GetCertificate(profile->client_certificate_id).status())) {
+        if (log) {
+          log(Cat("store: profile ", profile->profile_id, " names certificate ",
+                  profile->client_certificate_id,
+                  ", which does not exist: loaded without a client certificate"));
+        }
+        profile->client_certificate_id.clear();
+      }
       return Upsert(
-          DecodeProfileRecord(entry.value), [&](auto& v) { return engine.CreateProfile(v); },
+          profile, [&](auto& v) { return engine.CreateProfile(v); },
           [&](auto& v) { return engine.UpdateProfile(v); });
+    }
     case ConfigKind::kSubscription:
       if (entry.deleted) return engine.DeleteSubscription(entry.id);
       return Upsert(
@@ -411,7 +425,7 @@ size_t LoadConfig(const ConfigStore& store, Engine& engine,
                   const std::function<void(std::string_view)>& log) {
   size_t loaded = 0;
   for (const ConfigEntry& entry : store.List()) {
-    if (auto s = ApplyEntry(engine, entry); !s.ok()) {
+    if (auto s = ApplyEntry(engine, entry, log); !s.ok()) {
       if (log) {
         log(Cat("store: ", ConfigKindName(entry.kind), " ", entry.id,
                 " no longer applies and is not loaded: ", ToStd(s.message())));

@@ -39,8 +39,10 @@ ConfigWrite DeleteWrite(ConfigKind kind, std::string_view id,
                         uint64_t expected_revision = kAnyRevision);
 
 // Makes the engine hold what `entry` says: a put creates, or updates what exists; a delete
-// removes.
-absl::Status ApplyEntry(Engine& engine, const ConfigEntry& entry);
+// removes. What it had to change to load (a profile naming a certificate that does not exist,
+// from before certificates: loaded without it) is said through `log`.
+absl::Status ApplyEntry(Engine& engine, const ConfigEntry& entry,
+                        const std::function<void(std::string_view)>& log = {});
 
 // Loads everything the store holds into the engine, in List's order. An entry that no longer
 // applies (its channel left the catalog, say) is reported through `log` and skipped; the others

@@ -249,6 +249,34 @@ TEST(ConfigJournal, AnOldRecordThatNoLongerDecodesIsDroppedAndTheRestKept) {
   EXPECT_TRUE(reported);
 }
 
+// Before certificates, clientCertificateId was stored and not used: such a profile (and what
+// routes to it) still loads, without the certificate, and the log says so.
+TEST(ConfigRecords, AProfileNamingAMissingCertificateLoadsWithoutIt) {
+  TempDir dir;
+  auto journal = ConfigJournal::Open(dir.path(), {});
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  NotificationProfile p = Profile("legacy");
+  p.client_certificate_id = "MYCERT-1337";
+  Subscription sub;
+  sub.subscription_id = "sub";
+  sub.channel = "SMS";
+  sub.profile_id = "legacy";
+  ASSERT_TRUE((*journal)->Commit(std::vector{PutWrite(p), PutWrite(sub)}).ok());
+  auto engine = Engine::Create({.catalog_path = test_support::ShippedCatalogPath()});
+  ASSERT_TRUE(engine.ok());
+  std::vector<std::string> logged;
+  EXPECT_EQ(LoadConfig(**journal, **engine, [&](std::string_view l) { logged.emplace_back(l); }),
+            2u);
+  auto loaded = (*engine)->GetProfile("legacy");
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->client_certificate_id, "");
+  EXPECT_EQ((*engine)->subscription_count(), 1u);
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_NE(logged[0].find("names certificate MYCERT-1337, which does not exist"),
+            std::string::npos)
+      << logged[0];
+}
+
 TEST(ConfigRecords, EveryFieldSurvivesTheRoundTripAndUnknownVersionsAreRefused) {
   NotificationProfile p = Profile("full");
   p.webhook.content_type = "application/cloudevents+json";
