@@ -74,6 +74,16 @@ absl::StatusOr<std::vector<Described>> Listed(const Engine& engine, const Query&
 
 }  // namespace
 
+// The page of certificates a list asks for (?page&size&search&sortBy&direction), each encoded.
+template <typename Encode>
+void HttpApi::AnswerPage(Call& call, Encode encode) {
+  auto paging = ParsePaging(call.query);
+  if (!paging.ok()) return FromStatus(call.response, paging.status());
+  auto listed = Listed(engine_, call.query);
+  if (!listed.ok()) return FromStatus(call.response, listed.status());
+  Json(call.response, 200, Page(*listed, *paging, encode));
+}
+
 void HttpApi::CreateCertificate(Call& call) {
   auto upload = model::DecodeCertificateUpload(call.request.body);
   if (!upload.ok()) return FromStatus(call.response, upload.status());
@@ -95,13 +105,9 @@ void HttpApi::CreateCertificate(Call& call) {
 }
 
 void HttpApi::ListCertificates(Call& call) {
-  auto paging = ParsePaging(call.query);
-  if (!paging.ok()) return FromStatus(call.response, paging.status());
-  auto listed = Listed(engine_, call.query);
-  if (!listed.ok()) return FromStatus(call.response, listed.status());
-  Json(call.response, 200, Page(*listed, *paging, [](const Described& d) {
-         return model::EncodeCertificateDetails(d.certificate, d.details, d.status);
-       }));
+  AnswerPage(call, [](const Described& d) {
+    return model::EncodeCertificateDetails(d.certificate, d.details, d.status);
+  });
 }
 
 void HttpApi::GetCertificate(Call& call) {
@@ -118,13 +124,8 @@ void HttpApi::DeleteCertificate(Call& call) {
 }
 
 void HttpApi::ListCertificateStatuses(Call& call) {
-  auto paging = ParsePaging(call.query);
-  if (!paging.ok()) return FromStatus(call.response, paging.status());
-  auto listed = Listed(engine_, call.query);
-  if (!listed.ok()) return FromStatus(call.response, listed.status());
-  Json(call.response, 200, Page(*listed, *paging, [](const Described& d) {
-         return StatusBody(d.certificate.certificate_id, d.status);
-       }));
+  AnswerPage(call,
+             [](const Described& d) { return StatusBody(d.certificate.certificate_id, d.status); });
 }
 
 void HttpApi::GetCertificateStatus(Call& call) {

@@ -133,6 +133,8 @@ class HttpApi {
   void ListCertificateStatuses(Call& call);
   void GetCertificateStatus(Call& call);
   void TestCertificateConnection(Call& call);
+  template <typename Encode>
+  void AnswerPage(Call& call, Encode encode);
   // The path's channel in its canonical name, or "" after answering 404.
   std::string Channel(Call& call) const;
   // Before a write, under the ManagementService's lock: masked values sent back take the stored

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/testing/daemon.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/nginx.h"
 #include "tests/testing/pki.h"
 #include "tests/testing/temp_dir.h"
@@ -22,6 +23,7 @@
 namespace {
 
 using herald::test_support::Daemon;
+using herald::test_support::Eventually;
 using herald::test_support::Nginx;
 using herald::test_support::NginxTls;
 using herald::test_support::Pki;
@@ -30,15 +32,6 @@ using herald::test_support::TempDir;
 
 bool Has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
-}
-
-template <typename F>
-bool Eventually(F done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
 }
 
 std::string Upload(const std::string& id, const std::string& content,

@@ -12,12 +12,14 @@
 
 #include "gtest/gtest.h"
 #include "tests/testing/daemon.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/pki.h"
 #include "tests/testing/receiver.h"
 
 namespace {
 
 using herald::test_support::Daemon;
+using herald::test_support::Eventually;
 using herald::test_support::Pki;
 using Reply = herald::test_support::HttpReply;
 using herald::test_support::TempDir;
@@ -454,16 +456,6 @@ TEST(Heraldd, BadFlagsAndConfigExitWithCode2) {
 }  // namespace
 
 namespace {
-
-// Polls `done` for up to 10 s.
-template <typename F>
-bool Eventually(F done) {
-  for (int i = 0; i < 2000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
 
 TEST(Heraldd, DeliversWebhooksKeepsDeadLettersAndReplaysThem) {
   herald::test_support::Receiver receiver;

@@ -11,25 +11,17 @@
 #include <thread>
 
 #include "tests/testing/daemon.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/receiver.h"
 
 namespace {
 
 using herald::test_support::Daemon;
+using herald::test_support::Eventually;
 using herald::test_support::ReadStream;
 using herald::test_support::ReceivedRequest;
 using herald::test_support::Receiver;
 using Answer = herald::test_support::Reply;
-
-template <typename F>
-bool Eventually(F done, std::chrono::milliseconds limit = std::chrono::milliseconds(10'000)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 // A parsed answer the test reads fields of.
 class Json {
