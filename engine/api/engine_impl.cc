@@ -150,7 +150,6 @@ class EngineImpl final : public Engine {
       queue = queues_.back().get();
       queue->set_listener(dispatcher_.get());
     }
-    queue->ReleaseHold(queue->back_pressured());  // a deleted profile's waiting went with it
     queue->set_fifo(p.ordering == "KEY");
     Reference(p, +1);
     profiles_[p.profile_id] = ProfileEntry{p, queue, 0};
@@ -446,12 +445,6 @@ class EngineImpl final : public Engine {
     if (it == profiles_.end()) return NotFound("profile", profile_id);
     it->second.queue->tracker().Forget(before);
     return absl::OkStatus();
-  }
-
-  void ReleaseLogHold(std::string_view profile_id, uint64_t refusals) override {
-    MutexLock lock(mu_);
-    auto it = queues_by_id_.find(ToAbsl(profile_id));
-    if (it != queues_by_id_.end()) it->second->ReleaseHold(refusals);
   }
 
   std::vector<QueueStats> queue_stats() const override {

@@ -371,7 +371,7 @@ void Router::Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t p
     }
     // Counted before it is queued: a consumer may settle it at once.
     if (seq != 0) queue->tracker().Add(seq, winner->queue_generation);
-    if (queue->TryEnqueue(make(winner), /*reoffer=*/ctx.targeted)) {
+    if (queue->TryEnqueue(make(winner))) {
       ++result.notifications;
       Bump(ctx.counters.enqueued);
       continue;

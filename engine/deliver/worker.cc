@@ -281,9 +281,10 @@ void Worker::OnValidated(ProfileState& p, const ProfileConfig& config,
   int64_t per_minute = 0;
   const bool unanswered =
       (status == 0 && !response.refused) || status == 408 || status == 429 || status >= 500;
-  if (unanswered && ++p.validate_attempts < config.retry.max_attempts) {
-    // Not reached, or not able to answer now: not a refusal; asked again, less and less often,
-    // as many times as the profile's retry policy tries a delivery.
+  if (unanswered) {
+    // Not reached, or not able to answer now: not a refusal; asked again, less and less often.
+    // What waits meanwhile gets the deliveries' rule: after the retry policy's maxAttempts
+    // unanswered requests, dead letters (replayable), and the asking goes on.
     p.validation = V::kPending;
     p.validate_backoff =
         std::clamp(p.validate_backoff * 2, milliseconds(1000), milliseconds(60000));
@@ -295,14 +296,16 @@ void Worker::OnValidated(ProfileState& p, const ProfileConfig& config,
       p.validation_error = why;
     }
     log(why);
+    if (++p.validate_attempts >= config.retry.max_attempts) {
+      p.validate_attempts = 0;
+      DeadLetterAll(p, status, why);
+    }
     ArmGate(p, p.validate_at);
     return;
   }
   const auto allowed_origin = header("webhook-allowed-origin");
   const std::string& origin = host_.options().origin;
-  if (unanswered) {
-    refusal = Cat("no answer after ", p.validate_attempts, " attempts: ", FailureReason(response));
-  } else if (status == 0) {
+  if (status == 0) {
     refusal = FailureReason(response);  // refused here: a private address, a TLS setting
   } else if (status != 200) {
     refusal = Cat("the receiver answered the OPTIONS request with ", FailureReason(response));

@@ -12,14 +12,7 @@ ProfileQueue::ProfileQueue(std::string profile_id, size_t max_count, size_t max_
       max_bytes_(static_cast<int64_t>(max_bytes)),
       log_(std::move(log)) {}
 
-bool ProfileQueue::TryEnqueue(Notification&& notification, bool reoffer) {
-  if (!reoffer && held_.load(std::memory_order_acquire)) {
-    MutexLock lock(hold_mu_);
-    if (held_.load(std::memory_order_relaxed)) {
-      back_pressured_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-  }
+bool ProfileQueue::TryEnqueue(Notification&& notification) {
   const int64_t size = notification.size_bytes();
   // Reserve first, so concurrent producers can never overshoot the bounds together.
   const int64_t count = count_.fetch_add(1, std::memory_order_seq_cst);
@@ -27,13 +20,7 @@ bool ProfileQueue::TryEnqueue(Notification&& notification, bool reoffer) {
   if (count >= max_count_ || (bytes + size > max_bytes_ && count > 0)) {
     count_.fetch_sub(1, std::memory_order_relaxed);
     bytes_.fetch_sub(size, std::memory_order_relaxed);
-    {
-      MutexLock lock(hold_mu_);
-      back_pressured_.fetch_add(1, std::memory_order_relaxed);
-      if (fifo_.load(std::memory_order_relaxed) && notification.sequence() != 0) {
-        held_.store(true, std::memory_order_release);
-      }
-    }
+    back_pressured_.fetch_add(1, std::memory_order_relaxed);
     if (!full_.exchange(true, std::memory_order_relaxed) && log_) {
       log_(Cat("profile ", profile_id_, ": queue full, applying back-pressure"));
     }
@@ -79,13 +66,6 @@ size_t ProfileQueue::DequeueBulk(Notification* out, size_t max) {
     }
   }
   return n;
-}
-
-void ProfileQueue::ReleaseHold(uint64_t refusals) {
-  MutexLock lock(hold_mu_);
-  if (back_pressured_.load(std::memory_order_relaxed) == refusals) {
-    held_.store(false, std::memory_order_release);
-  }
 }
 
 bool ProfileQueue::Unschedule() {

@@ -40,13 +40,7 @@ class ProfileQueue {
   const std::string& profile_id() const { return profile_id_; }
 
   // False when the queue is full (the notification is dropped by the caller's choice, and counted).
-  // A FIFO queue that refuses a notification from a log (one with a sequence) is held: the log
-  // keeps that one back to offer it again (`reoffer`), and every other notification is refused
-  // too, so none overtakes it, until ReleaseHold.
-  bool TryEnqueue(Notification&& notification, bool reoffer = false);
-  // The log has offered again all it kept back: notifications are taken again, unless one was
-  // refused since `refusals` (back_pressured()) was read, which the log now keeps back too.
-  void ReleaseHold(uint64_t refusals);
+  bool TryEnqueue(Notification&& notification);
   // Moves up to `max` notifications into `out`.
   size_t DequeueBulk(Notification* out, size_t max);
 
@@ -95,8 +89,6 @@ class ProfileQueue {
   Mutex ordered_mu_;
   std::deque<Notification> ordered_ HERALD_GUARDED_BY(ordered_mu_);
   std::atomic<size_t> ordered_size_{0};
-  std::atomic<bool> held_{false};
-  Mutex hold_mu_;  // orders a refusal's count against ReleaseHold's check
   alignas(64) std::atomic<int64_t> count_{0};
   std::atomic<int64_t> bytes_{0};
   alignas(64) std::atomic<bool> scheduled_{false};

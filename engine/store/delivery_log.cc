@@ -340,11 +340,8 @@ void DeliveryLog::Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals
 void DeliveryLog::Reoffer() {
   MutexLock reoffering(reoffer_mu_);
   const auto queues = engine_.queue_stats();
-  absl::flat_hash_map<std::string, uint64_t> depths, refusals_before;
-  for (const auto& q : queues) {
-    depths[q.profile_id] = q.depth;
-    refusals_before[q.profile_id] = q.back_pressured;
-  }
+  absl::flat_hash_map<std::string, uint64_t> depths;
+  for (const auto& q : queues) depths[q.profile_id] = q.depth;
   // What to offer now: a copy, left in stranded_ (checkpoints keep counting it as unfinished)
   // until it is taken.
   absl::flat_hash_map<std::string, std::vector<Stranded>> offer;
@@ -418,12 +415,7 @@ void DeliveryLog::Reoffer() {
         if (rec.seq == offered[n].seq) rec.first_event = r->second;
       }
     }
-    if (records.empty()) {
-      stranded_.erase(found);
-      // All offered again: an ordered profile takes what comes next, unless something was
-      // refused meanwhile (then stranded, and offered the next time round).
-      engine_.ReleaseLogHold(id, refusals_before[id]);
-    }
+    if (records.empty()) stranded_.erase(found);
   }
 }
 

@@ -295,12 +295,6 @@ class Engine {
   // its profile is gone; InvalidArgument when it no longer validates.
   virtual absl::Status AddReplayRoute(const Subscription& subscription, uint64_t before) = 0;
   virtual void ClearReplayRoutes() = 0;
-  // A log that keeps back what a full queue refused (LogPosition::refusals) offers it again
-  // targeted (LogPosition::only_profile). A profile ordered by key takes nothing else from the
-  // log meanwhile, so that no later notification overtakes it; once the log has offered all it
-  // kept for the profile, this lets it take the rest again — unless another was refused since
-  // `refusals` (QueueStats::back_pressured) was read, which the log then keeps back too.
-  virtual void ReleaseLogHold(std::string_view profile_id, uint64_t refusals) = 0;
 };
 
 }  // namespace herald

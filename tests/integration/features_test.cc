@@ -388,7 +388,13 @@ TEST(CloudEvents, EndpointValidationGatesDeliveries) {
   herald::test_support::TempDir dir;
   const std::string config = dir.path() + "/herald.toml";
   std::ofstream(config) << "[delivery]\norigin = \"events.herald.test\"\n";
-  Receiver accepting, refusing, limiting;
+  Receiver accepting, refusing, limiting, flaky;
+  std::atomic<int> flaky_asked{0};
+  flaky.set_handler([&](const ReceivedRequest& r) {
+    if (r.method != "OPTIONS") return Answer{.status = 200};
+    // Not up yet the first time: asked again a second later, not refused.
+    return ++flaky_asked == 1 ? Answer{.status = 503} : AllowOrigin(r);
+  });
   accepting.set_handler([](const ReceivedRequest& r) {
     return r.method == "OPTIONS" ? AllowOrigin(r) : Answer{.status = 200};
   });
@@ -413,7 +419,8 @@ TEST(CloudEvents, EndpointValidationGatesDeliveries) {
   };
   for (const auto& [id, receiver] : {std::pair<std::string, Receiver*>{"accepting", &accepting},
                                      {"refusing", &refusing},
-                                     {"limiting", &limiting}}) {
+                                     {"limiting", &limiting},
+                                     {"flaky", &flaky}}) {
     ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS",
                      R"({"subscriptionId":")" + id + R"(","group":")" + id +
                          R"(","events":["DELIVERY"],"profile":)" + profile(id, *receiver) + "}")
@@ -470,11 +477,14 @@ TEST(CloudEvents, EndpointValidationGatesDeliveries) {
   ASSERT_TRUE(Eventually([&] { return Posts(refusing).size() == 9; }));
   EXPECT_TRUE(Has(d.Call("GET", "/v1/stats").body, R"("profileId":"refusing","state":"healthy")"));
 
-  // The allowed rate: 2 requests a second, so 6 take over 2 s.
-  ASSERT_TRUE(Eventually([&] { return Posts(limiting).size() == 6; }) ||
-              Eventually([&] { return Posts(limiting).size() == 6; }));
+  // Not reached at first: what waited is delivered once the receiver allows it (all 9 events).
+  ASSERT_TRUE(Eventually([&] { return Posts(flaky).size() == 9; }));
+  EXPECT_EQ(flaky_asked.load(), 2);
+
+  // The allowed rate: 2 requests a second, so its 9 take 4 s.
+  ASSERT_TRUE(Eventually([&] { return Posts(limiting).size() == 9; }, std::chrono::seconds(20)));
   const auto posts = Posts(limiting);
-  EXPECT_GE(posts.back().at - posts.front().at, std::chrono::milliseconds(2000));
+  EXPECT_GE(posts.back().at - posts.front().at, std::chrono::milliseconds(3500));
   stats = d.Call("GET", "/v1/stats").body;
   EXPECT_TRUE(Has(stats, R"("endpointValidation":{"state":"allowed","allowedRatePerMinute":120})"))
       << stats;
@@ -586,45 +596,6 @@ TEST(Ordering, TheOrderHoldsAcrossAKill9) {
   for (const auto& req : receiver.requests()) seen.push_back(KeyOf(req));
   EXPECT_EQ(seen, (std::vector<std::string>{"r-1", "r-1", "r-2", "r-3"}));
   EXPECT_EQ(again.Stop(), 0);
-}
-
-}  // namespace
-
-namespace {
-
-// Under back-pressure: a full queue's refusals wait in the spool and are offered again as it
-// drains; an ordered profile takes nothing newer meanwhile, so a key's order holds even then.
-TEST(Ordering, TheOrderHoldsWhenAFullQueueKeepsEventsInTheSpool) {
-  herald::test_support::TempDir dir;
-  const std::string config = dir.path() + "/herald.toml";
-  std::ofstream(config) << "[engine]\nqueue_max_notifications = 2\n"
-                           "[delivery]\nmax_held_per_profile = 1\n"
-                           "[spool]\ncursor_interval_ms = 20\n";
-  Receiver receiver;
-  receiver.set_handler([](const ReceivedRequest&) {
-    return Answer{.status = 200, .delay = std::chrono::milliseconds(5)};
-  });
-  Daemon d({"--listen", "127.0.0.1:0", "--allow-private-targets", "--config", config});
-  ASSERT_NE(d.port(), 0) << d.output();
-  ASSERT_EQ(d.Call("POST", "/subscriptions/1/subscription/SMS", OrderedProfile(receiver.url(), 50))
-                .status,
-            201);
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  constexpr int kEvents = 60;
-  for (int n = 1; n <= kEvents; ++n) {
-    ASSERT_EQ(d.Call("POST", "/v1/events", Event("k", n)).status, 202) << n;
-  }
-  ASSERT_TRUE(receiver.WaitFor(kEvents, std::chrono::seconds(20)));
-  std::vector<std::string> seen, want;
-  for (const auto& req : receiver.requests()) seen.push_back(KeyOf(req));
-  for (int n = 1; n <= kEvents; ++n) want.push_back("k-" + std::to_string(n));
-  EXPECT_EQ(seen, want);
-  // It did go through the spool's waiting list, or this showed nothing.
-  const std::string metrics = d.Call("GET", "/metrics").body;
-  const size_t at = metrics.find("\nherald_notifications_back_pressured_total ");
-  ASSERT_NE(at, std::string::npos) << metrics;
-  EXPECT_GT(std::stoull(metrics.substr(at + 43)), 0u) << metrics.substr(at, 60);
-  EXPECT_EQ(d.Stop(), 0);
 }
 
 }  // namespace
