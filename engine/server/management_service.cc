@@ -21,6 +21,9 @@ struct EngineOps<ClientCertificate> {
     return e.CreateCertificate(v);
   }
   static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteCertificate(id); }
+  static absl::StatusOr<ClientCertificate> Get(Engine& e, std::string_view id) {
+    return e.GetCertificate(id);
+  }
 };
 
 template <>
@@ -30,6 +33,9 @@ struct EngineOps<SecuritySetting> {
   static absl::Status Create(Engine& e, const SecuritySetting& v) { return e.CreateSecurity(v); }
   static absl::Status Update(Engine& e, const SecuritySetting& v) { return e.UpdateSecurity(v); }
   static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteSecurity(id); }
+  static absl::StatusOr<SecuritySetting> Get(Engine& e, std::string_view id) {
+    return e.GetSecurity(id);
+  }
 };
 
 template <>
@@ -39,6 +45,9 @@ struct EngineOps<NotificationProfile> {
   static absl::Status Create(Engine& e, const NotificationProfile& v) { return e.CreateProfile(v); }
   static absl::Status Update(Engine& e, const NotificationProfile& v) { return e.UpdateProfile(v); }
   static absl::Status Delete(Engine& e, std::string_view id) { return e.DeleteProfile(id); }
+  static absl::StatusOr<NotificationProfile> Get(Engine& e, std::string_view id) {
+    return e.GetProfile(id);
+  }
 };
 
 template <>
@@ -79,6 +88,17 @@ ManagementService::Step ManagementService::DeleteStep(const std::string& id,
             if (before.ok()) (void)Ops::Create(engine_, *before);
           },
           store::DeleteWrite(Ops::kKind, id)};
+}
+
+template <typename T>
+absl::Status ManagementService::DeleteLocked(std::string_view id) {
+  using Ops = EngineOps<T>;
+  const std::string key(id);
+  const auto before = Ops::Get(engine_, key);
+  if (absl::IsNotFound(before.status())) {
+    return DeleteStoredOnlyLocked(Ops::kKind, key, before.status());
+  }
+  return RunLocked({DeleteStep(key, before)});
 }
 
 ManagementService::ManagementService(Engine& engine, store::ConfigStore* config,
@@ -232,12 +252,7 @@ absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
 
 absl::Status ManagementService::DeleteProfile(std::string_view id) {
   MutexLock lock(mu_);
-  const std::string key(id);
-  const auto before = engine_.GetProfile(key);
-  if (absl::IsNotFound(before.status())) {
-    return DeleteStoredOnlyLocked(ConfigKind::kProfile, key, before.status());
-  }
-  return RunLocked({DeleteStep(key, before)});
+  return DeleteLocked<NotificationProfile>(id);
 }
 
 absl::Status ManagementService::CreateCertificate(const ClientCertificate& certificate) {
@@ -247,12 +262,7 @@ absl::Status ManagementService::CreateCertificate(const ClientCertificate& certi
 
 absl::Status ManagementService::DeleteCertificate(std::string_view id) {
   MutexLock lock(mu_);
-  const std::string key(id);
-  const auto before = engine_.GetCertificate(key);
-  if (absl::IsNotFound(before.status())) {
-    return DeleteStoredOnlyLocked(ConfigKind::kCertificate, key, before.status());
-  }
-  return RunLocked({DeleteStep(key, before)});
+  return DeleteLocked<ClientCertificate>(id);
 }
 
 absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
@@ -270,12 +280,7 @@ absl::Status ManagementService::UpdateSecurity(SecuritySetting security) {
 
 absl::Status ManagementService::DeleteSecurity(std::string_view id) {
   MutexLock lock(mu_);
-  const std::string key(id);
-  const auto before = engine_.GetSecurity(key);
-  if (absl::IsNotFound(before.status())) {
-    return DeleteStoredOnlyLocked(ConfigKind::kSecurity, key, before.status());
-  }
-  return RunLocked({DeleteStep(key, before)});
+  return DeleteLocked<SecuritySetting>(id);
 }
 
 absl::Status ManagementService::Import(std::span<const Subscription> subscriptions,

@@ -85,6 +85,10 @@ class ManagementService {
   // subscription as it was before the change, whose routes are kept for a replay.
   absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr)
       HERALD_REQUIRES(mu_);
+  // With mu_ held: deletes a certificate, security setting or profile (or, when only the store
+  // holds it, its stored entry).
+  template <typename T>
+  absl::Status DeleteLocked(std::string_view id) HERALD_REQUIRES(mu_);
   absl::Status Persist(std::span<const store::ConfigWrite> writes);
   // A delete of what the engine does not hold: the store may (it refused the entry at load, as
   // no longer applying), and then loses it; otherwise `not_found`.
