@@ -74,6 +74,7 @@ struct RouterContext {
   // The log's refusal report (LogPosition::refusals), and the queues that refused this input.
   std::vector<QueueRefusal>* refusals = nullptr;
   std::vector<const dispatch::ProfileQueue*> refused;
+  std::span<const std::string> waiting;          // LogPosition::waiting
   std::vector<Notification>* collect = nullptr;  // with `targeted`: instead of the queue
 
   void Begin(const LogPosition& log, const dispatch::ProfileQueue* target) {
@@ -82,6 +83,7 @@ struct RouterContext {
     first_event = log.first_event;
     refusals = log.sequence != 0 ? log.refusals : nullptr;
     refused.clear();
+    waiting = refusals ? log.waiting : std::span<const std::string>();
     collect = targeted ? log.collect : nullptr;
   }
 };
@@ -369,14 +371,20 @@ void Router::Route(RouterContext& ctx, internal::PayloadBlock* block, uint32_t p
       Bump(ctx.counters.back_pressured);
       continue;
     }
-    // Counted before it is queued: a consumer may settle it at once.
-    if (seq != 0) queue->tracker().Add(seq, winner->queue_generation);
-    if (queue->TryEnqueue(make(winner))) {
-      ++result.notifications;
-      Bump(ctx.counters.enqueued);
-      continue;
+    // An ordered profile with earlier inputs waiting in the log: this one waits behind them.
+    const bool behind =
+        !ctx.waiting.empty() && queue->fifo() &&
+        std::find(ctx.waiting.begin(), ctx.waiting.end(), queue->profile_id()) != ctx.waiting.end();
+    if (!behind) {
+      // Counted before it is queued: a consumer may settle it at once.
+      if (seq != 0) queue->tracker().Add(seq, winner->queue_generation);
+      if (queue->TryEnqueue(make(winner))) {
+        ++result.notifications;
+        Bump(ctx.counters.enqueued);
+        continue;
+      }
+      if (seq != 0) queue->tracker().Settle(seq, winner->queue_generation);
     }
-    if (seq != 0) queue->tracker().Settle(seq, winner->queue_generation);
     Bump(ctx.counters.back_pressured);
     if (ctx.refusals) {
       ctx.refused.push_back(queue);

@@ -48,6 +48,7 @@ class ProfileQueue {
   // One order for every producer (the profile orders by key). What was queued before a switch
   // to it comes out first.
   void set_fifo(bool fifo) { fifo_.store(fifo, std::memory_order_release); }
+  bool fifo() const { return fifo_.load(std::memory_order_acquire); }
   // Dispatch protocol: after draining, Unschedule() returns true when more work arrived meanwhile
   // and the caller must keep draining.
   bool Unschedule();

@@ -163,9 +163,10 @@ absl::StatusOr<IngestResult> DeliveryLog::Ingest(IngestBuffer buffer, size_t siz
   const std::string_view body(buffer ? buffer.data() : "", buffer ? size : 0);
   return AppendAndRoute(
       std::string_view(&kind, 1), body,
-      [&](uint64_t seq, std::vector<QueueRefusal>* refusals) {
+      [&, waiting = Waiting()](uint64_t seq, std::vector<QueueRefusal>* refusals) {
         LogPosition log(seq);
         log.refusals = refusals;
+        if (waiting) log.waiting = *waiting;
         return engine_.Ingest(std::move(buffer), size, format, errors, log);
       },
       std::move(on_durable));
@@ -177,9 +178,10 @@ absl::StatusOr<IngestResult> DeliveryLog::Ingest(std::string_view bytes, InputFo
   const char kind = format == InputFormat::kNdjson ? kNdjson : kSingle;
   return AppendAndRoute(
       std::string_view(&kind, 1), bytes,
-      [&](uint64_t seq, std::vector<QueueRefusal>* refusals) {
+      [&, waiting = Waiting()](uint64_t seq, std::vector<QueueRefusal>* refusals) {
         LogPosition log(seq);
         log.refusals = refusals;
+        if (waiting) log.waiting = *waiting;
         return engine_.Ingest(bytes, format, errors, log);
       },
       std::move(on_durable));
@@ -193,9 +195,10 @@ absl::StatusOr<IngestResult> DeliveryLog::IngestNative(std::string_view channel,
   const std::string header = Cat(std::string_view(&kNative, 1), channel, "\n", event, "\n");
   return AppendAndRoute(
       header, bytes,
-      [&](uint64_t seq, std::vector<QueueRefusal>* refusals) {
+      [&, waiting = Waiting()](uint64_t seq, std::vector<QueueRefusal>* refusals) {
         LogPosition log(seq);
         log.refusals = refusals;
+        if (waiting) log.waiting = *waiting;
         return engine_.IngestNative(channel, event, bytes, errors, log);
       },
       std::move(on_durable));
@@ -325,19 +328,37 @@ absl::Status DeliveryLog::Replay(const std::function<bool()>& stop) {
   return absl::OkStatus();
 }
 
+std::shared_ptr<const std::vector<std::string>> DeliveryLog::Waiting() const {
+  if (!any_waiting_.load(std::memory_order_acquire)) return nullptr;
+  MutexLock lock(stranded_mu_);
+  return waiting_;
+}
+
+void DeliveryLog::RefreshWaiting() {
+  auto waiting = std::make_shared<std::vector<std::string>>();
+  for (const auto& [id, records] : stranded_) {
+    if (!records.empty()) waiting->push_back(id);
+  }
+  any_waiting_.store(!waiting->empty(), std::memory_order_release);
+  waiting_ = waiting->empty() ? nullptr : std::move(waiting);
+}
+
 void DeliveryLog::Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals) {
   MutexLock lock(stranded_mu_);
+  bool added_profile = false;
   for (const QueueRefusal& r : refusals) {
     auto& records = stranded_[r.profile_id];
+    added_profile |= records.empty();
     // Appends race, so a record may come in after a later one: keep the list sorted.
     auto at = std::upper_bound(records.begin(), records.end(), seq,
                                [](uint64_t s, const Stranded& x) { return s < x.seq; });
     records.insert(at, {seq, r.first_event});
   }
   stranded_count_.fetch_add(refusals.size(), std::memory_order_relaxed);
+  if (added_profile) RefreshWaiting();
 }
 
-void DeliveryLog::Reoffer() {
+size_t DeliveryLog::Reoffer() {
   MutexLock reoffering(reoffer_mu_);
   const auto queues = engine_.queue_stats();
   absl::flat_hash_map<std::string, uint64_t> depths;
@@ -354,13 +375,14 @@ void DeliveryLog::Reoffer() {
       stranded_count_.fetch_sub(entry.second.size(), std::memory_order_relaxed);
       return true;
     });
+    RefreshWaiting();
     for (const auto& [id, records] : stranded_) {
       if (records.empty() || depths[id] > options_.reoffer_queue_limit) continue;
       offer[id] = records;
       first = std::min(first, records.front().seq);
     }
   }
-  if (offer.empty()) return;
+  if (offer.empty()) return 0;
   // Per profile: how many of its offered records were taken, and where a refusal left the next.
   absl::flat_hash_map<std::string, size_t> taken;
   absl::flat_hash_map<std::string, uint32_t> refused_from;
@@ -393,8 +415,10 @@ void DeliveryLog::Reoffer() {
     return !next.empty();
   });
   for (const auto& [id, i] : next) taken[id] = i;  // the spool read ended first
+  size_t total = 0;
   MutexLock lock(stranded_mu_);
   for (const auto& [id, count] : taken) {
+    total += count;
     const size_t n = count;  // a copy: lambdas cannot capture a structured binding (C++17)
     auto found = stranded_.find(id);
     if (found == stranded_.end()) continue;
@@ -417,6 +441,8 @@ void DeliveryLog::Reoffer() {
     }
     if (records.empty()) stranded_.erase(found);
   }
+  RefreshWaiting();
+  return total;
 }
 
 uint64_t DeliveryLog::Frontier() const {
@@ -578,7 +604,12 @@ void DeliveryLog::Run() {
       }
       if (stop_) return;
     }
-    Reoffer();
+    // Again while it makes progress (for a while): an ordered profile takes nothing newer until
+    // all its waiting records are in.
+    const auto until = std::chrono::steady_clock::now() + options_.cursor_interval;
+    while (Reoffer() > 0 && stranded_count_.load(std::memory_order_relaxed) > 0 &&
+           std::chrono::steady_clock::now() < until) {
+    }
     if (auto s = Checkpoint(); !s.ok() && options_.log) {
       options_.log(Cat("spool: writing delivery cursors: ", ToStd(s.message())));
     }

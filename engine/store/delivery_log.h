@@ -140,8 +140,12 @@ class DeliveryLog final : public EventLog {
   void EnforceRetention();
   // Keeps what full queues refused of record `seq` for Reoffer.
   void Strand(uint64_t seq, const std::vector<QueueRefusal>& refusals);
-  // Offers refused records again to profiles whose queues have room.
-  void Reoffer();
+  // Offers refused records again to profiles whose queues have room; returns how many records
+  // were taken.
+  size_t Reoffer();
+  // For an ingest's LogPosition::waiting (null when no profile has records waiting).
+  std::shared_ptr<const std::vector<std::string>> Waiting() const;
+  void RefreshWaiting() HERALD_REQUIRES(stranded_mu_);
   // Every record before it is routed (none is between append and the end of routing).
   uint64_t Frontier() const;
   // Computes the cursors, writes them when they changed, then drops passed segments. During the
@@ -177,6 +181,10 @@ class DeliveryLog final : public EventLog {
   mutable Mutex stranded_mu_;
   absl::flat_hash_map<std::string, std::vector<Stranded>> stranded_ HERALD_GUARDED_BY(stranded_mu_);
   std::atomic<uint64_t> stranded_count_{0};
+  // The profiles in stranded_ (LogPosition::waiting: an ordered one takes nothing newer until
+  // its waiting records are in), rebuilt whenever that set changes.
+  std::shared_ptr<const std::vector<std::string>> waiting_ HERALD_GUARDED_BY(stranded_mu_);
+  std::atomic<bool> any_waiting_{false};
   Mutex reoffer_mu_;  // one Reoffer at a time
 
   struct KeptRoute {

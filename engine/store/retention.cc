@@ -89,6 +89,7 @@ void DeliveryLog::EnforceRetention() {
         records.erase(records.begin(), keep);
       }
       absl::erase_if(stranded_, [](const auto& entry) { return entry.second.empty(); });
+      RefreshWaiting();
     }
     std::string profiles;
     for (const auto& [id, o] : owed) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -131,6 +132,9 @@ struct LogPosition {
   // too, and each such profile is reported here once; the result counts them as `deferred`,
   // not `back_pressured`.
   std::vector<QueueRefusal>* refusals = nullptr;
+  // With refusals: profiles with earlier inputs still waiting in the log. A profile ordered by
+  // key (`ordering` KEY) among them refuses this input too, so it never overtakes those.
+  std::span<const std::string> waiting;
   // Non-null (with only_profile): the profile's notifications are appended here instead of
   // queued, and not tracked (the log turns an input it must drop into dead letters).
   std::vector<Notification>* collect = nullptr;

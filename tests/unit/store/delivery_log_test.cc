@@ -271,5 +271,52 @@ TEST(DeliveryLog, ADeletedProfilesWaitingRecordsGoWithIt) {
   log->Stop();
 }
 
+// A profile ordered by key takes nothing newer while records its full queue refused wait in the
+// spool, so none overtakes them; an unordered one takes what fits at once.
+TEST(DeliveryLog, AnOrderedProfileTakesNothingNewerWhileItsRefusedRecordsWait) {
+  TempDir dir;
+  auto engine = MakeEngine({"plain"}, 3);
+  NotificationProfile ordered;
+  ordered.profile_id = "ordered";
+  ordered.webhook.notify_url = "https://example.com/ordered";
+  ordered.ordering = "KEY";
+  ASSERT_TRUE(engine->CreateProfile(ordered).ok());
+  Subscription s;
+  s.subscription_id = "sms-ordered";
+  s.channel = "SMS";
+  s.profile_id = "ordered";
+  ASSERT_TRUE(engine->CreateSubscription(s).ok());
+  engine->FlushIndex();
+  auto log = OpenLog(dir.path(), *engine);
+  ASSERT_TRUE(log->Replay().ok());
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(log->Ingest(Event(i), InputFormat::kSingle, nullptr).ok());
+  EXPECT_EQ(log->stats().waiting_for_room, 4u);  // e4 and e5, for each profile
+  std::vector<Notification> held;
+  EXPECT_EQ(Ids(*engine, "plain", &held), (std::vector<std::string>{"e1", "e2", "e3"}));
+  EXPECT_EQ(Ids(*engine, "ordered", &held), (std::vector<std::string>{"e1", "e2", "e3"}));
+  // Both queues are empty now; e6 comes before any re-offer.
+  ASSERT_TRUE(log->Ingest(Event(6), InputFormat::kSingle, nullptr).ok());
+  EXPECT_EQ(Ids(*engine, "plain", &held), (std::vector<std::string>{"e6"}));
+  EXPECT_TRUE(Ids(*engine, "ordered", &held).empty());
+  log->Start();
+  std::map<std::string, std::vector<std::string>> got;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((got["plain"].size() < 2 || got["ordered"].size() < 3) &&
+         std::chrono::steady_clock::now() < deadline) {
+    for (const char* p : {"plain", "ordered"}) {
+      for (auto& id : Ids(*engine, p, &held)) got[p].push_back(id);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(got["plain"], (std::vector<std::string>{"e4", "e5"}));
+  EXPECT_EQ(got["ordered"], (std::vector<std::string>{"e4", "e5", "e6"}));
+  // Once they are in, new records go straight to the queue again.
+  EXPECT_EQ(log->stats().waiting_for_room, 0u);
+  ASSERT_TRUE(log->Ingest(Event(7), InputFormat::kSingle, nullptr).ok());
+  EXPECT_EQ(Ids(*engine, "ordered", &held), (std::vector<std::string>{"e7"}));
+  log->Stop();
+}
+
 }  // namespace
 }  // namespace herald::store
