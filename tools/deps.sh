@@ -7,14 +7,15 @@ packages=(
   build-essential cmake ninja-build pkg-config clang clang-format clang-tidy libclang-rt-14-dev
   libsimdjson-dev libabsl-dev libconcurrentqueue-dev libtomlplusplus-dev
   libboost-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev curl bc
-  openssl nginx libcli11-dev libre2-dev
+  openssl nginx libcli11-dev libre2-dev nats-server libnats-dev
   chromium fonts-ipafont-gothic
 )
 
 # chromium (with a Japanese font, for the catalog's Japanese names) runs the dashboard's browser
 # tests; heraldctl is built on CLI11.
-# `tools/deps.sh bench` adds what bench/run.sh needs: the nats-server peer and the plots.
-if [[ "${1:-}" == "bench" ]]; then packages+=(nats-server libnats-dev gnuplot-nox linux-perf); fi
+# nats-server and libnats-dev carry the JetStream mode (--store jetstream) and its tests.
+# `tools/deps.sh bench` adds what bench/run.sh needs: the plots and perf.
+if [[ "${1:-}" == "bench" ]]; then packages+=(gnuplot-nox linux-perf); fi
 
 # Node.js and npm run the reference signature verifier in the tests; a machine that already has
 # them (from any source) keeps its own.

@@ -1,0 +1,146 @@
+#include "engine/jetstream/nats_client.h"
+
+#include <thread>
+
+#include "absl/strings/str_join.h"
+#include "engine/common/strings.h"
+
+namespace herald::jetstream {
+
+absl::Status NatsStatus(natsStatus s, std::string_view what, jsErrCode code) {
+  if (s == NATS_OK) return absl::OkStatus();
+  natsStatus last = NATS_OK;
+  const char* detail = nats_GetLastError(&last);
+  std::string text = Cat(what, ": ", natsStatus_GetText(s));
+  if (detail != nullptr && *detail != '\0') text = Cat(text, " (", detail, ")");
+  if (code != 0) text = Cat(text, " [JetStream error ", static_cast<int>(code), "]");
+  // A compare-and-set that lost: the KV helpers report it only in the text.
+  const bool wrong_sequence =
+      code == JSStreamWrongLastSequenceErr ||
+      (detail != nullptr &&
+       std::string_view(detail).find("wrong last sequence") != std::string_view::npos);
+  if (wrong_sequence) return absl::FailedPreconditionError(text);
+  switch (s) {
+    case NATS_TIMEOUT:
+    case NATS_NO_SERVER:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_NO_RESPONDERS:
+    case NATS_IO_ERROR:
+      return absl::UnavailableError(text);
+    case NATS_NOT_FOUND:
+      return absl::NotFoundError(text);
+    default:
+      return absl::InternalError(text);
+  }
+}
+
+std::string NatsClient::Name(std::string_view suffix) const {
+  return Cat(options_.prefix, "_", suffix);
+}
+
+void NatsClient::Log(std::string_view line) const {
+  if (options_.log) options_.log(line);
+}
+
+void NatsClient::Disconnected(natsConnection* /*nc*/, void* self) {
+  auto* c = static_cast<NatsClient*>(self);
+  if (!c->connected_.exchange(false)) return;
+  c->disconnects_.fetch_add(1, std::memory_order_relaxed);
+  c->Log("heraldd: lost the connection to NATS; reconnecting (ingest answers 503 meanwhile)");
+}
+
+void NatsClient::Reconnected(natsConnection* nc, void* self) {
+  auto* c = static_cast<NatsClient*>(self);
+  c->connected_.store(true);
+  c->reconnects_.fetch_add(1, std::memory_order_relaxed);
+  char url[256] = {};
+  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+  c->Log(Cat("heraldd: reconnected to NATS at ", url));
+}
+
+void NatsClient::AsyncError(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsStatus err,
+                            void* self) {
+  static_cast<NatsClient*>(self)->Log(Cat("heraldd: NATS: ", natsStatus_GetText(err)));
+}
+
+absl::StatusOr<std::unique_ptr<NatsClient>> NatsClient::Connect(NatsOptions options,
+                                                                const std::function<bool()>& stop) {
+  if (options.urls.empty()) return absl::InvalidArgumentError("no NATS URL given");
+  std::unique_ptr<NatsClient> c(new NatsClient(std::move(options)));
+  const NatsOptions& o = c->options_;
+  auto check = [](natsStatus s, std::string_view what) { return NatsStatus(s, what); };
+  if (auto s = check(natsOptions_Create(&c->opts_), "NATS options"); !s.ok()) return s;
+  std::vector<const char*> urls;
+  for (const std::string& u : o.urls) urls.push_back(u.c_str());
+  natsOptions* opts = c->opts_;
+  absl::Status s =
+      check(natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size())), "NATS URLs");
+  if (s.ok()) s = check(natsOptions_SetName(opts, o.prefix.c_str()), "NATS client name");
+  if (s.ok()) s = check(natsOptions_SetMaxReconnect(opts, -1), "NATS reconnects");
+  if (s.ok()) s = check(natsOptions_SetReconnectWait(opts, 250), "NATS reconnect wait");
+  if (s.ok()) s = check(natsOptions_SetTimeout(opts, 2000), "NATS connect timeout");
+  if (s.ok() && !o.user.empty()) {
+    s = check(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "NATS user");
+  }
+  if (s.ok() && !o.credentials_file.empty()) {
+    s = check(natsOptions_SetUserCredentialsFromFiles(opts, o.credentials_file.c_str(), nullptr),
+              Cat("NATS credentials file ", o.credentials_file));
+  }
+  if (s.ok() && (!o.tls_ca_file.empty() || !o.tls_cert_file.empty())) {
+    s = check(natsOptions_SetSecure(opts, true), "NATS TLS");
+  }
+  if (s.ok() && !o.tls_ca_file.empty()) {
+    s = check(natsOptions_LoadCATrustedCertificates(opts, o.tls_ca_file.c_str()),
+              Cat("NATS TLS CA file ", o.tls_ca_file));
+  }
+  if (s.ok() && !o.tls_cert_file.empty()) {
+    s = check(
+        natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(), o.tls_key_file.c_str()),
+        Cat("NATS TLS certificate ", o.tls_cert_file));
+  }
+  NatsClient* self = c.get();
+  if (s.ok()) s = check(natsOptions_SetDisconnectedCB(opts, Disconnected, self), "NATS callback");
+  if (s.ok()) s = check(natsOptions_SetReconnectedCB(opts, Reconnected, self), "NATS callback");
+  if (s.ok()) s = check(natsOptions_SetErrorHandler(opts, AsyncError, self), "NATS callback");
+  // A bad file or option is the configuration's fault: exit 2 without retrying.
+  if (!s.ok()) return absl::InvalidArgumentError(s.message());
+
+  const std::string where = absl::StrJoin(o.urls, ",");
+  const auto deadline = std::chrono::steady_clock::now() + o.connect_wait;
+  for (int attempt = 1;; ++attempt) {
+    const natsStatus st = natsConnection_Connect(&c->nc_, opts);
+    if (st == NATS_OK) break;
+    const absl::Status why = NatsStatus(st, Cat("connecting to NATS at ", where));
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || (stop && stop())) {
+      return absl::UnavailableError(Cat(ToStd(why.message()), "; gave up after ", attempt,
+                                        " attempts (--nats-connect-wait)"));
+    }
+    c->Log(Cat("heraldd: ", ToStd(why.message()), "; attempt ", attempt, ", retrying for ",
+               left.count(), " s more"));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  c->connected_.store(true);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = o.api_wait.count();
+  if (auto js = check(natsConnection_JetStream(&c->js_, c->nc_, &jo), "JetStream context");
+      !js.ok()) {
+    return js;
+  }
+  return c;
+}
+
+NatsClient::~NatsClient() {
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (nc_ != nullptr) {
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+  if (opts_ != nullptr) natsOptions_Destroy(opts_);
+}
+
+}  // namespace herald::jetstream

@@ -1,0 +1,75 @@
+// One connection to a NATS cluster with its JetStream context (DESIGN §10), shared by everything
+// heraldd keeps on JetStream. It reconnects by itself for as long as it lives, and says so through
+// `log`; start-up waits for a first connection for at most `connect_wait`.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nats/nats.h"
+
+namespace herald::jetstream {
+
+struct NatsOptions {
+  std::vector<std::string> urls{"nats://127.0.0.1:4222"};
+  // Names every stream, consumer and bucket herald creates, so deployments can share a cluster.
+  std::string prefix = "herald";
+  int replicas = 1;  // of every stream and bucket
+  std::string user, password;
+  std::string credentials_file;  // a .creds file (JWT and NKey seed)
+  // TLS to NATS: the CA that signs the servers' certificates, and a client certificate when the
+  // servers ask for one. Either turns TLS on (tls:// URLs do too).
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
+  std::chrono::milliseconds connect_wait{30'000};  // at start; then heraldd gives up (exit 2)
+  std::chrono::milliseconds api_wait{5'000};       // every JetStream API call and publish
+  std::function<void(std::string_view)> log;
+};
+
+// natsStatus as absl::Status: Unavailable for what a reconnect may fix, FailedPrecondition for a
+// lost compare-and-set, Internal otherwise; `what` says what was being done.
+absl::Status NatsStatus(natsStatus s, std::string_view what,
+                        jsErrCode code = static_cast<jsErrCode>(0));
+
+class NatsClient {
+ public:
+  // Connects, retrying every second (each failure logged) until `connect_wait` passes or `stop`
+  // says yes; then Unavailable.
+  static absl::StatusOr<std::unique_ptr<NatsClient>> Connect(
+      NatsOptions options, const std::function<bool()>& stop = {});
+  ~NatsClient();
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  natsConnection* connection() { return nc_; }
+  jsCtx* js() { return js_; }
+  const NatsOptions& options() const { return options_; }
+  // `<prefix>_<suffix>`: the name of one of herald's streams, consumers or buckets.
+  std::string Name(std::string_view suffix) const;
+
+  bool connected() const { return connected_.load(std::memory_order_relaxed); }
+  uint64_t disconnects() const { return disconnects_.load(std::memory_order_relaxed); }
+  uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+
+ private:
+  explicit NatsClient(NatsOptions options) : options_(std::move(options)) {}
+  void Log(std::string_view line) const;
+  static void Disconnected(natsConnection* nc, void* self);
+  static void Reconnected(natsConnection* nc, void* self);
+  static void AsyncError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* self);
+
+  const NatsOptions options_;
+  natsOptions* opts_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> disconnects_{0}, reconnects_{0};
+};
+
+}  // namespace herald::jetstream
