@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<KvConfigStore>> KvConfigStore::Open(NatsClient& c
     st = js_KeyValue(&s->kv_, client.js(), s->bucket_.c_str());
     if (st != NATS_OK) return created;
     if (client.options().log) {
-      client.options().log(Cat("heraldd: KV bucket ", s->bucket_,
+      client.options().log(Cat("KV bucket ", s->bucket_,
                                " exists with other settings; using it as it is (",
                                ToStd(created.message()), ")"));
     }
@@ -106,9 +106,14 @@ absl::StatusOr<std::unique_ptr<KvConfigStore>> KvConfigStore::Open(NatsClient& c
 }
 
 KvConfigStore::~KvConfigStore() {
+  (void)Close();
+  if (kv_ != nullptr) kvStore_Destroy(kv_);
+}
+
+absl::Status KvConfigStore::Close() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
-  if (kv_ != nullptr) kvStore_Destroy(kv_);
+  return absl::OkStatus();
 }
 
 void KvConfigStore::Run() {
@@ -132,8 +137,8 @@ void KvConfigStore::Run() {
       kvWatchOptions_Init(&o);
       if (const natsStatus st = kvStore_WatchAll(&w, kv_, &o); st != NATS_OK) {
         w = nullptr;
-        log(Cat("heraldd: watching KV bucket ", bucket_, ": ",
-                ToStd(NatsStatus(st, "watch").message()), "; retrying"));
+        log(Cat("watching KV bucket ", bucket_, ": ", ToStd(NatsStatus(st, "watch").message()),
+                "; retrying"));
         pause();
         continue;
       }
@@ -156,7 +161,7 @@ void KvConfigStore::Run() {
         if (last <= watched) {
           behind_at_last_check = 0;
         } else if (behind_at_last_check != 0 && behind_at_last_check == watched + 1) {
-          log(Cat("heraldd: the watch of KV bucket ", bucket_, " stalled at revision ", watched,
+          log(Cat("the watch of KV bucket ", bucket_, " stalled at revision ", watched,
                   " (the bucket is at ", last, "); watching again"));
           kvWatcher_Destroy(w);
           w = nullptr;
@@ -171,7 +176,7 @@ void KvConfigStore::Run() {
     const natsStatus st = kvWatcher_Next(&e, w, 200);
     if (st == NATS_TIMEOUT) continue;
     if (st != NATS_OK) {
-      log(Cat("heraldd: KV bucket ", bucket_, " watch: ", ToStd(NatsStatus(st, "next").message()),
+      log(Cat("KV bucket ", bucket_, " watch: ", ToStd(NatsStatus(st, "next").message()),
               "; watching again"));
       kvWatcher_Destroy(w);
       w = nullptr;
@@ -341,7 +346,7 @@ void KvConfigStore::Undo(const ConfigWrite& w, uint64_t written,
   if (before) back.value = before->value;
   uint64_t revision = 0;
   if (absl::Status s = WriteOne(back, &revision); !s.ok() && client_.options().log) {
-    client_.options().log(Cat("heraldd: undoing a partial config change: ", ToStd(s.message())));
+    client_.options().log(Cat("undoing a partial config change: ", ToStd(s.message())));
   }
 }
 

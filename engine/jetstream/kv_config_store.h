@@ -44,6 +44,9 @@ class KvConfigStore final : public store::ConfigStore {
   // writer). `fn` is called from the watcher's thread, one change at a time, in revision order.
   absl::Status Watch(uint64_t from_revision, Watcher fn) override;
   uint64_t revision() const override;
+  bool shared() const override { return true; }
+  // Stops the watch: no watcher is called after it returns.
+  absl::Status Close() override;
 
   // Whether a change `fn` was called with still needs applying: no newer revision of its key is
   // known and this store did not write it. Asked under the applier's lock, so a change racing a

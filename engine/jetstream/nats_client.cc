@@ -40,29 +40,32 @@ std::string NatsClient::Name(std::string_view suffix) const {
   return Cat(options_.prefix, "_", suffix);
 }
 
-void NatsClient::Log(std::string_view line) const {
-  if (options_.log) options_.log(line);
+NatsClient::NatsClient(NatsOptions options)
+    : options_(std::move(options)), shared_(new Shared{.log = options_.log}) {}
+
+void NatsClient::Disconnected(natsConnection* /*nc*/, void* shared) {
+  auto* c = static_cast<Shared*>(shared);
+  if (!c->connected.exchange(false) || c->closing.load()) return;
+  c->disconnects.fetch_add(1, std::memory_order_relaxed);
+  c->Log("lost the connection to NATS; reconnecting");
 }
 
-void NatsClient::Disconnected(natsConnection* /*nc*/, void* self) {
-  auto* c = static_cast<NatsClient*>(self);
-  if (!c->connected_.exchange(false)) return;
-  c->disconnects_.fetch_add(1, std::memory_order_relaxed);
-  c->Log("heraldd: lost the connection to NATS; reconnecting (ingest answers 503 meanwhile)");
-}
-
-void NatsClient::Reconnected(natsConnection* nc, void* self) {
-  auto* c = static_cast<NatsClient*>(self);
-  c->connected_.store(true);
-  c->reconnects_.fetch_add(1, std::memory_order_relaxed);
+void NatsClient::Reconnected(natsConnection* nc, void* shared) {
+  auto* c = static_cast<Shared*>(shared);
+  c->connected.store(true);
+  c->reconnects.fetch_add(1, std::memory_order_relaxed);
   char url[256] = {};
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-  c->Log(Cat("heraldd: reconnected to NATS at ", url));
+  c->Log(Cat("reconnected to NATS at ", url));
+}
+
+void NatsClient::Closed(natsConnection* /*nc*/, void* shared) {
+  delete static_cast<Shared*>(shared);
 }
 
 void NatsClient::AsyncError(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsStatus err,
-                            void* self) {
-  static_cast<NatsClient*>(self)->Log(Cat("heraldd: NATS: ", natsStatus_GetText(err)));
+                            void* shared) {
+  static_cast<Shared*>(shared)->Log(Cat("NATS: ", natsStatus_GetText(err)));
 }
 
 absl::StatusOr<std::unique_ptr<NatsClient>> NatsClient::Connect(NatsOptions options,
@@ -100,10 +103,11 @@ absl::StatusOr<std::unique_ptr<NatsClient>> NatsClient::Connect(NatsOptions opti
         natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(), o.tls_key_file.c_str()),
         Cat("NATS TLS certificate ", o.tls_cert_file));
   }
-  NatsClient* self = c.get();
-  if (s.ok()) s = check(natsOptions_SetDisconnectedCB(opts, Disconnected, self), "NATS callback");
-  if (s.ok()) s = check(natsOptions_SetReconnectedCB(opts, Reconnected, self), "NATS callback");
-  if (s.ok()) s = check(natsOptions_SetErrorHandler(opts, AsyncError, self), "NATS callback");
+  Shared* shared = c->shared_;
+  if (s.ok()) s = check(natsOptions_SetDisconnectedCB(opts, Disconnected, shared), "NATS callback");
+  if (s.ok()) s = check(natsOptions_SetReconnectedCB(opts, Reconnected, shared), "NATS callback");
+  if (s.ok()) s = check(natsOptions_SetClosedCB(opts, Closed, shared), "NATS callback");
+  if (s.ok()) s = check(natsOptions_SetErrorHandler(opts, AsyncError, shared), "NATS callback");
   // A bad file or option is the configuration's fault: exit 2 without retrying.
   if (!s.ok()) return absl::InvalidArgumentError(s.message());
 
@@ -119,11 +123,11 @@ absl::StatusOr<std::unique_ptr<NatsClient>> NatsClient::Connect(NatsOptions opti
       return absl::UnavailableError(Cat(ToStd(why.message()), "; gave up after ", attempt,
                                         " attempts (--nats-connect-wait)"));
     }
-    c->Log(Cat("heraldd: ", ToStd(why.message()), "; attempt ", attempt, ", retrying for ",
-               left.count(), " s more"));
+    c->shared_->Log(Cat(ToStd(why.message()), "; attempt ", attempt, ", retrying for ",
+                        left.count(), " s more"));
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  c->connected_.store(true);
+  c->shared_->connected.store(true);
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = o.api_wait.count();
@@ -137,8 +141,11 @@ absl::StatusOr<std::unique_ptr<NatsClient>> NatsClient::Connect(NatsOptions opti
 NatsClient::~NatsClient() {
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) {
-    natsConnection_Close(nc_);
+    shared_->closing.store(true);
+    natsConnection_Close(nc_);  // its closed callback frees shared_
     natsConnection_Destroy(nc_);
+  } else {
+    delete shared_;
   }
   if (opts_ != nullptr) natsOptions_Destroy(opts_);
 }

@@ -29,6 +29,9 @@ struct NatsOptions {
   std::string tls_ca_file, tls_cert_file, tls_key_file;
   std::chrono::milliseconds connect_wait{30'000};  // at start; then heraldd gives up (exit 2)
   std::chrono::milliseconds api_wait{5'000};       // every JetStream API call and publish
+  // How long an instance has to settle a request it took before another instance gets it
+  // (set when the consumer is created; an existing one keeps its own).
+  std::chrono::milliseconds ack_wait{30'000};
   std::function<void(std::string_view)> log;
 };
 
@@ -53,23 +56,32 @@ class NatsClient {
   // `<prefix>_<suffix>`: the name of one of herald's streams, consumers or buckets.
   std::string Name(std::string_view suffix) const;
 
-  bool connected() const { return connected_.load(std::memory_order_relaxed); }
-  uint64_t disconnects() const { return disconnects_.load(std::memory_order_relaxed); }
-  uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  bool connected() const { return shared_->connected.load(std::memory_order_relaxed); }
+  uint64_t disconnects() const { return shared_->disconnects.load(std::memory_order_relaxed); }
+  uint64_t reconnects() const { return shared_->reconnects.load(std::memory_order_relaxed); }
 
  private:
-  explicit NatsClient(NatsOptions options) : options_(std::move(options)) {}
-  void Log(std::string_view line) const;
-  static void Disconnected(natsConnection* nc, void* self);
-  static void Reconnected(natsConnection* nc, void* self);
-  static void AsyncError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* self);
+  // What the connection's callbacks use. They run on cnats's own thread, the last of them (the
+  // closed callback, which frees this) after the client is gone.
+  struct Shared {
+    std::function<void(std::string_view)> log;
+    std::atomic<bool> connected{false}, closing{false};
+    std::atomic<uint64_t> disconnects{0}, reconnects{0};
+    void Log(std::string_view line) const {
+      if (log) log(line);
+    }
+  };
+  explicit NatsClient(NatsOptions options);
+  static void Disconnected(natsConnection* nc, void* shared);
+  static void Reconnected(natsConnection* nc, void* shared);
+  static void Closed(natsConnection* nc, void* shared);
+  static void AsyncError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* shared);
 
   const NatsOptions options_;
+  Shared* shared_;
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::atomic<bool> connected_{false};
-  std::atomic<uint64_t> disconnects_{0}, reconnects_{0};
 };
 
 }  // namespace herald::jetstream

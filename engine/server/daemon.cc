@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "engine/common/strings.h"
+#include "engine/jetstream/kv_config_store.h"
+#include "engine/jetstream/nats_client.h"
+#include "engine/jetstream/stream_event_log.h"
 #include "engine/server/http_api.h"
 #include "engine/server/http_server.h"
 #include "engine/store/config_journal.h"
@@ -20,6 +24,7 @@ struct Daemon::Parts {
   // dispatch threads that feed it, the server goes before the API it calls.
   std::unique_ptr<WebhookDeliverer> deliverer;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<jetstream::NatsClient> nats;  // --store jetstream: before what uses it
   std::unique_ptr<store::ConfigStore> config_store;
   std::unique_ptr<store::EventLog> events;
   LimitHits limit_hits;
@@ -37,16 +42,41 @@ struct Daemon::Parts {
 
 namespace {
 
-// The embedded stores in data_dir: the config journal, loaded into the engine, and the spool.
-absl::Status OpenLocalStores(DaemonConfig& config, store::Spool::Durability durability,
-                             Engine& engine, WebhookDeliverer& deliverer,
-                             std::unique_ptr<store::ConfigStore>* config_store,
-                             std::unique_ptr<store::EventLog>* events, size_t* loaded) {
-  auto journal = store::ConfigJournal::Open(config.data_dir, config.engine.log);
-  if (!journal.ok()) return journal.status();
-  *loaded = store::LoadConfig(**journal, engine, config.engine.log);
+// The config store, loaded into the engine: the journal in data_dir, or (--store jetstream) the
+// KV bucket every instance shares. Returns the revision loaded.
+absl::StatusOr<uint64_t> OpenConfigStore(DaemonConfig& config, Engine& engine,
+                                         jetstream::NatsClient* nats,
+                                         std::unique_ptr<store::ConfigStore>* config_store,
+                                         size_t* loaded) {
+  if (nats != nullptr) {
+    auto kv = jetstream::KvConfigStore::Open(*nats);
+    if (!kv.ok()) return kv.status();
+    *config_store = *std::move(kv);
+  } else {
+    auto journal = store::ConfigJournal::Open(config.data_dir, config.engine.log);
+    if (!journal.ok()) return journal.status();
+    *config_store = *std::move(journal);
+  }
+  // The revision first: what changes while the rest loads is applied again from the watch.
+  const uint64_t revision = (*config_store)->revision();
+  *loaded = store::LoadConfig(**config_store, engine, config.engine.log);
   engine.FlushIndex();
-  *config_store = *std::move(journal);
+  return revision;
+}
+
+// The event spool in data_dir, or (--store jetstream) the stream every instance shares.
+absl::Status OpenEventLog(DaemonConfig& config, store::Spool::Durability durability, Engine& engine,
+                          WebhookDeliverer& deliverer, jetstream::NatsClient* nats,
+                          std::unique_ptr<store::EventLog>* events) {
+  if (nats != nullptr) {
+    auto stream = jetstream::StreamEventLog::Open(
+        *nats, engine,
+        {.ack_wait = config.jetstream.ack_wait,
+         .max_held = std::max<size_t>(1, config.engine.queue_max_notifications)});
+    if (!stream.ok()) return stream.status();
+    *events = *std::move(stream);
+    return absl::OkStatus();
+  }
   auto log = store::DeliveryLog::Open(
       {.data_dir = config.data_dir,
        .durability = durability,
@@ -100,9 +130,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
   auto engine = Engine::Create(config.engine);
   if (!engine.ok()) return Misconfigured(engine.status());
   p->engine = *std::move(engine);
+  if (config.store == "jetstream") {
+    config.jetstream.log = config.engine.log;
+    auto nats = jetstream::NatsClient::Connect(config.jetstream);
+    // Unreachable NATS is the deployment's to fix, as a bad setting is: exit 2.
+    if (!nats.ok()) return Misconfigured(nats.status());
+    p->nats = *std::move(nats);
+  }
   size_t loaded = 0;
-  if (auto s = OpenLocalStores(config, *durability, *p->engine, *p->deliverer, &p->config_store,
-                               &p->events, &loaded);
+  auto loaded_revision =
+      OpenConfigStore(config, *p->engine, p->nats.get(), &p->config_store, &loaded);
+  if (!loaded_revision.ok()) return Refused(loaded_revision.status());
+  if (auto s =
+          OpenEventLog(config, *durability, *p->engine, *p->deliverer, p->nats.get(), &p->events);
       !s.ok()) {
     return Refused(s);
   }
@@ -120,6 +160,20 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
                                          .name_lookup = config.name_lookup,
                                      },
                                      p->deliverer.get(), p->config_store.get(), p->events.get());
+  if (p->config_store->shared()) {
+    // Every other instance's change, from the revision loaded on, applied here as it comes.
+    auto* kv = static_cast<jetstream::KvConfigStore*>(p->config_store.get());
+    auto log = config.engine.log;
+    if (auto s = kv->Watch(
+            *loaded_revision,
+            [api = p->api.get(), kv, log](const store::ConfigEntry& change) {
+              api->management().ApplyWatched(
+                  change, [kv](const store::ConfigEntry& c) { return kv->NeedsApplying(c); }, log);
+            });
+        !s.ok()) {
+      return Refused(s);
+    }
+  }
   const int threads = config.threads > 0
                           ? config.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -162,8 +216,15 @@ absl::Status Daemon::Start(const std::function<bool()>& stop) {
         "heraldd: no --api-key set: listening on loopback only, open to every local user; set "
         "--api-key to listen elsewhere");
   }
-  p.Print(Cat("heraldd: state in ", p.config.data_dir, " (", p.loaded, " config records loaded, ",
-              p.engine->subscription_count(), " subscriptions)"));
+  if (p.nats) {
+    p.Print(Cat("heraldd: config in JetStream KV bucket ", p.nats->Name("config"), " at ",
+                absl::StrJoin(p.config.jetstream.urls, ","), " (", p.loaded,
+                " config records loaded, ", p.engine->subscription_count(),
+                " subscriptions); shared with every instance"));
+  } else {
+    p.Print(Cat("heraldd: state in ", p.config.data_dir, " (", p.loaded, " config records loaded, ",
+                p.engine->subscription_count(), " subscriptions)"));
+  }
   // What the last run accepted but had not delivered, before anything new is accepted.
   if (auto s = p.events->Replay(stop); !s.ok()) {
     p.failed_start = true;
@@ -172,8 +233,15 @@ absl::Status Daemon::Start(const std::function<bool()>& stop) {
   }
   p.events->Start();
   p.api->set_ready(true);
-  p.Print(Cat("heraldd: event spool in ", p.config.data_dir, "/spool, durability ",
-              p.config.durability, " (", p.events->stats().replayed, " records replayed); ready"));
+  if (p.nats) {
+    p.Print(Cat("heraldd: events on JetStream stream ", p.nats->Name("events"), " (replicas ",
+                p.config.jetstream.replicas, "), routed through consumer ", p.nats->Name("route"),
+                "; ready"));
+  } else {
+    p.Print(Cat("heraldd: event spool in ", p.config.data_dir, "/spool, durability ",
+                p.config.durability, " (", p.events->stats().replayed,
+                " records replayed); ready"));
+  }
   return absl::OkStatus();
 }
 

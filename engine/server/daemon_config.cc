@@ -78,6 +78,49 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
       return Bad(key, "must be none, batch or always");
     }
     c.durability = std::string(value);
+  } else if (key == "store") {
+    if (value != "local" && value != "jetstream") return Bad(key, "must be local or jetstream");
+    c.store = std::string(value);
+  } else if (key == "jetstream.urls") {
+    // A TOML array of strings, or one string, rendered as "a,b,c".
+    c.jetstream.urls.clear();
+    for (std::string_view rest = value; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      const std::string_view url = rest.substr(0, comma);
+      if (url.empty()) return Bad(key, "an empty URL");
+      c.jetstream.urls.emplace_back(url);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    if (c.jetstream.urls.empty()) return Bad(key, "must name at least one URL");
+  } else if (key == "jetstream.replicas") {
+    if (auto s = SetInt(key, value, 1, 5, &n); !s.ok()) return s;
+    c.jetstream.replicas = static_cast<int>(n);
+  } else if (key == "jetstream.prefix") {
+    // Stream, consumer and bucket names: letters, digits, '-' and '_'.
+    if (value.empty() ||
+        value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789-_") != std::string_view::npos) {
+      return Bad(key, "must be letters, digits, '-' and '_'");
+    }
+    c.jetstream.prefix = std::string(value);
+  } else if (key == "jetstream.user") {
+    c.jetstream.user = std::string(value);
+  } else if (key == "jetstream.password") {
+    c.jetstream.password = std::string(value);
+  } else if (key == "jetstream.credentials") {
+    c.jetstream.credentials_file = std::string(value);
+  } else if (key == "jetstream.tls_ca") {
+    c.jetstream.tls_ca_file = std::string(value);
+  } else if (key == "jetstream.tls_cert") {
+    c.jetstream.tls_cert_file = std::string(value);
+  } else if (key == "jetstream.tls_key") {
+    c.jetstream.tls_key_file = std::string(value);
+  } else if (key == "jetstream.connect_wait_ms") {
+    if (auto s = SetInt(key, value, 0, 3'600'000, &n); !s.ok()) return s;
+    c.jetstream.connect_wait = std::chrono::milliseconds(n);
+  } else if (key == "jetstream.ack_wait_ms") {
+    if (auto s = SetInt(key, value, 500, 3'600'000, &n); !s.ok()) return s;
+    c.jetstream.ack_wait = std::chrono::milliseconds(n);
   } else if (key == "allow_private_targets") {
     if (value != "true" && value != "false") return Bad(key, "must be true or false");
     c.allow_private_targets = value == "true";
@@ -199,8 +242,13 @@ absl::Status LoadTable(DaemonConfig& c, const toml::table& table, std::string_vi
     else if (const toml::array* array = node.as_array()) {
       out->clear();
       for (const auto& item : *array) {
-        if (!item.is_integer()) return false;
-        *out += Cat(out->empty() ? "" : ",", *item.value<int64_t>());
+        if (item.is_integer()) {
+          *out += Cat(out->empty() ? "" : ",", *item.value<int64_t>());
+        } else if (item.is_string()) {
+          *out += Cat(out->empty() ? "" : ",", *item.value<std::string>());
+        } else {
+          return false;
+        }
       }
     } else {
       return false;
@@ -210,7 +258,7 @@ absl::Status LoadTable(DaemonConfig& c, const toml::table& table, std::string_vi
   for (auto& [k, v] : table) {
     const std::string key(k.str());
     if (key == "engine" || key == "delivery" || key == "limits" || key == "spool" ||
-        key == "dead_letters") {
+        key == "dead_letters" || key == "jetstream") {
       const toml::table* section = v.as_table();
       if (!section) return absl::InvalidArgumentError(Cat(path, ": ", key, ": must be a table"));
       for (auto& [ek, ev] : *section) {
@@ -273,6 +321,14 @@ std::string DaemonUsage() {
          "                            (fsynced within 5 ms, the default) or always (fsynced "
          "first)\n"
          "  --allow-private-targets   let webhooks target loopback and private addresses\n"
+         "  --store local|jetstream   where the config lives: data_dir (the default) or NATS\n"
+         "                            JetStream KV, shared by every instance ([jetstream] table)\n"
+         "  --nats-url URL[,URL...]   NATS servers (default nats://127.0.0.1:4222)\n"
+         "  --jetstream-replicas N    replicas of herald's streams and buckets (default 1)\n"
+         "  --jetstream-prefix NAME   names herald's streams and buckets (default herald)\n"
+         "  --nats-user U, --nats-password P, --nats-credentials FILE   NATS authentication\n"
+         "  --nats-tls-ca FILE, --nats-tls-cert FILE, --nats-tls-key FILE   TLS to NATS\n"
+         "  --nats-connect-wait-ms N  how long start-up retries NATS before exit 2 (30000)\n"
          "  --help                    this text\n";
 }
 
@@ -316,14 +372,26 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv
     if (name == "config") continue;
     std::string key = name;
     std::replace(key.begin(), key.end(), '-', '_');
-    static const char* kFlags[] = {"listen",
-                                   "data_dir",
-                                   "api_key",
-                                   "ingest_key",
-                                   "threads",
-                                   "durability",
-                                   "allow_private_targets"};
-    if (std::find(std::begin(kFlags), std::end(kFlags), key) == std::end(kFlags)) {
+    static const char* kFlags[] = {"listen",  "data_dir",   "api_key", "ingest_key",
+                                   "threads", "durability", "store",   "allow_private_targets"};
+    // The NATS flags set keys of the [jetstream] table.
+    static const std::pair<const char*, const char*> kJetStreamFlags[] = {
+        {"nats_url", "jetstream.urls"},
+        {"jetstream_replicas", "jetstream.replicas"},
+        {"jetstream_prefix", "jetstream.prefix"},
+        {"nats_user", "jetstream.user"},
+        {"nats_password", "jetstream.password"},
+        {"nats_credentials", "jetstream.credentials"},
+        {"nats_tls_ca", "jetstream.tls_ca"},
+        {"nats_tls_cert", "jetstream.tls_cert"},
+        {"nats_tls_key", "jetstream.tls_key"},
+        {"nats_connect_wait_ms", "jetstream.connect_wait_ms"}};
+    std::string flag_key = key;
+    for (const auto& [flag, table_key] : kJetStreamFlags) {
+      if (key == flag) key = table_key;
+    }
+    if (key == flag_key &&
+        std::find(std::begin(kFlags), std::end(kFlags), key) == std::end(kFlags)) {
       return absl::InvalidArgumentError(Cat("unknown flag --", name));
     }
     if (auto s = Apply(c, key, value); !s.ok()) {

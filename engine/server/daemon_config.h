@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/deliver/resolver.h"
+#include "engine/jetstream/nats_client.h"
 #include "herald/engine.h"
 #include "herald/webhook_deliverer.h"
 
@@ -22,6 +23,10 @@ struct DaemonConfig {
   std::string ingest_key;
   int threads = 0;  // 0 = one per core
   std::string durability = "batch";
+  // "local": config and events in data_dir; "jetstream": the config on NATS JetStream KV,
+  // shared by every instance ([jetstream]: urls, replicas, prefix, credentials, TLS).
+  std::string store = "local";
+  jetstream::NatsOptions jetstream;
   bool allow_private_targets = false;
   bool help = false;
   std::string catalog = "configs/catalog.json";

@@ -59,6 +59,8 @@ class HttpApi {
   // limit; management: 1 MiB; import: the server's limit).
   bool CheckHeaders(HttpRequest& request, HttpResponse& response, BodyPlan* plan);
   void set_ready(bool ready) { ready_.store(ready); }
+  // Every config change goes through it (with a shared store, other instances' too).
+  ManagementService& management() { return management_; }
   // Stops answering as ready and answers the writes waiting for target lookups (503), after at
   // most the lookup in flight. Call it before stopping the HttpServer: from then on no answer
   // comes from a thread of the API's own.

@@ -65,7 +65,8 @@ template <typename T>
 ManagementService::Step ManagementService::CreateStep(const T& value) {
   using Ops = EngineOps<T>;
   return {[this, &value] { return Ops::Create(engine_, value); },
-          [this, &value] { (void)Ops::Delete(engine_, Ops::Id(value)); }, store::PutWrite(value)};
+          [this, &value] { (void)Ops::Delete(engine_, Ops::Id(value)); }, store::PutWrite(value),
+          /*creates=*/true};
 }
 
 template <typename T>
@@ -117,8 +118,30 @@ absl::Status ManagementService::CheckLocked(NotificationProfile* profile,
   return errors.empty() ? absl::OkStatus() : ValidationError(errors);
 }
 
-absl::Status ManagementService::Persist(std::span<const store::ConfigWrite> writes) {
+absl::Status ManagementService::ExpectRevisions(std::vector<store::ConfigWrite>& writes,
+                                                const std::vector<bool>& creates) const {
+  for (size_t i = 0; i < writes.size(); ++i) {
+    store::ConfigWrite& w = writes[i];
+    if (creates[i]) {
+      w.expected_revision = 0;
+      continue;
+    }
+    const auto stored = config_->Get(w.kind, w.id);
+    if (!stored) {
+      return absl::FailedPreconditionError(Cat(store::ConfigKindName(w.kind), " ", w.id,
+                                               " was deleted meanwhile by another instance"));
+    }
+    w.expected_revision = stored->revision;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ManagementService::Persist(std::vector<store::ConfigWrite> writes,
+                                        const std::vector<bool>& creates) {
   if (!config_ || writes.empty()) return absl::OkStatus();
+  if (config_->shared()) {
+    if (absl::Status s = ExpectRevisions(writes, creates); !s.ok()) return s;
+  }
   auto committed = config_->Commit(writes);
   if (committed.ok()) return absl::OkStatus();
   if (committed.status().code() == absl::StatusCode::kFailedPrecondition) {
@@ -152,9 +175,13 @@ absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscri
     ++applied;
   }
   std::vector<store::ConfigWrite> writes;
+  std::vector<bool> creates;
   writes.reserve(steps.size());
-  for (Step& step : steps) writes.push_back(std::move(step.write));
-  if (absl::Status s = Persist(writes); !s.ok()) {
+  for (Step& step : steps) {
+    writes.push_back(std::move(step.write));
+    creates.push_back(step.creates);
+  }
+  if (absl::Status s = Persist(std::move(writes), creates); !s.ok()) {
     undo();
     return s;
   }
@@ -168,8 +195,7 @@ absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscri
 absl::Status ManagementService::DeleteStoredOnlyLocked(ConfigKind kind, const std::string& id,
                                                        const absl::Status& not_found) {
   if (!config_ || !config_->Get(kind, id)) return not_found;
-  const store::ConfigWrite write = store::DeleteWrite(kind, id);
-  return Persist({&write, 1});
+  return Persist({store::DeleteWrite(kind, id)}, {false});
 }
 
 absl::Status ManagementService::CreateSubscription(
@@ -297,11 +323,30 @@ absl::Status ManagementService::Import(std::span<const Subscription> subscriptio
     }
     results->push_back(std::move(st));
   }
-  if (absl::Status s = Persist(writes); !s.ok()) {
+  if (absl::Status s = Persist(std::move(writes), std::vector<bool>(created.size(), true));
+      !s.ok()) {
     for (const Subscription* c : created) (void)engine_.DeleteSubscription(c->subscription_id);
     return s;
   }
   return absl::OkStatus();
+}
+
+void ManagementService::ApplyWatched(const store::ConfigEntry& change,
+                                     const std::function<bool(const store::ConfigEntry&)>& current,
+                                     const std::function<void(std::string_view)>& log) {
+  MutexLock lock(mu_);
+  if (current && !current(change)) return;
+  if (absl::Status s = store::ApplyEntry(engine_, change, log); !s.ok()) {
+    if (log) {
+      log(Cat("a change from another instance does not apply here: ",
+              store::ConfigKindName(change.kind), " ", change.id, ": ", ToStd(s.message())));
+    }
+    return;
+  }
+  if (change.kind != ConfigKind::kProfile || change.deleted || !deliverer_) return;
+  // As an update through this instance would: asked afresh, and enabled again if disabled.
+  deliverer_->Revalidate(change.id);
+  if (deliverer_->disabled(change.id)) (void)deliverer_->Enable(change.id);
 }
 
 }  // namespace herald::server

@@ -64,12 +64,20 @@ class ManagementService {
   absl::Status Import(std::span<const Subscription> subscriptions,
                       std::vector<absl::Status>* results);
 
+  // A change another instance made to a shared store (ConfigStore::Watch), applied to the
+  // engine unless `current` says it no longer is (asked under the lock, so it never undoes a
+  // newer local change). What does not apply is said through `log`.
+  void ApplyWatched(const store::ConfigEntry& change,
+                    const std::function<bool(const store::ConfigEntry&)>& current,
+                    const std::function<void(std::string_view)>& log);
+
  private:
   // One engine change with its undo and the store write that records it.
   struct Step {
     std::function<absl::Status()> apply;
     std::function<void()> undo;
     store::ConfigWrite write;
+    bool creates = false;
   };
   // The steps that create, update (undone by restoring `before`) and delete (undone by creating
   // `before` again) one security setting, profile or subscription. They refer to their
@@ -89,7 +97,12 @@ class ManagementService {
   // holds it, its stored entry).
   template <typename T>
   absl::Status DeleteLocked(std::string_view id) HERALD_REQUIRES(mu_);
-  absl::Status Persist(std::span<const store::ConfigWrite> writes);
+  // With a shared store, each write states the revision it is based on: none for a creation,
+  // the stored one otherwise (FailedPrecondition when the store no longer has the entry).
+  // `creates[i]`: writes[i] creates its entry.
+  absl::Status ExpectRevisions(std::vector<store::ConfigWrite>& writes,
+                               const std::vector<bool>& creates) const;
+  absl::Status Persist(std::vector<store::ConfigWrite> writes, const std::vector<bool>& creates);
   // A delete of what the engine does not hold: the store may (it refused the entry at load, as
   // no longer applying), and then loses it; otherwise `not_found`.
   absl::Status DeleteStoredOnlyLocked(store::ConfigKind kind, const std::string& id,

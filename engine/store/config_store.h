@@ -79,6 +79,10 @@ class ConfigStore {
 
   virtual uint64_t revision() const = 0;  // of the last change committed
 
+  // True when other processes write the store too (JetStream's KV): a writer then states the
+  // revision its change is based on, and learns of the others' changes through Watch.
+  virtual bool shared() const { return false; }
+
   // At a clean stop, after the last change: the embedded journal compacts.
   virtual absl::Status Close() { return absl::OkStatus(); }
 };

@@ -22,10 +22,11 @@ using test_support::TempDir;
 
 // One heraldd instance's view: its own connection and store.
 struct Instance {
-  std::unique_ptr<NatsClient> client;
-  std::unique_ptr<KvConfigStore> store;
   std::mutex mu;
   std::vector<ConfigEntry> seen;  // what Watch reported
+  // After what the watcher writes to, so they go first.
+  std::unique_ptr<NatsClient> client;
+  std::unique_ptr<KvConfigStore> store;
 
   explicit Instance(const NatsServers& nats, std::string prefix = "herald") {
     NatsOptions o;

@@ -1,0 +1,102 @@
+// The EventLog on a JetStream stream (DESIGN §10), shared by every heraldd instance.
+//
+// - Ingest validates the request with the engine (routing nothing), publishes it to the stream
+//   `<prefix>_events` (work-queue retention, file storage, the configured replicas) and returns
+//   once JetStream acknowledged it: that ack is the 202's durability. `Nats-Msg-Id` is the
+//   envelope's eventId when the request is one envelope with one, so a client's retry is
+//   deduplicated; otherwise an id made for the request, which the publish's own retries keep.
+//   NATS unreachable: Unavailable (503 with Retry-After), nothing accepted.
+// - A shared durable pull consumer, `<prefix>_route`, hands each request to one instance, which
+//   routes it with the stream sequence as its log position (so generated webhook ids are the same
+//   on whichever instance routes it) and acks it once every notification it made is settled
+//   (delivered or a dead letter), telling JetStream it is in progress meanwhile. What a full
+//   queue refuses waits here and is offered again to that profile alone.
+// - An instance that dies leaves its requests unacked: JetStream hands them to another after the
+//   ack wait, and they are routed again (at least once; receivers dedupe on webhook-id). A clean
+//   stop naks what is unsettled, so another instance takes it at once.
+// - The stream and the consumer are created when missing; existing ones are used as they are,
+//   and settings that differ from these are reported, never changed.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/common/mutex.h"
+#include "engine/jetstream/nats_client.h"
+#include "engine/store/event_log.h"
+#include "herald/engine.h"
+
+namespace herald::jetstream {
+
+class StreamEventLog final : public store::EventLog {
+ public:
+  struct Options {
+    int fetch_batch = 64;
+    // How long a request handed to an instance waits for its ack before another gets it.
+    std::chrono::milliseconds ack_wait{30'000};
+    int64_t max_ack_pending = 20'000;  // requests routed and not yet settled, all instances
+    size_t max_held = 10'000;          // on this instance: it fetches no more beyond it
+  };
+
+  static absl::StatusOr<std::unique_ptr<StreamEventLog>> Open(NatsClient& client, Engine& engine,
+                                                              Options options);
+  ~StreamEventLog() override;
+
+  absl::StatusOr<IngestResult> Ingest(IngestBuffer buffer, size_t size, InputFormat format,
+                                      std::vector<IngestError>* errors,
+                                      OnDurable on_durable = nullptr) override;
+  absl::StatusOr<IngestResult> Ingest(std::string_view bytes, InputFormat format,
+                                      std::vector<IngestError>* errors,
+                                      OnDurable on_durable = nullptr) override;
+  absl::StatusOr<IngestResult> IngestNative(std::string_view channel, std::string_view event,
+                                            std::string_view bytes,
+                                            std::vector<IngestError>* errors,
+                                            OnDurable on_durable = nullptr) override;
+  bool defers_durability() const override { return false; }
+
+  // Nothing to replay: the consumer hands back what no instance settled.
+  absl::Status Replay(const std::function<bool()>& stop = {}) override;
+  void Start() override;
+  void Stop() override;
+
+  // Kept routes are the spool's: a request routed again here routes by the config in force.
+  absl::StatusOr<uint64_t> KeepRoute(const Subscription&) override { return 0; }
+  void SealRoute(uint64_t) override {}
+  void DropRoute(uint64_t) override {}
+
+  Stats stats() const override;
+
+ private:
+  StreamEventLog(NatsClient& client, Engine& engine, Options options);
+  absl::Status Publish(std::string_view kind, std::string_view channel, std::string_view event,
+                       std::string_view bytes, const std::string& msg_id);
+  absl::Status Bind();
+  void Run();
+
+  struct Held;
+  // Routes one fetched request (or, with `profile`, offers it again to that profile).
+  void Route(Held& held);
+  // Acks the held requests no profile still owes anything; touches the others.
+  void Settle(bool final_pass);
+
+  NatsClient& client_;
+  Engine& engine_;
+  const Options options_;
+  const std::string stream_, consumer_, subject_;
+  const std::string instance_id_;  // makes request ids unique across instances and restarts
+  std::atomic<uint64_t> next_request_{0};
+
+  natsSubscription* sub_ = nullptr;
+  std::vector<std::unique_ptr<Held>> held_;  // the routing thread's alone
+  std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0};
+  std::atomic<uint64_t> routed_{0}, acked_{0}, held_count_{0}, waiting_{0};
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace herald::jetstream

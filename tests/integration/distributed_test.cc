@@ -1,0 +1,292 @@
+// --store jetstream (DESIGN §10), black-box: heraldd instances sharing a real nats-server.
+// The config lives in a JetStream KV bucket: a change through one instance routes on the other
+// within a second, writes are compare-and-set across instances, and an unreachable NATS at start
+// is retried with a message each time, then exit 2. Ingest goes to a stream: whichever instance
+// accepted an event, one of them delivers it, and an instance killed with SIGKILL loses nothing
+// that was answered 202.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/testing/daemon.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/nats_server.h"
+#include "tests/testing/receiver.h"
+#include "tests/testing/temp_dir.h"
+
+namespace {
+
+using herald::test_support::Daemon;
+using herald::test_support::Eventually;
+using herald::test_support::NatsServers;
+using herald::test_support::Receiver;
+using herald::test_support::TempDir;
+
+bool Has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+std::vector<std::string> Instance(const NatsServers& nats) {
+  return {"--listen",   "127.0.0.1:0", "--allow-private-targets", "--store", "jetstream",
+          "--nats-url", nats.urls()};
+}
+
+std::string Event(int i) {
+  return R"({"channel":"SMS","event":"DELIVERY","eventId":"e-)" + std::to_string(i) +
+         R"(","payload":{"n":)" + std::to_string(i) + "}}";
+}
+
+// Per webhook-id, how many times it was delivered.
+std::map<std::string, int> Deliveries(const Receiver& receiver) {
+  std::map<std::string, int> seen;
+  for (const auto& r : receiver.requests()) ++seen[r.header("webhook-id")];
+  return seen;
+}
+
+std::string SubscriptionBody(const std::string& id, const std::string& url) {
+  return R"({"subscriptionId":")" + id + R"(","group":")" + id +
+         R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
+         R"(","maxBucketSize":1,"webhook":{"notifyUrl":")" + url + R"("}}})";
+}
+
+TEST(Distributed, AChangeThroughOneInstanceRoutesOnTheOtherWithinASecond) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  Daemon a(Instance(nats)), b(Instance(nats));
+  ASSERT_NE(a.port(), 0) << a.output() << a.log();
+  ASSERT_NE(b.port(), 0) << b.output() << b.log();
+
+  ASSERT_EQ(a.Call("POST", "/subscriptions/1/subscription/SMS",
+                   SubscriptionBody("dlr", receiver.url("/b")))
+                .status,
+            201);
+  const auto made = std::chrono::steady_clock::now();
+  // The other instance serves it, and routes an event it ingests to it, within a second.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return b.Call("GET", "/subscriptions/1/subscription/SMS/dlr").status == 200 &&
+               b.Call("GET", "/subscriptions/1/profiles/dlr").status == 200;
+      },
+      std::chrono::milliseconds(1000)));
+  for (int i = 0;; ++i) {
+    const auto r =
+        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})");
+    if (Has(r.body, R"("dlr")")) break;
+    ASSERT_LT(std::chrono::steady_clock::now() - made, std::chrono::milliseconds(1000)) << r.body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(b.Call("POST", "/v1/events",
+                   R"({"channel":"SMS","event":"DELIVERY","eventId":"e-1","payload":{}})")
+                .status,
+            202);
+  ASSERT_TRUE(receiver.WaitFor(1, std::chrono::seconds(10)));
+  EXPECT_EQ(receiver.requests()[0].target, "/b");
+
+  // An update through the other instance reaches the first; so does a delete.
+  const std::string updated =
+      R"({"name":"renamed","events":["DELIVERY","CLICK"],"profile":{"profileId":"dlr"}})";
+  const auto put = b.Call("PUT", "/subscriptions/1/subscription/SMS/dlr", updated);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_TRUE(Eventually(
+      [&] { return Has(a.Call("GET", "/subscriptions/1/subscription/SMS/dlr").body, "renamed"); },
+      std::chrono::milliseconds(1000)));
+  const auto deleted = a.Call("DELETE", "/subscriptions/1/subscription/SMS/dlr");
+  ASSERT_EQ(deleted.status / 100, 2) << deleted.body;
+  EXPECT_TRUE(Eventually(
+      [&] { return b.Call("GET", "/subscriptions/1/subscription/SMS/dlr").status == 404; },
+      std::chrono::milliseconds(1000)));
+
+  // A third instance started now loads everything there is.
+  Daemon c(Instance(nats));
+  ASSERT_NE(c.port(), 0) << c.log();
+  EXPECT_EQ(c.Call("GET", "/subscriptions/1/profiles/dlr").status, 200);
+  EXPECT_EQ(c.Call("GET", "/subscriptions/1/subscription/SMS/dlr").status, 404);
+  EXPECT_EQ(c.Stop(), 0);
+  EXPECT_TRUE(Has(c.output(), "config in JetStream KV bucket herald_config"));
+  EXPECT_TRUE(Has(c.output(), "(1 config records loaded, 0 subscriptions)")) << c.output();
+}
+
+TEST(Distributed, TwoInstancesCreatingOneIdConcurrentlyGetOne201AndOne409) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Daemon a(Instance(nats)), b(Instance(nats));
+  ASSERT_NE(a.port(), 0);
+  ASSERT_NE(b.port(), 0);
+  for (int round = 0; round < 5; ++round) {
+    const std::string id = "race-" + std::to_string(round);
+    std::atomic<int> status_a{0}, status_b{0};
+    std::thread ta([&] {
+      status_a = a.Call("POST", "/subscriptions/1/subscription/SMS",
+                        SubscriptionBody(id, "http://127.0.0.1:9/a"))
+                     .status;
+    });
+    std::thread tb([&] {
+      status_b = b.Call("POST", "/subscriptions/1/subscription/SMS",
+                        SubscriptionBody(id, "http://127.0.0.1:9/b"))
+                     .status;
+    });
+    ta.join();
+    tb.join();
+    // Exactly one won; the loser's engine was rolled back, and both end up serving the winner.
+    EXPECT_EQ((status_a == 201) + (status_b == 201), 1) << status_a << " " << status_b;
+    EXPECT_TRUE(status_a == 409 || status_b == 409) << status_a << " " << status_b;
+    const std::string winner = status_a == 201 ? "/a" : "/b";
+    EXPECT_TRUE(Eventually(
+        [&] {
+          return Has(a.Call("GET", "/subscriptions/1/profiles/" + id).body, winner) &&
+                 Has(b.Call("GET", "/subscriptions/1/profiles/" + id).body, winner);
+        },
+        std::chrono::milliseconds(2000)))
+        << a.Call("GET", "/subscriptions/1/profiles/" + id).body << "\n"
+        << b.Call("GET", "/subscriptions/1/profiles/" + id).body;
+  }
+}
+
+// Creates the subscription through `a` and waits until `b` routes by it.
+void Subscribe(Daemon& a, Daemon& b, const std::string& url) {
+  ASSERT_EQ(
+      a.Call("POST", "/subscriptions/1/subscription/SMS", SubscriptionBody("dlr", url)).status,
+      201);
+  ASSERT_TRUE(Eventually([&] {
+    return Has(
+        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+            .body,
+        R"("dlr")");
+  }));
+}
+
+TEST(Distributed, EventsAcceptedByEitherInstanceAreDeliveredWithTheirEventIds) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  Daemon a(Instance(nats)), b(Instance(nats));
+  ASSERT_NE(a.port(), 0) << a.log();
+  ASSERT_NE(b.port(), 0) << b.log();
+  Subscribe(a, b, receiver.url());
+  constexpr int kEvents = 60;
+  for (int i = 0; i < kEvents; ++i) {
+    Daemon& via = i % 2 ? b : a;
+    ASSERT_EQ(via.Call("POST", "/v1/events", Event(i)).status, 202) << i;
+  }
+  // A bad event is refused as before, and nothing of it reaches the stream.
+  EXPECT_EQ(a.Call("POST", "/v1/events", R"({"channel":"SMS","event":"NOPE","payload":{}})").status,
+            400);
+  // A client's retry of an event is stored once (Nats-Msg-Id is the eventId).
+  ASSERT_EQ(b.Call("POST", "/v1/events", Event(0)).status, 202);
+  ASSERT_TRUE(Eventually([&] { return Deliveries(receiver).size() == kEvents; }))
+      << Deliveries(receiver).size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto seen = Deliveries(receiver);
+  for (int i = 0; i < kEvents; ++i) {
+    EXPECT_EQ(seen.count("e-" + std::to_string(i)), 1u) << i;
+  }
+  EXPECT_EQ(receiver.count(), static_cast<size_t>(kEvents));
+  // NDJSON without eventIds: every line is delivered.
+  ASSERT_EQ(a.Call("POST", "/v1/events",
+                   R"({"channel":"SMS","event":"DELIVERY","payload":{"x":1}})"
+                   "\n"
+                   R"({"channel":"SMS","event":"DELIVERY","payload":{"x":2}})"
+                   "\n",
+                   "application/x-ndjson")
+                .status,
+            202);
+  EXPECT_TRUE(receiver.WaitFor(kEvents + 2, std::chrono::seconds(10)));
+}
+
+TEST(Distributed, AnInstanceKilledMidStreamLosesNothingThatWasAnswered202) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  // Holds every request for seconds until released: the killed instance dies with events in
+  // its hands, attempts in flight among them.
+  std::atomic<bool> hold{true};
+  receiver.set_handler([&](const herald::test_support::ReceivedRequest&) {
+    return herald::test_support::Reply{.status = 200,
+                                       .delay = std::chrono::milliseconds(hold.load() ? 3000 : 0)};
+  });
+  auto args = Instance(nats);
+  args.insert(args.end(), {"--config", dir.path() + "/fast.toml"});
+  {
+    std::ofstream toml(dir.path() + "/fast.toml");
+    toml << "[jetstream]\nack_wait_ms = 2000\n";
+  }
+  Daemon a(args), b(args);
+  ASSERT_NE(a.port(), 0) << a.log();
+  ASSERT_NE(b.port(), 0) << b.log();
+  Subscribe(a, b, receiver.url());
+  std::set<std::string> answered;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ((i % 2 ? a : b).Call("POST", "/v1/events", Event(i)).status, 202);
+    answered.insert("e-" + std::to_string(i));
+  }
+  ASSERT_TRUE(Eventually([&] { return receiver.in_progress() >= 2; })) << receiver.in_progress();
+  ASSERT_EQ(a.Signal(SIGKILL), -SIGKILL);
+  hold = false;
+  for (int i = 40; i < 80; ++i) {
+    ASSERT_EQ(b.Call("POST", "/v1/events", Event(i)).status, 202);
+    answered.insert("e-" + std::to_string(i));
+  }
+  // Every event answered 202 arrives: the dead instance's after the ack wait, from the other.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const auto seen = Deliveries(receiver);
+        for (const auto& id : answered) {
+          if (!seen.contains(id)) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(30)))
+      << Deliveries(receiver).size() << " of " << answered.size();
+  // What the dead instance was sending when it died was sent again, with the same webhook-id.
+  int repeated = 0;
+  for (const auto& [id, n] : Deliveries(receiver)) repeated += n > 1;
+  EXPECT_GT(repeated, 0);
+}
+
+TEST(Distributed, IngestAnswers503WhileNatsIsDownAndRecoversByItself) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  Daemon a(Instance(nats));
+  ASSERT_NE(a.port(), 0) << a.log();
+  ASSERT_EQ(
+      a.Call("POST", "/subscriptions/1/subscription/SMS", SubscriptionBody("dlr", receiver.url()))
+          .status,
+      201);
+  nats.Kill(0);
+  ASSERT_TRUE(Eventually([&] {
+    const auto r = a.Call("POST", "/v1/events", Event(1));
+    return r.status == 503 && !r.retry_after.empty();
+  })) << a.log();
+  nats.Start(0);
+  nats.WaitHealthy(0);
+  // Once it is back the same event is accepted, and delivered.
+  EXPECT_TRUE(Eventually([&] { return a.Call("POST", "/v1/events", Event(1)).status == 202; },
+                         std::chrono::seconds(15)))
+      << a.log();
+  EXPECT_TRUE(receiver.WaitFor(1, std::chrono::seconds(15)));
+  EXPECT_TRUE(Has(a.log(), "reconnected to NATS")) << a.log();
+}
+
+TEST(Distributed, AnUnreachableNatsAtStartIsRetriedThenExits2) {
+  Daemon d({"--listen", "127.0.0.1:0", "--store", "jetstream", "--nats-url", "nats://127.0.0.1:1",
+            "--nats-connect-wait-ms", "2500"});
+  EXPECT_EQ(d.port(), 0);
+  EXPECT_EQ(d.Stop(), 2);
+  const std::string log = d.log();
+  EXPECT_TRUE(Has(log, "connecting to NATS at nats://127.0.0.1:1")) << log;
+  EXPECT_TRUE(Has(log, "retrying")) << log;
+  EXPECT_TRUE(Has(log, "gave up after")) << log;
+}
+
+}  // namespace
