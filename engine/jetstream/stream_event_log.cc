@@ -317,6 +317,7 @@ void StreamEventLog::Settle(bool final_pass) {
 
 void StreamEventLog::Run() {
   auto last_reoffer = std::chrono::steady_clock::now();
+  auto last_info = std::chrono::steady_clock::time_point();
   bool reported = false;
   while (!stop_.load()) {
     if (held_.size() >= options_.max_held) {
@@ -366,8 +367,32 @@ void StreamEventLog::Run() {
       }
     }
     Settle(false);
+    if (const auto now = std::chrono::steady_clock::now();
+        now - last_info > std::chrono::seconds(2) && client_.connected()) {
+      last_info = now;
+      jsConsumerInfo* ci = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      if (js_GetConsumerInfo(&ci, client_.js(), stream_.c_str(), consumer_.c_str(), nullptr,
+                             &code) == NATS_OK) {
+        consumer_pending_.store(ci->NumPending, std::memory_order_relaxed);
+        consumer_ack_pending_.store(static_cast<uint64_t>(ci->NumAckPending),
+                                    std::memory_order_relaxed);
+        jsConsumerInfo_Destroy(ci);
+      }
+    }
   }
   Settle(true);
+}
+
+StreamEventLog::StreamStats StreamEventLog::stream_stats() const {
+  return {.published = appended_.load(std::memory_order_relaxed),
+          .publish_errors = append_errors_.load(std::memory_order_relaxed),
+          .routed = routed_.load(std::memory_order_relaxed),
+          .acked = acked_.load(std::memory_order_relaxed),
+          .held = held_count_.load(std::memory_order_relaxed),
+          .waiting_for_room = waiting_.load(std::memory_order_relaxed),
+          .consumer_pending = consumer_pending_.load(std::memory_order_relaxed),
+          .consumer_ack_pending = consumer_ack_pending_.load(std::memory_order_relaxed)};
 }
 
 store::EventLog::Stats StreamEventLog::stats() const {

@@ -70,6 +70,17 @@ class StreamEventLog final : public store::EventLog {
 
   Stats stats() const override;
 
+  // What /metrics shows of the stream on this instance.
+  struct StreamStats {
+    uint64_t published = 0, publish_errors = 0;  // ingest requests (the 202s, the 503s)
+    uint64_t routed = 0, acked = 0;              // requests this instance took and settled
+    uint64_t held = 0;                  // taken and not yet settled here (this instance's acks due)
+    uint64_t waiting_for_room = 0;      // held ones a full queue refused
+    uint64_t consumer_pending = 0;      // in the stream, not yet handed to any instance (lag)
+    uint64_t consumer_ack_pending = 0;  // handed out and not yet acked, every instance
+  };
+  StreamStats stream_stats() const;
+
  private:
   StreamEventLog(NatsClient& client, Engine& engine, Options options);
   absl::Status Publish(std::string_view kind, std::string_view channel, std::string_view event,
@@ -94,6 +105,7 @@ class StreamEventLog final : public store::EventLog {
   std::vector<std::unique_ptr<Held>> held_;  // the routing thread's alone
   std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0};
   std::atomic<uint64_t> routed_{0}, acked_{0}, held_count_{0}, waiting_{0};
+  std::atomic<uint64_t> consumer_pending_{0}, consumer_ack_pending_{0};  // read every 2 s
 
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -108,6 +108,40 @@ absl::Status Misconfigured(const absl::Status& s) {
   return absl::InvalidArgumentError(s.message());
 }
 
+// --store jetstream: the connection, the config watch and the stream, on this instance.
+void JetStreamMetrics(PrometheusWriter& w, const jetstream::NatsClient& nats,
+                      const jetstream::KvConfigStore& config,
+                      const jetstream::StreamEventLog& events) {
+  w.Gauge("herald_nats_connected", "1 while connected to NATS.", nats.connected() ? 1 : 0);
+  w.Counter("herald_nats_reconnects_total", "Reconnections to NATS after a lost connection.",
+            nats.reconnects());
+  w.Gauge("herald_config_watch_lag", "KV revisions of the config not yet seen by this instance.",
+          config.lag());
+  w.Counter("herald_config_watch_restarts_total",
+            "Times the config watch was made again (it stalled or failed).",
+            config.watch_restarts());
+  const auto s = events.stream_stats();
+  w.Counter("herald_stream_published_total", "Ingest requests stored in the events stream.",
+            s.published);
+  w.Counter("herald_stream_publish_errors_total",
+            "Ingest requests refused (503) because the stream could not store them.",
+            s.publish_errors);
+  w.Counter("herald_stream_routed_total", "Requests this instance took from the stream and routed.",
+            s.routed);
+  w.Counter("herald_stream_acked_total", "Requests this instance settled and acknowledged.",
+            s.acked);
+  w.Gauge("herald_stream_pending_acks",
+          "Requests this instance holds until their notifications are settled.", s.held);
+  w.Gauge("herald_stream_waiting_for_room",
+          "Held requests a full queue refused, offered again as it drains.", s.waiting_for_room);
+  w.Gauge("herald_stream_consumer_lag",
+          "Requests in the stream not yet handed to any instance (read every 2 s).",
+          s.consumer_pending);
+  w.Gauge("herald_stream_consumer_ack_pending",
+          "Requests handed out and not yet acknowledged, on every instance (read every 2 s).",
+          s.consumer_ack_pending);
+}
+
 }  // namespace
 
 Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -149,6 +183,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
   p->loaded = loaded;
   p->deliverer->Start(*p->engine);
   p->running = true;  // from here on Stop has work to do
+  std::function<void(PrometheusWriter&)> store_metrics;
+  if (p->nats) {
+    store_metrics = [nats = p->nats.get(),
+                     kv = static_cast<const jetstream::KvConfigStore*>(p->config_store.get()),
+                     events = static_cast<const jetstream::StreamEventLog*>(p->events.get())](
+                        PrometheusWriter& w) { JetStreamMetrics(w, *nats, *kv, *events); };
+  }
   p->api = std::make_unique<HttpApi>(*p->engine,
                                      HttpApi::Options{
                                          .api_key = config.api_key,
@@ -158,6 +199,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
                                          .allow_private_targets = config.allow_private_targets,
                                          .limit_hits = &p->limit_hits,
                                          .name_lookup = config.name_lookup,
+                                         .store_metrics = std::move(store_metrics),
                                      },
                                      p->deliverer.get(), p->config_store.get(), p->events.get());
   if (p->config_store->shared()) {

@@ -20,6 +20,7 @@
 #include "engine/common/latency_histogram.h"
 #include "engine/server/http_server.h"
 #include "engine/server/management_service.h"
+#include "engine/server/prometheus.h"
 #include "engine/server/query.h"
 #include "engine/server/target_lookups.h"
 #include "engine/store/config_store.h"
@@ -44,6 +45,8 @@ class HttpApi {
     LimitHits* limit_hits = nullptr;     // the server's, exported as metrics; counts 403 limits
     // The write-time SSRF guard's name lookups (blocking); the system's when empty.
     deliver::Resolver::LookupFn name_lookup;
+    // When set, /metrics shows what it writes instead of the event spool's (--store jetstream).
+    std::function<void(PrometheusWriter&)> store_metrics;
   };
   // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
   // served, and updating a profile it disabled enables it again.

@@ -121,7 +121,11 @@ void HttpApi::Metrics(Call& call) {
     w.Counter("herald_dead_letters_dropped_total",
               "Dead letters removed by [dead_letters] max_mb or max_age_hours.", d.dropped);
   }
-  if (events_) EventLogMetrics(w, events_->stats());
+  if (options_.store_metrics) {
+    options_.store_metrics(w);
+  } else if (events_) {
+    EventLogMetrics(w, events_->stats());
+  }
   if (const LimitHits* hits = options_.limit_hits) {
     w.Family("herald_limit_hits_total", "counter", "Requests and connections refused by a limit.");
     const std::pair<const char*, const std::atomic<uint64_t>*> limits[] = {

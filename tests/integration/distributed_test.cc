@@ -201,6 +201,23 @@ TEST(Distributed, EventsAcceptedByEitherInstanceAreDeliveredWithTheirEventIds) {
                 .status,
             202);
   EXPECT_TRUE(receiver.WaitFor(kEvents + 2, std::chrono::seconds(10)));
+
+  // Each instance shows its share of the stream's work, and nothing left to acknowledge.
+  uint64_t acked = 0;
+  for (Daemon* d : {&a, &b}) {
+    ASSERT_TRUE(Eventually([&] {
+      return Has(d->Call("GET", "/metrics").body, "herald_stream_pending_acks 0");
+    })) << d->Call("GET", "/metrics").body;
+    const std::string m = d->Call("GET", "/metrics").body;
+    EXPECT_TRUE(Has(m, "herald_nats_connected 1")) << m;
+    EXPECT_FALSE(Has(m, "herald_spool_")) << "no spool in this mode";
+    const std::string sample = "\nherald_stream_acked_total ";
+    const size_t at = m.find(sample);
+    ASSERT_NE(at, std::string::npos) << m;
+    acked += std::stoull(m.substr(at + sample.size()));
+  }
+  // The 60 envelopes and the NDJSON request: the retry of e-0 was never stored twice.
+  EXPECT_EQ(acked, static_cast<uint64_t>(kEvents + 1));
 }
 
 TEST(Distributed, AnInstanceKilledMidStreamLosesNothingThatWasAnswered202) {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -195,6 +196,58 @@ TEST(Daemon, AStopDuringAWritesLookupsAnswersItAndLeavesNothingBehind) {
   }
   release->store(true);  // the lookup threads end; no callback of theirs is left to run
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+}  // namespace
+}  // namespace herald::server
+
+namespace herald::server {
+namespace {
+
+absl::StatusOr<DaemonConfig> Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "heraldd");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return ParseDaemonConfig(static_cast<int>(argv.size()), argv.data());
+}
+
+// The JetStream mode's flags set the [jetstream] table's keys; bad values name what is wrong.
+TEST(DaemonConfig, JetStreamSettingsComeFromFlagsAndTheFile) {
+  TempDir dir;
+  const std::string path = dir.path() + "/h.toml";
+  {
+    std::ofstream toml(path);
+    toml << "store = \"jetstream\"\n[jetstream]\nurls = [\"nats://a:4222\", \"nats://b:4222\"]\n"
+            "replicas = 3\nprefix = \"prod\"\nuser = \"herald\"\npassword = \"pw\"\n"
+            "ack_wait_ms = 5000\n";
+  }
+  auto c = Parse({"--config", path, "--jetstream-replicas", "1", "--nats-connect-wait-ms", "900"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->store, "jetstream");
+  EXPECT_EQ(c->jetstream.urls, (std::vector<std::string>{"nats://a:4222", "nats://b:4222"}));
+  EXPECT_EQ(c->jetstream.replicas, 1);  // the flag wins over the file
+  EXPECT_EQ(c->jetstream.prefix, "prod");
+  EXPECT_EQ(c->jetstream.user, "herald");
+  EXPECT_EQ(c->jetstream.password, "pw");
+  EXPECT_EQ(c->jetstream.ack_wait, std::chrono::milliseconds(5000));
+  EXPECT_EQ(c->jetstream.connect_wait, std::chrono::milliseconds(900));
+  auto urls = Parse({"--nats-url", "nats://x:1,nats://y:2", "--store", "local"});
+  ASSERT_TRUE(urls.ok()) << urls.status();
+  EXPECT_EQ(urls->jetstream.urls, (std::vector<std::string>{"nats://x:1", "nats://y:2"}));
+  EXPECT_EQ(urls->store, "local");
+
+  auto bad_store = Parse({"--store", "redis"});
+  ASSERT_FALSE(bad_store.ok());
+  EXPECT_EQ(bad_store.status().message(), "--store: must be local or jetstream");
+  auto bad_replicas = Parse({"--jetstream-replicas", "9"});
+  ASSERT_FALSE(bad_replicas.ok());
+  EXPECT_EQ(bad_replicas.status().message(),
+            "--jetstream-replicas: must be an integer between 1 and 5");
+  auto bad_prefix = Parse({"--jetstream-prefix", "a.b"});
+  ASSERT_FALSE(bad_prefix.ok());
+  EXPECT_EQ(bad_prefix.status().message(),
+            "--jetstream-prefix: must be letters, digits, '-' and '_'");
+  EXPECT_FALSE(Parse({"--nats-url", "nats://a,,nats://b"}).ok());
 }
 
 }  // namespace
