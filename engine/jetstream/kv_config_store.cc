@@ -144,13 +144,13 @@ void KvConfigStore::Run() {
       }
       behind_at_last_check = 0;
     }
-    // Every 2 s: how far the bucket is ahead. A watcher that stays behind without moving
+    // Every 500 ms: how far the bucket is ahead. A watcher that stays behind without moving
     // across two checks stalled (cnats may take 20 s to resume one after a meta-leader loss,
     // reference/jetstream.md §4): it is made again, and what it missed comes with its initial
     // values. (Not at each reconnect: destroying a watcher while cnats resets it is unsafe.)
     if (const auto now = std::chrono::steady_clock::now();
         now >= next_check && client_.connected()) {
-      next_check = now + std::chrono::seconds(2);
+      next_check = now + std::chrono::milliseconds(500);
       jsStreamInfo* si = nullptr;
       jsErrCode code = static_cast<jsErrCode>(0);
       if (js_GetStreamInfo(&si, client_.js(), stream.c_str(), nullptr, &code) == NATS_OK) {

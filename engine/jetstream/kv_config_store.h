@@ -89,7 +89,7 @@ class KvConfigStore final : public store::ConfigStore {
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> watched_{0};      // the highest revision the watcher delivered
-  std::atomic<uint64_t> stream_last_{0};  // the bucket's last revision, checked every 2 s
+  std::atomic<uint64_t> stream_last_{0};  // the bucket's last revision, checked every 500 ms
   std::atomic<uint64_t> watch_restarts_{0};
   std::thread thread_;
 };

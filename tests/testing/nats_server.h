@@ -33,6 +33,9 @@ class NatsServers {
     for (int i = 0; i < nodes; ++i) WriteConfig(i);
     for (int i = 0; i < nodes; ++i) Start(i);
     for (int i = 0; i < nodes; ++i) WaitHealthy(i);
+    for (int t = 0; t < 1500 && nodes > 1 && MetaLeader() < 0; ++t) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
   ~NatsServers() {
     for (size_t i = 0; i < nodes_.size(); ++i) Signal(static_cast<int>(i), SIGTERM);
@@ -70,6 +73,22 @@ class NatsServers {
   bool Healthy(int i) const {
     const HttpReply r = CallHttp(nodes_[i].monitor_port, "GET", "/healthz", "", "");
     return r.status == 200 && r.body.find("ok") != std::string::npos;
+  }
+  // The node that leads the JetStream meta group (as a running node's /jsz says), or -1.
+  int MetaLeader() const {
+    for (int i = 0; i < size(); ++i) {
+      if (!running(i)) continue;
+      const HttpReply r = CallHttp(nodes_[i].monitor_port, "GET", "/jsz", "", "");
+      const size_t meta = r.body.find("\"meta_cluster\"");
+      const size_t at = r.body.find("\"leader\": \"", meta);
+      if (meta == std::string::npos || at == std::string::npos) continue;
+      const size_t from = at + 11;
+      const std::string name = r.body.substr(from, r.body.find('"', from) - from);
+      for (int j = 0; j < size(); ++j) {
+        if (nodes_[j].name == name) return j;
+      }
+    }
+    return -1;
   }
   void WaitHealthy(int i) const {
     for (int t = 0; t < 1500 && !Healthy(i); ++t) {
