@@ -163,9 +163,15 @@ class HttpApi {
   void ResendDelivery(Call& call);
   void ExplainRoute(Call& call);
 
+  // management_handlers.cc: conditional writes. A GET's ETag is the stored entry's revision;
+  // If-Match sends it back. False (answered 412) when If-Match is not one of ours.
+  void SetETag(Call& call, store::ConfigKind kind, const std::string& id) const;
+  bool IfMatch(Call& call, uint64_t* revision) const;
+
   Engine& engine_;
   const Options options_;
   WebhookDeliverer* deliverer_;
+  store::ConfigStore* config_;
   store::EventLog* events_;
   ManagementService management_;
   std::string catalog_json_;

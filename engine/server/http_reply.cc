@@ -38,6 +38,8 @@ void FromStatus(HttpResponse& r, const absl::Status& s) {
       return Error(r, 409, "CONFLICT", text);
     case absl::StatusCode::kResourceExhausted:
       return Error(r, 403, "LIMIT_EXCEEDED", text);
+    case absl::StatusCode::kAborted:  // If-Match named another revision
+      return Error(r, 412, "PRECONDITION_FAILED", text);
     case absl::StatusCode::kUnavailable:
       r.headers.emplace_back("Retry-After", "5");
       return Error(r, 503, "SERVICE_UNAVAILABLE", text);

@@ -134,6 +134,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.target = std::string(req.target());
     request.content_type = std::string(req[http::field::content_type]);
     request.authorization = std::string(req[http::field::authorization]);
+    request.if_match = std::string(req[http::field::if_match]);
     if (server_->options.keep_headers) {
       for (const auto& field : req) {
         std::string name(field.name_string());

@@ -24,6 +24,7 @@ struct HttpRequest {
   std::string target;  // path and query, as received
   std::string content_type;
   std::string authorization;
+  std::string if_match;  // conditional management writes (an ETag from a GET)
   // Every header, names lower-cased, when Options::keep_headers asks for them.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;

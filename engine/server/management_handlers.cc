@@ -1,6 +1,7 @@
 // The Subscriptions management API (DESIGN §4, the platform's shapes): decode, check, call the
 // ManagementService, encode.
 #include <algorithm>
+#include <charconv>
 
 #include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
@@ -96,6 +97,29 @@ void HttpApi::ListSubscriptions(Call& call) {
        }));
 }
 
+void HttpApi::SetETag(Call& call, store::ConfigKind kind, const std::string& id) const {
+  if (!config_) return;
+  if (const auto stored = config_->Get(kind, id)) {
+    call.response.headers.emplace_back("ETag", Cat("\"", stored->revision, "\""));
+  }
+}
+
+bool HttpApi::IfMatch(Call& call, uint64_t* revision) const {
+  *revision = store::kAnyRevision;
+  std::string_view v = call.request.if_match;
+  if (v.empty() || v == "*") return true;
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n == store::kAnyRevision) {
+    Error(call.response, 412, "PRECONDITION_FAILED",
+          Cat("If-Match: ", call.request.if_match, " is not an ETag this API gave"));
+    return false;
+  }
+  *revision = n;
+  return true;
+}
+
 void HttpApi::GetSubscription(Call& call) {
   const std::string channel = Channel(call);
   if (channel.empty()) return;
@@ -107,6 +131,7 @@ void HttpApi::GetSubscription(Call& call) {
   }
   auto p = engine_.GetProfile(s->profile_id);
   Json(call.response, 200, model::EncodeSubscription(*s, p.ok() ? &*p : nullptr));
+  SetETag(call, store::ConfigKind::kSubscription, id);
 }
 
 void HttpApi::UpdateSubscription(Call& call) {
@@ -117,10 +142,12 @@ void HttpApi::UpdateSubscription(Call& call) {
     return Error(call.response, 404, "NOT_FOUND",
                  Cat("subscription ", id, " not found in ", channel));
   }
+  uint64_t if_match = 0;
+  if (!IfMatch(call, &if_match)) return;
   auto req = model::DecodeSubscription(call.request.body, call.params[0]);
   if (!req.ok()) return FromStatus(call.response, req.status());
   req->subscription.subscription_id = id;
-  if (auto s = management_.UpdateSubscription(channel, req->subscription); !s.ok()) {
+  if (auto s = management_.UpdateSubscription(channel, req->subscription, if_match); !s.ok()) {
     return FromStatus(call.response, s);
   }
   Json(call.response, 200, SubscriptionIds(engine_, req->subscription));
@@ -130,7 +157,9 @@ void HttpApi::DeleteSubscription(Call& call) {
   const std::string channel = Channel(call);
   if (channel.empty()) return;
   const std::string& id = call.params[1];
-  if (auto s = management_.DeleteSubscription(channel, id); !s.ok()) {
+  uint64_t if_match = 0;
+  if (!IfMatch(call, &if_match)) return;
+  if (auto s = management_.DeleteSubscription(channel, id, if_match); !s.ok()) {
     return FromStatus(call.response, s);
   }
   Json(call.response, 200, IdBody("subscriptionId", id));
@@ -157,14 +186,17 @@ void HttpApi::GetProfile(Call& call) {
   auto p = engine_.GetProfile(call.params[0]);
   if (!p.ok()) return FromStatus(call.response, p.status());
   Json(call.response, 200, EncodeProfile(*p));
+  SetETag(call, store::ConfigKind::kProfile, call.params[0]);
 }
 
 void HttpApi::UpdateProfile(Call& call) {
   const std::string& id = call.params[0];
+  uint64_t if_match = 0;
+  if (!IfMatch(call, &if_match)) return;
   auto req = model::DecodeProfile(call.request.body);
   if (!req.ok()) return FromStatus(call.response, req.status());
   req->profile.profile_id = id;
-  if (auto s = management_.UpdateProfile(req->profile); !s.ok()) {
+  if (auto s = management_.UpdateProfile(req->profile, if_match); !s.ok()) {
     return FromStatus(call.response, s);
   }
   Json(call.response, 200, ProfileIds(id, req->profile.auth_id));
@@ -172,7 +204,11 @@ void HttpApi::UpdateProfile(Call& call) {
 
 void HttpApi::DeleteProfile(Call& call) {
   const std::string& id = call.params[0];
-  if (auto s = management_.DeleteProfile(id); !s.ok()) return FromStatus(call.response, s);
+  uint64_t if_match = 0;
+  if (!IfMatch(call, &if_match)) return;
+  if (auto s = management_.DeleteProfile(id, if_match); !s.ok()) {
+    return FromStatus(call.response, s);
+  }
   Json(call.response, 200, IdBody("profileId", id));
 }
 
@@ -195,20 +231,29 @@ void HttpApi::GetSecurity(Call& call) {
   auto s = engine_.GetSecurity(call.params[0]);
   if (!s.ok()) return FromStatus(call.response, s.status());
   Json(call.response, 200, model::EncodeSecurity(*s));
+  SetETag(call, store::ConfigKind::kSecurity, call.params[0]);
 }
 
 void HttpApi::UpdateSecurity(Call& call) {
   const std::string& id = call.params[0];
+  uint64_t if_match = 0;
+  if (!IfMatch(call, &if_match)) return;
   auto s = model::DecodeSecurity(call.request.body);
   if (!s.ok()) return FromStatus(call.response, s.status());
   s->auth_id = id;
-  if (auto st = management_.UpdateSecurity(*s); !st.ok()) return FromStatus(call.response, st);
+  if (auto st = management_.UpdateSecurity(*s, if_match); !st.ok()) {
+    return FromStatus(call.response, st);
+  }
   Json(call.response, 200, IdBody("authId", id));
 }
 
 void HttpApi::DeleteSecurity(Call& call) {
   const std::string& id = call.params[0];
-  if (auto st = management_.DeleteSecurity(id); !st.ok()) return FromStatus(call.response, st);
+  uint64_t if_match = 0;
+  if (!IfMatch(call, &if_match)) return;
+  if (auto st = management_.DeleteSecurity(id, if_match); !st.ok()) {
+    return FromStatus(call.response, st);
+  }
   Json(call.response, 200, IdBody("authId", id));
 }
 

@@ -92,14 +92,14 @@ ManagementService::Step ManagementService::DeleteStep(const std::string& id,
 }
 
 template <typename T>
-absl::Status ManagementService::DeleteLocked(std::string_view id) {
+absl::Status ManagementService::DeleteLocked(std::string_view id, uint64_t if_match) {
   using Ops = EngineOps<T>;
   const std::string key(id);
   const auto before = Ops::Get(engine_, key);
   if (absl::IsNotFound(before.status())) {
     return DeleteStoredOnlyLocked(Ops::kKind, key, before.status());
   }
-  return RunLocked({DeleteStep(key, before)});
+  return RunLocked({DeleteStep(key, before)}, nullptr, if_match);
 }
 
 ManagementService::ManagementService(Engine& engine, store::ConfigStore* config,
@@ -122,6 +122,7 @@ absl::Status ManagementService::ExpectRevisions(std::vector<store::ConfigWrite>&
                                                 const std::vector<bool>& creates) const {
   for (size_t i = 0; i < writes.size(); ++i) {
     store::ConfigWrite& w = writes[i];
+    if (w.expected_revision != store::kAnyRevision) continue;  // the client's If-Match
     if (creates[i]) {
       w.expected_revision = 0;
       continue;
@@ -151,7 +152,18 @@ absl::Status ManagementService::Persist(std::vector<store::ConfigWrite> writes,
                                     ToStd(committed.status().message())));
 }
 
-absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscription* rerouted) {
+absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscription* rerouted,
+                                          uint64_t if_match) {
+  if (if_match != store::kAnyRevision) {
+    const store::ConfigWrite& w = steps.front().write;
+    const auto stored = config_ ? config_->Get(w.kind, w.id) : std::nullopt;
+    if (!stored || stored->revision != if_match) {
+      return absl::AbortedError(Cat(store::ConfigKindName(w.kind), " ", w.id, " is at revision ",
+                                    stored ? stored->revision : 0, ", not ", if_match,
+                                    " (If-Match)"));
+    }
+    steps.front().write.expected_revision = if_match;
+  }
   // What the profile had not settled when the change came still goes to it after a crash.
   uint64_t route = 0;
   if (events_ && rerouted) {
@@ -183,6 +195,10 @@ absl::Status ManagementService::RunLocked(std::vector<Step> steps, const Subscri
   }
   if (absl::Status s = Persist(std::move(writes), creates); !s.ok()) {
     undo();
+    // Another change came between the check above and the write.
+    if (if_match != store::kAnyRevision && absl::IsFailedPrecondition(s)) {
+      return absl::AbortedError(Cat(ToStd(s.message()), " (If-Match)"));
+    }
     return s;
   }
   if (route) {
@@ -217,17 +233,19 @@ absl::Status ManagementService::CreateSubscription(
 }
 
 absl::Status ManagementService::UpdateSubscription(std::string_view channel,
-                                                   const Subscription& subscription) {
+                                                   const Subscription& subscription,
+                                                   uint64_t if_match) {
   MutexLock lock(mu_);
   auto before = engine_.GetSubscription(subscription.subscription_id);
   if (!before.ok() || before->channel != channel) {
     return absl::NotFoundError(
         Cat("subscription ", subscription.subscription_id, " not found in ", channel));
   }
-  return RunLocked({UpdateStep(subscription, before)}, &*before);
+  return RunLocked({UpdateStep(subscription, before)}, &*before, if_match);
 }
 
-absl::Status ManagementService::DeleteSubscription(std::string_view channel, std::string_view id) {
+absl::Status ManagementService::DeleteSubscription(std::string_view channel, std::string_view id,
+                                                   uint64_t if_match) {
   MutexLock lock(mu_);
   const std::string key(id);
   auto before = engine_.GetSubscription(key);
@@ -241,7 +259,7 @@ absl::Status ManagementService::DeleteSubscription(std::string_view channel, std
     return DeleteStoredOnlyLocked(ConfigKind::kSubscription, key, not_found);
   }
   if (before->channel != channel) return not_found;
-  return RunLocked({DeleteStep(key, before)}, &*before);
+  return RunLocked({DeleteStep(key, before)}, &*before, if_match);
 }
 
 absl::Status ManagementService::CreateProfile(NotificationProfile profile,
@@ -260,11 +278,13 @@ absl::Status ManagementService::CreateProfile(NotificationProfile profile,
   return absl::OkStatus();
 }
 
-absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
+absl::Status ManagementService::UpdateProfile(NotificationProfile profile, uint64_t if_match) {
   MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(&profile, nullptr); !s.ok()) return s;
   const auto before = engine_.GetProfile(profile.profile_id);
-  if (absl::Status s = RunLocked({UpdateStep(profile, before)}); !s.ok()) return s;
+  if (absl::Status s = RunLocked({UpdateStep(profile, before)}, nullptr, if_match); !s.ok()) {
+    return s;
+  }
   if (deliverer_) deliverer_->Revalidate(profile.profile_id);
   // An update is how an operator says a disabled (410 Gone) receiver is back.
   if (deliverer_ && deliverer_->disabled(profile.profile_id)) {
@@ -276,9 +296,9 @@ absl::Status ManagementService::UpdateProfile(NotificationProfile profile) {
   return absl::OkStatus();
 }
 
-absl::Status ManagementService::DeleteProfile(std::string_view id) {
+absl::Status ManagementService::DeleteProfile(std::string_view id, uint64_t if_match) {
   MutexLock lock(mu_);
-  return DeleteLocked<NotificationProfile>(id);
+  return DeleteLocked<NotificationProfile>(id, if_match);
 }
 
 absl::Status ManagementService::CreateCertificate(const ClientCertificate& certificate) {
@@ -288,7 +308,7 @@ absl::Status ManagementService::CreateCertificate(const ClientCertificate& certi
 
 absl::Status ManagementService::DeleteCertificate(std::string_view id) {
   MutexLock lock(mu_);
-  return DeleteLocked<ClientCertificate>(id);
+  return DeleteLocked<ClientCertificate>(id, store::kAnyRevision);
 }
 
 absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
@@ -297,16 +317,16 @@ absl::Status ManagementService::CreateSecurity(SecuritySetting security) {
   return RunLocked({CreateStep(security)});
 }
 
-absl::Status ManagementService::UpdateSecurity(SecuritySetting security) {
+absl::Status ManagementService::UpdateSecurity(SecuritySetting security, uint64_t if_match) {
   MutexLock lock(mu_);
   if (absl::Status s = CheckLocked(nullptr, &security); !s.ok()) return s;
   const auto before = engine_.GetSecurity(security.auth_id);
-  return RunLocked({UpdateStep(security, before)});
+  return RunLocked({UpdateStep(security, before)}, nullptr, if_match);
 }
 
-absl::Status ManagementService::DeleteSecurity(std::string_view id) {
+absl::Status ManagementService::DeleteSecurity(std::string_view id, uint64_t if_match) {
   MutexLock lock(mu_);
-  return DeleteLocked<SecuritySetting>(id);
+  return DeleteLocked<SecuritySetting>(id, if_match);
 }
 
 absl::Status ManagementService::Import(std::span<const Subscription> subscriptions,

@@ -4,8 +4,9 @@
 // order the engine applied them, and an undo never races another change.
 //
 // Errors: the engine's (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition,
-// ResourceExhausted), the store's FailedPrecondition (a revision race), or Unavailable when the
-// store could not persist the change, which was undone.
+// ResourceExhausted), the store's FailedPrecondition (a revision race), Aborted when the stored
+// revision is not the `if_match` an update or delete asked for (HTTP If-Match: 412), or
+// Unavailable when the store could not persist the change, which was undone.
 #pragma once
 
 #include <functional>
@@ -43,20 +44,22 @@ class ManagementService {
                                   std::optional<SecuritySetting> inline_security,
                                   std::optional<NotificationProfile> inline_profile);
   // The subscription must exist in `channel` (canonical), else NotFound.
-  absl::Status UpdateSubscription(std::string_view channel, const Subscription& subscription);
-  absl::Status DeleteSubscription(std::string_view channel, std::string_view id);
+  absl::Status UpdateSubscription(std::string_view channel, const Subscription& subscription,
+                                  uint64_t if_match = store::kAnyRevision);
+  absl::Status DeleteSubscription(std::string_view channel, std::string_view id,
+                                  uint64_t if_match = store::kAnyRevision);
 
   absl::Status CreateProfile(NotificationProfile profile,
                              std::optional<SecuritySetting> inline_security);
-  absl::Status UpdateProfile(NotificationProfile profile);
-  absl::Status DeleteProfile(std::string_view id);
+  absl::Status UpdateProfile(NotificationProfile profile, uint64_t if_match = store::kAnyRevision);
+  absl::Status DeleteProfile(std::string_view id, uint64_t if_match = store::kAnyRevision);
 
   absl::Status CreateCertificate(const ClientCertificate& certificate);
   absl::Status DeleteCertificate(std::string_view id);
 
   absl::Status CreateSecurity(SecuritySetting security);
-  absl::Status UpdateSecurity(SecuritySetting security);
-  absl::Status DeleteSecurity(std::string_view id);
+  absl::Status UpdateSecurity(SecuritySetting security, uint64_t if_match = store::kAnyRevision);
+  absl::Status DeleteSecurity(std::string_view id, uint64_t if_match = store::kAnyRevision);
 
   // Creates each subscription it can, `results[i]` saying how subscriptions[i] fared; the ones
   // created are persisted with one write. When that write fails they are all undone and the
@@ -91,12 +94,13 @@ class ManagementService {
   // With mu_ held: applies the steps in order (undoing the applied ones when one fails),
   // persists their writes as one change (undoing them all when that fails). `rerouted`: the
   // subscription as it was before the change, whose routes are kept for a replay.
-  absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr)
-      HERALD_REQUIRES(mu_);
+  // `if_match`: the revision the stored entry of the (single) step must have.
+  absl::Status RunLocked(std::vector<Step> steps, const Subscription* rerouted = nullptr,
+                         uint64_t if_match = store::kAnyRevision) HERALD_REQUIRES(mu_);
   // With mu_ held: deletes a certificate, security setting or profile (or, when only the store
   // holds it, its stored entry).
   template <typename T>
-  absl::Status DeleteLocked(std::string_view id) HERALD_REQUIRES(mu_);
+  absl::Status DeleteLocked(std::string_view id, uint64_t if_match) HERALD_REQUIRES(mu_);
   // With a shared store, each write states the revision it is based on: none for a creation,
   // the stored one otherwise (FailedPrecondition when the store no longer has the entry).
   // `creates[i]`: writes[i] creates its entry.

@@ -165,6 +165,49 @@ void Subscribe(Daemon& a, Daemon& b, const std::string& url) {
   }));
 }
 
+// A GET's ETag is the entry's revision in the shared bucket; If-Match makes an update or delete
+// conditional on it, on any instance: 412 when another change came first.
+TEST(Distributed, IfMatchRefusesAWriteBasedOnAnOlderRevisionWith412) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Daemon a(Instance(nats)), b(Instance(nats));
+  ASSERT_NE(a.port(), 0);
+  ASSERT_NE(b.port(), 0);
+  ASSERT_EQ(a.Call("POST", "/subscriptions/1/subscription/SMS",
+                   SubscriptionBody("dlr", "http://127.0.0.1:9/x"))
+                .status,
+            201);
+  const std::string path = "/subscriptions/1/subscription/SMS/dlr";
+  ASSERT_TRUE(Eventually([&] { return b.Call("GET", path).status == 200; }));
+  const auto read = herald::test_support::CallHttp(a.port(), "GET", path);
+  ASSERT_FALSE(read.etag.empty());
+  const std::string update = R"({"events":["CLICK"],"profile":{"profileId":"dlr"}})";
+  auto put = [&](Daemon& d, const std::string& etag, const std::string& body) {
+    return herald::test_support::CallHttp(d.port(), "PUT", path, body, "application/json", "",
+                                          {{"If-Match", etag}});
+  };
+  // B changes it first, with the ETag it read; A's write from the same ETag is refused.
+  ASSERT_EQ(put(b, read.etag, update).status, 200);
+  const auto stale = put(a, read.etag, R"({"events":["DELIVERY"],"profile":{"profileId":"dlr"}})");
+  EXPECT_EQ(stale.status, 412) << stale.body;
+  EXPECT_TRUE(Has(stale.body, "PRECONDITION_FAILED")) << stale.body;
+  EXPECT_EQ(put(a, "\"nonsense\"", update).status, 412);
+  // With the current ETag it goes through; a delete is conditional too.
+  ASSERT_TRUE(Eventually(
+      [&] { return herald::test_support::CallHttp(a.port(), "GET", path).etag != read.etag; }));
+  const auto fresh = herald::test_support::CallHttp(a.port(), "GET", path);
+  EXPECT_TRUE(Has(fresh.body, "CLICK")) << fresh.body;
+  EXPECT_EQ(herald::test_support::CallHttp(a.port(), "DELETE", path, "", "", "",
+                                           {{"If-Match", read.etag}})
+                .status,
+            412);
+  EXPECT_EQ(herald::test_support::CallHttp(a.port(), "DELETE", path, "", "", "",
+                                           {{"If-Match", fresh.etag}})
+                .status,
+            200);
+  EXPECT_TRUE(Eventually([&] { return b.Call("GET", path).status == 404; }));
+}
+
 TEST(Distributed, EventsAcceptedByEitherInstanceAreDeliveredWithTheirEventIds) {
   TempDir dir;
   NatsServers nats(dir.path());

@@ -20,6 +20,7 @@ struct HttpReply {
   std::string body;
   std::string content_type;
   std::string retry_after;
+  std::string etag;
 };
 
 // Connects `socket` to 127.0.0.1:port; its reads then fail after `receive_timeout` without data.
@@ -38,7 +39,8 @@ inline boost::system::error_code ConnectLoopback(boost::asio::ip::tcp::socket& s
 inline HttpReply CallHttp(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body = "",
                           const std::string& content_type = "application/json",
-                          const std::string& auth = "") {
+                          const std::string& auth = "",
+                          const std::vector<std::pair<std::string, std::string>>& headers = {}) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   using tcp = boost::asio::ip::tcp;
@@ -46,20 +48,22 @@ inline HttpReply CallHttp(uint16_t port, const std::string& method, const std::s
   tcp::socket socket(io);
   // A server that never answers fails the call after a minute rather than hanging the test.
   beast::error_code ec = ConnectLoopback(socket, port, {.tv_sec = 60, .tv_usec = 0});
-  if (ec) return {-1, ec.message(), "", ""};
+  if (ec) return {-1, ec.message(), "", "", ""};
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, "127.0.0.1");
   if (!content_type.empty()) req.set(http::field::content_type, content_type);
   if (!auth.empty()) req.set(http::field::authorization, auth);
+  for (const auto& [name, value] : headers) req.set(name, value);
   req.body() = body;
   req.prepare_payload();
   http::write(socket, req, ec);  // may fail when the server answers before the body is sent
   beast::flat_buffer buffer;
   http::response<http::string_body> res;
   http::read(socket, buffer, res, ec);
-  if (ec) return {-1, ec.message(), "", ""};
+  if (ec) return {-1, ec.message(), "", "", ""};
   return {static_cast<int>(res.result_int()), res.body(),
-          std::string(res[http::field::content_type]), std::string(res["Retry-After"])};
+          std::string(res[http::field::content_type]), std::string(res["Retry-After"]),
+          std::string(res[http::field::etag])};
 }
 
 // A streamed answer (chunked NDJSON): what arrived until `lines` lines were in, the server
