@@ -94,6 +94,7 @@ absl::StatusOr<std::unique_ptr<KvConfigStore>> KvConfigStore::Open(NatsClient& c
     }
   }
   s->thread_ = std::thread([p = s.get()] { p->Run(); });
+  s->checker_ = std::thread([p = s.get()] { p->Check(); });
   const auto deadline = std::chrono::steady_clock::now() + client.options().api_wait * 4;
   MutexLock lock(s->mu_);
   while (!s->initial_done_) {
@@ -113,6 +114,7 @@ KvConfigStore::~KvConfigStore() {
 absl::Status KvConfigStore::Close() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
+  if (checker_.joinable()) checker_.join();
   return absl::OkStatus();
 }
 
@@ -128,9 +130,7 @@ void KvConfigStore::Run() {
     }
     backoff_ms = std::min(backoff_ms * 2, 2000);
   };
-  const std::string stream = Cat("KV_", bucket_);
-  auto next_check = std::chrono::steady_clock::now();
-  uint64_t behind_at_last_check = 0;  // what the watcher had delivered, when it was behind
+  std::optional<std::chrono::steady_clock::time_point> rewatched_at;
   while (!stop_.load()) {
     if (w == nullptr) {
       kvWatchOptions o;
@@ -142,35 +142,16 @@ void KvConfigStore::Run() {
         pause();
         continue;
       }
-      behind_at_last_check = 0;
+      rewatch_.store(false);
     }
-    // Every 500 ms: how far the bucket is ahead. A watcher that stays behind without moving
-    // across two checks stalled (cnats may take 20 s to resume one after a meta-leader loss,
-    // reference/jetstream.md §4): it is made again, and what it missed comes with its initial
-    // values. (Not at each reconnect: destroying a watcher while cnats resets it is unsafe.)
-    if (const auto now = std::chrono::steady_clock::now();
-        now >= next_check && client_.connected()) {
-      next_check = now + std::chrono::milliseconds(500);
-      jsStreamInfo* si = nullptr;
-      jsErrCode code = static_cast<jsErrCode>(0);
-      if (js_GetStreamInfo(&si, client_.js(), stream.c_str(), nullptr, &code) == NATS_OK) {
-        const uint64_t last = si->State.LastSeq;
-        jsStreamInfo_Destroy(si);
-        stream_last_.store(last, std::memory_order_relaxed);
-        const uint64_t watched = watched_.load(std::memory_order_relaxed);
-        if (last <= watched) {
-          behind_at_last_check = 0;
-        } else if (behind_at_last_check != 0 && behind_at_last_check == watched + 1) {
-          log(Cat("the watch of KV bucket ", bucket_, " stalled at revision ", watched,
-                  " (the bucket is at ", last, "); watching again"));
-          kvWatcher_Destroy(w);
-          w = nullptr;
-          watch_restarts_.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        } else {
-          behind_at_last_check = watched + 1;
-        }
-      }
+    if (rewatch_.exchange(false)) {
+      rewatched_at = std::chrono::steady_clock::now();
+      log(Cat("the watch of KV bucket ", bucket_, " stalled at revision ", watched_.load(),
+              " (the bucket is at ", stream_last_.load(), "); watching again"));
+      kvWatcher_Destroy(w);
+      w = nullptr;
+      watch_restarts_.fetch_add(1, std::memory_order_relaxed);
+      continue;
     }
     kvEntry* e = nullptr;
     const natsStatus st = kvWatcher_Next(&e, w, 200);
@@ -186,6 +167,14 @@ void KvConfigStore::Run() {
     }
     backoff_ms = 100;
     if (e == nullptr) {  // the initial values are all in
+      if (rewatched_at) {
+        log(Cat("the watch of KV bucket ", bucket_, " caught up in ",
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - *rewatched_at)
+                    .count(),
+                " ms"));
+        rewatched_at.reset();
+      }
       MutexLock lock(mu_);
       initial_done_ = true;
       initial_cv_.NotifyAll();
@@ -211,6 +200,40 @@ void KvConfigStore::Run() {
     if (ours) Take(std::move(entry));
   }
   if (w != nullptr) kvWatcher_Destroy(w);
+}
+
+// Every 250 ms: how far the bucket is ahead. A watcher that stays behind without moving across
+// two checks stalled (cnats may take 20 s to resume one after a meta-leader loss,
+// reference/jetstream.md §4): the watch thread makes it again, and what it missed comes with its
+// initial values. Not at each reconnect: destroying a watcher while cnats resets it is unsafe.
+// Its own thread, since the stream info call can block for seconds during an election.
+void KvConfigStore::Check() {
+  const std::string stream = Cat("KV_", bucket_);
+  jsOptions quick;  // a call stuck in an election gives way to the next check
+  jsOptions_Init(&quick);
+  quick.Wait = 1000;
+  uint64_t behind_at = 0;  // what the watcher had delivered at the last check, + 1, when behind
+  while (!stop_.load()) {
+    for (int slept = 0; slept < 250 && !stop_.load(); slept += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (stop_.load() || !client_.connected()) continue;
+    jsStreamInfo* si = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, client_.js(), stream.c_str(), &quick, &code) != NATS_OK) continue;
+    const uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    stream_last_.store(last, std::memory_order_relaxed);
+    const uint64_t watched = watched_.load(std::memory_order_relaxed);
+    if (last <= watched) {
+      behind_at = 0;
+    } else if (behind_at == watched + 1) {
+      rewatch_.store(true);
+      behind_at = 0;
+    } else {
+      behind_at = watched + 1;
+    }
+  }
 }
 
 void KvConfigStore::Take(ConfigEntry entry) {

@@ -70,6 +70,7 @@ class KvConfigStore final : public store::ConfigStore {
   // From the watcher: keeps `entry` if it is newer than what is held, then tells the watchers.
   void Take(store::ConfigEntry entry);
   void Run();
+  void Check();  // finds a stalled watch
 
   NatsClient& client_;
   const std::string bucket_;
@@ -89,9 +90,11 @@ class KvConfigStore final : public store::ConfigStore {
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> watched_{0};      // the highest revision the watcher delivered
-  std::atomic<uint64_t> stream_last_{0};  // the bucket's last revision, checked every 500 ms
+  std::atomic<uint64_t> stream_last_{0};  // the bucket's last revision, checked every 250 ms
+  std::atomic<bool> rewatch_{false};      // the checker found the watch stalled
   std::atomic<uint64_t> watch_restarts_{0};
-  std::thread thread_;
+  std::thread thread_;   // the watch
+  std::thread checker_;  // Check
 };
 
 }  // namespace herald::jetstream
