@@ -14,12 +14,16 @@ cmake --build --preset release -j "$(nproc)" --target heraldd heraldctl
 root=$PWD/build/cluster
 [[ "${KEEP:-0}" == 1 ]] || rm -rf "$root"
 mkdir -p "$root"
-pids=()
+nats_pids=()
+heraldd_pids=()
+# heraldd first (it hands back what it holds while NATS still runs), then the servers.
 stop() {
   trap - INT TERM EXIT
   echo
-  echo "stopping heraldd and nats-server..."
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  echo "stopping heraldd, then nats-server..."
+  for pid in "${heraldd_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${heraldd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for pid in "${nats_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
@@ -35,7 +39,7 @@ jetstream { store_dir: "$root/n$n", max_memory_store: 256MB, max_file_store: 2GB
 cluster { name: herald-local, listen: 127.0.0.1:1624$n, routes: [$routes] }
 CONF
   nats-server -c "$root/n$n.conf" -l "$root/n$n.log" &
-  pids+=($!)
+  nats_pids+=($!)
   urls+="${urls:+,}nats://127.0.0.1:1424$n"
 done
 for n in 1 2 3; do
@@ -50,7 +54,7 @@ for i in 1 2; do
   build/release/bin/heraldd --store jetstream --nats-url "$urls" --jetstream-replicas 3 \
     --listen "127.0.0.1:808$i" --data-dir "$root/heraldd$i" "$@" \
     > >(sed -u "s/^/[heraldd$i] /" | tee -i "$root/heraldd$i.log") 2>&1 &
-  pids+=($!)
+  heraldd_pids+=($!)
 done
 for i in 1 2; do
   for _ in $(seq 600); do
@@ -77,4 +81,4 @@ and an event posted to either is delivered once by whichever the stream hands it
 Kill one of them (or a nats-server node) and post again: nothing answered 202 is lost.
 Stop everything with Ctrl-C.
 EXAMPLE
-wait -n "${pids[@]}" || true
+wait -n "${heraldd_pids[@]}" "${nats_pids[@]}" || true

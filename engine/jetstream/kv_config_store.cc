@@ -130,7 +130,7 @@ void KvConfigStore::Run() {
     }
     backoff_ms = std::min(backoff_ms * 2, 2000);
   };
-  std::optional<std::chrono::steady_clock::time_point> rewatched_at;
+  std::chrono::steady_clock::time_point rewatched_at{};  // set while a new watch catches up
   while (!stop_.load()) {
     if (w == nullptr) {
       kvWatchOptions o;
@@ -167,13 +167,13 @@ void KvConfigStore::Run() {
     }
     backoff_ms = 100;
     if (e == nullptr) {  // the initial values are all in
-      if (rewatched_at) {
+      if (rewatched_at != std::chrono::steady_clock::time_point{}) {
         log(Cat("the watch of KV bucket ", bucket_, " caught up in ",
                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - *rewatched_at)
+                    std::chrono::steady_clock::now() - rewatched_at)
                     .count(),
                 " ms"));
-        rewatched_at.reset();
+        rewatched_at = {};
       }
       MutexLock lock(mu_);
       initial_done_ = true;
