@@ -171,6 +171,15 @@ absl::Status StreamEventLog::Bind() {
 absl::Status StreamEventLog::Publish(std::string_view kind, std::string_view channel,
                                      std::string_view event, std::string_view bytes,
                                      const std::string& msg_id) {
+  absl::Status s = Send(kind, channel, event, bytes, msg_id);
+  (s.ok() ? appended_ : append_errors_).fetch_add(1, std::memory_order_relaxed);
+  if (s.ok()) appended_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  return s;
+}
+
+absl::Status StreamEventLog::Send(std::string_view kind, std::string_view channel,
+                                  std::string_view event, std::string_view bytes,
+                                  const std::string& msg_id) {
   if (!client_.connected()) return absl::UnavailableError("not connected to NATS");
   natsMsg* raw = nullptr;
   absl::Status s = NatsStatus(
@@ -215,12 +224,7 @@ absl::StatusOr<IngestResult> StreamEventLog::Ingest(std::string_view bytes, Inpu
   const bool one = r.accepted == 1 && r.rejected == 0;
   std::string id = one ? EventIdOf(bytes) : std::string();
   if (id.empty()) id = Cat(instance_id_, "-", next_request_.fetch_add(1));
-  if (absl::Status s = Publish(KindOf(format), {}, {}, bytes, id); !s.ok()) {
-    append_errors_.fetch_add(1, std::memory_order_relaxed);
-    return s;
-  }
-  appended_.fetch_add(1, std::memory_order_relaxed);
-  appended_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  if (absl::Status s = Publish(KindOf(format), {}, {}, bytes, id); !s.ok()) return s;
   if (on_durable) on_durable(absl::OkStatus());
   return r;
 }
@@ -234,12 +238,7 @@ absl::StatusOr<IngestResult> StreamEventLog::IngestNative(std::string_view chann
       engine_.IngestNative(channel, event, bytes, errors, LogPosition(0, kValidateOnly));
   if (r.accepted == 0) return r;
   const std::string id = Cat(instance_id_, "-", next_request_.fetch_add(1));
-  if (absl::Status s = Publish("native", channel, event, bytes, id); !s.ok()) {
-    append_errors_.fetch_add(1, std::memory_order_relaxed);
-    return s;
-  }
-  appended_.fetch_add(1, std::memory_order_relaxed);
-  appended_bytes_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  if (absl::Status s = Publish("native", channel, event, bytes, id); !s.ok()) return s;
   if (on_durable) on_durable(absl::OkStatus());
   return r;
 }

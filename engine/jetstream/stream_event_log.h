@@ -83,8 +83,11 @@ class StreamEventLog final : public store::EventLog {
 
  private:
   StreamEventLog(NatsClient& client, Engine& engine, Options options);
+  // Stores one request, counted; Send retries the publish with the same id.
   absl::Status Publish(std::string_view kind, std::string_view channel, std::string_view event,
                        std::string_view bytes, const std::string& msg_id);
+  absl::Status Send(std::string_view kind, std::string_view channel, std::string_view event,
+                    std::string_view bytes, const std::string& msg_id);
   absl::Status Bind();
   void Run();
 

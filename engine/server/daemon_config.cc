@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "absl/strings/str_split.h"
 #include "engine/common/http_syntax.h"
 #include "engine/common/strings.h"
 
@@ -84,14 +85,11 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "jetstream.urls") {
     // A TOML array of strings, or one string, rendered as "a,b,c".
     c.jetstream.urls.clear();
-    for (std::string_view rest = value; !rest.empty();) {
-      const size_t comma = rest.find(',');
-      const std::string_view url = rest.substr(0, comma);
-      if (url.empty()) return Bad(key, "an empty URL");
+    for (absl::string_view url :
+         absl::StrSplit(absl::string_view(value.data(), value.size()), ',')) {
+      if (url.empty()) return Bad(key, "must be URLs separated by commas, none empty");
       c.jetstream.urls.emplace_back(url);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
-    if (c.jetstream.urls.empty()) return Bad(key, "must name at least one URL");
   } else if (key == "jetstream.replicas") {
     if (auto s = SetInt(key, value, 1, 5, &n); !s.ok()) return s;
     c.jetstream.replicas = static_cast<int>(n);

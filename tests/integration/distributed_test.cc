@@ -52,6 +52,15 @@ std::map<std::string, int> Deliveries(const Receiver& receiver) {
   return seen;
 }
 
+// Whether every id in `ids` was delivered at least once.
+bool AllDelivered(const Receiver& receiver, const std::set<std::string>& ids) {
+  const auto seen = Deliveries(receiver);
+  for (const auto& id : ids) {
+    if (!seen.contains(id)) return false;
+  }
+  return true;
+}
+
 std::string SubscriptionBody(const std::string& id, const std::string& url) {
   return R"({"subscriptionId":")" + id + R"(","group":")" + id +
          R"(","events":["DELIVERY"],"profile":{"profileId":")" + id +
@@ -297,15 +306,8 @@ TEST(Distributed, AnInstanceKilledMidStreamLosesNothingThatWasAnswered202) {
     answered.insert("e-" + std::to_string(i));
   }
   // Every event answered 202 arrives: the dead instance's after the ack wait, from the other.
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const auto seen = Deliveries(receiver);
-        for (const auto& id : answered) {
-          if (!seen.contains(id)) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(30)))
+  ASSERT_TRUE(
+      Eventually([&] { return AllDelivered(receiver, answered); }, std::chrono::seconds(30)))
       << Deliveries(receiver).size() << " of " << answered.size();
   // What the dead instance was sending when it died was sent again, with the same webhook-id.
   int repeated = 0;
@@ -394,15 +396,8 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
     }
   }
   EXPECT_EQ(answered.size(), static_cast<size_t>(kEvents));
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const auto seen = Deliveries(receiver);
-        for (const auto& id : answered) {
-          if (!seen.contains(id)) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      Eventually([&] { return AllDelivered(receiver, answered); }, std::chrono::seconds(60)))
       << Deliveries(receiver).size() << " of " << answered.size() << "\n"
       << b.log();
 
@@ -423,18 +418,12 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
   EXPECT_TRUE(Eventually(
       [&] { return b.Call("GET", "/subscriptions/1/subscription/SMS/second").status == 200; },
       std::chrono::milliseconds(10'000)));
+  std::set<std::string> after;
   for (int i = kEvents; i < kEvents + 20; ++i) {
     ASSERT_EQ((i % 2 ? again : b).Call("POST", "/v1/events", Event(i)).status, 202) << i;
+    after.insert("e-" + std::to_string(i));
   }
-  EXPECT_TRUE(Eventually(
-      [&] {
-        const auto seen = Deliveries(receiver);
-        for (int i = kEvents; i < kEvents + 20; ++i) {
-          if (!seen.contains("e-" + std::to_string(i))) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(20)));
+  EXPECT_TRUE(Eventually([&] { return AllDelivered(receiver, after); }, std::chrono::seconds(20)));
 }
 
 TEST(Distributed, AnUnreachableNatsAtStartIsRetriedThenExits2) {
