@@ -386,7 +386,7 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
     }
     Daemon& via = (i % 2 && i < 100) ? *a : b;
     // A client retries a 503 (NATS electing a leader) with the same eventId.
-    for (int attempt = 0; attempt < 100; ++attempt) {
+    for (int attempt = 0; attempt < 300; ++attempt) {  // up to 30 s: an election takes ~5
       const auto r = via.Call("POST", "/v1/events", Event(i));
       if (r.status == 202) {
         answered.insert("e-" + std::to_string(i));

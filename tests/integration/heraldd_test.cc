@@ -252,6 +252,46 @@ TEST(Heraldd, ProfilesAndSecuritySettings) {
   EXPECT_EQ(d.Stop(), 0);
 }
 
+// A GET's ETag is the journal's revision of the entry; If-Match on a PUT or DELETE makes it
+// conditional on it (412 when something else changed it first), and survives a restart.
+TEST(Heraldd, IfMatchMakesUpdatesAndDeletesConditional) {
+  TempDir dir;
+  auto call = [](const Daemon& d, const std::string& method, const std::string& path,
+                 const std::string& body, const std::string& if_match) {
+    return herald::test_support::CallHttp(d.port(), method, path, body, "application/json", "",
+                                          {{"If-Match", if_match}});
+  };
+  const std::string path = "/subscriptions/1/security/basic";
+  const std::string v1 = R"({"type":"BASIC","credentials":{"username":"u","password":"p1"}})";
+  const std::string v2 = R"({"type":"BASIC","credentials":{"username":"u2","password":"p2"}})";
+  std::string etag;
+  {
+    Daemon d({"--listen", "127.0.0.1:0"}, dir.path());
+    ASSERT_NE(d.port(), 0);
+    ASSERT_EQ(
+        d.Call("POST", "/subscriptions/1/security", R"({"authId":"basic",)" + v1.substr(1)).status,
+        201);
+    const Reply first = d.Call("GET", path);
+    ASSERT_FALSE(first.etag.empty());
+    ASSERT_EQ(call(d, "PUT", path, v2, first.etag).status, 200);
+    // The first ETag is stale now: refused, and nothing changed.
+    const Reply stale = call(d, "PUT", path, v1, first.etag);
+    EXPECT_EQ(stale.status, 412) << stale.body;
+    EXPECT_NE(stale.body.find("PRECONDITION_FAILED"), std::string::npos) << stale.body;
+    EXPECT_NE(d.Call("GET", path).body.find(R"("username":"u2")"), std::string::npos);
+    EXPECT_EQ(call(d, "DELETE", path, "", first.etag).status, 412);
+    EXPECT_EQ(call(d, "PUT", path, v1, "W/\"1\"").status, 412);  // not one of ours
+    etag = d.Call("GET", path).etag;
+    EXPECT_NE(etag, first.etag);
+    EXPECT_EQ(d.Stop(), 0);
+  }
+  Daemon d({"--listen", "127.0.0.1:0"}, dir.path());
+  ASSERT_NE(d.port(), 0);
+  EXPECT_EQ(d.Call("GET", path).etag, etag) << "the revision survives the restart";
+  EXPECT_EQ(call(d, "DELETE", path, "", etag).status, 200);
+  EXPECT_EQ(d.Call("GET", path).status, 404);
+}
+
 TEST(Heraldd, IngestSingleAndNdjsonWithErrors) {
   Daemon d({"--listen", "127.0.0.1:0"});
   ASSERT_NE(d.port(), 0);
