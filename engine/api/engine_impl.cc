@@ -11,6 +11,7 @@
 #include "engine/common/mutex.h"
 #include "engine/common/strings.h"
 #include "engine/dispatch/dispatcher.h"
+#include "engine/dispatch/notification_builder.h"
 #include "engine/dispatch/profile_queue.h"
 #include "engine/index/index_manager.h"
 #include "engine/ingest/block_pool.h"
@@ -399,6 +400,53 @@ class EngineImpl final : public Engine {
       total += n;
     }
     return total;
+  }
+
+  absl::Status Enqueue(const RoutedNotification& n, uint64_t sequence) override {
+    const int channel = catalog_->FindChannel(n.channel);
+    const int event = channel < 0 ? -1 : catalog_->FindEvent(channel, n.event);
+    if (event < 0) {
+      return absl::NotFoundError(Cat("event ", n.channel, "/", n.event, " is not in the catalog"));
+    }
+    if (n.key.size() > 255 || n.webhook_id.empty() || n.webhook_id.size() > UINT16_MAX) {
+      return absl::InvalidArgumentError("a routed notification needs a webhook id and a short key");
+    }
+    const ChannelInfo& info = catalog_->channels()[channel];
+    dispatch::ProfileQueue* queue;
+    {
+      MutexLock lock(mu_);
+      auto it = profiles_.find(ToAbsl(n.profile_id));
+      if (it == profiles_.end()) return NotFound("profile", n.profile_id);
+      queue = it->second.queue;
+    }
+    auto* handle = new internal::RouteHandle();
+    handle->subscription_id = n.subscription_id;
+    handle->profile_id = n.profile_id;
+    handle->channel_name = info.channel;
+    handle->queue = queue;
+    handle->queue_generation = queue->tracker().generation();
+    internal::PayloadBlock* block =
+        pool_.Acquire(n.payload.size() + n.webhook_id.size() + n.key.size());
+    block->sequence = sequence;
+    block->ingested_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+    char* out = block->data();
+    std::string_view parts[3] = {n.payload, n.webhook_id, n.key};
+    for (std::string_view& part : parts) {
+      if (!part.empty()) std::memcpy(out, part.data(), part.size());
+      part = {out, part.size()};
+      out += part.size();
+    }
+    Notification note = NotificationBuilder::Make(block, handle, info.events[event].event, parts[0],
+                                                  parts[1], 0, parts[2]);
+    const uint32_t generation = handle->queue_generation;
+    internal::Unref(block);  // the notification holds both now
+    internal::Unref(handle);
+    if (sequence != 0) queue->tracker().Add(sequence, generation);
+    if (queue->TryEnqueue(std::move(note))) return absl::OkStatus();
+    if (sequence != 0) queue->tracker().Settle(sequence, generation);
+    return absl::ResourceExhaustedError(Cat("the queue of profile ", n.profile_id, " is full"));
   }
 
   absl::StatusOr<RouteExplanation> Explain(std::string_view envelope) const override {

@@ -75,7 +75,7 @@ struct RouterContext {
   std::vector<QueueRefusal>* refusals = nullptr;
   std::vector<const dispatch::ProfileQueue*> refused;
   std::span<const std::string> waiting;          // LogPosition::waiting
-  std::vector<Notification>* collect = nullptr;  // with `targeted`: instead of the queue
+  std::vector<Notification>* collect = nullptr;  // instead of the queue (LogPosition::collect)
 
   void Begin(const LogPosition& log, const dispatch::ProfileQueue* target) {
     targeted = !log.only_profile.empty();
@@ -84,7 +84,7 @@ struct RouterContext {
     refusals = log.sequence != 0 ? log.refusals : nullptr;
     refused.clear();
     waiting = refusals ? log.waiting : std::span<const std::string>();
-    collect = targeted ? log.collect : nullptr;
+    collect = log.collect;
   }
 };
 

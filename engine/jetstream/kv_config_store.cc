@@ -74,24 +74,14 @@ struct PubAckDeleter {
 
 absl::StatusOr<std::unique_ptr<KvConfigStore>> KvConfigStore::Open(NatsClient& client) {
   std::unique_ptr<KvConfigStore> s(new KvConfigStore(client, client.Name("config")));
-  kvConfig cfg;
-  kvConfig_Init(&cfg);
-  cfg.Bucket = s->bucket_.c_str();
-  cfg.Description = "herald: subscriptions, profiles, security settings, certificates";
-  cfg.History = 5;
-  cfg.StorageType = js_FileStorage;
-  cfg.Replicas = client.options().replicas;
-  natsStatus st = js_CreateKeyValue(&s->kv_, client.js(), &cfg);
-  if (st != NATS_OK) {
-    const absl::Status created = NatsStatus(st, Cat("creating KV bucket ", s->bucket_));
-    // An existing bucket made with other settings: reported, used as it is, never changed.
-    st = js_KeyValue(&s->kv_, client.js(), s->bucket_.c_str());
-    if (st != NATS_OK) return created;
-    if (client.options().log) {
-      client.options().log(Cat("KV bucket ", s->bucket_,
-                               " exists with other settings; using it as it is (",
-                               ToStd(created.message()), ")"));
-    }
+  if (absl::Status st = EnsureBucket(
+          client,
+          {.name = s->bucket_,
+           .description = "herald: subscriptions, profiles, security settings, certificates",
+           .history = 5},
+          &s->kv_);
+      !st.ok()) {
+    return st;
   }
   s->thread_ = std::thread([p = s.get()] { p->Run(); });
   s->checker_ = std::thread([p = s.get()] { p->Check(); });

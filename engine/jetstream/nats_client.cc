@@ -36,6 +36,98 @@ absl::Status NatsStatus(natsStatus s, std::string_view what, jsErrCode code) {
   }
 }
 
+namespace {
+void Report(NatsClient& client, std::string_view line) {
+  if (client.options().log) client.options().log(line);
+}
+constexpr int64_t kNanosPerMilli = 1'000'000;
+}  // namespace
+
+absl::Status EnsureStream(NatsClient& client, const StreamSpec& spec) {
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  const char* subjects[] = {spec.subjects.c_str()};
+  sc.Name = spec.name.c_str();
+  sc.Description = spec.description.c_str();
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Retention = spec.work_queue ? js_WorkQueuePolicy : js_LimitsPolicy;
+  sc.Storage = js_FileStorage;
+  sc.Replicas = client.options().replicas;
+  sc.Duplicates = static_cast<int64_t>(spec.duplicates.count()) * 1000 * kNanosPerMilli;
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus st = js_AddStream(&si, client.js(), &sc, nullptr, &code);
+  if (st != NATS_OK) {
+    absl::Status added = NatsStatus(st, Cat("creating stream ", spec.name), code);
+    code = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, client.js(), spec.name.c_str(), nullptr, &code) != NATS_OK) {
+      return added;
+    }
+    const jsStreamConfig* have = si->Config;
+    if (have->Retention != sc.Retention || have->Replicas != sc.Replicas ||
+        have->SubjectsLen != 1 || spec.subjects != have->Subjects[0]) {
+      Report(client, Cat("stream ", spec.name, " exists with other settings (replicas ",
+                         have->Replicas, "); using it as it is: ", ToStd(added.message())));
+    }
+  }
+  if (si != nullptr) jsStreamInfo_Destroy(si);
+  return absl::OkStatus();
+}
+
+absl::Status EnsureConsumer(NatsClient& client, const ConsumerSpec& spec) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus st =
+      js_GetConsumerInfo(&ci, client.js(), spec.stream.c_str(), spec.name.c_str(), nullptr, &code);
+  const int64_t ack_wait_ns = static_cast<int64_t>(spec.ack_wait.count()) * kNanosPerMilli;
+  if (st == NATS_OK) {
+    if (ci->Config->AckWait != ack_wait_ns || ci->Config->MaxAckPending != spec.max_ack_pending) {
+      Report(client, Cat("consumer ", spec.name, " exists with other settings (ack wait ",
+                         ci->Config->AckWait / kNanosPerMilli, " ms, max ack pending ",
+                         ci->Config->MaxAckPending, "); using it as it is"));
+    }
+    jsConsumerInfo_Destroy(ci);
+    return absl::OkStatus();
+  }
+  if (code != JSConsumerNotFoundErr && st != NATS_NOT_FOUND) {
+    return NatsStatus(st, Cat("reading consumer ", spec.name), code);
+  }
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = spec.name.c_str();
+  cc.Description = spec.description.c_str();
+  cc.FilterSubject = spec.filter.empty() ? nullptr : spec.filter.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.AckWait = ack_wait_ns;
+  cc.MaxAckPending = spec.max_ack_pending;
+  cc.MaxDeliver = -1;
+  code = static_cast<jsErrCode>(0);
+  st = js_AddConsumer(&ci, client.js(), spec.stream.c_str(), &cc, nullptr, &code);
+  if (st != NATS_OK) return NatsStatus(st, Cat("creating consumer ", spec.name), code);
+  jsConsumerInfo_Destroy(ci);
+  return absl::OkStatus();
+}
+
+absl::Status EnsureBucket(NatsClient& client, const BucketSpec& spec, kvStore** kv) {
+  kvConfig cfg;
+  kvConfig_Init(&cfg);
+  cfg.Bucket = spec.name.c_str();
+  cfg.Description = spec.description.c_str();
+  cfg.History = spec.history;
+  cfg.TTL = static_cast<int64_t>(spec.ttl.count()) * kNanosPerMilli;
+  cfg.StorageType = js_FileStorage;
+  cfg.Replicas = client.options().replicas;
+  natsStatus st = js_CreateKeyValue(kv, client.js(), &cfg);
+  if (st == NATS_OK) return absl::OkStatus();
+  const absl::Status created = NatsStatus(st, Cat("creating KV bucket ", spec.name));
+  // An existing bucket made with other settings: reported, used as it is, never changed.
+  if (js_KeyValue(kv, client.js(), spec.name.c_str()) != NATS_OK) return created;
+  Report(client, Cat("KV bucket ", spec.name, " exists with other settings; using it as it is (",
+                     ToStd(created.message()), ")"));
+  return absl::OkStatus();
+}
+
 std::string NatsClient::Name(std::string_view suffix) const {
   return Cat(options_.prefix, "_", suffix);
 }

@@ -29,9 +29,12 @@ struct NatsOptions {
   std::string tls_ca_file, tls_cert_file, tls_key_file;
   std::chrono::milliseconds connect_wait{30'000};  // at start; then heraldd gives up (exit 2)
   std::chrono::milliseconds api_wait{5'000};       // every JetStream API call and publish
-  // How long an instance has to settle a request it took before another instance gets it
-  // (set when the consumer is created; an existing one keeps its own).
+  // How long an instance has to settle a request or a notification it took before another
+  // instance gets it (set when a consumer is created; an existing one keeps its own).
   std::chrono::milliseconds ack_wait{30'000};
+  // Of the deliveries stream, each owned by one instance at a time; the same on every instance
+  // of a deployment.
+  int partitions = 64;
   std::function<void(std::string_view)> log;
 };
 
@@ -39,6 +42,33 @@ struct NatsOptions {
 // lost compare-and-set, Internal otherwise; `what` says what was being done.
 absl::Status NatsStatus(natsStatus s, std::string_view what,
                         jsErrCode code = static_cast<jsErrCode>(0));
+
+class NatsClient;
+
+// What herald keeps on JetStream, made when missing. An existing one is used as it is: settings
+// that differ are reported through the client's log, never changed (js_AddConsumer would update
+// a consumer silently).
+struct StreamSpec {
+  std::string name, subjects, description;  // one subject filter
+  bool work_queue = true;                   // else limits retention
+  std::chrono::seconds duplicates{120};     // the Nats-Msg-Id window
+};
+absl::Status EnsureStream(NatsClient& client, const StreamSpec& spec);
+
+struct ConsumerSpec {
+  std::string stream, name, filter, description;  // a durable pull consumer, explicit acks
+  std::chrono::milliseconds ack_wait{30'000};
+  int64_t max_ack_pending = 10'000;
+};
+absl::Status EnsureConsumer(NatsClient& client, const ConsumerSpec& spec);
+
+struct BucketSpec {
+  std::string name, description;
+  int64_t history = 1;
+  std::chrono::milliseconds ttl{0};  // 0: keys never age out
+};
+// Binds `*kv` to the bucket.
+absl::Status EnsureBucket(NatsClient& client, const BucketSpec& spec, kvStore** kv);
 
 class NatsClient {
  public:

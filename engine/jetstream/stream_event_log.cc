@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <random>
 
-#include "absl/container/flat_hash_set.h"
 #include "engine/common/strings.h"
 #include "simdjson.h"
 
@@ -62,17 +61,6 @@ std::string_view Header(natsMsg* m, const char* key) {
 
 }  // namespace
 
-struct StreamEventLog::Held {
-  natsMsg* msg = nullptr;                       // owned
-  uint64_t seq = 0;                             // in the stream: the log position it routes with
-  std::string_view kind, channel, event, data;  // point into msg
-  std::vector<QueueRefusal> refusals;           // profiles to offer it again
-  std::chrono::steady_clock::time_point touched;
-  ~Held() {
-    if (msg != nullptr) natsMsg_Destroy(msg);
-  }
-};
-
 StreamEventLog::StreamEventLog(NatsClient& client, Engine& engine, Options options)
     : client_(client),
       engine_(engine),
@@ -85,6 +73,7 @@ StreamEventLog::StreamEventLog(NatsClient& client, Engine& engine, Options optio
 StreamEventLog::~StreamEventLog() {
   Stop();
   if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+  if (route_js_ != nullptr) jsCtx_Destroy(route_js_);
 }
 
 absl::StatusOr<std::unique_ptr<StreamEventLog>> StreamEventLog::Open(NatsClient& client,
@@ -96,76 +85,50 @@ absl::StatusOr<std::unique_ptr<StreamEventLog>> StreamEventLog::Open(NatsClient&
 }
 
 absl::Status StreamEventLog::Bind() {
-  auto report = [this](std::string_view line) {
-    if (client_.options().log) client_.options().log(line);
-  };
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  const char* subjects[] = {subject_.c_str()};
-  sc.Name = stream_.c_str();
-  sc.Description = "herald: accepted ingest requests, until an instance settled them";
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
-  sc.Retention = js_WorkQueuePolicy;
-  sc.Storage = js_FileStorage;
-  sc.Replicas = client_.options().replicas;
-  sc.Duplicates = int64_t{120} * 1'000'000'000;  // ns: a client's retry within 2 min is deduped
-  jsStreamInfo* si = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus st = js_AddStream(&si, client_.js(), &sc, nullptr, &code);
-  if (st != NATS_OK) {
-    absl::Status added = NatsStatus(st, Cat("creating stream ", stream_), code);
-    code = static_cast<jsErrCode>(0);
-    if (js_GetStreamInfo(&si, client_.js(), stream_.c_str(), nullptr, &code) != NATS_OK) {
-      return added;
-    }
-    const jsStreamConfig* have = si->Config;
-    if (have->Retention != js_WorkQueuePolicy || have->Replicas != sc.Replicas ||
-        have->SubjectsLen != 1 || subject_ != have->Subjects[0]) {
-      report(Cat("stream ", stream_, " exists with other settings (replicas ", have->Replicas,
-                 "); using it as it is: ", ToStd(added.message())));
-    }
+  if (absl::Status s = EnsureStream(
+          client_,
+          {.name = stream_,
+           .subjects = subject_,
+           .description = "herald: accepted ingest requests, until an instance routed them"});
+      !s.ok()) {
+    return s;
   }
-  if (si != nullptr) jsStreamInfo_Destroy(si);
-
-  jsConsumerInfo* ci = nullptr;
-  code = static_cast<jsErrCode>(0);
-  st = js_GetConsumerInfo(&ci, client_.js(), stream_.c_str(), consumer_.c_str(), nullptr, &code);
-  const int64_t ack_wait_ns = static_cast<int64_t>(options_.ack_wait.count()) * 1'000'000;
-  if (st == NATS_OK) {
-    // An existing consumer is never changed (js_AddConsumer would update it silently).
-    if (ci->Config->AckWait != ack_wait_ns ||
-        ci->Config->MaxAckPending != options_.max_ack_pending) {
-      report(Cat("consumer ", consumer_, " exists with other settings (ack wait ",
-                 ci->Config->AckWait / 1'000'000, " ms, max ack pending ",
-                 ci->Config->MaxAckPending, "); using it as it is"));
-    }
-    jsConsumerInfo_Destroy(ci);
-  } else if (code == JSConsumerNotFoundErr || st == NATS_NOT_FOUND) {
-    jsConsumerConfig cc;
-    jsConsumerConfig_Init(&cc);
-    cc.Durable = consumer_.c_str();
-    cc.Description = "herald: routes each request on one instance";
-    cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = ack_wait_ns;
-    cc.MaxAckPending = options_.max_ack_pending;
-    cc.MaxDeliver = -1;
-    code = static_cast<jsErrCode>(0);
-    st = js_AddConsumer(&ci, client_.js(), stream_.c_str(), &cc, nullptr, &code);
-    if (st != NATS_OK) return NatsStatus(st, Cat("creating consumer ", consumer_), code);
-    jsConsumerInfo_Destroy(ci);
-  } else {
-    return NatsStatus(st, Cat("reading consumer ", consumer_), code);
+  if (absl::Status s =
+          EnsureConsumer(client_, {.stream = stream_,
+                                   .name = consumer_,
+                                   .description = "herald: routes each request on one instance",
+                                   .ack_wait = client_.options().ack_wait,
+                                   .max_ack_pending = options_.max_ack_pending});
+      !s.ok()) {
+    return s;
   }
-
+  auto deliveries = DeliveryPartitions::Open(client_, engine_, options_.deliveries);
+  if (!deliveries.ok()) return deliveries.status();
+  deliveries_ = *std::move(deliveries);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = client_.options().api_wait.count();
+  jo.PublishAsync.MaxPending = 4096;
+  jo.PublishAsync.StallWait = client_.options().api_wait.count();
+  jo.PublishAsync.ErrHandler = &StreamEventLog::PublishFailed;
+  jo.PublishAsync.ErrHandlerClosure = this;
+  if (absl::Status s = NatsStatus(natsConnection_JetStream(&route_js_, client_.connection(), &jo),
+                                  "a JetStream context for routing");
+      !s.ok()) {
+    return s;
+  }
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream_.c_str();
   so.Consumer = consumer_.c_str();
-  code = static_cast<jsErrCode>(0);
-  st = js_PullSubscribe(&sub_, client_.js(), subject_.c_str(), consumer_.c_str(), nullptr, &so,
-                        &code);
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus st = js_PullSubscribe(&sub_, client_.js(), subject_.c_str(), consumer_.c_str(),
+                                         nullptr, &so, &code);
   return NatsStatus(st, Cat("binding to consumer ", consumer_), code);
+}
+
+void StreamEventLog::PublishFailed(jsCtx* /*js*/, jsPubAckErr* /*err*/, void* self) {
+  static_cast<StreamEventLog*>(self)->publish_failures_.fetch_add(1);
 }
 
 absl::Status StreamEventLog::Publish(std::string_view kind, std::string_view channel,
@@ -250,129 +213,122 @@ absl::Status StreamEventLog::Replay(const std::function<bool()>& /*stop*/) {
 void StreamEventLog::Start() {
   if (thread_.joinable()) return;
   stop_.store(false);
+  deliveries_->Start();
   thread_ = std::thread([this] { Run(); });
 }
 
 void StreamEventLog::Stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
+  if (deliveries_) deliveries_->Stop();
 }
 
-void StreamEventLog::Route(Held& h) {
-  std::vector<QueueRefusal> refused;
-  auto route = [&](LogPosition pos) {
-    pos.refusals = &refused;
-    if (h.kind == "native") {
-      (void)engine_.IngestNative(h.channel, h.event, h.data, nullptr, pos);
-    } else {
-      (void)engine_.Ingest(h.data, FormatOf(h.kind), nullptr, pos);
-    }
-  };
-  if (h.refusals.empty()) {
-    route(LogPosition(h.seq));
+absl::Status StreamEventLog::Route(natsMsg* msg) {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return absl::OkStatus();  // not a JetStream one
+  const uint64_t seq = meta->Sequence.Stream;
+  jsMsgMetaData_Destroy(meta);
+  const std::string_view kind = Header(msg, kKindHeader);
+  const std::string_view data(natsMsg_GetData(msg),
+                              static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  collected_.clear();
+  LogPosition pos(seq);
+  pos.collect = &collected_;
+  if (kind == "native") {
+    (void)engine_.IngestNative(Header(msg, kChannelHeader), Header(msg, kEventHeader), data,
+                               nullptr, pos);
   } else {
-    const std::vector<QueueRefusal> again = std::move(h.refusals);
-    for (const QueueRefusal& r : again) route(LogPosition(h.seq, r.profile_id, r.first_event));
+    (void)engine_.Ingest(data, FormatOf(kind), nullptr, pos);
   }
-  h.refusals = std::move(refused);
-}
-
-void StreamEventLog::Settle(bool final_pass) {
-  if (held_.empty()) return;
-  // What the profiles still owe: the sequences they list, and all above the last one listed
-  // by a profile that could not list them all.
-  absl::flat_hash_set<uint64_t> owed;
-  uint64_t unknown_above = UINT64_MAX;
-  for (const ProfileProgress& p : engine_.DeliveryProgress(options_.max_held * 2)) {
-    owed.insert(p.unsettled.begin(), p.unsettled.end());
-    if (!p.listed_all) {
-      unknown_above =
-          std::min(unknown_above, p.unsettled.empty() ? p.oldest_unsettled : p.unsettled.back());
+  std::string id;
+  for (Notification& n : collected_) {
+    auto out = deliveries_->Message(n, &id);
+    if (!out.ok()) return out.status();
+    natsMsg* m = *out;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id.c_str();
+    natsStatus st = js_PublishMsgAsync(route_js_, &m, &po);
+    if (st != NATS_OK) {  // too many in flight: wait for them, once
+      jsPubOptions wait;
+      jsPubOptions_Init(&wait);
+      wait.MaxWait = client_.options().api_wait.count();
+      (void)js_PublishAsyncComplete(route_js_, &wait);
+      st = js_PublishMsgAsync(route_js_, &m, &po);
     }
+    if (m != nullptr) natsMsg_Destroy(m);  // not taken
+    if (st != NATS_OK) return NatsStatus(st, Cat("publishing to stream ", deliveries_->stream()));
+    notifications_.fetch_add(1, std::memory_order_relaxed);
   }
-  const auto now = std::chrono::steady_clock::now();
-  size_t waiting = 0;
-  auto settled = [&](const std::unique_ptr<Held>& h) {
-    if (h->refusals.empty() && !owed.contains(h->seq) && h->seq <= unknown_above) {
-      natsMsg_Ack(h->msg, nullptr);
-      acked_.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    if (final_pass) {
-      natsMsg_Nak(h->msg, nullptr);  // another instance takes it at once
-      return true;
-    }
-    if (!h->refusals.empty()) ++waiting;
-    if (now - h->touched > options_.ack_wait / 3) {
-      natsMsg_InProgress(h->msg, nullptr);
-      h->touched = now;
-    }
-    return false;
-  };
-  held_.erase(std::remove_if(held_.begin(), held_.end(), settled), held_.end());
-  held_count_.store(held_.size(), std::memory_order_relaxed);
-  waiting_.store(waiting, std::memory_order_relaxed);
+  collected_.clear();
+  return absl::OkStatus();
 }
 
 void StreamEventLog::Run() {
-  auto last_reoffer = std::chrono::steady_clock::now();
   auto last_info = std::chrono::steady_clock::time_point();
   bool reported = false;
+  auto report = [&](std::string_view line) {
+    if (!reported && client_.options().log) client_.options().log(line);
+    reported = true;
+  };
   while (!stop_.load()) {
-    if (held_.size() >= options_.max_held) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    } else {
-      natsMsgList list{};
-      jsErrCode code = static_cast<jsErrCode>(0);
-      const auto asked = std::chrono::steady_clock::now();
-      const natsStatus st = natsSubscription_Fetch(&list, sub_, options_.fetch_batch, 100, &code);
-      if (st == NATS_OK) {
+    natsMsgList list{};
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const auto asked = std::chrono::steady_clock::now();
+    const natsStatus st = natsSubscription_Fetch(&list, sub_, options_.fetch_batch, 100, &code);
+    if (st == NATS_OK) {
+      // The batch's notifications, then its acks: one wait for JetStream per batch.
+      const uint64_t failures = publish_failures_.load();
+      absl::Status routed = absl::OkStatus();
+      for (int i = 0; i < list.Count && routed.ok(); ++i) routed = Route(list.Msgs[i]);
+      if (routed.ok()) {
+        jsPubOptions wait;
+        jsPubOptions_Init(&wait);
+        wait.MaxWait = client_.options().api_wait.count();
+        routed = NatsStatus(js_PublishAsyncComplete(route_js_, &wait),
+                            Cat("publishing to stream ", deliveries_->stream()));
+      }
+      if (routed.ok() && publish_failures_.load() != failures) {
+        routed = absl::UnavailableError(
+            Cat("publishing to stream ", deliveries_->stream(), ": JetStream refused a message"));
+      }
+      if (!routed.ok()) {
+        natsMsgList pending{};
+        if (js_PublishAsyncGetPendingList(&pending, route_js_) == NATS_OK) {
+          natsMsgList_Destroy(&pending);
+        }
+      }
+      for (int i = 0; i < list.Count; ++i) {
+        if (routed.ok()) {
+          natsMsg_Ack(list.Msgs[i], nullptr);
+        } else {
+          natsMsg_Nak(list.Msgs[i], nullptr);  // routed again; what was stored is deduplicated
+        }
+      }
+      routed_.fetch_add(static_cast<uint64_t>(list.Count), std::memory_order_relaxed);
+      if (routed.ok()) {
+        acked_.fetch_add(static_cast<uint64_t>(list.Count), std::memory_order_relaxed);
         reported = false;
-        for (int i = 0; i < list.Count; ++i) {
-          auto h = std::make_unique<Held>();
-          h->msg = list.Msgs[i];
-          list.Msgs[i] = nullptr;
-          jsMsgMetaData* meta = nullptr;
-          if (natsMsg_GetMetaData(&meta, h->msg) != NATS_OK) continue;  // not a JetStream one
-          h->seq = meta->Sequence.Stream;
-          jsMsgMetaData_Destroy(meta);
-          h->kind = Header(h->msg, kKindHeader);
-          h->channel = Header(h->msg, kChannelHeader);
-          h->event = Header(h->msg, kEventHeader);
-          h->data = std::string_view(natsMsg_GetData(h->msg),
-                                     static_cast<size_t>(natsMsg_GetDataLength(h->msg)));
-          h->touched = std::chrono::steady_clock::now();
-          Route(*h);
-          routed_.fetch_add(1, std::memory_order_relaxed);
-          held_.push_back(std::move(h));
-        }
-      } else if (st != NATS_TIMEOUT) {
-        if (!reported && client_.options().log) {
-          client_.options().log(Cat("fetching from ", consumer_, ": ",
-                                    ToStd(NatsStatus(st, "fetch", code).message()), "; retrying"));
-        }
-        reported = true;
+      } else {
+        route_failures_.fetch_add(static_cast<uint64_t>(list.Count), std::memory_order_relaxed);
+        report(Cat(ToStd(routed.message()), "; the requests are routed again"));
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      } else if (std::chrono::steady_clock::now() - asked < std::chrono::milliseconds(10)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // cnats may not wait
       }
-      natsMsgList_Destroy(&list);
+    } else if (st != NATS_TIMEOUT) {
+      report(Cat("fetching from ", consumer_, ": ", ToStd(NatsStatus(st, "fetch", code).message()),
+                 "; retrying"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } else if (std::chrono::steady_clock::now() - asked < std::chrono::milliseconds(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // cnats may not wait
     }
-    if (const auto now = std::chrono::steady_clock::now();
-        now - last_reoffer > std::chrono::milliseconds(50)) {
-      last_reoffer = now;
-      for (auto& h : held_) {
-        if (!h->refusals.empty()) Route(*h);
-      }
-    }
-    Settle(false);
+    natsMsgList_Destroy(&list);
     if (const auto now = std::chrono::steady_clock::now();
         now - last_info > std::chrono::seconds(2) && client_.connected()) {
       last_info = now;
       jsConsumerInfo* ci = nullptr;
-      jsErrCode code = static_cast<jsErrCode>(0);
+      jsErrCode info_code = static_cast<jsErrCode>(0);
       if (js_GetConsumerInfo(&ci, client_.js(), stream_.c_str(), consumer_.c_str(), nullptr,
-                             &code) == NATS_OK) {
+                             &info_code) == NATS_OK) {
         consumer_pending_.store(ci->NumPending, std::memory_order_relaxed);
         consumer_ack_pending_.store(static_cast<uint64_t>(ci->NumAckPending),
                                     std::memory_order_relaxed);
@@ -380,7 +336,6 @@ void StreamEventLog::Run() {
       }
     }
   }
-  Settle(true);
 }
 
 StreamEventLog::StreamStats StreamEventLog::stream_stats() const {
@@ -388,10 +343,11 @@ StreamEventLog::StreamStats StreamEventLog::stream_stats() const {
           .publish_errors = append_errors_.load(std::memory_order_relaxed),
           .routed = routed_.load(std::memory_order_relaxed),
           .acked = acked_.load(std::memory_order_relaxed),
-          .held = held_count_.load(std::memory_order_relaxed),
-          .waiting_for_room = waiting_.load(std::memory_order_relaxed),
+          .notifications = notifications_.load(std::memory_order_relaxed),
+          .route_failures = route_failures_.load(std::memory_order_relaxed),
           .consumer_pending = consumer_pending_.load(std::memory_order_relaxed),
-          .consumer_ack_pending = consumer_ack_pending_.load(std::memory_order_relaxed)};
+          .consumer_ack_pending = consumer_ack_pending_.load(std::memory_order_relaxed),
+          .deliveries = deliveries_->stats()};
 }
 
 store::EventLog::Stats StreamEventLog::stats() const {
@@ -399,7 +355,7 @@ store::EventLog::Stats StreamEventLog::stats() const {
   s.appended = appended_.load(std::memory_order_relaxed);
   s.append_errors = append_errors_.load(std::memory_order_relaxed);
   s.appended_bytes = appended_bytes_.load(std::memory_order_relaxed);
-  s.waiting_for_room = waiting_.load(std::memory_order_relaxed);
+  s.waiting_for_room = deliveries_->stats().waiting_for_room;
   return s;
 }
 

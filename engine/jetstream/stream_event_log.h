@@ -8,12 +8,12 @@
 //   NATS unreachable: Unavailable (503 with Retry-After), nothing accepted.
 // - A shared durable pull consumer, `<prefix>_route`, hands each request to one instance, which
 //   routes it with the stream sequence as its log position (so generated webhook ids are the same
-//   on whichever instance routes it) and acks it once every notification it made is settled
-//   (delivered or a dead letter), telling JetStream it is in progress meanwhile. What a full
-//   queue refuses waits here and is offered again to that profile alone.
+//   on whichever instance routes it), publishes one notification per (event, profile) to the
+//   deliveries stream (delivery_partitions.h), and acks the request once JetStream stored them
+//   all. A publish that failed naks the request: it is routed again, and what was stored
+//   before is deduplicated by its message id.
 // - An instance that dies leaves its requests unacked: JetStream hands them to another after the
-//   ack wait, and they are routed again (at least once; receivers dedupe on webhook-id). A clean
-//   stop naks what is unsettled, so another instance takes it at once.
+//   ack wait. A clean stop naks what it holds, so another instance takes it at once.
 // - The stream and the consumer are created when missing; existing ones are used as they are,
 //   and settings that differ from these are reported, never changed.
 #pragma once
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "engine/common/mutex.h"
+#include "engine/jetstream/delivery_partitions.h"
 #include "engine/jetstream/nats_client.h"
 #include "engine/store/event_log.h"
 #include "herald/engine.h"
@@ -36,10 +37,8 @@ class StreamEventLog final : public store::EventLog {
  public:
   struct Options {
     int fetch_batch = 64;
-    // How long a request handed to an instance waits for its ack before another gets it.
-    std::chrono::milliseconds ack_wait{30'000};
-    int64_t max_ack_pending = 20'000;  // requests routed and not yet settled, all instances
-    size_t max_held = 10'000;          // on this instance: it fetches no more beyond it
+    int64_t max_ack_pending = 20'000;  // requests handed out and not yet acked, all instances
+    DeliveryPartitions::Options deliveries;
   };
 
   static absl::StatusOr<std::unique_ptr<StreamEventLog>> Open(NatsClient& client, Engine& engine,
@@ -58,7 +57,7 @@ class StreamEventLog final : public store::EventLog {
                                             OnDurable on_durable = nullptr) override;
   bool defers_durability() const override { return false; }
 
-  // Nothing to replay: the consumer hands back what no instance settled.
+  // Nothing to replay: the consumers hand back what no instance settled.
   absl::Status Replay(const std::function<bool()>& stop = {}) override;
   void Start() override;
   void Stop() override;
@@ -73,11 +72,12 @@ class StreamEventLog final : public store::EventLog {
   // What /metrics shows of the stream on this instance.
   struct StreamStats {
     uint64_t published = 0, publish_errors = 0;  // ingest requests (the 202s, the 503s)
-    uint64_t routed = 0, acked = 0;              // requests this instance took and settled
-    uint64_t held = 0;                  // taken and not yet settled here (this instance's acks due)
-    uint64_t waiting_for_room = 0;      // held ones a full queue refused
+    uint64_t routed = 0, acked = 0;              // requests this instance took and acked
+    uint64_t notifications = 0;                  // published to the deliveries stream
+    uint64_t route_failures = 0;                 // requests naked: a notification was not stored
     uint64_t consumer_pending = 0;      // in the stream, not yet handed to any instance (lag)
     uint64_t consumer_ack_pending = 0;  // handed out and not yet acked, every instance
+    DeliveryPartitions::Stats deliveries;
   };
   StreamStats stream_stats() const;
 
@@ -90,12 +90,9 @@ class StreamEventLog final : public store::EventLog {
                     std::string_view bytes, const std::string& msg_id);
   absl::Status Bind();
   void Run();
-
-  struct Held;
-  // Routes one fetched request (or, with `profile`, offers it again to that profile).
-  void Route(Held& held);
-  // Acks the held requests no profile still owes anything; touches the others.
-  void Settle(bool final_pass);
+  // Routes one fetched request and publishes its notifications (their acks still due).
+  absl::Status Route(natsMsg* msg);
+  static void PublishFailed(jsCtx* js, jsPubAckErr* err, void* self);
 
   NatsClient& client_;
   Engine& engine_;
@@ -104,10 +101,13 @@ class StreamEventLog final : public store::EventLog {
   const std::string instance_id_;  // makes request ids unique across instances and restarts
   std::atomic<uint64_t> next_request_{0};
 
+  std::unique_ptr<DeliveryPartitions> deliveries_;
   natsSubscription* sub_ = nullptr;
-  std::vector<std::unique_ptr<Held>> held_;  // the routing thread's alone
+  jsCtx* route_js_ = nullptr;            // the routing thread's publishes, failures counted
+  std::vector<Notification> collected_;  // the routing thread's alone
+  std::atomic<uint64_t> publish_failures_{0};
   std::atomic<uint64_t> appended_{0}, append_errors_{0}, appended_bytes_{0};
-  std::atomic<uint64_t> routed_{0}, acked_{0}, held_count_{0}, waiting_{0};
+  std::atomic<uint64_t> routed_{0}, acked_{0}, notifications_{0}, route_failures_{0};
   std::atomic<uint64_t> consumer_pending_{0}, consumer_ack_pending_{0};  // read every 2 s
 
   std::atomic<bool> stop_{false};

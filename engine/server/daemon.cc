@@ -71,8 +71,7 @@ absl::Status OpenEventLog(DaemonConfig& config, store::Spool::Durability durabil
   if (nats != nullptr) {
     auto stream = jetstream::StreamEventLog::Open(
         *nats, engine,
-        {.ack_wait = config.jetstream.ack_wait,
-         .max_held = std::max<size_t>(1, config.engine.queue_max_notifications)});
+        {.deliveries = {.max_held = std::max<size_t>(1, config.engine.queue_max_notifications)}});
     if (!stream.ok()) return stream.status();
     *events = *std::move(stream);
     return absl::OkStatus();
@@ -128,18 +127,38 @@ void JetStreamMetrics(PrometheusWriter& w, const jetstream::NatsClient& nats,
             s.publish_errors);
   w.Counter("herald_stream_routed_total", "Requests this instance took from the stream and routed.",
             s.routed);
-  w.Counter("herald_stream_acked_total", "Requests this instance settled and acknowledged.",
+  w.Counter("herald_stream_acked_total",
+            "Requests this instance routed, their notifications stored, and acknowledged.",
             s.acked);
-  w.Gauge("herald_stream_pending_acks",
-          "Requests this instance holds until their notifications are settled.", s.held);
-  w.Gauge("herald_stream_waiting_for_room",
-          "Held requests a full queue refused, offered again as it drains.", s.waiting_for_room);
+  w.Counter("herald_stream_route_failures_total",
+            "Requests handed back to be routed again: a notification was not stored.",
+            s.route_failures);
+  w.Counter("herald_deliveries_published_total",
+            "Notifications this instance published to the deliveries stream.", s.notifications);
   w.Gauge("herald_stream_consumer_lag",
           "Requests in the stream not yet handed to any instance (read every 2 s).",
           s.consumer_pending);
   w.Gauge("herald_stream_consumer_ack_pending",
           "Requests handed out and not yet acknowledged, on every instance (read every 2 s).",
           s.consumer_ack_pending);
+  const auto& d = s.deliveries;
+  w.Gauge("herald_partitions_owned", "Delivery partitions this instance holds the lease of.",
+          d.owned);
+  w.Gauge("herald_members_live", "heraldd instances this one sees alive, itself included.",
+          d.live_members);
+  w.Counter("herald_partition_lease_changes_total",
+            "Partition leases this instance took, released or lost.", d.lease_changes);
+  w.Counter("herald_deliveries_fetched_total",
+            "Notifications this instance took from its partitions.", d.fetched);
+  w.Counter("herald_deliveries_acked_total",
+            "Notifications settled here (delivered or a dead letter) and acknowledged.", d.acked);
+  w.Counter("herald_deliveries_dropped_total",
+            "Notifications acknowledged undelivered: their profile no longer exists.", d.dropped);
+  w.Gauge("herald_stream_pending_acks", "Notifications this instance holds until they are settled.",
+          d.held);
+  w.Gauge("herald_stream_waiting_for_room",
+          "Held notifications a full queue refused, offered again as it drains.",
+          d.waiting_for_room);
 }
 
 }  // namespace
@@ -278,7 +297,8 @@ absl::Status Daemon::Start(const std::function<bool()>& stop) {
   if (p.nats) {
     p.Print(Cat("heraldd: events on JetStream stream ", p.nats->Name("events"), " (replicas ",
                 p.config.jetstream.replicas, "), routed through consumer ", p.nats->Name("route"),
-                "; ready"));
+                ", delivered from ", p.config.jetstream.partitions, " partitions of ",
+                p.nats->Name("deliveries"), "; ready"));
   } else {
     p.Print(Cat("heraldd: event spool in ", p.config.data_dir, "/spool, durability ",
                 p.config.durability, " (", p.events->stats().replayed,

@@ -116,6 +116,9 @@ absl::Status Apply(DaemonConfig& c, std::string_view key, std::string_view value
   } else if (key == "jetstream.connect_wait_ms") {
     if (auto s = SetInt(key, value, 0, 3'600'000, &n); !s.ok()) return s;
     c.jetstream.connect_wait = std::chrono::milliseconds(n);
+  } else if (key == "jetstream.partitions") {
+    if (auto s = SetInt(key, value, 1, 1024, &n); !s.ok()) return s;
+    c.jetstream.partitions = static_cast<int>(n);
   } else if (key == "jetstream.ack_wait_ms") {
     if (auto s = SetInt(key, value, 500, 3'600'000, &n); !s.ok()) return s;
     c.jetstream.ack_wait = std::chrono::milliseconds(n);
@@ -324,6 +327,7 @@ std::string DaemonUsage() {
          "  --nats-url URL[,URL...]   NATS servers (default nats://127.0.0.1:4222)\n"
          "  --jetstream-replicas N    replicas of herald's streams and buckets (default 1)\n"
          "  --jetstream-prefix NAME   names herald's streams and buckets (default herald)\n"
+         "  --jetstream-partitions N  delivery partitions, the same on every instance (64)\n"
          "  --nats-user U, --nats-password P, --nats-credentials FILE   NATS authentication\n"
          "  --nats-tls-ca FILE, --nats-tls-cert FILE, --nats-tls-key FILE   TLS to NATS\n"
          "  --nats-connect-wait-ms N  how long start-up retries NATS before exit 2 (30000)\n"
@@ -377,6 +381,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(int argc, const char* const* argv
         {"nats_url", "jetstream.urls"},
         {"jetstream_replicas", "jetstream.replicas"},
         {"jetstream_prefix", "jetstream.prefix"},
+        {"jetstream_partitions", "jetstream.partitions"},
         {"nats_user", "jetstream.user"},
         {"nats_password", "jetstream.password"},
         {"nats_credentials", "jetstream.credentials"},

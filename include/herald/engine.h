@@ -135,8 +135,9 @@ struct LogPosition {
   // With refusals: profiles with earlier inputs still waiting in the log. A profile ordered by
   // key (`ordering` KEY) among them refuses this input too, so it never overtakes those.
   std::span<const std::string> waiting;
-  // Non-null (with only_profile): the profile's notifications are appended here instead of
-  // queued, and not tracked (the log turns an input it must drop into dead letters).
+  // Non-null: the notifications are appended here instead of queued, and not tracked (with
+  // only_profile, the log turns an input it must drop into dead letters; without, the log hands
+  // every profile's notifications to their owners elsewhere: Engine::Enqueue).
   std::vector<Notification>* collect = nullptr;
 };
 
@@ -146,6 +147,18 @@ struct ReplayPlan {
   uint64_t floor = 0;
   uint64_t upto = 0;
   std::vector<uint64_t> only;
+};
+
+// A notification routed elsewhere (another instance, in heraldd's distributed mode), to deliver
+// here: Engine::Enqueue. Every view is copied.
+struct RoutedNotification {
+  std::string_view profile_id;
+  std::string_view subscription_id;
+  std::string_view channel;  // the catalog's names
+  std::string_view event;
+  std::string_view webhook_id;  // Notification::webhook_id() where it was routed
+  std::string_view key;
+  std::string_view payload;
 };
 
 // What routing one envelope would do (Engine::Explain).
@@ -270,6 +283,12 @@ class Engine {
   // Returns how many; NotFound for an unknown profile.
   virtual absl::StatusOr<size_t> Poll(std::string_view profile_id, size_t max,
                                       std::vector<Notification>* out) = 0;
+
+  // Queues a notification routed elsewhere on its profile's queue, as if routed here; with a
+  // `sequence` > 0 it counts in DeliveryProgress until settled. NotFound for an unknown profile,
+  // channel or event; InvalidArgument for a key over 255 bytes or an empty webhook id;
+  // ResourceExhausted while the queue is full (offer it again later).
+  virtual absl::Status Enqueue(const RoutedNotification& notification, uint64_t sequence) = 0;
 
   // Routes one envelope without delivering it: which subscriptions match, their specificity, the
   // winners and the profiles they notify, as Ingest would decide now. InvalidArgument (with the
