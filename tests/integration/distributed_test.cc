@@ -2,8 +2,9 @@
 // The config lives in a JetStream KV bucket: a change through one instance routes on the other
 // within a second, writes are compare-and-set across instances, and an unreachable NATS at start
 // is retried with a message each time, then exit 2. Ingest goes to a stream: whichever instance
-// accepted an event, one of them delivers it, and an instance killed with SIGKILL loses nothing
-// that was answered 202.
+// accepted an event, one of them routes it to the deliveries stream, whose partitions are
+// leased to the live instances; a profile is delivered by one of them at a time, an instance
+// killed with SIGKILL loses nothing that was answered 202, and its partitions move within 15 s.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -43,6 +44,14 @@ std::vector<std::string> Instance(const NatsServers& nats) {
 std::string Event(int i) {
   return R"({"channel":"SMS","event":"DELIVERY","eventId":"e-)" + std::to_string(i) +
          R"(","payload":{"n":)" + std::to_string(i) + "}}";
+}
+
+// A value of the instance's /metrics, or -1 when it is not there.
+int64_t Metric(Daemon& d, const std::string& name) {
+  const std::string m = d.Call("GET", "/metrics").body;
+  const std::string sample = "\n" + name + " ";
+  const size_t at = m.find(sample);
+  return at == std::string::npos ? -1 : std::stoll(m.substr(at + sample.size()));
 }
 
 // Per webhook-id, how many times it was delivered.
@@ -283,15 +292,23 @@ TEST(Distributed, AnInstanceKilledMidStreamLosesNothingThatWasAnswered202) {
     return herald::test_support::Reply{.status = 200,
                                        .delay = std::chrono::milliseconds(hold.load() ? 3000 : 0)};
   });
+  // One partition: the instance that owns it delivers everything, and is the one killed.
   auto args = Instance(nats);
-  args.insert(args.end(), {"--config", dir.path() + "/fast.toml"});
+  args.insert(args.end(), {"--jetstream-partitions", "1", "--config", dir.path() + "/fast.toml"});
   {
     std::ofstream toml(dir.path() + "/fast.toml");
     toml << "[jetstream]\nack_wait_ms = 2000\n";
   }
-  Daemon a(args), b(args);
-  ASSERT_NE(a.port(), 0) << a.log();
-  ASSERT_NE(b.port(), 0) << b.log();
+  Daemon first(args), second(args);
+  ASSERT_NE(first.port(), 0) << first.log();
+  ASSERT_NE(second.port(), 0) << second.log();
+  ASSERT_TRUE(Eventually([&] {
+    return Metric(first, "herald_partitions_owned") + Metric(second, "herald_partitions_owned") ==
+           1;
+  }));
+  const bool first_owns = Metric(first, "herald_partitions_owned") == 1;
+  Daemon& a = first_owns ? first : second;  // the owner, killed
+  Daemon& b = first_owns ? second : first;
   Subscribe(a, b, receiver.url());
   std::set<std::string> answered;
   for (int i = 0; i < 40; ++i) {
@@ -300,11 +317,17 @@ TEST(Distributed, AnInstanceKilledMidStreamLosesNothingThatWasAnswered202) {
   }
   ASSERT_TRUE(Eventually([&] { return receiver.in_progress() >= 2; })) << receiver.in_progress();
   ASSERT_EQ(a.Signal(SIGKILL), -SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
   hold = false;
   for (int i = 40; i < 80; ++i) {
     ASSERT_EQ(b.Call("POST", "/v1/events", Event(i)).status, 202);
     answered.insert("e-" + std::to_string(i));
   }
+  // The lease ages out and the survivor takes the partition.
+  ASSERT_TRUE(Eventually([&] { return Metric(b, "herald_partitions_owned") == 1; },
+                         std::chrono::seconds(15)))
+      << b.log();
+  EXPECT_LE(std::chrono::steady_clock::now() - killed, std::chrono::seconds(15));
   // Every event answered 202 arrives: the dead instance's after the ack wait, from the other.
   ASSERT_TRUE(
       Eventually([&] { return AllDelivered(receiver, answered); }, std::chrono::seconds(30)))
@@ -338,6 +361,132 @@ TEST(Distributed, IngestAnswers503WhileNatsIsDownAndRecoversByItself) {
       << a.log();
   EXPECT_TRUE(receiver.WaitFor(1, std::chrono::seconds(15)));
   EXPECT_TRUE(Has(a.log(), "reconnected to NATS")) << a.log();
+}
+
+// The deliveries stream's partitions are shared evenly by the live instances: a dead
+// instance's move to the others within 15 s, a new one takes its share, and a clean stop hands
+// its partitions over at once.
+TEST(Distributed, PartitionsAreSharedEvenlyAndADeadInstancesMoveWithin15Seconds) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  auto a = std::make_unique<Daemon>(Instance(nats));
+  Daemon b(Instance(nats));
+  ASSERT_NE(a->port(), 0) << a->log();
+  ASSERT_NE(b.port(), 0) << b.log();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Metric(*a, "herald_partitions_owned") == 32 &&
+               Metric(b, "herald_partitions_owned") == 32;
+      },
+      std::chrono::seconds(10)))
+      << Metric(*a, "herald_partitions_owned") << " " << Metric(b, "herald_partitions_owned");
+  EXPECT_EQ(Metric(b, "herald_members_live"), 2);
+  // Profiles spread over the partitions; events for each, through both instances, all arrive.
+  constexpr int kProfiles = 8;
+  for (int p = 0; p < kProfiles; ++p) {
+    const std::string id = "p" + std::to_string(p);
+    ASSERT_EQ(a->Call("POST", "/subscriptions/1/subscription/SMS",
+                      SubscriptionBody(id, receiver.url("/" + id)))
+                  .status,
+              201);
+  }
+  ASSERT_TRUE(Eventually([&] {
+    return Has(
+        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+            .body,
+        "\"p" + std::to_string(kProfiles - 1) + "\"");
+  }));
+  auto send = [&](Daemon& via, int from, int to) {
+    std::set<std::string> ids;
+    for (int i = from; i < to; ++i) {
+      EXPECT_EQ(via.Call("POST", "/v1/events", Event(i)).status, 202);
+      ids.insert("e-" + std::to_string(i));
+    }
+    return ids;
+  };
+  auto delivered_to_all = [&](const std::set<std::string>& ids) {
+    std::map<std::string, std::set<std::string>> by_id;  // webhook-id -> targets
+    for (const auto& r : receiver.requests()) by_id[r.header("webhook-id")].insert(r.target);
+    for (const auto& id : ids) {
+      if (by_id[id].size() != kProfiles) return false;
+    }
+    return true;
+  };
+  std::set<std::string> ids = send(*a, 0, 5);
+  ids.merge(send(b, 5, 10));
+  ASSERT_TRUE(Eventually([&] { return delivered_to_all(ids); }, std::chrono::seconds(10)));
+
+  ASSERT_EQ(a->Signal(SIGKILL), -SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return Metric(b, "herald_partitions_owned") == 64; },
+                         std::chrono::seconds(20)))
+      << b.log();
+  const auto moved = std::chrono::steady_clock::now() - killed;
+  EXPECT_LE(moved, std::chrono::seconds(15));
+  EXPECT_GE(moved, std::chrono::seconds(3)) << "a lease outlives its owner for its TTL";
+  std::set<std::string> after = send(b, 10, 20);
+  EXPECT_TRUE(Eventually([&] { return delivered_to_all(after); }, std::chrono::seconds(10)));
+
+  // A new instance takes half; a clean stop gives them back at once.
+  a.reset();
+  Daemon c(Instance(nats));
+  ASSERT_NE(c.port(), 0) << c.log();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Metric(b, "herald_partitions_owned") == 32 &&
+               Metric(c, "herald_partitions_owned") == 32;
+      },
+      std::chrono::seconds(10)))
+      << Metric(b, "herald_partitions_owned") << " " << Metric(c, "herald_partitions_owned");
+  std::set<std::string> shared = send(c, 20, 30);
+  EXPECT_TRUE(Eventually([&] { return delivered_to_all(shared); }, std::chrono::seconds(10)));
+  EXPECT_EQ(c.Stop(), 0);
+  const auto stopped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return Metric(b, "herald_partitions_owned") == 64; },
+                         std::chrono::seconds(15)));
+  EXPECT_LE(std::chrono::steady_clock::now() - stopped, std::chrono::seconds(4));
+  EXPECT_GT(Metric(b, "herald_partition_lease_changes_total"), 64);
+}
+
+// Per-profile delivery state lives with one owner: a profile's window of 20 requests holds
+// across the instances, whichever of them took its events.
+TEST(Distributed, AProfileIsDeliveredByOneInstanceAtATime) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  receiver.set_handler([](const herald::test_support::ReceivedRequest&) {
+    return herald::test_support::Reply{.status = 200, .delay = std::chrono::milliseconds(1000)};
+  });
+  Daemon a(Instance(nats)), b(Instance(nats));
+  ASSERT_NE(a.port(), 0) << a.log();
+  ASSERT_NE(b.port(), 0) << b.log();
+  ASSERT_EQ(
+      a.Call(
+           "POST", "/subscriptions/1/subscription/SMS",
+           R"({"subscriptionId":"one","group":"one","events":["DELIVERY"],"profile":{"profileId":"one",)"
+           R"("maxBucketSize":1,"windowSize":20,"webhook":{"notifyUrl":")" +
+               receiver.url() + R"("}}})")
+          .status,
+      201);
+  ASSERT_TRUE(Eventually([&] {
+    return Has(
+        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+            .body,
+        R"("one")");
+  }));
+  std::set<std::string> ids;
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_EQ((i % 2 ? a : b).Call("POST", "/v1/events", Event(i)).status, 202);
+    ids.insert("e-" + std::to_string(i));
+  }
+  EXPECT_TRUE(Eventually([&] { return AllDelivered(receiver, ids); }, std::chrono::seconds(20)));
+  EXPECT_EQ(receiver.max_in_progress(), 20);
+  // One instance fetched every notification of the profile.
+  const int64_t fa = Metric(a, "herald_deliveries_fetched_total");
+  const int64_t fb = Metric(b, "herald_deliveries_fetched_total");
+  EXPECT_EQ(fa + fb, 60);
+  EXPECT_TRUE(fa == 0 || fb == 0) << fa << " " << fb;
 }
 
 // DESIGN §10's guarantee on a 3-node R3 cluster: one heraldd instance and the JetStream meta
@@ -375,9 +524,26 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
   constexpr int kEvents = 300;
   std::set<std::string> answered;
   int killed_node = -1;
+  // From the instance's death, how long until the survivor owns every partition.
+  std::chrono::steady_clock::time_point killed_at;
+  std::atomic<int64_t> moved_after_ms{-1};
+  std::atomic<bool> stop_watch{false};
+  std::thread watch;
   for (int i = 0; i < kEvents; ++i) {
     if (i == 100) {
       ASSERT_EQ(a->Signal(SIGKILL), -SIGKILL);
+      killed_at = std::chrono::steady_clock::now();
+      watch = std::thread([&] {
+        while (!stop_watch.load()) {
+          if (Metric(b, "herald_partitions_owned") == 64) {
+            moved_after_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - killed_at)
+                                 .count();
+            return;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      });
     }
     if (i == 150) {
       killed_node = nats.MetaLeader();
@@ -400,6 +566,11 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
       Eventually([&] { return AllDelivered(receiver, answered); }, std::chrono::seconds(60)))
       << Deliveries(receiver).size() << " of " << answered.size() << "\n"
       << b.log();
+  Eventually([&] { return moved_after_ms.load() >= 0; }, std::chrono::seconds(20));
+  stop_watch = true;
+  if (watch.joinable()) watch.join();
+  EXPECT_GE(moved_after_ms.load(), 0) << b.log();
+  EXPECT_LE(moved_after_ms.load(), 15'000);
 
   // The killed node and instance come back and take part again.
   nats.Start(killed_node);
