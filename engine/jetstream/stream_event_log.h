@@ -80,6 +80,7 @@ class StreamEventLog final : public store::EventLog {
     DeliveryPartitions::Stats deliveries;
   };
   StreamStats stream_stats() const;
+  const DeliveryPartitions& deliveries() const { return *deliveries_; }
 
  private:
   StreamEventLog(NatsClient& client, Engine& engine, Options options);

@@ -161,6 +161,34 @@ void JetStreamMetrics(PrometheusWriter& w, const jetstream::NatsClient& nats,
           d.waiting_for_room);
 }
 
+// The same, for /v1/stats (and heraldctl status).
+void JetStreamStats(JsonWriter& w, const jetstream::NatsClient& nats,
+                    const jetstream::KvConfigStore& config,
+                    const jetstream::StreamEventLog& events) {
+  const auto s = events.stream_stats();
+  const auto& d = s.deliveries;
+  w.Field("connected", nats.connected())
+      .Field("reconnects", nats.reconnects())
+      .Field("configWatchLag", config.lag())
+      .Field("published", s.published)
+      .Field("publishErrors", s.publish_errors)
+      .Field("routed", s.routed)
+      .Field("routeFailures", s.route_failures)
+      .Field("notificationsPublished", s.notifications)
+      .Field("consumerLag", s.consumer_pending)
+      .Field("consumerAckPending", s.consumer_ack_pending)
+      .Field("instance", events.deliveries().instance())
+      .Field("liveMembers", d.live_members)
+      .Field("partitions", static_cast<int64_t>(nats.options().partitions))
+      .Field("partitionsOwned", d.owned)
+      .Field("leaseChanges", d.lease_changes)
+      .Field("fetched", d.fetched)
+      .Field("acked", d.acked)
+      .Field("pendingAcks", d.held)
+      .Field("waitingForRoom", d.waiting_for_room)
+      .Field("dropped", d.dropped);
+}
+
 }  // namespace
 
 Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -203,11 +231,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
   p->deliverer->Start(*p->engine);
   p->running = true;  // from here on Stop has work to do
   std::function<void(PrometheusWriter&)> store_metrics;
+  std::function<void(JsonWriter&)> store_stats;
   if (p->nats) {
-    store_metrics = [nats = p->nats.get(),
-                     kv = static_cast<const jetstream::KvConfigStore*>(p->config_store.get()),
-                     events = static_cast<const jetstream::StreamEventLog*>(p->events.get())](
-                        PrometheusWriter& w) { JetStreamMetrics(w, *nats, *kv, *events); };
+    const auto* nats = p->nats.get();
+    const auto* kv = static_cast<const jetstream::KvConfigStore*>(p->config_store.get());
+    const auto* events = static_cast<const jetstream::StreamEventLog*>(p->events.get());
+    store_metrics = [=](PrometheusWriter& w) { JetStreamMetrics(w, *nats, *kv, *events); };
+    store_stats = [=](JsonWriter& w) { JetStreamStats(w, *nats, *kv, *events); };
   }
   p->api = std::make_unique<HttpApi>(*p->engine,
                                      HttpApi::Options{
@@ -219,6 +249,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
                                          .limit_hits = &p->limit_hits,
                                          .name_lookup = config.name_lookup,
                                          .store_metrics = std::move(store_metrics),
+                                         .store_stats = std::move(store_stats),
                                      },
                                      p->deliverer.get(), p->config_store.get(), p->events.get());
   if (p->config_store->shared()) {

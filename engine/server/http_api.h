@@ -47,6 +47,9 @@ class HttpApi {
     deliver::Resolver::LookupFn name_lookup;
     // When set, /metrics shows what it writes instead of the event spool's (--store jetstream).
     std::function<void(PrometheusWriter&)> store_metrics;
+    // When set, /v1/stats has a "jetstream" object with what it writes (its fields), and no
+    // spool gauges.
+    std::function<void(JsonWriter&)> store_stats;
   };
   // `deliverer`, when given, is the engine's sink: its metrics are exported, its dead letters
   // served, and updating a profile it disabled enables it again.

@@ -182,13 +182,18 @@ std::string HttpApi::StatsJson() const {
       .Field("payloadBytes", c.payload_bytes)
       .Field("deadLetters", dead.letters)
       .Field("deadLetterBytes", dead.bytes);
-  if (events_) {
+  if (events_ && !options_.store_stats) {
     const auto s = events_->stats();
     w.Field("spoolBytes", s.spool_bytes);
     // Records some profile has not finished yet.
     w.Field("spoolLag", s.next_seq > s.slowest_cursor ? s.next_seq - s.slowest_cursor : 0);
   }
   w.EndObject();
+  if (options_.store_stats) {
+    w.Key("jetstream").BeginObject();
+    options_.store_stats(w);
+    w.EndObject();
+  }
   w.Key("latency").BeginObject();
   Quantiles(w, "ingestToEnqueueMs", routing_latency_.Buckets());
   if (deliverer_) {

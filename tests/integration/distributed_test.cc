@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -425,6 +427,21 @@ TEST(Distributed, PartitionsAreSharedEvenlyAndADeadInstancesMoveWithin15Seconds)
   const auto moved = std::chrono::steady_clock::now() - killed;
   EXPECT_LE(moved, std::chrono::seconds(15));
   EXPECT_GE(moved, std::chrono::seconds(3)) << "a lease outlives its owner for its TTL";
+  // The operations API and heraldctl say so too.
+  const std::string stats = b.Call("GET", "/v1/stats").body;
+  EXPECT_TRUE(Has(stats, R"("partitionsOwned":64)")) << stats;
+  EXPECT_TRUE(Has(stats, R"("liveMembers":1)")) << stats;
+  EXPECT_FALSE(Has(stats, "spoolBytes")) << stats;
+  const std::string status_out = dir.path() + "/status.txt";
+  ASSERT_EQ(std::system(("HERALD_URL=http://127.0.0.1:" + std::to_string(b.port()) + " " +
+                         HERALDCTL_PATH + " status -o table > " + status_out)
+                            .c_str()),
+            0);
+  std::ifstream status_file(status_out);
+  const std::string status((std::istreambuf_iterator<char>(status_file)),
+                           std::istreambuf_iterator<char>());
+  EXPECT_TRUE(Has(status, "jetstream connected, partitions owned 64 of 64, instances alive 1,"))
+      << status;
   std::set<std::string> after = send(b, 10, 20);
   EXPECT_TRUE(Eventually([&] { return delivered_to_all(after); }, std::chrono::seconds(10)));
 

@@ -339,6 +339,14 @@ void AddStatus(CLI::App& app, Globals& g) {
               << "\n"
               << "now       queued " << Int(gauges, "queued") << ", in flight "
               << Int(gauges, "inFlight") << ", dead letters " << Int(gauges, "deadLetters") << "\n";
+    if (simdjson::dom::element js; root["jetstream"].get(js) == simdjson::SUCCESS) {
+      std::cout << "jetstream "
+                << (Bool(js, "connected") ? out.Green("connected") : out.Red("disconnected"))
+                << ", partitions owned " << Int(js, "partitionsOwned") << " of "
+                << Int(js, "partitions") << ", instances alive " << Int(js, "liveMembers")
+                << ", routing lag " << Int(js, "consumerLag") << ", pending acks "
+                << Int(js, "pendingAcks") << "\n";
+    }
     int unwell = 0;
     for (auto p : ArrayOf(root, "profiles")) {
       const std::string state = Str(p, "state");
