@@ -440,6 +440,8 @@ class EngineImpl final : public Engine {
     }
     Notification note = NotificationBuilder::Make(block, handle, info.events[event].event, parts[0],
                                                   parts[1], 0, parts[2]);
+    NotificationBuilder::SetPriorAttempts(
+        note, static_cast<uint16_t>(std::clamp(n.prior_attempts, 0, int{UINT16_MAX})));
     const uint32_t generation = handle->queue_generation;
     internal::Unref(block);  // the notification holds both now
     internal::Unref(handle);

@@ -430,6 +430,13 @@ void Worker::Pump(ProfileState& p) {
       batch->body = CloudEventsBody(*batch, clock_.UnixMillis());
       batch->cloudevents = true;
     }
+    if (batch->attempts == 0) {
+      // Handed back by a log that retried it (distributed mode): its attempts count on.
+      for (const Item& item : batch->items) {
+        if (!item.letter)
+          batch->attempts = std::max(batch->attempts, item.notification.prior_attempts());
+      }
+    }
     batch->probe = probe;
     ++p.in_flight;
     p.in_flight_stat.store(p.in_flight, std::memory_order_relaxed);
@@ -709,8 +716,12 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     keep_record("retrying",
                 now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
     p.retried.fetch_add(n, std::memory_order_relaxed);
-    p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
-    p.retries.emplace(clock_.Now() + delay, std::move(batch));
+    if (RetryThroughLog(p, *batch, delay)) {
+      batch.reset();
+    } else {
+      p.awaiting_retry.fetch_add(n, std::memory_order_relaxed);
+      p.retries.emplace(clock_.Now() + delay, std::move(batch));
+    }
   } else {
     keep_record("dead-lettered", 0);
     std::vector<Burial> burials;
@@ -720,6 +731,20 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
     Bury(p, std::move(burials));
   }
   Pump(p);
+}
+
+bool Worker::RetryThroughLog(ProfileState& p, Batch& batch, milliseconds delay) {
+  const auto& retry = host_.options().retry_through_log;
+  if (!retry) return false;
+  std::vector<Notification*> notifications;
+  for (Item& item : batch.items) {
+    if (item.letter || item.notification.sequence() == 0) return false;
+    notifications.push_back(&item.notification);
+  }
+  if (!retry(notifications, delay)) return false;
+  for (Notification* n : notifications) n->Settle();  // the log holds them now
+  p.held.fetch_sub(batch.items.size(), std::memory_order_relaxed);
+  return true;
 }
 
 DeadLetter Worker::LetterOf(const ProfileState& p, const Item& item, int attempts, int status,

@@ -233,6 +233,8 @@ class Worker {
   // Logs a change of the profile's failing state (`status` 0: no answer), with the reason.
   void NoteFailure(ProfileState& p, int status, std::string_view reason);
   void NoteSuccess(ProfileState& p);
+  // DelivererOptions::retry_through_log: true when the log took the batch to retry it.
+  bool RetryThroughLog(ProfileState& p, Batch& batch, milliseconds delay);
   void ArmRetryTimer(ProfileState& p);
   void ArmGate(ProfileState& p, Clock::time_point at);
   DeadLetter LetterOf(const ProfileState& p, const Item& item, int attempts, int status,

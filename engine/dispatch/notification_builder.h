@@ -44,6 +44,7 @@ class NotificationBuilder {
     }
     return n;
   }
+  static void SetPriorAttempts(Notification& n, uint16_t attempts) { n.prior_attempts_ = attempts; }
 };
 
 }  // namespace herald

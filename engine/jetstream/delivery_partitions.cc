@@ -292,8 +292,10 @@ void DeliveryPartitions::Leases() {
       log(Cat("lost the lease of delivery partition ", p, ": ", ToStd(s.message())));
     }
     // Take a fair share of the partitions: ceil(partitions / instances alive).
-    size_t live = seen.contains(instance_) ? 0 : 1;
-    for (const auto& [id, at] : seen) live += now - at <= options_.lease_ttl ? 1 : 0;
+    // Itself always (its own entry may lag: a put that failed, a stalled watch), the others
+    // while their entries are fresh.
+    size_t live = 1;
+    for (const auto& [id, at] : seen) live += id != instance_ && now - at <= options_.lease_ttl;
     live_.store(live, std::memory_order_relaxed);
     const int share = static_cast<int>((parts_.size() + live - 1) / live);
     int owned = static_cast<int>(owned_.load());
@@ -394,6 +396,9 @@ void DeliveryPartitions::Fetch(int p) {
         jsMsgMetaData* meta = nullptr;
         if (natsMsg_GetMetaData(&meta, h->msg) != NATS_OK) continue;  // not a JetStream one
         h->seq = meta->Sequence.Stream;
+        // Each delivery of the message before this one was an attempt (or an owner that died
+        // or stopped holding it: counted too, so a schedule never runs longer than it says).
+        h->n.prior_attempts = static_cast<int>(std::max<uint64_t>(meta->NumDelivered, 1) - 1);
         jsMsgMetaData_Destroy(meta);
         const std::string_view subject = natsMsg_GetSubject(h->msg);
         h->profile = std::string(subject.substr(subject.rfind('.') + 1));
@@ -412,6 +417,7 @@ void DeliveryPartitions::Fetch(int p) {
       fetched_.fetch_add(taken.size(), std::memory_order_relaxed);
       MutexLock lock(mu_);
       for (auto& h : taken) {
+        by_seq_[h->seq] = h.get();
         // Behind a refused one of its profile it waits too: the profile's order holds.
         auto it = waiting_.find(h->profile);
         if ((it == waiting_.end() || it->second == 0) && Offer(*h)) {
@@ -432,6 +438,25 @@ void DeliveryPartitions::Fetch(int p) {
     natsMsgList_Destroy(&list);
   }
   if (sub != nullptr) natsSubscription_Destroy(sub);
+}
+
+bool DeliveryPartitions::RetryLater(std::span<Notification* const> notifications,
+                                    std::chrono::milliseconds delay) {
+  MutexLock lock(mu_);
+  std::vector<Held*> held;
+  for (const Notification* n : notifications) {
+    auto it = by_seq_.find(n->sequence());
+    if (it == by_seq_.end() || it->second->done || it->second->profile != n->profile_id()) {
+      return false;
+    }
+    held.push_back(it->second);
+  }
+  for (Held* h : held) {
+    natsMsg_NakWithDelay(h->msg, delay.count(), nullptr);
+    h->done = true;  // gone from here: its settling only releases the engine's count
+    retries_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;
 }
 
 void DeliveryPartitions::Settle(bool final_pass) {
@@ -466,7 +491,7 @@ void DeliveryPartitions::Settle(bool final_pass) {
   const auto now = std::chrono::steady_clock::now();
   const auto ack_wait = client_.options().ack_wait;
   size_t waiting = 0;
-  auto settled = [&](const std::unique_ptr<Held>& h) {
+  auto settle = [&](const std::unique_ptr<Held>& h) {
     if (h->done) return true;
     if (h->queued && !owed.contains(h->seq) && h->seq <= unknown_above) {
       natsMsg_Ack(h->msg, nullptr);
@@ -484,6 +509,14 @@ void DeliveryPartitions::Settle(bool final_pass) {
     }
     return false;
   };
+  auto settled = [&](const std::unique_ptr<Held>& h) {
+    if (!settle(h)) return false;
+    // A message naked with no delay may be held again already, as a new Held.
+    if (auto it = by_seq_.find(h->seq); it != by_seq_.end() && it->second == h.get()) {
+      by_seq_.erase(it);
+    }
+    return true;
+  };
   held_.erase(std::remove_if(held_.begin(), held_.end(), settled), held_.end());
   if (final_pass) waiting_.clear();
   held_count_.store(held_.size(), std::memory_order_relaxed);
@@ -498,7 +531,8 @@ DeliveryPartitions::Stats DeliveryPartitions::stats() const {
           .acked = acked_.load(std::memory_order_relaxed),
           .held = held_count_.load(std::memory_order_relaxed),
           .waiting_for_room = waiting_count_.load(std::memory_order_relaxed),
-          .dropped = dropped_.load(std::memory_order_relaxed)};
+          .dropped = dropped_.load(std::memory_order_relaxed),
+          .retries = retries_.load(std::memory_order_relaxed)};
 }
 
 }  // namespace herald::jetstream

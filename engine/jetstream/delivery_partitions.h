@@ -25,6 +25,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,11 @@ class DeliveryPartitions {
   // Naks what is unsettled and releases the leases.
   void Stop();
 
+  // DelivererOptions::retry_through_log: naks the notifications with `delay`, so the partition's
+  // owner then (this instance, or the next) gets them again, their attempts counted by
+  // JetStream's delivery count. False, touching nothing, unless this instance holds them all.
+  bool RetryLater(std::span<Notification* const> notifications, std::chrono::milliseconds delay);
+
   // The message that carries `n` to its profile's owner, and its Nats-Msg-Id.
   absl::StatusOr<natsMsg*> Message(const Notification& n, std::string* msg_id) const;
   // Where the notifications of `profile_id` go.
@@ -70,6 +76,7 @@ class DeliveryPartitions {
     uint64_t held = 0;              // taken and not yet settled
     uint64_t waiting_for_room = 0;  // held ones a full queue refused
     uint64_t dropped = 0;           // acked undelivered: their profile is gone here
+    uint64_t retries = 0;           // naked with a delay, to be attempted again
   };
   Stats stats() const;
 
@@ -94,13 +101,15 @@ class DeliveryPartitions {
   std::vector<std::unique_ptr<Partition>> parts_;
 
   mutable Mutex mu_;
-  std::deque<std::unique_ptr<Held>> held_ HERALD_GUARDED_BY(mu_);  // in fetch order
+  std::deque<std::unique_ptr<Held>> held_ HERALD_GUARDED_BY(mu_);       // in fetch order
+  absl::flat_hash_map<uint64_t, Held*> by_seq_ HERALD_GUARDED_BY(mu_);  // of held_
   // Profiles with a refused notification held: their later ones wait behind it.
   absl::flat_hash_map<std::string, size_t> waiting_ HERALD_GUARDED_BY(mu_);
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> owned_{0}, live_{1}, lease_changes_{0};
   std::atomic<uint64_t> fetched_{0}, acked_{0}, held_count_{0}, waiting_count_{0}, dropped_{0};
+  std::atomic<uint64_t> retries_{0};
   std::thread lease_thread_, settle_thread_;
 };
 

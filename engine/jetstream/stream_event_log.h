@@ -81,6 +81,7 @@ class StreamEventLog final : public store::EventLog {
   };
   StreamStats stream_stats() const;
   const DeliveryPartitions& deliveries() const { return *deliveries_; }
+  DeliveryPartitions& deliveries() { return *deliveries_; }
 
  private:
   StreamEventLog(NatsClient& client, Engine& engine, Options options);

@@ -152,6 +152,9 @@ void JetStreamMetrics(PrometheusWriter& w, const jetstream::NatsClient& nats,
             "Notifications this instance took from its partitions.", d.fetched);
   w.Counter("herald_deliveries_acked_total",
             "Notifications settled here (delivered or a dead letter) and acknowledged.", d.acked);
+  w.Counter("herald_deliveries_retries_total",
+            "Notifications handed back to the deliveries stream to be attempted again later.",
+            d.retries);
   w.Counter("herald_deliveries_dropped_total",
             "Notifications acknowledged undelivered: their profile no longer exists.", d.dropped);
   w.Gauge("herald_stream_pending_acks", "Notifications this instance holds until they are settled.",
@@ -186,6 +189,7 @@ void JetStreamStats(JsonWriter& w, const jetstream::NatsClient& nats,
       .Field("acked", d.acked)
       .Field("pendingAcks", d.held)
       .Field("waitingForRoom", d.waiting_for_room)
+      .Field("retries", d.retries)
       .Field("dropped", d.dropped);
 }
 
@@ -201,6 +205,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
   p->out = std::move(out);
   // Undelivered notifications stay in the event log, which replays them after a restart.
   config.delivery.log_replays_unsettled = true;
+  // --store jetstream: retries wait in the deliveries stream (NakWithDelay), not in memory
+  // here. The deliverer comes first, the stream once connected.
+  auto partitions = std::make_shared<std::atomic<jetstream::DeliveryPartitions*>>(nullptr);
+  if (config.store == "jetstream") {
+    config.delivery.retry_through_log = [partitions](std::span<Notification* const> n,
+                                                     std::chrono::milliseconds delay) {
+      jetstream::DeliveryPartitions* d = partitions->load();
+      return d != nullptr && d->RetryLater(n, delay);
+    };
+  }
   const auto durability = store::ParseDurability(config.durability);
   if (!durability.ok()) return Misconfigured(durability.status());
   // Before the engine, so it outlives the engine's dispatch threads that feed it.
@@ -228,6 +242,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
     return Refused(s);
   }
   p->loaded = loaded;
+  if (p->nats) {
+    partitions->store(&static_cast<jetstream::StreamEventLog*>(p->events.get())->deliveries());
+  }
   p->deliverer->Start(*p->engine);
   p->running = true;  // from here on Stop has work to do
   std::function<void(PrometheusWriter&)> store_metrics;

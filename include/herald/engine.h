@@ -159,6 +159,7 @@ struct RoutedNotification {
   std::string_view webhook_id;  // Notification::webhook_id() where it was routed
   std::string_view key;
   std::string_view payload;
+  int prior_attempts = 0;  // made elsewhere before (Notification::prior_attempts)
 };
 
 // What routing one envelope would do (Engine::Explain).

@@ -56,6 +56,9 @@ class Notification {
   uint32_t size_bytes() const { return payload_len_; }
   // The log position its input was ingested with (see Engine::Ingest), or 0.
   uint64_t sequence() const { return block_ ? internal::SequenceOf(block_) : 0; }
+  // Delivery attempts made before it came here: by another instance, which handed it back to
+  // retry (distributed mode, Engine::Enqueue); 0 otherwise.
+  int prior_attempts() const { return prior_attempts_; }
   // When its input reached the engine (Engine::Ingest), on the steady clock.
   std::chrono::steady_clock::time_point ingested_at() const {
     return std::chrono::steady_clock::time_point(
@@ -90,6 +93,7 @@ class Notification {
     id_len_ = other.id_len_;
     key_offset_ = other.key_offset_;
     key_len_ = other.key_len_;
+    prior_attempts_ = other.prior_attempts_;
     for (int i = 0; i < kGeneratedIdLen; ++i) generated_id_[i] = other.generated_id_[i];
     other.block_ = nullptr;
     other.subscription_ = nullptr;
@@ -102,9 +106,10 @@ class Notification {
   std::string_view event_;  // points into the catalog, which the engine keeps alive
   uint32_t payload_offset_ = 0;
   uint32_t payload_len_ = 0;
-  uint32_t id_offset_ = 0;   // eventId inside the block, when id_len_ > 0
-  uint16_t id_len_ = 0;      // 0: generated_id_ holds the id
-  uint8_t key_len_ = 0;      // keys are at most 255 bytes
+  uint32_t id_offset_ = 0;  // eventId inside the block, when id_len_ > 0
+  uint16_t id_len_ = 0;     // 0: generated_id_ holds the id
+  uint8_t key_len_ = 0;     // keys are at most 255 bytes
+  uint16_t prior_attempts_ = 0;
   uint32_t key_offset_ = 0;  // the key inside the block, when key_len_ > 0
   char generated_id_[kGeneratedIdLen] = {};
 };

@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,6 +59,13 @@ struct DelivererOptions {
   // (heraldd's spool; see Notification::Settle). Stop() then leaves what it could not deliver to
   // the log instead of making it dead letters.
   bool log_replays_unsettled = false;
+  // Distributed mode: when set, a failed request whose items all came from the engine with a
+  // log position is retried through that log instead of a timer here. The function takes them
+  // all or none (false: the retry stays here); the log hands them back after `delay`, each with
+  // Notification::prior_attempts() counting the attempts made, and the deliverer settles them
+  // here as handed over.
+  std::function<bool(std::span<Notification* const> notifications, std::chrono::milliseconds delay)>
+      retry_through_log;
   // Looks up a receiver's host name (its addresses as text), blocking: the system's resolver
   // (getaddrinfo) when empty. It runs on threads of its own, once per name at a time, and a
   // delivery waits for it at most its connectTimeout.

@@ -506,6 +506,64 @@ TEST(Distributed, AProfileIsDeliveredByOneInstanceAtATime) {
   EXPECT_TRUE(fa == 0 || fb == 0) << fa << " " << fb;
 }
 
+// A retry waits in the deliveries stream (NakWithDelay), not in the memory of the instance that
+// made the attempt: when that instance dies, the next owner makes the retry as scheduled, as
+// attempt 2, long before the ack wait would have handed the notification over.
+TEST(Distributed, ARetryWaitsInTheStreamAndOutlivesTheInstanceThatFailed) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  std::atomic<int> seen{0};
+  receiver.set_handler([&](const herald::test_support::ReceivedRequest&) {
+    return herald::test_support::Reply{.status = seen.fetch_add(1) == 0 ? 503 : 200};
+  });
+  auto args = Instance(nats);
+  args.insert(args.end(), {"--jetstream-partitions", "1"});  // one owner, the one killed
+  Daemon first(args), second(args);
+  ASSERT_NE(first.port(), 0) << first.log();
+  ASSERT_NE(second.port(), 0) << second.log();
+  ASSERT_TRUE(Eventually([&] {
+    return Metric(first, "herald_partitions_owned") + Metric(second, "herald_partitions_owned") ==
+           1;
+  }));
+  const bool first_owns = Metric(first, "herald_partitions_owned") == 1;
+  Daemon& owner = first_owns ? first : second;
+  Daemon& other = first_owns ? second : first;
+  ASSERT_EQ(owner
+                .Call("POST", "/subscriptions/1/subscription/SMS",
+                      R"({"subscriptionId":"r","group":"r","events":["DELIVERY"],)"
+                      R"("profile":{"profileId":"r","maxBucketSize":1,)"
+                      R"("retry":{"delaysMs":[4000],"maxAttempts":3},"webhook":{"notifyUrl":")" +
+                          receiver.url() + R"("}}})")
+                .status,
+            201);
+  ASSERT_TRUE(Eventually([&] {
+    return Has(other
+                   .Call("POST", "/v1/route/explain",
+                         R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+                   .body,
+               R"("r")");
+  }));
+  ASSERT_EQ(other.Call("POST", "/v1/events", Event(7)).status, 202);
+  ASSERT_TRUE(receiver.WaitFor(1, std::chrono::seconds(10)));
+  ASSERT_TRUE(Eventually([&] { return Metric(owner, "herald_deliveries_retries_total") == 1; }))
+      << owner.Call("GET", "/metrics").body;
+  ASSERT_EQ(owner.Signal(SIGKILL), -SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  // The default ack wait is 30 s: a retry held in the dead instance's memory would come later.
+  ASSERT_TRUE(receiver.WaitFor(2, std::chrono::seconds(20))) << other.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::seconds(20));
+  const auto requests = receiver.requests();
+  EXPECT_EQ(requests[0].header("webhook-id"), "e-7");
+  EXPECT_EQ(requests[1].header("webhook-id"), "e-7");
+  EXPECT_GE(requests[1].at - requests[0].at, std::chrono::milliseconds(3000)) << "its delay held";
+  // Recorded once the answer is read, a moment after the receiver saw the request.
+  EXPECT_TRUE(Eventually([&] {
+    const std::string attempts = other.Call("GET", "/v1/deliveries?profileId=r").body;
+    return Has(attempts, R"("attempt":2)") && Has(attempts, R"("outcome":"delivered")");
+  })) << other.Call("GET", "/v1/deliveries?profileId=r").body;
+}
+
 // DESIGN §10's guarantee on a 3-node R3 cluster: one heraldd instance and the JetStream meta
 // leader's node are killed with SIGKILL mid-stream; every event answered 202 still reaches the
 // profile, config made through one instance routes on the other within a second, and the killed
@@ -544,14 +602,13 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
   // From the instance's death, how long until the survivor owns every partition.
   std::chrono::steady_clock::time_point killed_at;
   std::atomic<int64_t> moved_after_ms{-1};
-  std::atomic<bool> stop_watch{false};
-  std::thread watch;
+  std::jthread watch;  // joined on every way out
   for (int i = 0; i < kEvents; ++i) {
     if (i == 100) {
       ASSERT_EQ(a->Signal(SIGKILL), -SIGKILL);
       killed_at = std::chrono::steady_clock::now();
-      watch = std::thread([&] {
-        while (!stop_watch.load()) {
+      watch = std::jthread([&](const std::stop_token& stop) {
+        while (!stop.stop_requested()) {
           if (Metric(b, "herald_partitions_owned") == 64) {
             moved_after_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::steady_clock::now() - killed_at)
@@ -584,7 +641,7 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
       << Deliveries(receiver).size() << " of " << answered.size() << "\n"
       << b.log();
   Eventually([&] { return moved_after_ms.load() >= 0; }, std::chrono::seconds(20));
-  stop_watch = true;
+  watch.request_stop();
   if (watch.joinable()) watch.join();
   EXPECT_GE(moved_after_ms.load(), 0) << b.log();
   EXPECT_LE(moved_after_ms.load(), 15'000);
