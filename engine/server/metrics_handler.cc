@@ -105,6 +105,8 @@ void HttpApi::Metrics(Call& call) {
             c.enqueued);
   w.Counter("herald_notifications_back_pressured_total", "Notifications refused by a full queue.",
             c.back_pressured);
+  w.Gauge("herald_subscriptions", "Subscriptions this instance routes by.",
+          static_cast<uint64_t>(engine_.subscription_count()));
   w.Gauge("herald_payload_bytes",
           "Bytes of input buffers alive: being routed, or kept by queued and held notifications.",
           c.payload_bytes);

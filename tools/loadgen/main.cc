@@ -40,9 +40,13 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-struct Options {
+struct Target {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
+};
+
+struct Options {
+  std::vector<Target> targets{Target{}};  // clients spread over them; set-up goes to the first
   std::string api_key;
   size_t subscriptions = 1000;
   size_t profiles = 10;
@@ -63,7 +67,8 @@ struct Options {
 void Usage() {
   std::fputs(
       "usage: herald-loadgen [flags]\n"
-      "  --target HOST:PORT      heraldd to drive (default 127.0.0.1:8080)\n"
+      "  --target HOST:PORT[,..] heraldd to drive (default 127.0.0.1:8080); with several\n"
+      "                          (instances sharing a JetStream store) clients spread over them\n"
       "  --api-key KEY           its management and ingest key\n"
       "  --subscriptions N       subscriptions to create (default 1000)\n"
       "  --profiles P            webhook profiles, one receiver path each (default 10)\n"
@@ -111,10 +116,17 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     };
     bool ok = true;
     if (a == "--target") {
-      const size_t colon = v.rfind(':');
-      if (colon == std::string::npos) return false;
-      o.host = v.substr(0, colon);
-      o.port = static_cast<uint16_t>(std::atoi(v.c_str() + colon + 1));
+      o.targets.clear();
+      size_t from = 0;
+      while (from <= v.size()) {
+        const size_t comma = std::min(v.find(',', from), v.size());
+        const std::string t = v.substr(from, comma - from);
+        const size_t colon = t.rfind(':');
+        if (colon == std::string::npos) return false;
+        o.targets.push_back(
+            {t.substr(0, colon), static_cast<uint16_t>(std::atoi(t.c_str() + colon + 1))});
+        from = comma + 1;
+      }
     } else if (a == "--api-key") {
       o.api_key = v;
     } else if (a == "--subscriptions") {
@@ -249,11 +261,12 @@ class Receivers {
 
 class Client {
  public:
-  Client(const Options& o) : options_(o), socket_(io_) {}
+  Client(const Options& o, size_t target = 0)
+      : options_(o), target_(o.targets[target % o.targets.size()]), socket_(io_) {}
   bool Connect() {
     beast::error_code ec;
     socket_ = tcp::socket(io_);
-    socket_.connect(tcp::endpoint(asio::ip::make_address(options_.host), options_.port), ec);
+    socket_.connect(tcp::endpoint(asio::ip::make_address(target_.host), target_.port), ec);
     if (!ec) socket_.set_option(tcp::no_delay(true), ec);
     return !ec;
   }
@@ -263,7 +276,7 @@ class Client {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (!socket_.is_open() && !Connect()) return {0, "connect failed"};
       http::request<http::string_body> req(verb, target, 11);
-      req.set(http::field::host, options_.host);
+      req.set(http::field::host, target_.host);
       req.set(http::field::content_type, type);
       if (!options_.api_key.empty()) req.set(http::field::authorization, "App " + options_.api_key);
       req.body() = body;
@@ -283,6 +296,7 @@ class Client {
 
  private:
   const Options& options_;
+  const Target target_;
   asio::io_context io_;
   tcp::socket socket_;
   beast::flat_buffer buffer_;
@@ -325,7 +339,8 @@ int main(int argc, char** argv) {
   Receivers receivers(o.receiver_threads);
   Client admin(o);
   if (!admin.Connect()) {
-    std::fprintf(stderr, "herald-loadgen: cannot connect to %s:%u\n", o.host.c_str(), o.port);
+    std::fprintf(stderr, "herald-loadgen: cannot connect to %s:%u\n", o.targets[0].host.c_str(),
+                 o.targets[0].port);
     return 1;
   }
   // Profiles: create, or point an existing one at this run's receivers.
@@ -368,6 +383,24 @@ int main(int argc, char** argv) {
                o.profiles, o.subscriptions,
                std::chrono::duration<double>(Clock::now() - setup_start).count());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // visible to routing
+  // Other instances of a shared store: until they route by all of them too.
+  for (size_t t = 1; t < o.targets.size(); ++t) {
+    Client other(o, t);
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    auto subscriptions = [&] {
+      const std::string m = other.Call(http::verb::get, "/metrics", "", "text/plain").second;
+      const std::string name = "\nherald_subscriptions ";
+      const size_t at = m.find(name);
+      return at == std::string::npos ? 0 : std::strtoull(m.c_str() + at + name.size(), nullptr, 10);
+    };
+    while (subscriptions() < o.subscriptions) {
+      if (Clock::now() > deadline) {
+        std::fprintf(stderr, "herald-loadgen: target %zu never had the subscriptions\n", t);
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
 
   // Drive.
   std::atomic<uint64_t> next{0}, accepted{0}, rejected{0}, errors{0}, sent{0};
@@ -375,7 +408,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> clients;
   for (int c = 0; c < o.concurrency; ++c) {
     clients.emplace_back([&, c] {
-      Client client(o);
+      Client client(o, static_cast<size_t>(c));
       std::mt19937_64 rng(o.seed * 1000 + c);
       std::string body;
       const bool ndjson = o.batch > 1;
