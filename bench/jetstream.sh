@@ -8,14 +8,14 @@
 # at R1 (one nats-server) and at R3 (a 3-node cluster on loopback). JSON lands in bench/results/.
 #
 #   bench/jetstream.sh              # 50k events per run (about 5 minutes on 2 cores)
-#   EVENTS=200000 bench/jetstream.sh
+#   EVENTS=200000 REPLICAS=3 bench/jetstream.sh   # more events, R3 only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/deps.sh bench
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-bin=build/release/bin
+bin=${BIN:-build/release/bin}
 out=bench/results
 mkdir -p "$out"
 events=${EVENTS:-50000} batch=100 subs=1000 profiles=20
@@ -81,28 +81,38 @@ run_heraldd() {  # replicas, instances
   for ((i = 0; i < n; i++)); do
     local port
     port=$(free_port)
+    local t0=$EPOCHREALTIME
     "$bin/heraldd" --listen "127.0.0.1:$port" --allow-private-targets --threads 2 \
       --store jetstream --nats-url "$urls" --jetstream-replicas "$r" \
       --jetstream-prefix "bench_r${r}_x$n" >"$work/heraldd$i.log" 2>&1 &
     hp[i]=$!
     pids+=($!)
-    for _ in $(seq 200); do grep -q "; ready" "$work/heraldd$i.log" && break; sleep 0.1; done
+    # The first start makes the streams, the 64 partition consumers and the buckets.
+    for _ in $(seq 1200); do grep -q "; ready" "$work/heraldd$i.log" && break; sleep 0.1; done
+    grep -q "; ready" "$work/heraldd$i.log" || { cat "$work/heraldd$i.log"; exit 1; }
+    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "   instance %d ready in %.1f s\n", '"$i"', b - a }'
     targets+="127.0.0.1:$port,"
   done
   local before=()
   for ((i = 0; i < n; i++)); do before[i]=$(cpu_seconds "${hp[i]}"); done
   "$bin/herald-loadgen" --target "${targets%,}" --subscriptions "$subs" --profiles "$profiles" \
     --events "$events" --batch "$batch" --concurrency 4 --max-bucket-size 100 --seed 42 --json \
-    >"$work/lg.json"
+    >"$work/lg.json" || echo "herald-loadgen: errors (see above)"
   for ((i = 0; i < n; i++)); do
     cpu+=$(awk -v a="${before[i]}" -v b="$(cpu_seconds "${hp[i]}")" 'BEGIN { printf "%.2f", b - a }'),
   done
-  for ((i = 0; i < n; i++)); do kill "${hp[i]}"; wait "${hp[i]}" 2>/dev/null || true; done
+  for ((i = 0; i < n; i++)); do
+    kill "${hp[i]}" 2>/dev/null || {
+      echo "heraldd $i died:"
+      grep -A60 "ERROR\|runtime error\|malloc" "$work/heraldd$i.log" | head -80
+    }
+    wait "${hp[i]}" 2>/dev/null || true
+  done
   sed -E "s/\}$/,\"replicas\":$r,\"instances\":$n,\"heraldd_cpu_seconds\":[${cpu%,}]}/" \
     "$work/lg.json" | tee "$out/$name.json"
 }
 
-for r in 1 3; do
+for r in ${REPLICAS:-1 3}; do
   echo "== JetStream R$r ($((r == 1 ? 1 : 3)) nats-server), $events events, NDJSON x$batch"
   start_nats "$r"
   run_pipeline "$r"
@@ -113,7 +123,7 @@ done
 
 field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" "$out/$1.json"; }
 echo "== summary (events delivered per second; the ratio is to the bare pipeline at the same R)"
-for r in 1 3; do
+for r in ${REPLICAS:-1 3}; do
   p=$(field "jetstream_pipeline_r$r" events_per_second)
   for n in 1 2; do
     h=$(field "jetstream_heraldd_r${r}_x$n" deliveries_per_second)

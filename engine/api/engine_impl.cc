@@ -413,18 +413,20 @@ class EngineImpl final : public Engine {
     }
     const ChannelInfo& info = catalog_->channels()[channel];
     dispatch::ProfileQueue* queue;
+    uint32_t generation;
     {
-      MutexLock lock(mu_);
+      MutexLock lock(mu_);  // a profile deleted meanwhile resets its tracker: a new generation
       auto it = profiles_.find(ToAbsl(n.profile_id));
       if (it == profiles_.end()) return NotFound("profile", n.profile_id);
       queue = it->second.queue;
+      generation = queue->tracker().generation();
     }
     auto* handle = new internal::RouteHandle();
     handle->subscription_id = n.subscription_id;
     handle->profile_id = n.profile_id;
     handle->channel_name = info.channel;
     handle->queue = queue;
-    handle->queue_generation = queue->tracker().generation();
+    handle->queue_generation = generation;
     internal::PayloadBlock* block =
         pool_.Acquire(n.payload.size() + n.webhook_id.size() + n.key.size());
     block->sequence = sequence;
@@ -442,7 +444,6 @@ class EngineImpl final : public Engine {
                                                   parts[1], 0, parts[2]);
     NotificationBuilder::SetPriorAttempts(
         note, static_cast<uint16_t>(std::clamp(n.prior_attempts, 0, int{UINT16_MAX})));
-    const uint32_t generation = handle->queue_generation;
     internal::Unref(block);  // the notification holds both now
     internal::Unref(handle);
     if (sequence != 0) queue->tracker().Add(sequence, generation);

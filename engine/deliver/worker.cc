@@ -9,6 +9,7 @@
 // clang-format on
 #include <algorithm>
 #include <charconv>
+#include <climits>
 
 #include "absl/container/flat_hash_set.h"
 #include "engine/common/strings.h"
@@ -431,11 +432,13 @@ void Worker::Pump(ProfileState& p) {
       batch->cloudevents = true;
     }
     if (batch->attempts == 0) {
-      // Handed back by a log that retried it (distributed mode): its attempts count on.
+      // Handed back by a log that retried them (distributed mode): their attempts count on,
+      // the fewest of them, so no item of a mixed batch is given up before its time.
+      int prior = INT_MAX;
       for (const Item& item : batch->items) {
-        if (!item.letter)
-          batch->attempts = std::max(batch->attempts, item.notification.prior_attempts());
+        prior = std::min(prior, item.letter ? 0 : item.notification.prior_attempts());
       }
+      batch->attempts = prior == INT_MAX ? 0 : prior;
     }
     batch->probe = probe;
     ++p.in_flight;
@@ -735,7 +738,8 @@ void Worker::OnResult(ProfileState& p, std::unique_ptr<Batch> batch, const Profi
 
 bool Worker::RetryThroughLog(ProfileState& p, Batch& batch, milliseconds delay) {
   const auto& retry = host_.options().retry_through_log;
-  if (!retry) return false;
+  // An ordered profile's retry stays here: its key is busy until the retry is done.
+  if (!retry || p.config->ordered) return false;
   std::vector<Notification*> notifications;
   for (Item& item : batch.items) {
     if (item.letter || item.notification.sequence() == 0) return false;

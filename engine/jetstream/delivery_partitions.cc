@@ -21,8 +21,9 @@ constexpr char kKeyHeader[] = "Herald-Key";
 constexpr std::string_view kEncodedSuffix = "-B64";
 
 // How long a notification for a profile this instance does not know waits for it to arrive
-// through the config watch before it is dropped (the profile was deleted).
-constexpr auto kUnknownProfileWait = std::chrono::seconds(10);
+// through the config watch before it is dropped (the profile was deleted): past a config watch
+// that stalled in a node's loss (up to 20 s: reference/jetstream.md §4).
+constexpr auto kUnknownProfileWait = std::chrono::seconds(60);
 
 bool Plain(std::string_view v) {
   return std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; });
@@ -68,7 +69,8 @@ std::string RandomHex() {
 
 struct DeliveryPartitions::Partition {
   std::atomic<bool> owned{false};
-  uint64_t revision = 0;  // of the lease; the lease thread's alone
+  std::atomic<size_t> held{0};  // of held_; fetching stops at max_held
+  uint64_t revision = 0;        // of the lease; the lease thread's alone
   std::chrono::steady_clock::time_point renewed;
   std::thread fetcher;  // started when first owned, kept for life (cnats dislikes churn)
 };
@@ -78,7 +80,8 @@ struct DeliveryPartitions::Held {
   uint64_t seq = 0;        // in the stream: the position it is tracked by
   std::string profile;
   RoutedNotification n;  // points into msg, or into the buffers
-  std::string id_buf, key_buf;
+  std::string id_buf, key_buf, subscription_buf, channel_buf, event_buf;
+  int partition = 0;
   bool queued = false, waiting = false, done = false;
   std::chrono::steady_clock::time_point touched, unknown_since;
   ~Held() {
@@ -155,18 +158,6 @@ absl::Status DeliveryPartitions::Bind() {
       !s.ok()) {
     return s;
   }
-  for (size_t p = 0; p < parts_.size(); ++p) {
-    if (absl::Status s = EnsureConsumer(
-            client_, {.stream = stream_,
-                      .name = client_.Name(Cat("dlv_", p)),
-                      .filter = Cat(prefix, ".dlv.", p, ".>"),
-                      .description = "herald: one partition's deliveries, on its lease's owner",
-                      .ack_wait = client_.options().ack_wait,
-                      .max_ack_pending = static_cast<int64_t>(options_.max_held)});
-        !s.ok()) {
-      return s;
-    }
-  }
   if (absl::Status s = EnsureBucket(client_,
                                     {.name = client_.Name("leases"),
                                      .description = "herald: which instance owns each partition",
@@ -196,23 +187,30 @@ void DeliveryPartitions::Start() {
 
 void DeliveryPartitions::Stop() {
   stop_.store(true);
-  if (lease_thread_.joinable()) lease_thread_.join();  // releases the leases
+  if (!lease_thread_.joinable()) return;
+  lease_thread_.join();
   for (auto& part : parts_) {
     if (part->fetcher.joinable()) part->fetcher.join();
   }
-  if (settle_thread_.joinable()) {
-    settle_thread_.join();
-    Settle(true);
-  }
+  settle_thread_.join();
+  // What is held goes back first, then the leases: the next owner starts where this one
+  // stopped, never beside it.
+  Settle(true);
+  const auto now = std::chrono::steady_clock::now();
+  for (int p = 0; p < static_cast<int>(parts_.size()); ++p) Release(p, now);
+  kvStore_Delete(members_, Cat("m.", instance_).c_str());
 }
 
-void DeliveryPartitions::Release(int p) {
+void DeliveryPartitions::Release(int p, std::chrono::steady_clock::time_point now) {
   Partition& part = *parts_[p];
   if (!part.owned.exchange(false)) return;
   owned_.fetch_sub(1, std::memory_order_relaxed);
   lease_changes_.fetch_add(1, std::memory_order_relaxed);
-  // Renewed within the TTL, so no other instance holds it yet: a plain delete frees it.
-  kvStore_Delete(leases_, Cat("lease.", p).c_str());
+  // Renewed well within the TTL, so no other instance can hold it yet: a plain delete frees it
+  // at once. Otherwise it is left to age out, so another's lease is never deleted.
+  if (now - part.renewed < options_.lease_ttl - options_.renew_every) {
+    kvStore_Delete(leases_, Cat("lease.", p).c_str());
+  }
 }
 
 void DeliveryPartitions::Leases() {
@@ -273,13 +271,15 @@ void DeliveryPartitions::Leases() {
       if (!part.owned.load() || now - part.renewed < options_.renew_every) continue;
       uint64_t rev = 0;
       const std::string key = Cat("lease.", p);
+      const auto asked = Clock::now();
       const natsStatus st = kvStore_Update(&rev, leases_, key.c_str(), instance_.data(),
                                            static_cast<int>(instance_.size()), part.revision);
       if (st == NATS_OK) {
         part.revision = rev;
-        part.renewed = now;
+        part.renewed = asked;  // the TTL runs from the write, which came after this
         continue;
       }
+      now = Clock::now();  // the call may have taken up to the API wait
       const absl::Status s = NatsStatus(st, Cat("renewing the lease of partition ", p));
       // Unreachable NATS: the lease may still be ours until its TTL runs out.
       if (absl::IsUnavailable(s) &&
@@ -302,7 +302,7 @@ void DeliveryPartitions::Leases() {
     for (int i = count - 1; i >= 0 && owned > share; --i) {
       const int p = (start + i) % count;
       if (!parts_[p]->owned.load()) continue;
-      Release(p);
+      Release(p, Clock::now());
       --owned;
     }
     for (int i = 0; i < count && owned < share && client_.connected(); ++i) {
@@ -323,8 +323,6 @@ void DeliveryPartitions::Leases() {
       if (!part.fetcher.joinable()) part.fetcher = std::thread([this, p] { Fetch(p); });
     }
   }
-  for (int p = 0; p < count; ++p) Release(p);
-  kvStore_Delete(members_, Cat("m.", instance_).c_str());
   if (watcher != nullptr) kvWatcher_Destroy(watcher);
 }
 
@@ -364,12 +362,29 @@ void DeliveryPartitions::Fetch(int p) {
     reported = true;
   };
   while (!stop_.load()) {
-    if (!part.owned.load() || held_count_.load() >= options_.max_held) {
+    if (!part.owned.load() || part.held.load() >= options_.max_held) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
     jsErrCode code = static_cast<jsErrCode>(0);
     if (sub == nullptr) {
+      // Made by the first owner, not at start: at R3 each consumer is a Raft group, and making
+      // 64 of them one after the other held the first start up for 30 s.
+      if (absl::Status s = EnsureConsumer(
+              client_, {.stream = stream_,
+                        .name = consumer,
+                        .filter = filter,
+                        .description = "herald: one partition's deliveries, on its lease's owner",
+                        .ack_wait = client_.options().ack_wait,
+                        .max_ack_pending = static_cast<int64_t>(options_.max_held)});
+          !s.ok()) {
+        if (!reported && client_.options().log) {
+          client_.options().log(Cat(ToStd(s.message()), "; retrying"));
+        }
+        reported = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        continue;
+      }
       jsSubOptions so;
       jsSubOptions_Init(&so);
       so.Stream = stream_.c_str();
@@ -385,7 +400,7 @@ void DeliveryPartitions::Fetch(int p) {
     }
     natsMsgList list{};
     const auto asked = std::chrono::steady_clock::now();
-    const natsStatus st = natsSubscription_Fetch(&list, sub, options_.fetch_batch, 200, &code);
+    const natsStatus st = FetchBatch(&list, sub, options_.fetch_batch, 200, &code);
     if (st == NATS_OK) {
       reported = false;
       std::vector<std::unique_ptr<Held>> taken;
@@ -403,10 +418,10 @@ void DeliveryPartitions::Fetch(int p) {
         const std::string_view subject = natsMsg_GetSubject(h->msg);
         h->profile = std::string(subject.substr(subject.rfind('.') + 1));
         h->n.profile_id = h->profile;
-        std::string unused;
-        h->n.subscription_id = GetHeader(h->msg, kSubscriptionHeader, &unused);
-        h->n.channel = GetHeader(h->msg, kChannelHeader, &unused);
-        h->n.event = GetHeader(h->msg, kEventHeader, &unused);
+        h->partition = p;
+        h->n.subscription_id = GetHeader(h->msg, kSubscriptionHeader, &h->subscription_buf);
+        h->n.channel = GetHeader(h->msg, kChannelHeader, &h->channel_buf);
+        h->n.event = GetHeader(h->msg, kEventHeader, &h->event_buf);
         h->n.webhook_id = GetHeader(h->msg, kIdHeader, &h->id_buf);
         h->n.key = GetHeader(h->msg, kKeyHeader, &h->key_buf);
         h->n.payload = std::string_view(natsMsg_GetData(h->msg),
@@ -415,6 +430,7 @@ void DeliveryPartitions::Fetch(int p) {
         taken.push_back(std::move(h));
       }
       fetched_.fetch_add(taken.size(), std::memory_order_relaxed);
+      part.held.fetch_add(taken.size());
       MutexLock lock(mu_);
       for (auto& h : taken) {
         by_seq_[h->seq] = h.get();
@@ -511,6 +527,7 @@ void DeliveryPartitions::Settle(bool final_pass) {
   };
   auto settled = [&](const std::unique_ptr<Held>& h) {
     if (!settle(h)) return false;
+    parts_[h->partition]->held.fetch_sub(1);
     // A message naked with no delay may be held again already, as a new Held.
     if (auto it = by_seq_.find(h->seq); it != by_seq_.end() && it->second == h.get()) {
       by_seq_.erase(it);

@@ -43,10 +43,13 @@ class DeliveryPartitions {
     std::chrono::milliseconds lease_ttl{10'000};
     std::chrono::milliseconds renew_every{3'000};
     int fetch_batch = 64;
-    size_t max_held = 10'000;  // notifications taken and not yet settled; no fetching beyond
+    // Notifications of one partition taken and not yet settled: its fetching stops beyond, so
+    // a profile that cannot deliver holds up its partition, never the others.
+    size_t max_held = 10'000;
   };
 
-  // Creates the stream, the consumers and the buckets when missing.
+  // Creates the stream and the buckets when missing; a partition's consumer is made by its first
+  // owner.
   static absl::StatusOr<std::unique_ptr<DeliveryPartitions>> Open(NatsClient& client,
                                                                   Engine& engine, Options options);
   ~DeliveryPartitions();
@@ -90,7 +93,7 @@ class DeliveryPartitions {
   void Settle(bool final_pass);
   // Queues `h` (false: a full queue refused it); acks and drops what cannot be delivered here.
   bool Offer(Held& h) HERALD_REQUIRES(mu_);
-  void Release(int p);
+  void Release(int p, std::chrono::steady_clock::time_point now);
 
   NatsClient& client_;
   Engine& engine_;

@@ -1,5 +1,6 @@
 #include "engine/jetstream/nats_client.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_join.h"
@@ -42,6 +43,13 @@ void Report(NatsClient& client, std::string_view line) {
 }
 constexpr int64_t kNanosPerMilli = 1'000'000;
 }  // namespace
+
+natsStatus FetchBatch(natsMsgList* list, natsSubscription* sub, int batch, int64_t timeout_ms,
+                      jsErrCode* code) {
+  int pending = 0;
+  if (natsSubscription_GetPending(sub, &pending, nullptr) != NATS_OK) pending = 0;
+  return natsSubscription_Fetch(list, sub, std::max(batch, 2 * pending + 2), timeout_ms, code);
+}
 
 absl::Status EnsureStream(NatsClient& client, const StreamSpec& spec) {
   jsStreamConfig sc;

@@ -45,6 +45,13 @@ absl::Status NatsStatus(natsStatus s, std::string_view what,
 
 class NatsClient;
 
+// natsSubscription_Fetch, safe from a cnats 3.4.1 bug: when the messages left over from an
+// earlier fetch (arriving after it timed out) are more than half the batch, its loop never meets
+// its end condition and writes past the array it allocated (heap corruption, seen at R3 under
+// load). The batch asked for is at least twice what is pending.
+natsStatus FetchBatch(natsMsgList* list, natsSubscription* sub, int batch, int64_t timeout_ms,
+                      jsErrCode* code);
+
 // What herald keeps on JetStream, made when missing. An existing one is used as it is: settings
 // that differ are reported through the client's log, never changed (js_AddConsumer would update
 // a consumer silently).

@@ -275,7 +275,7 @@ void StreamEventLog::Run() {
     natsMsgList list{};
     jsErrCode code = static_cast<jsErrCode>(0);
     const auto asked = std::chrono::steady_clock::now();
-    const natsStatus st = natsSubscription_Fetch(&list, sub_, options_.fetch_batch, 100, &code);
+    const natsStatus st = FetchBatch(&list, sub_, options_.fetch_batch, 100, &code);
     if (st == NATS_OK) {
       // The batch's notifications, then its acks: one wait for JetStream per batch.
       const uint64_t failures = publish_failures_.load();
