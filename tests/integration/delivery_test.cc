@@ -19,6 +19,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -158,6 +159,69 @@ TEST(Delivery, ALoneNotificationGoesVerbatimWithItsHeaders) {
   EXPECT_EQ(r.header("x-herald-event"), "DELIVERY");
   EXPECT_EQ(r.header("webhook-signature"), "");  // no security setting
   EXPECT_TRUE(World::Eventually([&] { return world.Stats("p1").delivered == 1; }));
+}
+
+// Distributed mode: a log in front of the engine that retries (JetStream's NakWithDelay) takes
+// a failed batch instead of a timer here; what it hands back later counts its earlier attempts.
+TEST(Delivery, ALogThatRetriesTakesTheFailedBatchAndItsAttemptsCountOn) {
+  Receiver receiver;
+  receiver.set_handler([](const ReceivedRequest&) { return Reply{.status = 503}; });
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, std::chrono::milliseconds>> handed;
+  DelivererOptions options;
+  options.retry = {.delays_ms = {250}, .max_attempts = 2};
+  options.retry_through_log = [&](std::span<Notification* const> notifications,
+                                  std::chrono::milliseconds delay) {
+    std::lock_guard lock(mu);
+    for (const Notification* n : notifications) handed.emplace_back(n->sequence(), delay);
+    return true;
+  };
+  World w(options);
+  w.AddProfile(Profile("p", receiver));
+  auto outstanding = [&] {
+    for (const auto& p : w.engine().DeliveryProgress()) {
+      if (p.profile_id == "p") return p.outstanding;
+    }
+    return uint64_t{99};
+  };
+  w.engine().Ingest(R"({"channel":"SMS","event":"DELIVERY","resource":"p","payload":{"n":1}})",
+                    InputFormat::kAuto, nullptr, 9);
+  ASSERT_TRUE(World::Eventually([&] {
+    std::lock_guard lock(mu);
+    return !handed.empty();
+  }));
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(handed[0].first, 9u);
+    EXPECT_GE(handed[0].second, 150ms);  // the schedule's 250 ms, ± its jitter
+    EXPECT_LE(handed[0].second, 350ms);
+  }
+  // Settled here: the log holds it now, and no timer here sends it again.
+  EXPECT_TRUE(World::Eventually([&] { return outstanding() == 0; }));
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(receiver.count(), 1u);
+
+  // Handed back with one attempt made: the next is the last of two, then a dead letter.
+  ASSERT_TRUE(w.engine()
+                  .Enqueue({.profile_id = "p",
+                            .subscription_id = "sub-p",
+                            .channel = "SMS",
+                            .event = "DELIVERY",
+                            .webhook_id = "w-9",
+                            .payload = R"({"n":1})",
+                            .prior_attempts = 1},
+                           10)
+                  .ok());
+  ASSERT_TRUE(World::Eventually([&] {
+    auto page = w.deliverer().ListDeadLetters("p", 0, 10);
+    return page.ok() && page->total == 1;
+  }));
+  const auto page = w.deliverer().ListDeadLetters("p", 0, 10);
+  EXPECT_EQ(page->results[0].attempts, 2);
+  EXPECT_EQ(page->results[0].webhook_id, "w-9");
+  EXPECT_EQ(receiver.count(), 2u);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(handed.size(), 1u) << "the last attempt is not handed back";
 }
 
 TEST(Delivery, WaitingNotificationsAreBatchedUpToMaxBucketSize) {

@@ -662,5 +662,80 @@ TEST(Engine, SinkReceivesEverythingFromConcurrentIngest) {
   }
 }
 
+// Distributed mode's two halves: one instance collects what routing makes, for every profile,
+// without queueing or tracking it; the profile's owner queues each as if routed there.
+TEST(Engine, CollectedNotificationsEnqueuedElsewhereAreDeliveredAsRouted) {
+  auto router = MakeEngine({.fanout = Fanout::kAll});
+  auto owner = MakeEngine({.queue_max_notifications = 2});
+  for (Engine* e : {router.get(), owner.get()}) {
+    ASSERT_TRUE(e->CreateProfile(Profile("a")).ok());
+    ASSERT_TRUE(e->CreateProfile(Profile("b")).ok());
+  }
+  ASSERT_TRUE(router->CreateSubscription(Sub("sa", "SMS", {}, "a")).ok());
+  ASSERT_TRUE(router->CreateSubscription(Sub("sb", "SMS", {"DELIVERY"}, "b")).ok());
+  router->FlushIndex();
+
+  std::vector<Notification> collected;
+  LogPosition pos(7);
+  pos.collect = &collected;
+  const auto r =
+      router->Ingest(R"({"channel":"SMS","event":"DELIVERY","key":"k1","payload":{"n":1}})",
+                     InputFormat::kAuto, nullptr, pos);
+  EXPECT_EQ(r.accepted, 1u);
+  ASSERT_EQ(collected.size(), 2u);
+  EXPECT_TRUE(Drain(*router, "a").empty()) << "collected, not queued";
+  EXPECT_EQ(OldestUnsettled(*router, "a"), UINT64_MAX) << "nor tracked";
+  // Generated ids derive from the log position: routing it again makes the same ones.
+  std::vector<Notification> again;
+  pos.collect = &again;
+  router->Ingest(R"({"channel":"SMS","event":"DELIVERY","key":"k1","payload":{"n":1}})",
+                 InputFormat::kAuto, nullptr, pos);
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[0].webhook_id(), collected[0].webhook_id());
+
+  const Notification& n = collected[0];
+  const RoutedNotification routed{.profile_id = n.profile_id(),
+                                  .subscription_id = n.subscription_id(),
+                                  .channel = n.channel(),
+                                  .event = n.event(),
+                                  .webhook_id = n.webhook_id(),
+                                  .key = n.key(),
+                                  .payload = n.payload(),
+                                  .prior_attempts = 3};
+  ASSERT_TRUE(owner->Enqueue(routed, 41).ok());
+  EXPECT_EQ(OldestUnsettled(*owner, std::string(n.profile_id())), 41u);
+  auto queued = Drain(*owner, std::string(n.profile_id()));
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_EQ(queued[0].payload(), R"({"n":1})");
+  EXPECT_EQ(queued[0].webhook_id(), n.webhook_id());
+  EXPECT_EQ(queued[0].key(), "k1");
+  EXPECT_EQ(queued[0].subscription_id(), n.subscription_id());
+  EXPECT_EQ(queued[0].channel(), "SMS");
+  EXPECT_EQ(queued[0].event(), "DELIVERY");
+  EXPECT_EQ(queued[0].prior_attempts(), 3);
+  EXPECT_EQ(queued[0].sequence(), 41u);
+  queued[0].Settle();
+  EXPECT_EQ(OldestUnsettled(*owner, std::string(n.profile_id())), UINT64_MAX);
+
+  // What cannot be queued says why, and leaves nothing tracked.
+  RoutedNotification unknown = routed;
+  unknown.profile_id = "nobody";
+  EXPECT_TRUE(absl::IsNotFound(owner->Enqueue(unknown, 42)));
+  RoutedNotification bad_event = routed;
+  bad_event.event = "NOPE";
+  EXPECT_TRUE(absl::IsNotFound(owner->Enqueue(bad_event, 42)));
+  RoutedNotification no_id = routed;
+  no_id.webhook_id = "";
+  EXPECT_TRUE(absl::IsInvalidArgument(owner->Enqueue(no_id, 42)));
+  ASSERT_TRUE(owner->Enqueue(routed, 50).ok());
+  ASSERT_TRUE(owner->Enqueue(routed, 51).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(owner->Enqueue(routed, 52))) << "the queue holds 2";
+  for (const auto& p : owner->DeliveryProgress(10)) {
+    if (p.profile_id == n.profile_id()) {
+      EXPECT_EQ(p.unsettled, (std::vector<uint64_t>{50, 51}));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace herald
