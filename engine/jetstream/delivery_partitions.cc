@@ -1,7 +1,6 @@
 #include "engine/jetstream/delivery_partitions.h"
 
 #include <algorithm>
-#include <random>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -57,14 +56,6 @@ std::string_view GetHeader(natsMsg* m, std::string_view key, std::string* buf) {
   return *buf;
 }
 
-std::string RandomHex() {
-  std::random_device rd;
-  const uint64_t v = (uint64_t{rd()} << 32) | rd();
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 }  // namespace
 
 struct DeliveryPartitions::Partition {
@@ -94,7 +85,7 @@ DeliveryPartitions::DeliveryPartitions(NatsClient& client, Engine& engine, Optio
       engine_(engine),
       options_(options),
       stream_(client.Name("deliveries")),
-      instance_(RandomHex()) {
+      instance_(RandomId()) {
   for (int p = 0; p < std::max(1, client.options().partitions); ++p) {
     parts_.push_back(std::make_unique<Partition>());
   }
@@ -310,12 +301,13 @@ void DeliveryPartitions::Leases() {
       Partition& part = *parts_[p];
       if (part.owned.load()) continue;
       uint64_t rev = 0;
+      const auto asked = Clock::now();
       if (kvStore_Create(&rev, leases_, Cat("lease.", p).c_str(), instance_.data(),
                          static_cast<int>(instance_.size())) != NATS_OK) {
         continue;  // held by another instance
       }
       part.revision = rev;
-      part.renewed = now;
+      part.renewed = asked;
       part.owned.store(true);
       owned_.fetch_add(1, std::memory_order_relaxed);
       lease_changes_.fetch_add(1, std::memory_order_relaxed);
@@ -525,7 +517,7 @@ void DeliveryPartitions::Settle(bool final_pass) {
     }
     return false;
   };
-  auto settled = [&](const std::unique_ptr<Held>& h) {
+  auto settled = [&](const std::unique_ptr<Held>& h) HERALD_REQUIRES(mu_) {
     if (!settle(h)) return false;
     parts_[h->partition]->held.fetch_sub(1);
     // A message naked with no delay may be held again already, as a new Held.

@@ -1,6 +1,8 @@
 #include "engine/jetstream/nats_client.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_join.h"
@@ -43,6 +45,14 @@ void Report(NatsClient& client, std::string_view line) {
 }
 constexpr int64_t kNanosPerMilli = 1'000'000;
 }  // namespace
+
+std::string RandomId() {
+  std::random_device rd;
+  const uint64_t v = (uint64_t{rd()} << 32) | rd();
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
 
 natsStatus FetchBatch(natsMsgList* list, natsSubscription* sub, int batch, int64_t timeout_ms,
                       jsErrCode* code) {
@@ -128,7 +138,7 @@ absl::Status EnsureBucket(NatsClient& client, const BucketSpec& spec, kvStore** 
   cfg.Replicas = client.options().replicas;
   natsStatus st = js_CreateKeyValue(kv, client.js(), &cfg);
   if (st == NATS_OK) return absl::OkStatus();
-  const absl::Status created = NatsStatus(st, Cat("creating KV bucket ", spec.name));
+  absl::Status created = NatsStatus(st, Cat("creating KV bucket ", spec.name));
   // An existing bucket made with other settings: reported, used as it is, never changed.
   if (js_KeyValue(kv, client.js(), spec.name.c_str()) != NATS_OK) return created;
   Report(client, Cat("KV bucket ", spec.name, " exists with other settings; using it as it is (",

@@ -45,6 +45,9 @@ absl::Status NatsStatus(natsStatus s, std::string_view what,
 
 class NatsClient;
 
+// 16 random hex digits: what names an instance in request ids, leases and the members bucket.
+std::string RandomId();
+
 // natsSubscription_Fetch, safe from a cnats 3.4.1 bug: when the messages left over from an
 // earlier fetch (arriving after it timed out) are more than half the batch, its loop never meets
 // its end condition and writes past the array it allocated (heap corruption, seen at R3 under

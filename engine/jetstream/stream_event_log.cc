@@ -1,7 +1,6 @@
 #include "engine/jetstream/stream_event_log.h"
 
 #include <algorithm>
-#include <random>
 
 #include "engine/common/strings.h"
 #include "simdjson.h"
@@ -16,14 +15,6 @@ constexpr std::string_view kValidateOnly = "\x01";
 constexpr char kKindHeader[] = "Herald-Kind";
 constexpr char kChannelHeader[] = "Herald-Channel";
 constexpr char kEventHeader[] = "Herald-Event";
-
-std::string RandomHex() {
-  std::random_device rd;
-  const uint64_t v = (uint64_t{rd()} << 32) | rd();
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // The eventId of a request that is one envelope, or empty.
 std::string EventIdOf(std::string_view bytes) {
@@ -68,7 +59,7 @@ StreamEventLog::StreamEventLog(NatsClient& client, Engine& engine, Options optio
       stream_(client.Name("events")),
       consumer_(client.Name("route")),
       subject_(Cat(client.options().prefix, ".events")),
-      instance_id_(RandomHex()) {}
+      instance_id_(RandomId()) {}
 
 StreamEventLog::~StreamEventLog() {
   Stop();

@@ -56,6 +56,16 @@ int64_t Metric(Daemon& d, const std::string& name) {
   return at == std::string::npos ? -1 : std::stoll(m.substr(at + sample.size()));
 }
 
+// With one partition, which of two instances owns it: {owner, the other}.
+std::pair<Daemon*, Daemon*> OwnerFirst(Daemon& first, Daemon& second) {
+  EXPECT_TRUE(Eventually([&] {
+    return Metric(first, "herald_partitions_owned") + Metric(second, "herald_partitions_owned") ==
+           1;
+  }));
+  if (Metric(first, "herald_partitions_owned") == 1) return {&first, &second};
+  return {&second, &first};
+}
+
 // Per webhook-id, how many times it was delivered.
 std::map<std::string, int> Deliveries(const Receiver& receiver) {
   std::map<std::string, int> seen;
@@ -304,13 +314,9 @@ TEST(Distributed, AnInstanceKilledMidStreamLosesNothingThatWasAnswered202) {
   Daemon first(args), second(args);
   ASSERT_NE(first.port(), 0) << first.log();
   ASSERT_NE(second.port(), 0) << second.log();
-  ASSERT_TRUE(Eventually([&] {
-    return Metric(first, "herald_partitions_owned") + Metric(second, "herald_partitions_owned") ==
-           1;
-  }));
-  const bool first_owns = Metric(first, "herald_partitions_owned") == 1;
-  Daemon& a = first_owns ? first : second;  // the owner, killed
-  Daemon& b = first_owns ? second : first;
+  const auto [owner, other] = OwnerFirst(first, second);
+  Daemon& a = *owner;  // killed
+  Daemon& b = *other;
   Subscribe(a, b, receiver.url());
   std::set<std::string> answered;
   for (int i = 0; i < 40; ++i) {
@@ -522,13 +528,9 @@ TEST(Distributed, ARetryWaitsInTheStreamAndOutlivesTheInstanceThatFailed) {
   Daemon first(args), second(args);
   ASSERT_NE(first.port(), 0) << first.log();
   ASSERT_NE(second.port(), 0) << second.log();
-  ASSERT_TRUE(Eventually([&] {
-    return Metric(first, "herald_partitions_owned") + Metric(second, "herald_partitions_owned") ==
-           1;
-  }));
-  const bool first_owns = Metric(first, "herald_partitions_owned") == 1;
-  Daemon& owner = first_owns ? first : second;
-  Daemon& other = first_owns ? second : first;
+  const auto [owner_of, other_of] = OwnerFirst(first, second);
+  Daemon& owner = *owner_of;
+  Daemon& other = *other_of;
   ASSERT_EQ(owner
                 .Call("POST", "/subscriptions/1/subscription/SMS",
                       R"({"subscriptionId":"r","group":"r","events":["DELIVERY"],)"
