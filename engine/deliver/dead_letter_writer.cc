@@ -4,7 +4,7 @@
 
 namespace herald::deliver {
 
-DeadLetterWriter::DeadLetterWriter(DeadLetterStore& store)
+DeadLetterWriter::DeadLetterWriter(DeadLetters& store)
     : store_(store), thread_([this] { Run(); }) {}
 
 DeadLetterWriter::~DeadLetterWriter() {

@@ -25,12 +25,12 @@ class DeadLetterWriter {
   using AddDone = std::function<void(const absl::Status& status, size_t stored)>;
   using Done = std::function<void(const absl::Status& status)>;
 
-  explicit DeadLetterWriter(DeadLetterStore& store);
+  explicit DeadLetterWriter(DeadLetters& store);
   ~DeadLetterWriter();  // runs what is queued, then stops
   DeadLetterWriter(const DeadLetterWriter&) = delete;
   DeadLetterWriter& operator=(const DeadLetterWriter&) = delete;
 
-  // DeadLetterStore::Add, later; `replaces` as there.
+  // DeadLetters::Add, later; `replaces` as there.
   void Add(std::vector<DeadLetter> letters, std::vector<uint64_t> replaces, AddDone done);
   void Remove(std::vector<uint64_t> ids, Done done);
   void SetDisabled(std::string profile_id, bool disabled, Done done);
@@ -53,7 +53,7 @@ class DeadLetterWriter {
   // Runs jobs[first, last), all burials, in one Add.
   void AddAll(std::vector<Job>& jobs, size_t first, size_t last);
 
-  DeadLetterStore& store_;
+  DeadLetters& store_;
   Mutex mu_;
   CondVar changed_;
   std::deque<Job> queue_ HERALD_GUARDED_BY(mu_);

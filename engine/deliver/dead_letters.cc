@@ -85,8 +85,10 @@ DeadLetter Fields(const DeadLetter& d) {
           .failed_at_ms = d.failed_at_ms};
 }
 
+}  // namespace
+
 // The letter of an add record, parsed.
-bool DecodeAdd(simdjson::dom::element letter, DeadLetter& d) {
+static bool DecodeAdd(simdjson::dom::element letter, DeadLetter& d) {
   std::string_view id;
   int64_t attempts = 0, status = 0;
   auto str = [&](const char* key, std::string& out) {
@@ -109,6 +111,15 @@ bool DecodeAdd(simdjson::dom::element letter, DeadLetter& d) {
   d.last_status = static_cast<int>(status);
   return true;
 }
+
+bool DecodeDeadLetter(std::string_view json, DeadLetter& letter) {
+  static thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  return parser.parse(json.data(), json.size()).get(root) == simdjson::SUCCESS &&
+         DecodeAdd(root, letter);
+}
+
+namespace {
 
 // `length` bytes of `fd` from `offset` into `out`.
 absl::Status ReadAt(int fd, uint64_t offset, size_t length, const std::string& path,

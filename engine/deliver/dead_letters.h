@@ -33,8 +33,62 @@ namespace herald::deliver {
 // A dead letter as JSON: the API's shape ("id" a string), with the payload embedded as the JSON
 // it is, or as a string (for the one-line records of the store).
 std::string EncodeDeadLetter(const DeadLetter& letter, bool payload_as_json);
+// What EncodeDeadLetter(…, payload_as_json=false) wrote; false when it is not that.
+bool DecodeDeadLetter(std::string_view json, DeadLetter& letter);
 
-class DeadLetterStore {
+// Where dead letters and disabled profiles are kept: data_dir's file (DeadLetterStore below), or
+// a JetStream bucket every instance of a deployment shares (jetstream::KvDeadLetters). Ids are
+// unique in the store and ascend with the time letters were added: lists are oldest first.
+// Thread-safe.
+class DeadLetters {
+ public:
+  struct Stats {
+    uint64_t letters = 0;
+    uint64_t bytes = 0;       // of the live letters' records
+    uint64_t file_bytes = 0;  // of the file, removed letters included
+    uint64_t dropped = 0;     // letters removed by max_bytes or max_age
+  };
+  virtual ~DeadLetters() = default;
+
+  // Assigns ids and persists the letters. `replaces`, when given, runs parallel to `letters`:
+  // replaces[i] is the replayed letter (0: none) that failed again as letters[i]; it leaves the
+  // store with it, and so do the oldest letters the bounds no longer leave room for. A letter
+  // whose replayed one was deleted meanwhile stays deleted: it is not written and keeps id 0.
+  virtual absl::Status Add(std::vector<DeadLetter>& letters,
+                           std::span<const uint64_t> replaces = {}) = 0;
+  // A page of a profile's letters (every profile's when empty), oldest first. An error when the
+  // payloads cannot be read back.
+  virtual absl::StatusOr<DeadLetterPage> List(std::string_view profile_id, size_t page,
+                                              size_t size) const = 0;
+  // A replay of a profile's letters (those of `ids`, or all when empty), oldest first: copies of
+  // those not being replayed already. They stay in the store (a crash loses none) until the
+  // replay ends: Remove once delivered, Add(…, replaced) when they failed again, EndReplay when
+  // it was abandoned (a stop).
+  virtual absl::StatusOr<std::vector<DeadLetter>> BeginReplay(std::string_view profile_id,
+                                                              const std::vector<uint64_t>& ids) = 0;
+  virtual absl::Status Remove(const std::vector<uint64_t>& ids) = 0;
+  virtual void EndReplay(const std::vector<uint64_t>& ids) = 0;
+  // Whether letter `id` is still kept (a replayed one the user deleted meanwhile is not).
+  virtual bool Contains(uint64_t id) const = 0;
+  // Deletes a profile's letters (those of `ids`, or all when empty); returns how many went.
+  virtual absl::StatusOr<size_t> Delete(std::string_view profile_id,
+                                        const std::vector<uint64_t>& ids) = 0;
+  // How many letters each profile has (those past max_age left out).
+  virtual std::map<std::string, uint64_t> CountByProfile() const = 0;
+
+  virtual absl::Status SetDisabled(std::string_view profile_id, bool disabled) = 0;
+  virtual std::vector<std::string> disabled() const = 0;
+  // Called (without the store's locks) when another instance disabled or enabled a profile (now
+  // and then for this store's own change, as it is the same); a store no one else writes never
+  // calls it. Empty: no more calls, none running when it returns.
+  virtual void OnDisabledElsewhere(const std::function<void(const std::string&, bool)>& /*fn*/) {}
+  // Housekeeping the store asked for through its own means (a file rewrite); on a thread where
+  // it blocks no one.
+  virtual void CompactIfDue() {}
+  virtual Stats stats() const = 0;
+};
+
+class DeadLetterStore final : public DeadLetters {
  public:
   struct Options {
     std::string dir;  // empty: in memory
@@ -51,12 +105,6 @@ class DeadLetterStore {
     // Called, with the store's locks held (post, do not call back), when a rewrite is due.
     std::function<void()> compaction_due;
   };
-  struct Stats {
-    uint64_t letters = 0;
-    uint64_t bytes = 0;       // of the live letters' records
-    uint64_t file_bytes = 0;  // of the file, removed letters included
-    uint64_t dropped = 0;     // letters removed by max_bytes or max_age
-  };
 
   static absl::StatusOr<std::unique_ptr<DeadLetterStore>> Open(Options options);
   static absl::StatusOr<std::unique_ptr<DeadLetterStore>> Open(
@@ -64,38 +112,25 @@ class DeadLetterStore {
       SyncFn sync = nullptr) {
     return Open(Options{.dir = dir, .log = std::move(log), .sync = sync});
   }
-  ~DeadLetterStore();
+  ~DeadLetterStore() override;
 
-  // Assigns ids and persists the letters, all or none. `replaces`, when given, runs parallel to
-  // `letters`: replaces[i] is the replayed letter (0: none) that failed again as letters[i]; it
-  // leaves the store in the same write, and so do the oldest letters the bounds no longer leave
-  // room for. A letter whose replayed one was deleted meanwhile stays deleted: it is not written
-  // and keeps id 0.
-  absl::Status Add(std::vector<DeadLetter>& letters, std::span<const uint64_t> replaces = {});
-  // A page of a profile's letters (every profile's when empty), oldest first. An error when the
-  // payloads cannot be read back.
-  absl::StatusOr<DeadLetterPage> List(std::string_view profile_id, size_t page, size_t size) const;
-  // A replay of a profile's letters (those of `ids`, or all when empty), oldest first: copies of
-  // those not being replayed already. They stay in the store (a crash loses none) until the
-  // replay ends: Remove once delivered, Add(…, replaced) when they failed again, EndReplay when
-  // it was abandoned (a stop).
+  absl::Status Add(std::vector<DeadLetter>& letters,
+                   std::span<const uint64_t> replaces = {}) override;
+  absl::StatusOr<DeadLetterPage> List(std::string_view profile_id, size_t page,
+                                      size_t size) const override;
   absl::StatusOr<std::vector<DeadLetter>> BeginReplay(std::string_view profile_id,
-                                                      const std::vector<uint64_t>& ids);
-  absl::Status Remove(const std::vector<uint64_t>& ids);
-  void EndReplay(const std::vector<uint64_t>& ids);
-  // Whether letter `id` is still kept (a replayed one the user deleted meanwhile is not).
-  bool Contains(uint64_t id) const;
-  // Deletes a profile's letters (those of `ids`, or all when empty); returns how many went.
-  absl::StatusOr<size_t> Delete(std::string_view profile_id, const std::vector<uint64_t>& ids);
-
-  // How many letters each profile has (those past max_age left out).
-  std::map<std::string, uint64_t> CountByProfile() const;
-
-  absl::Status SetDisabled(std::string_view profile_id, bool disabled);
+                                                      const std::vector<uint64_t>& ids) override;
+  absl::Status Remove(const std::vector<uint64_t>& ids) override;
+  void EndReplay(const std::vector<uint64_t>& ids) override;
+  bool Contains(uint64_t id) const override;
+  absl::StatusOr<size_t> Delete(std::string_view profile_id,
+                                const std::vector<uint64_t>& ids) override;
+  std::map<std::string, uint64_t> CountByProfile() const override;
+  absl::Status SetDisabled(std::string_view profile_id, bool disabled) override;
   // Rewrites the file with the live records when removed ones outweigh them (see the top).
-  void CompactIfDue();
-  std::vector<std::string> disabled() const;
-  Stats stats() const;
+  void CompactIfDue() override;
+  std::vector<std::string> disabled() const override;
+  Stats stats() const override;
 
  private:
   // A letter as memory keeps it: its fields, and where its record is in the file (the payload is

@@ -33,15 +33,24 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
 
   absl::Status Init() {
     resolver_ = std::make_unique<Resolver>(options_.resolve);
-    auto store = DeadLetterStore::Open({.dir = options_.data_dir,
-                                        .max_bytes = options_.dead_letters_max_bytes,
-                                        .max_age = options_.dead_letters_max_age,
-                                        .log = options_.log,
-                                        .sync = options_.dead_letters_sync,
-                                        .compaction_due = [this] { writer_->CompactIfDue(); }});
-    if (!store.ok()) return store.status();
-    dead_letters_ = std::move(*store);
+    if (options_.dead_letters != nullptr) {
+      dead_letters_ = options_.dead_letters;
+    } else {
+      auto store = DeadLetterStore::Open({.dir = options_.data_dir,
+                                          .max_bytes = options_.dead_letters_max_bytes,
+                                          .max_age = options_.dead_letters_max_age,
+                                          .log = options_.log,
+                                          .sync = options_.dead_letters_sync,
+                                          .compaction_due = [this] { writer_->CompactIfDue(); }});
+      if (!store.ok()) return store.status();
+      dead_letters_ = std::move(*store);
+    }
     writer_ = std::make_unique<DeadLetterWriter>(*dead_letters_);
+    // A profile disabled (a 410) or enabled through another instance is so here too.
+    dead_letters_->OnDisabledElsewhere([this](const std::string& id, bool disabled) {
+      ReaderLock lifecycle(lifecycle_mu_);
+      if (!stopping_.load()) State(id).disabled.store(disabled);
+    });
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = Worker::Create(*this, options_);
       if (!worker.ok()) return worker.status();
@@ -173,7 +182,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   // For workers.
   const DelivererOptions& options() const override { return options_; }
   Engine* engine() const override { return engine_; }
-  DeadLetterStore& dead_letters() override { return *dead_letters_; }
+  DeadLetters& dead_letters() override { return *dead_letters_; }
   DeadLetterWriter& writer() override { return *writer_; }
   Resolver& resolver() override { return *resolver_; }
   DeliveryRing& deliveries() override { return deliveries_; }
@@ -222,7 +231,7 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
   // Capacity/Deliver/Replay/Enable hold it shared; Stop() takes it once to set stopping_, so no
   // handover is half done when the workers go away.
   SharedMutex lifecycle_mu_;
-  std::unique_ptr<DeadLetterStore> dead_letters_;
+  std::shared_ptr<DeadLetters> dead_letters_;
   std::unique_ptr<DeadLetterWriter> writer_;  // the workers' writes to dead_letters_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Resolver> resolver_;  // reset before the workers go (Stop)
@@ -262,6 +271,7 @@ void Deliverer::Stop(milliseconds grace) {
     WriterLock lifecycle(lifecycle_mu_);
     stopping_.store(true, std::memory_order_release);  // the dispatcher parks every profile now
   }
+  if (dead_letters_ != nullptr) dead_letters_->OnDisabledElsewhere(nullptr);  // it may outlive us
   std::vector<ProfileState*> all;
   {
     ReaderLock lock(profiles_mu_);

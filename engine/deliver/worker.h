@@ -155,7 +155,7 @@ class WorkerHost {
  public:
   virtual const DelivererOptions& options() const = 0;
   virtual Engine* engine() const = 0;
-  virtual DeadLetterStore& dead_letters() = 0;
+  virtual DeadLetters& dead_letters() = 0;
   virtual DeadLetterWriter& writer() = 0;
   virtual Resolver& resolver() = 0;
   virtual DeliveryRing& deliveries() = 0;

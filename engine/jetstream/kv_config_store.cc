@@ -83,8 +83,15 @@ absl::StatusOr<std::unique_ptr<KvConfigStore>> KvConfigStore::Open(NatsClient& c
       !st.ok()) {
     return st;
   }
-  s->thread_ = std::thread([p = s.get()] { p->Run(); });
-  s->checker_ = std::thread([p = s.get()] { p->Check(); });
+  s->watch_ = std::make_unique<BucketWatch>(
+      client, s->kv_, s->bucket_,
+      BucketWatch::Handlers{.entry = [p = s.get()](kvEntry* e) { p->TakeEntry(e); },
+                            .initial_done =
+                                [p = s.get()] {
+                                  MutexLock lock(p->mu_);
+                                  p->initial_done_ = true;
+                                  p->initial_cv_.NotifyAll();
+                                }});
   const auto deadline = std::chrono::steady_clock::now() + client.options().api_wait * 4;
   MutexLock lock(s->mu_);
   while (!s->initial_done_) {
@@ -102,128 +109,25 @@ KvConfigStore::~KvConfigStore() {
 }
 
 absl::Status KvConfigStore::Close() {
-  stop_.store(true);
-  if (thread_.joinable()) thread_.join();
-  if (checker_.joinable()) checker_.join();
+  if (watch_ != nullptr) watch_->Stop();
   return absl::OkStatus();
 }
 
-void KvConfigStore::Run() {
-  kvWatcher* w = nullptr;
-  int backoff_ms = 100;
-  auto log = [this](std::string_view line) {
-    if (client_.options().log) client_.options().log(line);
-  };
-  auto pause = [&] {
-    for (int slept = 0; slept < backoff_ms && !stop_.load(); slept += 50) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    backoff_ms = std::min(backoff_ms * 2, 2000);
-  };
-  std::chrono::steady_clock::time_point rewatched_at{};  // set while a new watch catches up
-  while (!stop_.load()) {
-    if (w == nullptr) {
-      kvWatchOptions o;
-      kvWatchOptions_Init(&o);
-      if (const natsStatus st = kvStore_WatchAll(&w, kv_, &o); st != NATS_OK) {
-        w = nullptr;
-        log(Cat("watching KV bucket ", bucket_, ": ", ToStd(NatsStatus(st, "watch").message()),
-                "; retrying"));
-        pause();
-        continue;
-      }
-      rewatch_.store(false);
-    }
-    if (rewatch_.exchange(false)) {
-      rewatched_at = std::chrono::steady_clock::now();
-      log(Cat("the watch of KV bucket ", bucket_, " stalled at revision ", watched_.load(),
-              " (the bucket is at ", stream_last_.load(), "); watching again"));
-      kvWatcher_Destroy(w);
-      w = nullptr;
-      watch_restarts_.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    kvEntry* e = nullptr;
-    const natsStatus st = kvWatcher_Next(&e, w, 200);
-    if (st == NATS_TIMEOUT) continue;
-    if (st != NATS_OK) {
-      log(Cat("KV bucket ", bucket_, " watch: ", ToStd(NatsStatus(st, "next").message()),
-              "; watching again"));
-      kvWatcher_Destroy(w);
-      w = nullptr;
-      watch_restarts_.fetch_add(1, std::memory_order_relaxed);
-      pause();
-      continue;
-    }
-    backoff_ms = 100;
-    if (e == nullptr) {  // the initial values are all in
-      if (rewatched_at != std::chrono::steady_clock::time_point{}) {
-        log(Cat("the watch of KV bucket ", bucket_, " caught up in ",
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - rewatched_at)
-                    .count(),
-                " ms"));
-        rewatched_at = {};
-      }
-      MutexLock lock(mu_);
-      initial_done_ = true;
-      initial_cv_.NotifyAll();
-      continue;
-    }
-    ConfigEntry entry;
-    bool ours = ParseKey(kvEntry_Key(e), &entry.kind, &entry.id);
-    entry.revision = kvEntry_Revision(e);
-    if (entry.revision > watched_.load(std::memory_order_relaxed)) {
-      watched_.store(entry.revision, std::memory_order_relaxed);
-    }
-    if (ours && kvEntry_Operation(e) == kvOp_Put) {
-      const std::string_view value(static_cast<const char*>(kvEntry_Value(e)),
-                                   static_cast<size_t>(kvEntry_ValueLen(e)));
-      std::string_view record;
-      ours = ParseValue(value, &entry.created, &record);
-      if (entry.created == 0) entry.created = entry.revision;
-      entry.value = record;
-    } else {
-      entry.deleted = true;
-    }
-    kvEntry_Destroy(e);
-    if (ours) Take(std::move(entry));
+void KvConfigStore::TakeEntry(kvEntry* e) {
+  ConfigEntry entry;
+  bool ours = ParseKey(kvEntry_Key(e), &entry.kind, &entry.id);
+  entry.revision = kvEntry_Revision(e);
+  if (ours && kvEntry_Operation(e) == kvOp_Put) {
+    const std::string_view value(static_cast<const char*>(kvEntry_Value(e)),
+                                 static_cast<size_t>(kvEntry_ValueLen(e)));
+    std::string_view record;
+    ours = ParseValue(value, &entry.created, &record);
+    if (entry.created == 0) entry.created = entry.revision;
+    entry.value = record;
+  } else {
+    entry.deleted = true;
   }
-  if (w != nullptr) kvWatcher_Destroy(w);
-}
-
-// Every 250 ms: how far the bucket is ahead. A watcher that stays behind without moving across
-// two checks stalled (cnats may take 20 s to resume one after a meta-leader loss,
-// reference/jetstream.md §4): the watch thread makes it again, and what it missed comes with its
-// initial values. Not at each reconnect: destroying a watcher while cnats resets it is unsafe.
-// Its own thread, since the stream info call can block for seconds during an election.
-void KvConfigStore::Check() {
-  const std::string stream = Cat("KV_", bucket_);
-  jsOptions quick;  // a call stuck in an election gives way to the next check
-  jsOptions_Init(&quick);
-  quick.Wait = 1000;
-  uint64_t behind_at = 0;  // what the watcher had delivered at the last check, + 1, when behind
-  while (!stop_.load()) {
-    for (int slept = 0; slept < 250 && !stop_.load(); slept += 50) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (stop_.load() || !client_.connected()) continue;
-    jsStreamInfo* si = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    if (js_GetStreamInfo(&si, client_.js(), stream.c_str(), &quick, &code) != NATS_OK) continue;
-    const uint64_t last = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-    stream_last_.store(last, std::memory_order_relaxed);
-    const uint64_t watched = watched_.load(std::memory_order_relaxed);
-    if (last <= watched) {
-      behind_at = 0;
-    } else if (behind_at == watched + 1) {
-      rewatch_.store(true);
-      behind_at = 0;
-    } else {
-      behind_at = watched + 1;
-    }
-  }
+  if (ours) Take(std::move(entry));
 }
 
 void KvConfigStore::Take(ConfigEntry entry) {
@@ -287,11 +191,7 @@ std::optional<ConfigEntry> KvConfigStore::Get(ConfigKind kind, std::string_view 
   return it->second;
 }
 
-uint64_t KvConfigStore::lag() const {
-  const uint64_t last = stream_last_.load(std::memory_order_relaxed);
-  const uint64_t watched = watched_.load(std::memory_order_relaxed);
-  return last > watched ? last - watched : 0;
-}
+uint64_t KvConfigStore::lag() const { return watch_ != nullptr ? watch_->lag() : 0; }
 
 uint64_t KvConfigStore::revision() const {
   MutexLock lock(mu_);

@@ -12,9 +12,7 @@
 //   undone (compare-and-set on what they wrote). A crash in between leaves the first ones, which
 //   reference nothing missing (a profile before the subscription that uses it).
 // - One watcher follows the bucket from start to stop and keeps the latest entry of every key,
-//   tombstones included; Open returns once it holds the bucket's initial values. A watcher that
-//   stays behind the bucket is made again (cnats can stall one for 20 s after a node loss:
-//   reference/jetstream.md §4), and what it missed comes with its initial values.
+//   tombstones included (a BucketWatch); Open returns once it holds the bucket's initial values.
 #pragma once
 
 #include <atomic>
@@ -25,6 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "engine/common/mutex.h"
+#include "engine/jetstream/bucket_watch.h"
 #include "engine/jetstream/nats_client.h"
 #include "engine/store/config_store.h"
 
@@ -57,7 +56,7 @@ class KvConfigStore final : public store::ConfigStore {
   // revision applied; 0 when caught up or not known).
   const std::string& bucket() const { return bucket_; }
   uint64_t lag() const;
-  uint64_t watch_restarts() const { return watch_restarts_.load(std::memory_order_relaxed); }
+  uint64_t watch_restarts() const { return watch_ != nullptr ? watch_->restarts() : 0; }
 
  private:
   KvConfigStore(NatsClient& client, std::string bucket)
@@ -69,8 +68,7 @@ class KvConfigStore final : public store::ConfigStore {
             const std::optional<store::ConfigEntry>& before);
   // From the watcher: keeps `entry` if it is newer than what is held, then tells the watchers.
   void Take(store::ConfigEntry entry);
-  void Run();
-  void Check();  // finds a stalled watch
+  void TakeEntry(kvEntry* e);  // from the watch
 
   NatsClient& client_;
   const std::string bucket_;
@@ -88,13 +86,7 @@ class KvConfigStore final : public store::ConfigStore {
   Mutex watch_mu_;  // held while telling watchers, so a new one misses nothing
   std::vector<Watcher> watchers_ HERALD_GUARDED_BY(watch_mu_);
 
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> watched_{0};      // the highest revision the watcher delivered
-  std::atomic<uint64_t> stream_last_{0};  // the bucket's last revision, checked every 250 ms
-  std::atomic<bool> rewatch_{false};      // the checker found the watch stalled
-  std::atomic<uint64_t> watch_restarts_{0};
-  std::thread thread_;   // the watch
-  std::thread checker_;  // Check
+  std::unique_ptr<BucketWatch> watch_;  // last: stopped first
 };
 
 }  // namespace herald::jetstream

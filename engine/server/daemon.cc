@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "engine/common/strings.h"
 #include "engine/jetstream/kv_config_store.h"
+#include "engine/jetstream/kv_dead_letters.h"
 #include "engine/jetstream/nats_client.h"
 #include "engine/jetstream/stream_event_log.h"
 #include "engine/server/http_api.h"
@@ -22,9 +23,9 @@ struct Daemon::Parts {
   std::function<void(std::string_view)> out;
   // Declared in construction order, destroyed in reverse: the deliverer outlives the engine's
   // dispatch threads that feed it, the server goes before the API it calls.
+  std::unique_ptr<jetstream::NatsClient> nats;  // --store jetstream: before what uses it
   std::unique_ptr<WebhookDeliverer> deliverer;
   std::unique_ptr<Engine> engine;
-  std::unique_ptr<jetstream::NatsClient> nats;  // --store jetstream: before what uses it
   std::unique_ptr<store::ConfigStore> config_store;
   std::unique_ptr<store::EventLog> events;
   LimitHits limit_hits;
@@ -217,21 +218,28 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
   }
   const auto durability = store::ParseDurability(config.durability);
   if (!durability.ok()) return Misconfigured(durability.status());
-  // Before the engine, so it outlives the engine's dispatch threads that feed it.
-  auto deliverer = WebhookDeliverer::Create(config.delivery);
-  if (!deliverer.ok()) return Refused(deliverer.status());
-  p->deliverer = *std::move(deliverer);
-  config.engine.sink = p->deliverer.get();
-  auto engine = Engine::Create(config.engine);
-  if (!engine.ok()) return Misconfigured(engine.status());
-  p->engine = *std::move(engine);
   if (config.store == "jetstream") {
     config.jetstream.log = config.engine.log;
     auto nats = jetstream::NatsClient::Connect(config.jetstream);
     // Unreachable NATS is the deployment's to fix, as a bad setting is: exit 2.
     if (!nats.ok()) return Misconfigured(nats.status());
     p->nats = *std::move(nats);
+    // Dead letters in a bucket every instance shares, bounded as the file would be.
+    auto dead_letters = jetstream::KvDeadLetters::Open(
+        *p->nats, {.max_bytes = config.delivery.dead_letters_max_bytes,
+                   .max_age = config.delivery.dead_letters_max_age});
+    if (!dead_letters.ok()) return Refused(dead_letters.status());
+    config.delivery.dead_letters = *std::move(dead_letters);
   }
+  // Before the engine, so it outlives the engine's dispatch threads that feed it.
+  auto deliverer = WebhookDeliverer::Create(config.delivery);
+  config.delivery.dead_letters.reset();  // the deliverer's now, and it goes before the client
+  if (!deliverer.ok()) return Refused(deliverer.status());
+  p->deliverer = *std::move(deliverer);
+  config.engine.sink = p->deliverer.get();
+  auto engine = Engine::Create(config.engine);
+  if (!engine.ok()) return Misconfigured(engine.status());
+  p->engine = *std::move(engine);
   size_t loaded = 0;
   auto loaded_revision =
       OpenConfigStore(config, *p->engine, p->nats.get(), &p->config_store, &loaded);
@@ -346,7 +354,8 @@ absl::Status Daemon::Start(const std::function<bool()>& stop) {
     p.Print(Cat("heraldd: events on JetStream stream ", p.nats->Name("events"), " (replicas ",
                 p.config.jetstream.replicas, "), routed through consumer ", p.nats->Name("route"),
                 ", delivered from ", p.config.jetstream.partitions, " partitions of ",
-                p.nats->Name("deliveries"), "; ready"));
+                p.nats->Name("deliveries"), ", dead letters in KV bucket ",
+                p.nats->Name("dead_letters"), "; ready"));
   } else {
     p.Print(Cat("heraldd: event spool in ", p.config.data_dir, "/spool, durability ",
                 p.config.durability, " (", p.events->stats().replayed,

@@ -34,6 +34,9 @@
 #include "herald/subscription.h"
 
 namespace herald {
+namespace deliver {
+class DeadLetters;
+}
 
 struct DelivererOptions {
   int threads = 1;       // delivery workers (io threads); profiles are sharded over them
@@ -77,6 +80,9 @@ struct DelivererOptions {
   // The name CloudEvents endpoint validation gives receivers (WebHook-Request-Origin), and every
   // request of a CLOUDEVENTS profile carries as Origin: the host name when empty.
   std::string origin;
+  // Where dead letters and disabled profiles are kept instead of data_dir: heraldd's
+  // distributed mode shares them on JetStream. Internal to herald; bounds are the store's own.
+  std::shared_ptr<deliver::DeadLetters> dead_letters;
   // The dead letters' fdatasync(2): a test's stand-in when set.
   int (*dead_letters_sync)(int fd) = nullptr;
   std::function<void(std::string_view)> log;

@@ -566,6 +566,83 @@ TEST(Distributed, ARetryWaitsInTheStreamAndOutlivesTheInstanceThatFailed) {
   })) << other.Call("GET", "/v1/deliveries?profileId=r").body;
 }
 
+// The ids of a /v1/dead-letters page, in its order.
+std::vector<std::string> LetterIds(const std::string& page) {
+  std::vector<std::string> ids;
+  const std::string start = R"({"id":")", end = R"(","profileId")";
+  for (size_t at = page.find(start); at != std::string::npos; at = page.find(start, at + 1)) {
+    const size_t from = at + start.size(), to = page.find(end, from);
+    if (to != std::string::npos) ids.push_back(page.substr(from, to - from));
+  }
+  return ids;
+}
+
+// Dead letters live in a bucket every instance shares: a letter buried by the profile's owner is
+// listed with the same id on every instance, a delete through one is gone on all, a replay
+// through any delivers it, an instance started later sees them, and a profile a 410 disabled is
+// disabled on every instance.
+TEST(Distributed, DeadLettersAreTheSameOnEveryInstance) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Receiver receiver;
+  std::atomic<int> status{400};  // not retried: buried at once
+  receiver.set_handler([&](const herald::test_support::ReceivedRequest&) {
+    return herald::test_support::Reply{.status = status.load()};
+  });
+  auto args = Instance(nats);
+  args.insert(args.end(), {"--jetstream-partitions", "1"});
+  Daemon first(args), second(args);
+  ASSERT_NE(first.port(), 0) << first.log();
+  ASSERT_NE(second.port(), 0) << second.log();
+  const auto [owner_of, other_of] = OwnerFirst(first, second);
+  Daemon& owner = *owner_of;
+  Daemon& other = *other_of;
+  Subscribe(owner, other, receiver.url());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(other.Call("POST", "/v1/events", Event(i)).status, 202);
+  const std::string list = "/v1/dead-letters?profileId=dlr";
+  ASSERT_TRUE(Eventually([&] { return LetterIds(owner.Call("GET", list).body).size() == 3; }))
+      << owner.Call("GET", list).body << owner.log();
+  const auto ids = LetterIds(owner.Call("GET", list).body);
+  // The other instance delivered none of them, and lists the same letters at once.
+  const std::string listed = other.Call("GET", list).body;
+  EXPECT_EQ(LetterIds(listed), ids) << listed;
+  EXPECT_TRUE(Has(listed, R"("webhookId":"e-0")") && Has(listed, R"("payload":{"n":2})")) << listed;
+
+  // Deleted through one, gone on both.
+  ASSERT_EQ(other.Call("DELETE", list + "&id=" + ids[0]).status, 200);
+  EXPECT_EQ(LetterIds(other.Call("GET", list).body), (std::vector{ids[1], ids[2]}));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return LetterIds(owner.Call("GET", list).body) == std::vector{ids[1], ids[2]};
+      },
+      std::chrono::milliseconds(1000)));
+
+  // An instance started now sees them too.
+  Daemon third(args);
+  ASSERT_NE(third.port(), 0) << third.log();
+  EXPECT_EQ(LetterIds(third.Call("GET", list).body), (std::vector{ids[1], ids[2]}));
+
+  // Replayed through the instance that does not own the profile: delivered, and gone everywhere.
+  status.store(200);
+  const size_t before = receiver.count();
+  ASSERT_EQ(other.Call("POST", "/v1/dead-letters/replay", R"({"profileId":"dlr"})").status, 200)
+      << other.log();
+  ASSERT_TRUE(receiver.WaitFor(before + 2, std::chrono::seconds(10)));
+  EXPECT_TRUE(Eventually([&] {
+    return LetterIds(owner.Call("GET", list).body).empty() &&
+           LetterIds(third.Call("GET", list).body).empty();
+  }));
+
+  // A 410 on the owner disables the profile on every instance.
+  status.store(410);
+  ASSERT_EQ(owner.Call("POST", "/v1/events", Event(10)).status, 202);
+  for (Daemon* d : {&owner, &other, &third}) {
+    EXPECT_TRUE(Eventually([&] {
+      return Has(d->Call("GET", "/subscriptions/1/profiles/dlr").body, R"("disabled":true)");
+    })) << d->Call("GET", "/subscriptions/1/profiles/dlr").body;
+  }
+}
+
 // DESIGN §10's guarantee on a 3-node R3 cluster: one heraldd instance and the JetStream meta
 // leader's node are killed with SIGKILL mid-stream; every event answered 202 still reaches the
 // profile, config made through one instance routes on the other within a second, and the killed
