@@ -78,9 +78,8 @@ class DeadLetters {
 
   virtual absl::Status SetDisabled(std::string_view profile_id, bool disabled) = 0;
   virtual std::vector<std::string> disabled() const = 0;
-  // Called (without the store's locks) when another instance disabled or enabled a profile (now
-  // and then for this store's own change, as it is the same); a store no one else writes never
-  // calls it. Empty: no more calls, none running when it returns.
+  // Called (without the store's locks) when another instance disabled or enabled a profile; a
+  // store no one else writes never calls it. Empty: no more calls, none running when it returns.
   virtual void OnDisabledElsewhere(const std::function<void(const std::string&, bool)>& /*fn*/) {}
   // Housekeeping the store asked for through its own means (a file rewrite); on a thread where
   // it blocks no one.

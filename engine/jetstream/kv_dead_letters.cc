@@ -39,6 +39,34 @@ std::string LetterKey(const DeadLetter& d) {
   return Cat(kLetterKeys, absl::StrCat(absl::Hex(hash, absl::kZeroPad16)));
 }
 
+// A letter's value: its fields as EncodeDeadLetter's JSON (one line, without the payload), a
+// newline, and the payload verbatim (escaping it as a JSON string could double it). A payload
+// that would take the value past what NATS carries is not kept, and its letter says so: a burial
+// that can never be written would hold its profile up for good.
+std::string EncodeValue(const DeadLetter& d, size_t max_bytes) {
+  DeadLetter fields = d;
+  fields.payload.clear();
+  std::string value = deliver::EncodeDeadLetter(fields, /*payload_as_json=*/false);
+  if (value.size() + 1 + d.payload.size() > max_bytes) {
+    fields.last_error = Cat(d.last_error, " (its payload of ", d.payload.size(),
+                            " bytes was not kept: past what ", "NATS carries)");
+    value = deliver::EncodeDeadLetter(fields, /*payload_as_json=*/false);
+    return value + "\nnull";
+  }
+  value += '\n';
+  value += d.payload;
+  return value;
+}
+
+bool DecodeValue(std::string_view value, DeadLetter& d) {
+  const size_t nl = value.find('\n');
+  if (nl == std::string_view::npos || !deliver::DecodeDeadLetter(value.substr(0, nl), d)) {
+    return false;
+  }
+  d.payload = value.substr(nl + 1);
+  return true;
+}
+
 // Every field but the payload.
 DeadLetter Fields(DeadLetter d) {
   d.payload.clear();
@@ -118,7 +146,7 @@ std::optional<std::pair<std::string, bool>> KvDeadLetters::Apply(std::string_vie
       replaying_.erase(before);
     }
     DeadLetter d;
-    if (put && deliver::DecodeDeadLetter(value, d)) {
+    if (put && DecodeValue(value, d)) {
       d.id = revision;
       live_bytes_ += value.size();
       letters_[revision] =
@@ -152,7 +180,9 @@ void KvDeadLetters::TakeEntry(kvEntry* e) {
       if (it != revisions_.end() && it->second == tombstones_.front().first) revisions_.erase(it);
       tombstones_.pop_front();
     }
-    changed = Apply(kvEntry_Key(e), revision, kvEntry_Operation(e) == kvOp_Put, value);
+    const std::string_view key = kvEntry_Key(e);
+    changed = Apply(key, revision, kvEntry_Operation(e) == kvOp_Put, value);
+    if (writing_.contains(ToAbsl(key))) changed.reset();  // this store's own, seen before it returned
   }
   if (!changed) return;
   MutexLock lock(callback_mu_);
@@ -228,7 +258,9 @@ absl::Status KvDeadLetters::Add(std::vector<DeadLetter>& letters,
       // A replayed letter deleted meanwhile stays deleted: failing again brings it not back.
       if (replaced != 0 && !letters_.contains(replaced)) continue;
       if (replaced != 0) removed.push_back(replaced);
-      values[i] = deliver::EncodeDeadLetter(letters[i], /*payload_as_json=*/false);
+      values[i] = EncodeValue(
+          letters[i],
+          static_cast<size_t>(natsConnection_GetMaxPayload(client_.connection())) - 512);
     }
   }
   // New letters first, then what they replace: a crash in between leaves a duplicate, not a gap.
@@ -268,11 +300,10 @@ absl::Status KvDeadLetters::LoadPayloads(std::vector<Entry>& entries) const {
     if (st == NATS_NOT_FOUND) continue;  // deleted meanwhile
     if (st != NATS_OK) return NatsStatus(st, Cat("reading dead letter ", e.letter.id, " back"));
     DeadLetter d;
-    const bool ok =
-        kvEntry_Operation(got) == kvOp_Put &&
-        deliver::DecodeDeadLetter(std::string_view(static_cast<const char*>(kvEntry_Value(got)),
-                                                   static_cast<size_t>(kvEntry_ValueLen(got))),
-                                  d);
+    const bool ok = kvEntry_Operation(got) == kvOp_Put &&
+                    DecodeValue(std::string_view(static_cast<const char*>(kvEntry_Value(got)),
+                                                 static_cast<size_t>(kvEntry_ValueLen(got))),
+                                d);
     kvEntry_Destroy(got);
     if (!ok) continue;
     e.letter.payload = std::move(d.payload);
@@ -401,20 +432,24 @@ absl::Status KvDeadLetters::SetDisabled(std::string_view profile_id, bool disabl
     MutexLock lock(mu_);
     if (disabled_.contains(key) == disabled) return absl::OkStatus();
   }
-  uint64_t revision = 0;
+  {
+    MutexLock lock(mu_);
+    writing_.insert(key);
+  }
+  absl::StatusOr<uint64_t> revision = 0;
   if (disabled) {
-    if (natsStatus st = kvStore_Put(&revision, kv_, key.c_str(), profile_id.data(),
+    if (natsStatus st = kvStore_Put(&*revision, kv_, key.c_str(), profile_id.data(),
                                     static_cast<int>(profile_id.size()));
         st != NATS_OK) {
-      return NatsStatus(st, Cat("disabling profile ", profile_id, " in ", bucket_));
+      revision = NatsStatus(st, Cat("disabling profile ", profile_id, " in ", bucket_));
     }
   } else {
-    auto deleted = DeleteKey(key);
-    if (!deleted.ok()) return deleted.status();
-    revision = *deleted;
+    revision = DeleteKey(key);
   }
   MutexLock lock(mu_);
-  (void)Apply(key, revision, disabled, profile_id);
+  writing_.erase(key);
+  if (!revision.ok()) return revision.status();
+  (void)Apply(key, *revision, disabled, profile_id);
   return absl::OkStatus();
 }
 

@@ -4,7 +4,8 @@
 // whichever instance takes its partition.
 //
 // - A letter is key `l.<hash of its profile, subscription, webhook id, failure time, attempts>`,
-//   its value EncodeDeadLetter's JSON; its id is the revision that put it. The bucket has one
+//   its value the letter's fields (EncodeDeadLetter's JSON), a newline and the payload verbatim;
+//   its id is the revision that put it. The bucket has one
 //   sequence for every key, so ids are the same everywhere and ascend with time. Removing a letter
 //   writes a delete marker (history 1: its bytes go at once); markers older than an hour are purged
 //   hourly.
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "engine/common/mutex.h"
 #include "engine/deliver/dead_letters.h"
 #include "engine/jetstream/bucket_watch.h"
@@ -110,6 +112,8 @@ class KvDeadLetters final : public deliver::DeadLetters {
   std::deque<std::pair<uint64_t, std::string>> tombstones_ HERALD_GUARDED_BY(mu_);
   std::map<std::string, std::string, std::less<>> disabled_ HERALD_GUARDED_BY(mu_);  // key -> id
   std::set<uint64_t> replaying_ HERALD_GUARDED_BY(mu_);
+  // Disabled-profile keys SetDisabled is writing: the watch does not report them as news.
+  absl::flat_hash_set<std::string> writing_ HERALD_GUARDED_BY(mu_);
   uint64_t live_bytes_ HERALD_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ HERALD_GUARDED_BY(mu_) = 0;
   bool initial_done_ HERALD_GUARDED_BY(mu_) = false;

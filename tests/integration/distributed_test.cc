@@ -88,6 +88,14 @@ std::string SubscriptionBody(const std::string& id, const std::string& url) {
          R"(","maxBucketSize":1,"webhook":{"notifyUrl":")" + url + R"("}}})";
 }
 
+// Whether an SMS DELIVERY event ingested by `d` now routes to profile `id`.
+bool RoutesTo(Daemon& d, const std::string& id) {
+  return Has(
+      d.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
+          .body,
+      "\"" + id + "\"");
+}
+
 TEST(Distributed, AChangeThroughOneInstanceRoutesOnTheOtherWithinASecond) {
   TempDir dir;
   NatsServers nats(dir.path());
@@ -108,11 +116,8 @@ TEST(Distributed, AChangeThroughOneInstanceRoutesOnTheOtherWithinASecond) {
                b.Call("GET", "/subscriptions/1/profiles/dlr").status == 200;
       },
       std::chrono::milliseconds(1000)));
-  for (int i = 0;; ++i) {
-    const auto r =
-        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})");
-    if (Has(r.body, R"("dlr")")) break;
-    ASSERT_LT(std::chrono::steady_clock::now() - made, std::chrono::milliseconds(1000)) << r.body;
+  while (!RoutesTo(b, "dlr")) {
+    ASSERT_LT(std::chrono::steady_clock::now() - made, std::chrono::milliseconds(1000));
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_EQ(b.Call("POST", "/v1/events",
@@ -187,12 +192,7 @@ void Subscribe(Daemon& a, Daemon& b, const std::string& url) {
   ASSERT_EQ(
       a.Call("POST", "/subscriptions/1/subscription/SMS", SubscriptionBody("dlr", url)).status,
       201);
-  ASSERT_TRUE(Eventually([&] {
-    return Has(
-        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
-            .body,
-        R"("dlr")");
-  }));
+  ASSERT_TRUE(Eventually([&] { return RoutesTo(b, "dlr"); }));
 }
 
 // A GET's ETag is the entry's revision in the shared bucket; If-Match makes an update or delete
@@ -399,12 +399,7 @@ TEST(Distributed, PartitionsAreSharedEvenlyAndADeadInstancesMoveWithin15Seconds)
                   .status,
               201);
   }
-  ASSERT_TRUE(Eventually([&] {
-    return Has(
-        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
-            .body,
-        "\"p" + std::to_string(kProfiles - 1) + "\"");
-  }));
+  ASSERT_TRUE(Eventually([&] { return RoutesTo(b, "p" + std::to_string(kProfiles - 1)); }));
   auto send = [&](Daemon& via, int from, int to) {
     std::set<std::string> ids;
     for (int i = from; i < to; ++i) {
@@ -492,12 +487,7 @@ TEST(Distributed, AProfileIsDeliveredByOneInstanceAtATime) {
                receiver.url() + R"("}}})")
           .status,
       201);
-  ASSERT_TRUE(Eventually([&] {
-    return Has(
-        b.Call("POST", "/v1/route/explain", R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
-            .body,
-        R"("one")");
-  }));
+  ASSERT_TRUE(Eventually([&] { return RoutesTo(b, "one"); }));
   std::set<std::string> ids;
   for (int i = 0; i < 60; ++i) {
     ASSERT_EQ((i % 2 ? a : b).Call("POST", "/v1/events", Event(i)).status, 202);
@@ -539,13 +529,7 @@ TEST(Distributed, ARetryWaitsInTheStreamAndOutlivesTheInstanceThatFailed) {
                           receiver.url() + R"("}}})")
                 .status,
             201);
-  ASSERT_TRUE(Eventually([&] {
-    return Has(other
-                   .Call("POST", "/v1/route/explain",
-                         R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
-                   .body,
-               R"("r")");
-  }));
+  ASSERT_TRUE(Eventually([&] { return RoutesTo(other, "r"); }));
   ASSERT_EQ(other.Call("POST", "/v1/events", Event(7)).status, 202);
   ASSERT_TRUE(receiver.WaitFor(1, std::chrono::seconds(10)));
   ASSERT_TRUE(Eventually([&] { return Metric(owner, "herald_deliveries_retries_total") == 1; }))
@@ -666,14 +650,7 @@ TEST(Distributed, AnR3ClusterLosesNothingWhenAnInstanceAndANodeAreKilled) {
       a->Call("POST", "/subscriptions/1/subscription/SMS", SubscriptionBody("dlr", receiver.url()))
           .status,
       201);
-  EXPECT_TRUE(Eventually(
-      [&] {
-        return Has(b.Call("POST", "/v1/route/explain",
-                          R"({"channel":"SMS","event":"DELIVERY","payload":{}})")
-                       .body,
-                   R"("dlr")");
-      },
-      std::chrono::milliseconds(1000)));
+  EXPECT_TRUE(Eventually([&] { return RoutesTo(b, "dlr"); }, std::chrono::milliseconds(1000)));
 
   constexpr int kEvents = 300;
   std::set<std::string> answered;

@@ -160,6 +160,26 @@ TEST(KvDeadLetters, PastMaxBytesTheOldestGoAndAreCounted) {
   EXPECT_EQ(b.Ids().size(), 3u);
 }
 
+// A payload past NATS's max_payload cannot be written: the letter is kept without it, saying so,
+// rather than failing the burial again and again.
+TEST(KvDeadLetters, ALetterTooLargeForNatsIsKeptWithoutItsPayload) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Instance a(nats);
+  DeadLetter big = Letter("w1");
+  big.payload = "\"" + std::string(2 << 20, 'x') + "\"";
+  std::vector<DeadLetter> letters{big, Letter("w2")};
+  ASSERT_TRUE(a.store->Add(letters).ok());
+  auto page = a.store->List("p1", 0, 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->results.size(), 2u);
+  EXPECT_EQ(page->results[0].payload, "null");
+  EXPECT_NE(page->results[0].last_error.find("payload of 2097154 bytes was not kept"),
+            std::string::npos)
+      << page->results[0].last_error;
+  EXPECT_EQ(page->results[1].payload, Letter("w2").payload);
+}
+
 TEST(KvDeadLetters, ADisabledProfileIsDisabledOnEveryInstanceAndTheOthersAreTold) {
   TempDir dir;
   NatsServers nats(dir.path());
