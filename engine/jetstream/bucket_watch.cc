@@ -7,8 +7,9 @@
 
 namespace herald::jetstream {
 
-BucketWatch::BucketWatch(NatsClient& client, kvStore* kv, std::string bucket, Handlers handlers)
-    : client_(client), kv_(kv), bucket_(std::move(bucket)), handlers_(std::move(handlers)) {
+BucketWatch::BucketWatch(NatsClient& client, kvStore* kv, std::string bucket,
+                         std::function<void(kvEntry* e)> entry)
+    : client_(client), kv_(kv), bucket_(std::move(bucket)), entry_(std::move(entry)) {
   thread_ = std::thread([this] { Run(); });
   checker_ = std::thread([this] { Check(); });
 }
@@ -17,6 +18,18 @@ void BucketWatch::Stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
   if (checker_.joinable()) checker_.join();
+}
+
+absl::Status BucketWatch::WaitForInitialValues(std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  MutexLock lock(initial_mu_);
+  while (!initial_done_) {
+    if (!initial_cv_.WaitUntil(initial_mu_, deadline) && !initial_done_) {
+      return absl::UnavailableError(
+          Cat("KV bucket ", bucket_, ": its initial values did not arrive in time"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void BucketWatch::Log(std::string_view line) const {
@@ -83,14 +96,16 @@ void BucketWatch::Run() {
                 " ms"));
         rewatched_at = {};
       }
-      if (handlers_.initial_done) handlers_.initial_done();
+      MutexLock lock(initial_mu_);
+      initial_done_ = true;
+      initial_cv_.NotifyAll();
       continue;
     }
     const uint64_t revision = kvEntry_Revision(e);
     if (revision > watched_.load(std::memory_order_relaxed)) {
       watched_.store(revision, std::memory_order_relaxed);
     }
-    handlers_.entry(e);
+    entry_(e);
     kvEntry_Destroy(e);
   }
   if (w != nullptr) kvWatcher_Destroy(w);

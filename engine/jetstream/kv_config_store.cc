@@ -17,18 +17,8 @@ namespace {
 
 constexpr std::string_view kKindKeys[] = {"cert", "sec", "prof", "sub"};  // by ConfigKind
 
-bool PlainKeyToken(std::string_view id) {
-  if (id.empty()) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '=';
-  });
-}
-
 std::string KeyOf(ConfigKind kind, std::string_view id) {
-  const std::string_view k = kKindKeys[static_cast<int>(kind)];
-  if (PlainKeyToken(id)) return Cat(k, ".", id);
-  return Cat(k, ".b64.", ToStd(absl::WebSafeBase64Escape(absl::string_view(id.data(), id.size()))));
+  return Cat(kKindKeys[static_cast<int>(kind)], ".", KeyToken(id));
 }
 
 // The kind and id a key names; false for a key herald did not write.
@@ -83,23 +73,9 @@ absl::StatusOr<std::unique_ptr<KvConfigStore>> KvConfigStore::Open(NatsClient& c
       !st.ok()) {
     return st;
   }
-  s->watch_ = std::make_unique<BucketWatch>(
-      client, s->kv_, s->bucket_,
-      BucketWatch::Handlers{.entry = [p = s.get()](kvEntry* e) { p->TakeEntry(e); },
-                            .initial_done =
-                                [p = s.get()] {
-                                  MutexLock lock(p->mu_);
-                                  p->initial_done_ = true;
-                                  p->initial_cv_.NotifyAll();
-                                }});
-  const auto deadline = std::chrono::steady_clock::now() + client.options().api_wait * 4;
-  MutexLock lock(s->mu_);
-  while (!s->initial_done_) {
-    if (!s->initial_cv_.WaitUntil(s->mu_, deadline) && !s->initial_done_) {
-      return absl::UnavailableError(
-          Cat("KV bucket ", s->bucket_, ": its initial values did not arrive in time"));
-    }
-  }
+  s->watch_ = std::make_unique<BucketWatch>(client, s->kv_, s->bucket_,
+                                            [p = s.get()](kvEntry* e) { p->TakeEntry(e); });
+  if (auto st = s->watch_->WaitForInitialValues(client.options().api_wait * 4); !st.ok()) return st;
   return s;
 }
 

@@ -80,8 +80,6 @@ class KvConfigStore final : public store::ConfigStore {
   absl::flat_hash_map<Key, store::ConfigEntry> entries_ HERALD_GUARDED_BY(mu_);
   absl::flat_hash_set<uint64_t> own_ HERALD_GUARDED_BY(mu_);  // revisions Commit wrote
   uint64_t revision_ HERALD_GUARDED_BY(mu_) = 0;
-  bool initial_done_ HERALD_GUARDED_BY(mu_) = false;
-  CondVar initial_cv_;
 
   Mutex watch_mu_;  // held while telling watchers, so a new one misses nothing
   std::vector<Watcher> watchers_ HERALD_GUARDED_BY(watch_mu_);

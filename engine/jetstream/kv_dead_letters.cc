@@ -4,7 +4,6 @@
 #include <tuple>
 
 #include "absl/hash/hash.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "engine/common/strings.h"
 
@@ -16,18 +15,8 @@ constexpr std::string_view kDisabledKeys = "d.";
 constexpr auto kHousekeepingEvery = std::chrono::hours(1);
 constexpr int64_t kMarkerAgeNanos = 3600ll * 1'000'000'000;  // delete markers purged past it
 
-bool PlainKeyToken(std::string_view id) {
-  return !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '=';
-  });
-}
-
 std::string DisabledKey(std::string_view profile_id) {
-  if (PlainKeyToken(profile_id)) return Cat(kDisabledKeys, profile_id);
-  return Cat(
-      kDisabledKeys, "b64.",
-      ToStd(absl::WebSafeBase64Escape(absl::string_view(profile_id.data(), profile_id.size()))));
+  return Cat(kDisabledKeys, KeyToken(profile_id));
 }
 
 // Named by what makes it this letter: a burial written again after an error (the worker retries
@@ -88,25 +77,11 @@ absl::StatusOr<std::shared_ptr<KvDeadLetters>> KvDeadLetters::Open(NatsClient& c
       !st.ok()) {
     return st;
   }
-  s->watch_ = std::make_unique<BucketWatch>(
-      client, s->kv_, s->bucket_,
-      BucketWatch::Handlers{.entry = [p = s.get()](kvEntry* e) { p->TakeEntry(e); },
-                            .initial_done =
-                                [p = s.get()] {
-                                  MutexLock lock(p->mu_);
-                                  p->initial_done_ = true;
-                                  p->initial_cv_.NotifyAll();
-                                }});
-  {
-    const auto deadline = std::chrono::steady_clock::now() + client.options().api_wait * 4;
-    MutexLock lock(s->mu_);
-    while (!s->initial_done_) {
-      if (!s->initial_cv_.WaitUntil(s->mu_, deadline) && !s->initial_done_) {
-        return absl::UnavailableError(
-            Cat("KV bucket ", s->bucket_, ": its initial values did not arrive in time"));
-      }
-    }
-  }
+  s->watch_ = std::make_unique<BucketWatch>(client, s->kv_, s->bucket_,
+                                            [p = s.get()](kvEntry* e) { p->TakeEntry(e); });
+
+  if (auto st = s->watch_->WaitForInitialValues(client.options().api_wait * 4); !st.ok()) return st;
+
   s->housekeeping_ = std::thread([p = s.get()] { p->Housekeeping(); });
   return s;
 }
@@ -182,7 +157,8 @@ void KvDeadLetters::TakeEntry(kvEntry* e) {
     }
     const std::string_view key = kvEntry_Key(e);
     changed = Apply(key, revision, kvEntry_Operation(e) == kvOp_Put, value);
-    if (writing_.contains(ToAbsl(key))) changed.reset();  // this store's own, seen before it returned
+    if (writing_.contains(ToAbsl(key)))
+      changed.reset();  // this store's own, seen before it returned
   }
   if (!changed) return;
   MutexLock lock(callback_mu_);

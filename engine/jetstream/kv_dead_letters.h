@@ -116,8 +116,6 @@ class KvDeadLetters final : public deliver::DeadLetters {
   absl::flat_hash_set<std::string> writing_ HERALD_GUARDED_BY(mu_);
   uint64_t live_bytes_ HERALD_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ HERALD_GUARDED_BY(mu_) = 0;
-  bool initial_done_ HERALD_GUARDED_BY(mu_) = false;
-  CondVar initial_cv_;
 
   Mutex callback_mu_;  // held while the callback runs, so clearing it waits for the call
   std::function<void(const std::string&, bool)> disabled_elsewhere_ HERALD_GUARDED_BY(callback_mu_);

@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 #include "engine/common/strings.h"
 
@@ -144,6 +145,18 @@ absl::Status EnsureBucket(NatsClient& client, const BucketSpec& spec, kvStore** 
   Report(client, Cat("KV bucket ", spec.name, " exists with other settings; using it as it is (",
                      ToStd(created.message()), ")"));
   return absl::OkStatus();
+}
+
+bool PlainKeyToken(std::string_view id) {
+  return !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '=';
+  });
+}
+
+std::string KeyToken(std::string_view id) {
+  if (PlainKeyToken(id)) return std::string(id);
+  return Cat("b64.", ToStd(absl::WebSafeBase64Escape(absl::string_view(id.data(), id.size()))));
 }
 
 std::string NatsClient::Name(std::string_view suffix) const {

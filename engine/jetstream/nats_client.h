@@ -45,6 +45,11 @@ absl::Status NatsStatus(natsStatus s, std::string_view what,
 
 class NatsClient;
 
+// Whether `id` can be a KV key token as it is (letters, digits, '-', '_', '=').
+bool PlainKeyToken(std::string_view id);
+// `id` as a KV key token: itself when plain, else `b64.<base64url(id)>`.
+std::string KeyToken(std::string_view id);
+
 // 16 random hex digits: what names an instance in request ids, leases and the members bucket.
 std::string RandomId();
 
