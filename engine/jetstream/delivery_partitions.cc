@@ -23,10 +23,6 @@ constexpr std::string_view kEncodedSuffix = "-B64";
 // through the config watch before it is dropped (the profile was deleted): past a config watch
 // that stalled in a node's loss (up to 20 s: reference/jetstream.md §4).
 constexpr auto kUnknownProfileWait = std::chrono::seconds(60);
-// After a fetch that came back less than half full, the next waits this long: what arrives
-// meanwhile comes in one pull request instead of one each (most of nats-server's work per
-// message, with 64 partitions each fetching on its own).
-constexpr auto kFetchCoalesce = std::chrono::milliseconds(5);
 
 bool Plain(std::string_view v) {
   return std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; });
@@ -427,23 +423,20 @@ void DeliveryPartitions::Fetch(int p) {
       }
       fetched_.fetch_add(taken.size(), std::memory_order_relaxed);
       part.held.fetch_add(taken.size());
-      {
-        MutexLock lock(mu_);
-        for (auto& h : taken) {
-          by_seq_[h->seq] = h.get();
-          // Behind a refused one of its profile it waits too: the profile's order holds.
-          auto it = waiting_.find(h->profile);
-          if ((it == waiting_.end() || it->second == 0) && Offer(*h)) {
-            held_.push_back(std::move(h));
-            continue;
-          }
-          h->waiting = true;
-          ++waiting_[h->profile];
+      MutexLock lock(mu_);
+      for (auto& h : taken) {
+        by_seq_[h->seq] = h.get();
+        // Behind a refused one of its profile it waits too: the profile's order holds.
+        auto it = waiting_.find(h->profile);
+        if ((it == waiting_.end() || it->second == 0) && Offer(*h)) {
           held_.push_back(std::move(h));
+          continue;
         }
-        held_count_.store(held_.size(), std::memory_order_relaxed);
+        h->waiting = true;
+        ++waiting_[h->profile];
+        held_.push_back(std::move(h));
       }
-      if (list.Count < options_.fetch_batch / 2) std::this_thread::sleep_for(kFetchCoalesce);
+      held_count_.store(held_.size(), std::memory_order_relaxed);
     } else if (st != NATS_TIMEOUT) {
       report("fetching from", st, code);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
