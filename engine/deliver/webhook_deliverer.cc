@@ -46,16 +46,17 @@ class Deliverer final : public WebhookDeliverer, public WorkerHost {
       dead_letters_ = std::move(*store);
     }
     writer_ = std::make_unique<DeadLetterWriter>(*dead_letters_);
-    // A profile disabled (a 410) or enabled through another instance is so here too.
-    dead_letters_->OnDisabledElsewhere([this](const std::string& id, bool disabled) {
-      ReaderLock lifecycle(lifecycle_mu_);
-      if (!stopping_.load()) State(id).disabled.store(disabled);
-    });
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = Worker::Create(*this, options_);
       if (!worker.ok()) return worker.status();
       workers_.push_back(std::move(*worker));
     }
+    // A profile disabled (a 410) or enabled through another instance is so here too. Once the
+    // workers exist (State() shards over them), and before the sweep below, which misses none.
+    dead_letters_->OnDisabledElsewhere([this](const std::string& id, bool disabled) {
+      ReaderLock lifecycle(lifecycle_mu_);
+      if (!stopping_.load()) State(id).disabled.store(disabled);
+    });
     for (const auto& id : dead_letters_->disabled()) State(id).disabled.store(true);
     return absl::OkStatus();
   }

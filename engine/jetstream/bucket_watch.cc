@@ -9,7 +9,11 @@ namespace herald::jetstream {
 
 BucketWatch::BucketWatch(NatsClient& client, kvStore* kv, std::string bucket,
                          std::function<void(kvEntry* e)> entry)
-    : client_(client), kv_(kv), bucket_(std::move(bucket)), entry_(std::move(entry)) {
+    : client_(client),
+      kv_(kv),
+      bucket_(std::move(bucket)),
+      stream_(Cat("KV_", bucket_)),
+      entry_(std::move(entry)) {
   thread_ = std::thread([this] { Run(); });
   checker_ = std::thread([this] { Check(); });
 }
@@ -52,8 +56,17 @@ void BucketWatch::Run() {
     backoff_ms = std::min(backoff_ms * 2, 2000);
   };
   std::chrono::steady_clock::time_point rewatched_at{};  // set while a new watch catches up
+  uint64_t starts_at = 0;  // the bucket's last revision when the watch was made
   while (!stop_.load()) {
     if (w == nullptr) {
+      // Where the bucket is now: its initial values may end below it (the newest revisions can
+      // be purged markers, which no watch delivers), and they bring the watch up to it anyway.
+      jsStreamInfo* si = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      if (js_GetStreamInfo(&si, client_.js(), stream_.c_str(), nullptr, &code) == NATS_OK) {
+        starts_at = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+      }
       kvWatchOptions o;
       kvWatchOptions_Init(&o);
       if (const natsStatus st = kvStore_WatchAll(&w, kv_, &o); st != NATS_OK) {
@@ -96,6 +109,9 @@ void BucketWatch::Run() {
                 " ms"));
         rewatched_at = {};
       }
+      if (starts_at > watched_.load(std::memory_order_relaxed)) {
+        watched_.store(starts_at, std::memory_order_relaxed);
+      }
       MutexLock lock(initial_mu_);
       initial_done_ = true;
       initial_cv_.NotifyAll();
@@ -112,7 +128,7 @@ void BucketWatch::Run() {
 }
 
 void BucketWatch::Check() {
-  const std::string stream = Cat("KV_", bucket_);
+  const std::string& stream = stream_;
   jsOptions quick;  // a call stuck in an election gives way to the next check
   jsOptions_Init(&quick);
   quick.Wait = 1000;

@@ -49,6 +49,7 @@ class BucketWatch {
   NatsClient& client_;
   kvStore* const kv_;
   const std::string bucket_;
+  const std::string stream_;  // the bucket's
   const std::function<void(kvEntry* e)> entry_;
   Mutex initial_mu_;
   CondVar initial_cv_;

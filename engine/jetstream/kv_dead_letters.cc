@@ -13,7 +13,8 @@ namespace {
 constexpr std::string_view kLetterKeys = "l.";
 constexpr std::string_view kDisabledKeys = "d.";
 constexpr auto kHousekeepingEvery = std::chrono::hours(1);
-constexpr int64_t kMarkerAgeNanos = 3600ll * 1'000'000'000;  // delete markers purged past it
+// Ends the lastError of a letter kept without its payload (which reads "null").
+constexpr std::string_view kNotKept = " bytes was not kept: past what NATS carries)";
 
 std::string DisabledKey(std::string_view profile_id) {
   return Cat(kDisabledKeys, KeyToken(profile_id));
@@ -37,8 +38,7 @@ std::string EncodeValue(const DeadLetter& d, size_t max_bytes) {
   fields.payload.clear();
   std::string value = deliver::EncodeDeadLetter(fields, /*payload_as_json=*/false);
   if (value.size() + 1 + d.payload.size() > max_bytes) {
-    fields.last_error = Cat(d.last_error, " (its payload of ", d.payload.size(),
-                            " bytes was not kept: past what ", "NATS carries)");
+    fields.last_error = Cat(d.last_error, " (its payload of ", d.payload.size(), kNotKept);
     value = deliver::EncodeDeadLetter(fields, /*payload_as_json=*/false);
     return value + "\nnull";
   }
@@ -142,6 +142,14 @@ std::optional<std::pair<std::string, bool>> KvDeadLetters::Apply(std::string_vie
   return std::nullopt;
 }
 
+void KvDeadLetters::ApplyOwn(std::string_view key, uint64_t revision, bool put,
+                             std::string_view value) {
+  // The watch may have delivered it already, and a change after it (another instance's delete,
+  // whose tombstone is gone once the watch passed it): what the watch applied stands.
+  if (revision <= watched_) return;
+  (void)Apply(key, revision, put, value);
+}
+
 void KvDeadLetters::TakeEntry(kvEntry* e) {
   const std::string_view value(static_cast<const char*>(kvEntry_Value(e)),
                                static_cast<size_t>(kvEntry_ValueLen(e)));
@@ -156,6 +164,7 @@ void KvDeadLetters::TakeEntry(kvEntry* e) {
       tombstones_.pop_front();
     }
     const std::string_view key = kvEntry_Key(e);
+    watched_ = std::max(watched_, revision);
     changed = Apply(key, revision, kvEntry_Operation(e) == kvOp_Put, value);
     if (writing_.contains(ToAbsl(key)))
       changed.reset();  // this store's own, seen before it returned
@@ -215,7 +224,7 @@ absl::StatusOr<size_t> KvDeadLetters::DeleteLetters(const std::vector<uint64_t>&
     auto revision = DeleteKey(key);
     if (!revision.ok()) return revision.status();
     MutexLock lock(mu_);
-    (void)Apply(key, *revision, /*put=*/false, {});
+    ApplyOwn(key, *revision, /*put=*/false, {});
     ++deleted;
   }
   return deleted;
@@ -252,7 +261,7 @@ absl::Status KvDeadLetters::Add(std::vector<DeadLetter>& letters,
     }
     letters[i].id = revision;
     MutexLock lock(mu_);
-    (void)Apply(key, revision, /*put=*/true, values[i]);
+    ApplyOwn(key, revision, /*put=*/true, values[i]);
   }
   std::vector<uint64_t> over;
   {
@@ -340,8 +349,12 @@ absl::StatusOr<std::vector<DeadLetter>> KvDeadLetters::BeginReplay(
   }
   std::vector<DeadLetter> out;
   out.reserve(picked.size());
-  for (Entry& e : picked) out.push_back(std::move(e.letter));
-  if (out.size() < taken.size()) {  // those deleted meanwhile are not being replayed
+  for (Entry& e : picked) {
+    // Without its payload there is nothing to send: it stays, listed, until deleted.
+    if (e.letter.payload == "null" && e.letter.last_error.ends_with(kNotKept)) continue;
+    out.push_back(std::move(e.letter));
+  }
+  if (out.size() < taken.size()) {  // those deleted meanwhile (or not kept) are not replayed
     std::vector<uint64_t> gone;
     for (const uint64_t id : taken) {
       if (std::none_of(out.begin(), out.end(), [id](const DeadLetter& d) { return d.id == id; })) {
@@ -425,7 +438,7 @@ absl::Status KvDeadLetters::SetDisabled(std::string_view profile_id, bool disabl
   MutexLock lock(mu_);
   writing_.erase(key);
   if (!revision.ok()) return revision.status();
-  (void)Apply(key, *revision, disabled, profile_id);
+  ApplyOwn(key, *revision, disabled, profile_id);
   return absl::OkStatus();
 }
 
@@ -463,10 +476,6 @@ void KvDeadLetters::Housekeeping() {
         dropped_ += *deleted;
       }
     }
-    kvPurgeOptions o;
-    kvPurgeOptions_Init(&o);
-    o.DeleteMarkersOlderThan = kMarkerAgeNanos;
-    (void)kvStore_PurgeDeletes(kv_, &o);  // every instance may: it is idempotent
   }
 }
 

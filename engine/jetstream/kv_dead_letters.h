@@ -5,10 +5,10 @@
 //
 // - A letter is key `l.<hash of its profile, subscription, webhook id, failure time, attempts>`,
 //   its value the letter's fields (EncodeDeadLetter's JSON), a newline and the payload verbatim;
-//   its id is the revision that put it. The bucket has one
-//   sequence for every key, so ids are the same everywhere and ascend with time. Removing a letter
-//   writes a delete marker (history 1: its bytes go at once); markers older than an hour are purged
-//   hourly.
+//   its id is the revision that put it. The bucket has one sequence for every key, so ids are the
+//   same everywhere and ascend with time. Removing a letter writes a delete marker (history 1: its
+//   bytes go at once). Markers stay: purging them (kvStore_PurgeDeletes) can wipe a key written
+//   again meanwhile, and an instance away while one is purged would never learn of the delete.
 // - A disabled profile is key `d.<profile id>` (`d.b64.<base64url>` when the id has characters a
 //   key cannot hold); enabling it deletes the key.
 // - Memory holds every letter's fields but its payload, which List and BeginReplay read back from
@@ -17,7 +17,8 @@
 // - Bounds as the file store's: a write that adds letters removes the oldest past max_bytes or
 //   max_age, and so does the hourly pass. The bucket's own TTL is not used: keys that age out
 //   tell no watcher (reference/jetstream.md §6).
-// - Replays run on the instance asked, like the file store's.
+// - Replays run on the instance asked. A letter is replayed once at a time per instance: two
+//   replays of the same letters through two instances at once deliver them twice.
 #pragma once
 
 #include <atomic>
@@ -88,6 +89,9 @@ class KvDeadLetters final : public deliver::DeadLetters {
   std::optional<std::pair<std::string, bool>> Apply(std::string_view key, uint64_t revision,
                                                     bool put, std::string_view value)
       HERALD_REQUIRES(mu_);
+  // A change this store wrote, with the revision JetStream gave it.
+  void ApplyOwn(std::string_view key, uint64_t revision, bool put, std::string_view value)
+      HERALD_REQUIRES(mu_);
   void TakeEntry(kvEntry* e);
   // Writes a delete marker on `key`; its revision.
   absl::StatusOr<uint64_t> DeleteKey(const std::string& key);
@@ -97,7 +101,7 @@ class KvDeadLetters final : public deliver::DeadLetters {
   std::vector<uint64_t> OverBounds() const HERALD_REQUIRES(mu_);
   // Reads back the payloads of `entries`; those gone meanwhile are left out.
   absl::Status LoadPayloads(std::vector<Entry>& entries) const;
-  void Housekeeping();  // hourly: the bounds, and old delete markers
+  void Housekeeping();  // hourly: the bounds
 
   NatsClient& client_;
   const Options options_;
@@ -110,6 +114,7 @@ class KvDeadLetters final : public deliver::DeadLetters {
   // Every key's latest revision known, delete markers included until the watch passes them.
   absl::flat_hash_map<std::string, uint64_t> revisions_ HERALD_GUARDED_BY(mu_);
   std::deque<std::pair<uint64_t, std::string>> tombstones_ HERALD_GUARDED_BY(mu_);
+  uint64_t watched_ HERALD_GUARDED_BY(mu_) = 0;  // the highest revision the watch delivered
   std::map<std::string, std::string, std::less<>> disabled_ HERALD_GUARDED_BY(mu_);  // key -> id
   std::set<uint64_t> replaying_ HERALD_GUARDED_BY(mu_);
   // Disabled-profile keys SetDisabled is writing: the watch does not report them as news.

@@ -1,6 +1,7 @@
 #include "engine/server/daemon.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_join.h"
@@ -230,6 +231,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(DaemonConfig config,
                    .max_age = config.delivery.dead_letters_max_age});
     if (!dead_letters.ok()) return Refused(dead_letters.status());
     config.delivery.dead_letters = *std::move(dead_letters);
+    if (std::error_code ec; std::filesystem::exists(config.data_dir + "/dead-letters.log", ec)) {
+      p->Print(Cat("heraldd: ", config.data_dir,
+                   "/dead-letters.log holds dead letters of the embedded store; with --store "
+                   "jetstream they are not listed or replayed (start heraldd without it to "
+                   "replay them)"));
+    }
   }
   // Before the engine, so it outlives the engine's dispatch threads that feed it.
   auto deliverer = WebhookDeliverer::Create(config.delivery);

@@ -2,6 +2,7 @@
 
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -178,6 +179,42 @@ TEST(KvDeadLetters, ALetterTooLargeForNatsIsKeptWithoutItsPayload) {
             std::string::npos)
       << page->results[0].last_error;
   EXPECT_EQ(page->results[1].payload, Letter("w2").payload);
+  // There is nothing to send of it: a replay leaves it listed.
+  auto replay = a.store->BeginReplay("p1", {});
+  ASSERT_TRUE(replay.ok());
+  ASSERT_EQ(replay->size(), 1u);
+  EXPECT_EQ((*replay)[0].webhook_id, "w2");
+}
+
+// The bucket's newest revisions can be purged delete markers, which no watch delivers: a store
+// opened then is caught up when its initial values are in, not watching again and again.
+TEST(KvDeadLetters, AStoreOpenedAfterMarkersWerePurgedDoesNotWatchAgain) {
+  TempDir dir;
+  NatsServers nats(dir.path());
+  Instance a(nats);
+  std::vector<DeadLetter> letters{Letter("w1"), Letter("w2")};
+  ASSERT_TRUE(a.store->Add(letters).ok());
+  ASSERT_TRUE(a.store->Delete("p1", {letters[1].id}).ok());  // the newest revision: a marker
+  // What kvStore_PurgeDeletes does to it (which leaks in cnats 3.4.1): the marker's subject is
+  // purged.
+  const std::string stream = "KV_" + a.store->bucket();
+  jsStreamInfo* si = nullptr;
+  ASSERT_EQ(js_GetStreamInfo(&si, a.client->js(), stream.c_str(), nullptr, nullptr), NATS_OK);
+  const uint64_t marker = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  natsMsg* m = nullptr;
+  ASSERT_EQ(js_GetMsg(&m, a.client->js(), stream.c_str(), marker, nullptr, nullptr), NATS_OK);
+  const std::string subject = natsMsg_GetSubject(m);
+  natsMsg_Destroy(m);
+  jsOptions purge;
+  jsOptions_Init(&purge);
+  purge.Stream.Purge.Subject = subject.c_str();
+  ASSERT_EQ(js_PurgeStream(a.client->js(), stream.c_str(), &purge, nullptr), NATS_OK);
+  Instance b(nats);
+  EXPECT_EQ(b.Ids(), (std::vector{letters[0].id}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // six checks of the watch
+  EXPECT_EQ(b.store->watch_restarts(), 0u);
+  EXPECT_EQ(b.Ids(), (std::vector{letters[0].id}));
 }
 
 TEST(KvDeadLetters, ADisabledProfileIsDisabledOnEveryInstanceAndTheOthersAreTold) {
