@@ -13,6 +13,7 @@
 #include "engine/common/framed_records.h"
 #include "engine/common/json_writer.h"
 #include "engine/common/strings.h"
+#include "engine/deliver/letter_index.h"
 #include "engine/model/json_codec.h"
 
 namespace herald::deliver {
@@ -422,14 +423,7 @@ absl::StatusOr<DeadLetterPage> DeadLetterStore::List(std::string_view profile_id
   {
     MutexLock lock(mu_);
     file = read_;
-    const size_t first = page * size;
-    const int64_t oldest_kept = OldestKept();
-    for (const auto& [id, e] : letters_) {
-      if (!profile_id.empty() && e.letter.profile_id != profile_id) continue;
-      if (e.letter.failed_at_ms < oldest_kept) continue;  // past max_age: gone at the next write
-      if (out.total >= first && picked.size() < size) picked.push_back(e);
-      ++out.total;
-    }
+    picked = PickPage(letters_, profile_id, page, size, OldestKept(), &out.total);
   }
   // The payloads are read without the lock: a rewrite meanwhile leaves `file` (the old one)
   // readable until the last reader lets it go.
@@ -440,13 +434,8 @@ absl::StatusOr<DeadLetterPage> DeadLetterStore::List(std::string_view profile_id
 }
 
 std::map<std::string, uint64_t> DeadLetterStore::CountByProfile() const {
-  std::map<std::string, uint64_t> out;
   MutexLock lock(mu_);
-  const int64_t oldest_kept = OldestKept();
-  for (const auto& [id, e] : letters_) {
-    if (e.letter.failed_at_ms >= oldest_kept) ++out[e.letter.profile_id];
-  }
-  return out;
+  return CountPerProfile(letters_, OldestKept());
 }
 
 absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
@@ -456,21 +445,7 @@ absl::StatusOr<std::vector<DeadLetter>> DeadLetterStore::BeginReplay(
   {
     MutexLock lock(mu_);
     file = read_;
-    const int64_t oldest_kept = OldestKept();
-    auto take = [&](const Entry& e) HERALD_REQUIRES(mu_) {
-      if (e.letter.profile_id == profile_id && e.letter.failed_at_ms >= oldest_kept &&
-          replaying_.insert(e.letter.id).second) {
-        picked.push_back(e);
-      }
-    };
-    if (ids.empty()) {
-      for (const auto& [id, e] : letters_) take(e);
-    } else {
-      // Each once, however often it is named.
-      for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
-        if (auto it = letters_.find(id); it != letters_.end()) take(it->second);
-      }
-    }
+    picked = PickReplay(letters_, replaying_, profile_id, ids, OldestKept());
   }
   std::vector<DeadLetter> out;
   out.reserve(picked.size());
@@ -519,18 +494,7 @@ absl::StatusOr<size_t> DeadLetterStore::Delete(std::string_view profile_id,
   std::vector<uint64_t> gone;
   {
     MutexLock lock(mu_);
-    if (ids.empty()) {
-      for (const auto& [id, e] : letters_) {
-        if (e.letter.profile_id == profile_id) gone.push_back(id);
-      }
-    } else {
-      for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
-        auto it = letters_.find(id);
-        if (it != letters_.end() && it->second.letter.profile_id == profile_id) {
-          gone.push_back(id);
-        }
-      }
-    }
+    gone = PickDeletes(letters_, profile_id, ids);
   }
   if (gone.empty()) return 0;
   absl::Status s = Append(RemoveRecord(gone));

@@ -6,6 +6,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "engine/common/strings.h"
+#include "engine/deliver/letter_index.h"
 
 namespace herald::jetstream {
 namespace {
@@ -304,14 +305,7 @@ absl::StatusOr<DeadLetterPage> KvDeadLetters::List(std::string_view profile_id, 
   DeadLetterPage out;
   {
     MutexLock lock(mu_);
-    const size_t first = page * size;
-    const int64_t oldest_kept = OldestKept();
-    for (const auto& [id, e] : letters_) {
-      if (!profile_id.empty() && e.letter.profile_id != profile_id) continue;
-      if (e.letter.failed_at_ms < oldest_kept) continue;  // past max_age: gone at the next write
-      if (out.total >= first && picked.size() < size) picked.push_back(e);
-      ++out.total;
-    }
+    picked = deliver::PickPage(letters_, profile_id, page, size, OldestKept(), &out.total);
   }
   if (auto s = LoadPayloads(picked); !s.ok()) return s;
   out.results.reserve(picked.size());
@@ -324,20 +318,7 @@ absl::StatusOr<std::vector<DeadLetter>> KvDeadLetters::BeginReplay(
   std::vector<Entry> picked;
   {
     MutexLock lock(mu_);
-    const int64_t oldest_kept = OldestKept();
-    auto take = [&](const Entry& e) HERALD_REQUIRES(mu_) {
-      if (e.letter.profile_id == profile_id && e.letter.failed_at_ms >= oldest_kept &&
-          replaying_.insert(e.letter.id).second) {
-        picked.push_back(e);
-      }
-    };
-    if (ids.empty()) {
-      for (const auto& [id, e] : letters_) take(e);
-    } else {
-      for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
-        if (auto it = letters_.find(id); it != letters_.end()) take(it->second);
-      }
-    }
+    picked = deliver::PickReplay(letters_, replaying_, profile_id, ids, OldestKept());
   }
   std::vector<uint64_t> taken;
   taken.reserve(picked.size());
@@ -390,28 +371,14 @@ absl::StatusOr<size_t> KvDeadLetters::Delete(std::string_view profile_id,
   std::vector<uint64_t> gone;
   {
     MutexLock lock(mu_);
-    if (ids.empty()) {
-      for (const auto& [id, e] : letters_) {
-        if (e.letter.profile_id == profile_id) gone.push_back(id);
-      }
-    } else {
-      for (const uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
-        auto it = letters_.find(id);
-        if (it != letters_.end() && it->second.letter.profile_id == profile_id) gone.push_back(id);
-      }
-    }
+    gone = deliver::PickDeletes(letters_, profile_id, ids);
   }
   return DeleteLetters(gone);
 }
 
 std::map<std::string, uint64_t> KvDeadLetters::CountByProfile() const {
-  std::map<std::string, uint64_t> out;
   MutexLock lock(mu_);
-  const int64_t oldest_kept = OldestKept();
-  for (const auto& [id, e] : letters_) {
-    if (e.letter.failed_at_ms >= oldest_kept) ++out[e.letter.profile_id];
-  }
-  return out;
+  return deliver::CountPerProfile(letters_, OldestKept());
 }
 
 absl::Status KvDeadLetters::SetDisabled(std::string_view profile_id, bool disabled) {
