@@ -80,9 +80,7 @@ absl::StatusOr<std::shared_ptr<KvDeadLetters>> KvDeadLetters::Open(NatsClient& c
   }
   s->watch_ = std::make_unique<BucketWatch>(client, s->kv_, s->bucket_,
                                             [p = s.get()](kvEntry* e) { p->TakeEntry(e); });
-
   if (auto st = s->watch_->WaitForInitialValues(client.options().api_wait * 4); !st.ok()) return st;
-
   s->housekeeping_ = std::thread([p = s.get()] { p->Housekeeping(); });
   return s;
 }
